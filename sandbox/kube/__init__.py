@@ -1,0 +1,1 @@
+"""A Kubernetes API emulator: store, HTTP API server, controllers and kubelets."""

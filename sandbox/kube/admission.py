@@ -1,0 +1,463 @@
+"""Defaulting and validation, as the API server applies them before a write.
+
+Defaults are upstream's (`pkg/apis/*/v1/defaults.go`, the DefaultTolerationSeconds
+admission plugin); validation covers the mistakes clients really make and
+answers 422 Invalid with one cause per field, the way the API server does.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sandbox.kube.errors import Cause, invalid
+from sandbox.kube.resources import ResourceType
+from sandbox.kube.selectors import selector_from_match
+
+if TYPE_CHECKING:
+    from sandbox.kube.store import Store
+
+KubeObject = dict[str, Any]
+
+DEFAULT_TOLERATION_SECONDS = 300
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PROBE_DEFAULTS = {
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+CLUSTER_IP_PREFIX = "127.0.4."  # loopback, never an address off this machine
+
+
+# ---- entry points used by the store ----
+
+
+def prepare_create(rt: ResourceType, obj: KubeObject, store: Store) -> None:
+    if rt.has_status and rt.key != "nodes":
+        obj["status"] = {}
+    hook = _CREATE_HOOKS.get(rt.key)
+    if hook is not None:
+        hook(obj, store)
+    _default(rt, obj)
+
+
+def prepare_update(rt: ResourceType, new: KubeObject, old: KubeObject) -> None:
+    _default(rt, new)
+
+
+def validate(rt: ResourceType, obj: KubeObject, old: KubeObject | None) -> None:
+    causes = list(_validate_metadata(rt, obj))
+    validator = _VALIDATORS.get(rt.key)
+    if validator is not None:
+        causes += validator(obj)
+    if old is not None:
+        causes += _immutable(rt, obj, old)
+    if causes:
+        raise invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
+
+
+def deletion_grace_seconds(rt: ResourceType, obj: KubeObject, requested: int | None) -> int:
+    """Pods terminate gracefully (pkg/registry/core/pod/strategy.go CheckGracefulDelete)."""
+    if rt.key != "pods":
+        return 0
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    if requested is None:
+        grace = int(spec.get("terminationGracePeriodSeconds", 30))
+    else:
+        grace = 1 if requested < 0 else int(requested)
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    return grace
+
+
+def on_delete_marked(rt: ResourceType, obj: KubeObject) -> None:
+    if rt.key == "namespaces":
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
+
+# ---- defaults ----
+
+
+def _default(rt: ResourceType, obj: KubeObject) -> None:
+    defaulter = _DEFAULTERS.get(rt.key)
+    if defaulter is not None:
+        defaulter(obj)
+
+
+def default_pod_spec(spec: KubeObject) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    for container in spec.get("containers") or []:
+        _default_container(container)
+    for container in spec.get("initContainers") or []:
+        _default_container(container)
+
+
+def _default_container(container: KubeObject) -> None:
+    image = str(container.get("image", ""))
+    tag = image.rsplit("/", 1)[-1]
+    latest = ":" not in tag or tag.endswith(":latest")
+    container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    container.setdefault("resources", {})
+    for port in container.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(kind)
+        if probe is not None:
+            for key, value in PROBE_DEFAULTS.items():
+                probe.setdefault(key, value)
+            if "httpGet" in probe:
+                probe["httpGet"].setdefault("scheme", "HTTP")
+                probe["httpGet"].setdefault("path", "/")
+
+
+def _default_pod(pod: KubeObject) -> None:
+    spec = pod.setdefault("spec", {})
+    default_pod_spec(spec)
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    tolerations = spec.setdefault("tolerations", [])
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(t.get("key") == key for t in tolerations):
+            tolerations.append(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
+            )
+
+
+def _default_template(obj: KubeObject) -> None:
+    template = obj.setdefault("spec", {}).setdefault("template", {})
+    template.setdefault("metadata", {})
+    default_pod_spec(template.setdefault("spec", {}))
+
+
+def _default_deployment(deployment: KubeObject) -> None:
+    spec = deployment.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    _default_template(deployment)
+
+
+def _default_replicaset(replicaset: KubeObject) -> None:
+    replicaset.setdefault("spec", {}).setdefault("replicas", 1)
+    _default_template(replicaset)
+
+
+def _default_service(service: KubeObject) -> None:
+    spec = service.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+
+
+def _default_hpa(hpa: KubeObject) -> None:
+    spec = hpa.setdefault("spec", {})
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+    behavior = spec.get("behavior")
+    if behavior is not None:
+        up = behavior.setdefault("scaleUp", {})
+        up.setdefault("stabilizationWindowSeconds", 0)
+        up.setdefault("selectPolicy", "Max")
+        up.setdefault(
+            "policies",
+            [
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+            ],
+        )
+        down = behavior.setdefault("scaleDown", {})
+        down.setdefault("selectPolicy", "Max")
+        down.setdefault("policies", [{"type": "Percent", "value": 100, "periodSeconds": 15}])
+
+
+def _default_pdb(pdb: KubeObject) -> None:
+    pdb.setdefault("spec", {})
+
+
+def _create_pod(pod: KubeObject, store: Store) -> None:
+    pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod.get("spec", {}))}
+
+
+def _create_namespace(namespace: KubeObject, store: Store) -> None:
+    namespace.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    labels = namespace["metadata"].setdefault("labels", {})
+    labels["kubernetes.io/metadata.name"] = namespace["metadata"].get("name", "")
+    namespace["status"] = {"phase": "Active"}
+
+
+def _create_service(service: KubeObject, store: Store) -> None:
+    spec = service.setdefault("spec", {})
+    if spec.get("clusterIP") in (None, ""):
+        used = {s.get("spec", {}).get("clusterIP") for s in store.list("services")}
+        for host in range(2, 255):
+            candidate = f"{CLUSTER_IP_PREFIX}{host}"
+            if candidate not in used:
+                spec["clusterIP"] = candidate
+                break
+    spec["clusterIPs"] = [spec["clusterIP"]]
+
+
+def qos_class(spec: KubeObject) -> str:
+    """Guaranteed / Burstable / BestEffort from requests and limits."""
+    containers = spec.get("containers") or []
+    requests_any = limits_all = False
+    guaranteed = bool(containers)
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        requests_any = requests_any or bool(requests) or bool(limits)
+        for resource in ("cpu", "memory"):
+            limit = limits.get(resource)
+            request = requests.get(resource, limit)
+            if limit is None or str(request) != str(limit):
+                guaranteed = False
+        limits_all = limits_all or bool(limits)
+    if guaranteed:
+        return "Guaranteed"
+    return "Burstable" if requests_any else "BestEffort"
+
+
+# ---- validation ----
+
+
+def _required(path: str) -> Cause:
+    return Cause("FieldValueRequired", "Required value", path)
+
+
+def _bad_value(path: str, value: Any, detail: str) -> Cause:
+    return Cause("FieldValueInvalid", f"Invalid value: {value!r}: {detail}", path)
+
+
+def _validate_metadata(rt: ResourceType, obj: KubeObject) -> list[Cause]:
+    name = obj.get("metadata", {}).get("name")
+    if not name:
+        return [Cause("FieldValueRequired", "name or generateName is required", "metadata.name")]
+    if rt.key == "events":
+        return []
+    pattern = DNS_LABEL if rt.key in ("namespaces", "services") else DNS_SUBDOMAIN
+    if not isinstance(name, str) or len(name) > 253 or not pattern.match(name):
+        detail = (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+            "characters, '-' or '.', and must start and end with an alphanumeric character"
+        )
+        return [_bad_value("metadata.name", name, detail)]
+    return []
+
+
+def _validate_containers(spec: KubeObject, path: str) -> list[Cause]:
+    containers = spec.get("containers")
+    if not containers:
+        return [_required(f"{path}.containers")]
+    causes = []
+    names = set()
+    for index, container in enumerate(containers):
+        where = f"{path}.containers[{index}]"
+        if not container.get("name"):
+            causes.append(_required(f"{where}.name"))
+        elif container["name"] in names:
+            causes.append(
+                Cause(
+                    "FieldValueDuplicate",
+                    f"Duplicate value: {container['name']!r}",
+                    f"{where}.name",
+                )
+            )
+        names.add(container.get("name"))
+        if not container.get("image"):
+            causes.append(_required(f"{where}.image"))
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = container.get(kind) or {}
+            for key in ("periodSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"):
+                if key in probe and (not isinstance(probe[key], int) or probe[key] < 1):
+                    causes.append(
+                        _bad_value(
+                            f"{where}.{kind}.{key}",
+                            probe[key],
+                            "must be greater than or equal to 1",
+                        )
+                    )
+    return causes
+
+
+def _validate_pod(pod: KubeObject) -> list[Cause]:
+    return _validate_containers(pod.get("spec") or {}, "spec")
+
+
+def _validate_workload(obj: KubeObject) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    causes: list[Cause] = []
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        causes.append(_bad_value("spec.replicas", replicas, "must be greater than or equal to 0"))
+    selector = spec.get("selector")
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        causes.append(_required("spec.selector"))
+    elif not _selector_matches(selector, labels):
+        causes.append(
+            _bad_value(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    causes += _validate_containers(
+        (spec.get("template") or {}).get("spec") or {}, "spec.template.spec"
+    )
+    return causes
+
+
+def _validate_deployment(deployment: KubeObject) -> list[Cause]:
+    causes = _validate_workload(deployment)
+    strategy = (deployment.get("spec") or {}).get("strategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    if strategy.get("type") == "Recreate" and "rollingUpdate" in strategy:
+        causes.append(
+            Cause(
+                "FieldValueForbidden",
+                "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+                "spec.strategy.rollingUpdate",
+            )
+        )
+    if _is_zero(rolling.get("maxUnavailable")) and _is_zero(rolling.get("maxSurge")):
+        causes.append(
+            _bad_value(
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                rolling.get("maxUnavailable"),
+                "may not be 0 when `maxSurge` is 0",
+            )
+        )
+    for key in ("maxUnavailable", "maxSurge"):
+        value = rolling.get(key)
+        if isinstance(value, str) and not re.fullmatch(r"\d+%", value):
+            causes.append(
+                _bad_value(
+                    f"spec.strategy.rollingUpdate.{key}",
+                    value,
+                    "a valid percent string must be a numeric string followed by an ending '%'",
+                )
+            )
+    return causes
+
+
+def _validate_hpa(hpa: KubeObject) -> list[Cause]:
+    spec = hpa.get("spec") or {}
+    causes = []
+    minimum, maximum = spec.get("minReplicas", 1), spec.get("maxReplicas")
+    if maximum is None:
+        causes.append(_required("spec.maxReplicas"))
+    elif isinstance(minimum, int) and isinstance(maximum, int) and maximum < minimum:
+        causes.append(
+            _bad_value(
+                "spec.maxReplicas", maximum, "must be greater than or equal to `minReplicas`"
+            )
+        )
+    if isinstance(minimum, int) and minimum < 1:
+        causes.append(_bad_value("spec.minReplicas", minimum, "must be greater than or equal to 1"))
+    if not (spec.get("scaleTargetRef") or {}).get("name"):
+        causes.append(_required("spec.scaleTargetRef.name"))
+    return causes
+
+
+def _validate_pdb(pdb: KubeObject) -> list[Cause]:
+    spec = pdb.get("spec") or {}
+    if "minAvailable" in spec and "maxUnavailable" in spec:
+        return [
+            Cause(
+                "FieldValueInvalid",
+                "Invalid value: minAvailable and maxUnavailable cannot be both set",
+                "spec",
+            )
+        ]
+    return []
+
+
+def _immutable(rt: ResourceType, new: KubeObject, old: KubeObject) -> list[Cause]:
+    new_selector = (new.get("spec") or {}).get("selector")
+    if rt.key in ("apps/deployments", "apps/replicasets") and new_selector != (
+        old.get("spec") or {}
+    ).get("selector"):
+        return [_bad_value("spec.selector", new_selector, "field is immutable")]
+    if rt.key == "pods":
+        old_node = (old.get("spec") or {}).get("nodeName")
+        if old_node and (new.get("spec") or {}).get("nodeName") != old_node:
+            return [
+                Cause(
+                    "FieldValueForbidden",
+                    "Forbidden: pod updates may not change fields "
+                    "other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, "
+                    "`spec.tolerations` (only additions to existing tolerations)",
+                    "spec",
+                )
+            ]
+    return []
+
+
+def _selector_matches(selector: KubeObject, labels: dict[str, str]) -> bool:
+    parsed = selector_from_match(selector)
+    return parsed is not None and parsed.matches(labels)
+
+
+def _is_zero(value: Any) -> bool:
+    return value in (0, "0%", "0")
+
+
+def pod_template_copy(template: KubeObject) -> KubeObject:
+    return copy.deepcopy(template)
+
+
+_DEFAULTERS: dict[str, Callable[[KubeObject], None]] = {
+    "pods": _default_pod,
+    "apps/deployments": _default_deployment,
+    "apps/replicasets": _default_replicaset,
+    "apps/daemonsets": _default_template,
+    "apps/statefulsets": _default_replicaset,
+    "services": _default_service,
+    "autoscaling/horizontalpodautoscalers": _default_hpa,
+    "policy/poddisruptionbudgets": _default_pdb,
+}
+_CREATE_HOOKS: dict[str, Callable[[KubeObject, Store], None]] = {
+    "pods": _create_pod,
+    "namespaces": _create_namespace,
+    "services": _create_service,
+}
+_VALIDATORS: dict[str, Callable[[KubeObject], list[Cause]]] = {
+    "pods": _validate_pod,
+    "apps/deployments": _validate_deployment,
+    "apps/replicasets": _validate_workload,
+    "autoscaling/horizontalpodautoscalers": _validate_hpa,
+    "policy/poddisruptionbudgets": _validate_pdb,
+}

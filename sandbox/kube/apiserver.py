@@ -1,0 +1,798 @@
+"""The HTTP side: Kubernetes REST on loopback, for kubectl, the Python client and Chaos Toolkit.
+
+Every answer is JSON with `Content-Type: application/json` (kubectl refuses
+anything else); every client mistake is a `Status` with the real reason and
+code; nothing a client sends can crash the server (the middleware turns any
+bug into a 500 Status and keeps serving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sandbox.kube import discovery, eventsview, patching, podlogs, tables
+from sandbox.kube.clock import rfc3339
+from sandbox.kube.errors import (
+    ApiError,
+    bad_request,
+    internal,
+    method_not_allowed,
+    not_found,
+    unsupported_media_type,
+)
+from sandbox.kube.metrics import MetricsStore, format_cpu, format_memory
+from sandbox.kube.requestinfo import RequestInfo, parse_path
+from sandbox.kube.resources import EVENTS_V1_KEY, ResourceType
+from sandbox.kube.selectors import parse_field_selector, parse_label_selector, selector_from_match
+from sandbox.kube.store import ADDED, Store, Watch, WatchEvent
+
+log = logging.getLogger(__name__)
+KubeObject = dict[str, Any]
+JSON = "application/json"
+EvictFunction = Callable[[str, str, KubeObject], KubeObject]
+
+
+@dataclass
+class ApiServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_root: Path = Path(".sandbox")
+    # Upstream ends watches after --min-request-timeout (1800 s) randomised up to 2x.
+    watch_timeout_seconds: float = 1800.0
+    bookmark_interval_seconds: float = 60.0
+    max_body_bytes: int = 3 * 1024 * 1024
+
+
+class ApiServer:
+    def __init__(
+        self,
+        store: Store,
+        metrics: MetricsStore,
+        config: ApiServerConfig,
+        evict: EvictFunction | None = None,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.config = config
+        self.evict = evict
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ---- lifecycle ----
+
+    async def start(self) -> str:
+        app = web.Application(
+            middlewares=[self._errors], client_max_size=self.config.max_body_bytes
+        )
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        port = int(self._runner.addresses[0][1])
+        self.url = f"http://{self.config.host}:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---- plumbing ----
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return _status_response(error)
+        except web.HTTPRequestEntityTooLarge:
+            return _status_response(
+                ApiError(413, "RequestEntityTooLarge", "request entity too large")
+            )
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as error:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return _status_response(internal(f"internal error: {type(error).__name__}"))
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        fixed = self._fixed_routes(path)
+        if fixed is not None:
+            if request.method != "GET":
+                raise method_not_allowed(f"the server does not allow this method on {path}")
+            return _json(fixed)
+        info = parse_path(path)
+        if info.resource is None:
+            document = discovery.resource_list(info.group, info.version)
+            if document is None or request.method != "GET":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(document)
+        return await self._resource(request, info, info.resource)
+
+    def _fixed_routes(self, path: str) -> dict[str, Any] | None:
+        if path == "/version":
+            return discovery.SERVER_VERSION
+        if path == "/api":
+            return discovery.api_versions(self.url.removeprefix("http://"))
+        if path == "/apis":
+            return discovery.api_group_list()
+        if path.startswith("/apis/") and path.count("/") == 2:
+            return discovery.api_group(path.split("/")[2])
+        if path in ("/healthz", "/livez", "/readyz"):
+            return {"status": "ok"}
+        if path == "/openapi/v3":
+            return discovery.openapi_v3_root()
+        if path.startswith("/openapi/v3/"):
+            document = discovery.openapi_v3_document(path.removeprefix("/openapi/v3/"))
+            if document is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return document
+        return None
+
+    # ---- resources ----
+
+    async def _resource(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.StreamResponse:
+        method = request.method
+        if rt.group == "metrics.k8s.io":
+            return self._metrics(request, info, rt)
+        if info.subresource == "log":
+            return await self._pod_log(request, info)
+        if info.subresource == "eviction":
+            return await self._eviction(request, info)
+        if info.subresource == "scale":
+            return await self._scale(request, info, rt)
+        if info.name is None:
+            return await self._collection(request, info, rt)
+        if method == "GET":
+            return self._get(request, info, rt)
+        if method == "PUT":
+            return await self._update(request, info, rt)
+        if method == "PATCH":
+            return await self._patch(request, info, rt)
+        if method == "DELETE" and info.subresource is None:
+            return await self._delete(request, info, rt)
+        raise method_not_allowed("the server does not allow this method on the requested resource")
+
+    async def _collection(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.StreamResponse:
+        if request.method == "GET":
+            if request.query.get("watch") in ("true", "1"):
+                return await self._watch(request, info, rt)
+            return self._list(request, info, rt)
+        if request.method == "POST":
+            return await self._create(request, info, rt)
+        if request.method == "DELETE":
+            return await self._delete_collection(request, info, rt)
+        raise method_not_allowed("the server does not allow this method on the requested resource")
+
+    def _key(self, rt: ResourceType) -> str:
+        return "events" if rt.key == EVENTS_V1_KEY else rt.key
+
+    def _out(self, rt: ResourceType, obj: KubeObject) -> KubeObject:
+        return eventsview.to_events_v1(obj) if rt.key == EVENTS_V1_KEY else obj
+
+    def _in(self, rt: ResourceType, obj: KubeObject) -> KubeObject:
+        return eventsview.to_core(obj) if rt.key == EVENTS_V1_KEY else obj
+
+    def _list(self, request: web.Request, info: RequestInfo, rt: ResourceType) -> web.Response:
+        query = request.query
+        field_key = EVENTS_V1_KEY if rt.key == EVENTS_V1_KEY else rt.key
+        fields = parse_field_selector(query.get("fieldSelector"), field_key)
+        items = [
+            self._out(rt, obj)
+            for obj in self.store.list(self._key(rt), info.namespace, query.get("labelSelector"))
+        ]
+        items = [obj for obj in items if fields.matches(obj)]
+        version = str(self.store.resource_version)
+        items, next_token, version = _page(items, query, version)
+        if _wants_table(request):
+            return _json(
+                tables.table(
+                    rt.key,
+                    items,
+                    self.store.clock.now(),
+                    version,
+                    query.get("includeObject", "Metadata"),
+                )
+            )
+        metadata: KubeObject = {"resourceVersion": version}
+        if next_token:
+            metadata["continue"] = next_token
+            metadata["remainingItemCount"] = None
+        for item in items:
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return _json(
+            {
+                "kind": rt.list_kind_name,
+                "apiVersion": rt.api_version,
+                "metadata": {k: v for k, v in metadata.items() if v is not None},
+                "items": items,
+            }
+        )
+
+    def _get(self, request: web.Request, info: RequestInfo, rt: ResourceType) -> web.Response:
+        obj = self._out(rt, self.store.get(self._key(rt), info.namespace or "", _name(info)))
+        if _wants_table(request) and info.subresource is None:
+            return _json(
+                tables.table(
+                    rt.key, [obj], self.store.clock.now(), obj["metadata"]["resourceVersion"]
+                )
+            )
+        return _json(obj)
+
+    async def _create(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        body = _object_body(await _read_body(request), rt)
+        _check_namespace(body, info, rt)
+        if _dry_run(request):
+            return _json(body, 201)
+        created = self.store.create(self._key(rt), self._in(rt, body))
+        return _json(self._out(rt, created), 201)
+
+    async def _update(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        body = _object_body(await _read_body(request), rt)
+        _check_namespace(body, info, rt)
+        if body.get("metadata", {}).get("name") != info.name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        if _dry_run(request):
+            return _json(body)
+        updated = self.store.update(self._key(rt), self._in(rt, body), subresource=info.subresource)
+        return _json(self._out(rt, updated))
+
+    async def _patch(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        patch_type = _content_type(request)
+        if patch_type not in patching.PATCH_TYPES:
+            raise unsupported_media_type(patch_type)
+        body = await _read_body(request)
+        namespace, name = info.namespace or "", _name(info)
+        current = self.store.find(self._key(rt), namespace, name)
+        if current is None:
+            if patch_type == patching.APPLY_PATCH and isinstance(body, dict):
+                body.setdefault("metadata", {}).setdefault("namespace", info.namespace)
+                return _json(
+                    self._out(rt, self.store.create(self._key(rt), self._in(rt, body))), 201
+                )
+            raise not_found(rt.plural, name, rt.group)
+        original = self._out(rt, current)
+        effective = patching.MERGE_PATCH if patch_type == patching.APPLY_PATCH else patch_type
+        patched = patching.apply_patch(original, body, effective)
+        precondition = _patch_resource_version(body)
+        patched.setdefault("metadata", {})["resourceVersion"] = (
+            precondition or current["metadata"]["resourceVersion"]
+        )
+        if patched["metadata"].get("name") != name:
+            raise bad_request("the name of the object may not be changed by a patch")
+        if _dry_run(request):
+            return _json(patched)
+        updated = self.store.update(
+            self._key(rt), self._in(rt, patched), subresource=info.subresource
+        )
+        return _json(self._out(rt, updated))
+
+    async def _delete(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        options = await _delete_options(request)
+        preconditions = options.get("preconditions") or {}
+        deleted = self.store.delete(
+            self._key(rt),
+            info.namespace or "",
+            _name(info),
+            grace_period_seconds=options.get("gracePeriodSeconds"),
+            uid=preconditions.get("uid"),
+            resource_version=preconditions.get("resourceVersion"),
+        )
+        still_there = self.store.find(self._key(rt), info.namespace or "", _name(info))
+        if rt.key == "pods":
+            return _json(deleted)
+        if still_there is not None:
+            return _json(
+                self._out(rt, still_there),
+                202 if still_there["metadata"].get("finalizers") else 200,
+            )
+        return _json(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": _name(info),
+                    "group": rt.group,
+                    "kind": rt.plural,
+                    "uid": deleted["metadata"].get("uid"),
+                },
+            }
+        )
+
+    async def _delete_collection(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        options = await _delete_options(request)
+        items = self.store.list(
+            self._key(rt),
+            info.namespace,
+            request.query.get("labelSelector"),
+            request.query.get("fieldSelector"),
+        )
+        for item in items:
+            with contextlib.suppress(ApiError):
+                self.store.delete(
+                    self._key(rt),
+                    item["metadata"].get("namespace", ""),
+                    item["metadata"]["name"],
+                    grace_period_seconds=options.get("gracePeriodSeconds"),
+                )
+        for item in items:
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return _json(
+            {
+                "kind": rt.list_kind_name,
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": items,
+            }
+        )
+
+    # ---- watch ----
+
+    async def _watch(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.StreamResponse:
+        query = request.query
+        timeout = _float(query.get("timeoutSeconds"), self.config.watch_timeout_seconds)
+        timeout = min(timeout, self.config.watch_timeout_seconds)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        table = _wants_table(request)
+        response = web.StreamResponse(headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        try:
+            store_fields = None if rt.key == EVENTS_V1_KEY else query.get("fieldSelector")
+            watch = self.store.watch(
+                self._key(rt),
+                info.namespace,
+                query.get("labelSelector"),
+                store_fields,
+                query.get("resourceVersion"),
+            )
+        except ApiError as error:
+            if error.code != 410:
+                raise
+            await response.prepare(request)
+            await response.write(_line({"type": "ERROR", "object": error.to_status()}))
+            return response
+        fields = _view_filter(query.get("fieldSelector"), rt)
+        await response.prepare(request)
+        try:
+            await self._stream(request, response, watch, rt, fields, timeout, bookmarks, table)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.stop_watch(watch)
+        return response
+
+    async def _stream(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        watch: Watch,
+        rt: ResourceType,
+        fields: Callable[[KubeObject], bool],
+        timeout: float,
+        bookmarks: bool,
+        table: bool,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        next_bookmark = loop.time() + self.config.bookmark_interval_seconds
+        while True:
+            now = loop.time()
+            if now >= deadline or request.transport is None or request.transport.is_closing():
+                return
+            wait = min(deadline, next_bookmark, now + 1.0) - now
+            try:
+                event: WatchEvent | None = await asyncio.wait_for(
+                    watch.queue.get(), max(wait, 0.01)
+                )
+            except TimeoutError:
+                event = None
+            if event is None:
+                if bookmarks and loop.time() >= next_bookmark:
+                    next_bookmark = loop.time() + self.config.bookmark_interval_seconds
+                    await response.write(
+                        _line(
+                            {
+                                "type": "BOOKMARK",
+                                "object": {
+                                    "kind": rt.kind,
+                                    "apiVersion": rt.api_version,
+                                    "metadata": {
+                                        "resourceVersion": str(self.store.resource_version)
+                                    },
+                                },
+                            }
+                        )
+                    )
+                continue
+            obj = self._out(rt, event.object)
+            if not fields(obj):
+                continue
+            event_type = event.type
+            payload: KubeObject = obj
+            if table:
+                payload = tables.table(
+                    rt.key, [obj], self.store.clock.now(), obj["metadata"]["resourceVersion"]
+                )
+            await response.write(_line({"type": event_type, "object": payload}))
+
+    # ---- subresources ----
+
+    async def _scale(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        namespace, name = info.namespace or "", _name(info)
+        target = self.store.get(rt.key, namespace, name)
+        scale = _scale_of(target)
+        if request.method == "GET":
+            return _json(scale)
+        body = await _read_body(request)
+        if request.method == "PUT":
+            wanted = _object_body(body, None)
+        elif request.method == "PATCH":
+            patch_type = _content_type(request)
+            effective = patching.MERGE_PATCH if patch_type == patching.APPLY_PATCH else patch_type
+            wanted = patching.apply_patch(scale, body, effective)
+        else:
+            raise method_not_allowed("the server does not allow this method on scale")
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise bad_request("spec.replicas must be an integer")
+        version = (wanted.get("metadata") or {}).get("resourceVersion")
+        target["spec"]["replicas"] = replicas
+        if version:
+            target["metadata"]["resourceVersion"] = version
+        updated = self.store.update(rt.key, target)
+        return _json(_scale_of(updated))
+
+    async def _eviction(self, request: web.Request, info: RequestInfo) -> web.Response:
+        if request.method != "POST":
+            raise method_not_allowed("eviction only supports create")
+        body = await _read_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the body of an eviction must be an Eviction object")
+        if self.evict is None:
+            raise ApiError(503, "ServiceUnavailable", "the eviction API is not available")
+        status = self.evict(info.namespace or "default", _name(info), body)
+        return _json(status, int(status.get("code", 201)))
+
+    async def _pod_log(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        namespace, name = info.namespace or "default", _name(info)
+        pod = self.store.get("pods", namespace, name)
+        containers = [c["name"] for c in pod["spec"].get("containers") or []]
+        container = request.query.get("container") or (containers[0] if containers else "")
+        if container not in containers:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        uid = pod["metadata"]["uid"]
+        root = self.config.log_root
+        restarts = podlogs.restarts_on_disk(root, namespace, name, uid, container)
+        previous = request.query.get("previous") in ("true", "1")
+        if previous and len(restarts) < 2:
+            raise bad_request(
+                f'previous terminated container "{container}" in pod "{name}" not found'
+            )
+        if not restarts:
+            raise bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
+            )
+        path = podlogs.log_file(
+            root, namespace, name, uid, container, restarts[-2] if previous else restarts[-1]
+        )
+        timestamps = request.query.get("timestamps") in ("true", "1")
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        tail = request.query.get("tailLines")
+        if tail is not None and tail.lstrip("-").isdigit() and int(tail) >= 0:
+            lines = lines[-int(tail) :] if int(tail) else []
+        text = podlogs.render_records(lines, timestamps)
+        if request.query.get("follow") not in ("true", "1"):
+            return web.Response(text=text, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(text.encode())
+        offset = path.stat().st_size
+        deadline = asyncio.get_running_loop().time() + self.config.watch_timeout_seconds
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+                if self.store.find("pods", namespace, name) is None:
+                    break
+                if path.stat().st_size > offset:
+                    with path.open(encoding="utf-8", errors="replace") as handle:
+                        handle.seek(offset)
+                        chunk = handle.read()
+                        offset = handle.tell()
+                    await response.write(
+                        podlogs.render_records(chunk.splitlines(True), timestamps).encode()
+                    )
+        return response
+
+    def _metrics(self, request: web.Request, info: RequestInfo, rt: ResourceType) -> web.Response:
+        if request.method != "GET":
+            raise method_not_allowed("metrics are read-only")
+        if rt.plural == "pods":
+            samples = [
+                s
+                for s in self.metrics.pods.values()
+                if info.namespace is None or s.namespace == info.namespace
+            ]
+            items = []
+            labels = selector_or_none(request.query.get("labelSelector"))
+            for sample in samples:
+                pod = self.store.find("pods", sample.namespace, sample.name)
+                if pod is None or (labels and not labels.matches(pod["metadata"].get("labels"))):
+                    continue
+                items.append(_pod_metrics(sample, pod))
+            if info.name is not None:
+                match = [i for i in items if i["metadata"]["name"] == info.name]
+                if not match:
+                    raise not_found("pods", info.name, "metrics.k8s.io")
+                return _json(match[0])
+            return _json(
+                {
+                    "kind": "PodMetricsList",
+                    "apiVersion": "metrics.k8s.io/v1beta1",
+                    "metadata": {},
+                    "items": items,
+                }
+            )
+        nodes = [_node_metrics(s) for s in self.metrics.nodes.values()]
+        if info.name is not None:
+            match = [n for n in nodes if n["metadata"]["name"] == info.name]
+            if not match:
+                raise not_found("nodes", info.name, "metrics.k8s.io")
+            return _json(match[0])
+        return _json(
+            {
+                "kind": "NodeMetricsList",
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {},
+                "items": nodes,
+            }
+        )
+
+
+# ---- helpers ----
+
+
+def selector_or_none(text: str | None) -> Any:
+    return parse_label_selector(text) if text else None
+
+
+def _pod_metrics(sample: Any, pod: KubeObject) -> KubeObject:
+    return {
+        "metadata": {
+            "name": sample.name,
+            "namespace": sample.namespace,
+            "creationTimestamp": rfc3339(sample.timestamp),
+            "labels": pod["metadata"].get("labels", {}),
+        },
+        "timestamp": rfc3339(sample.timestamp),
+        "window": f"{int(sample.window_seconds)}s",
+        "containers": [
+            {
+                "name": c.name,
+                "usage": {
+                    "cpu": format_cpu(c.cpu_millicores),
+                    "memory": format_memory(c.memory_bytes),
+                },
+            }
+            for c in sample.containers
+        ],
+    }
+
+
+def _node_metrics(sample: Any) -> KubeObject:
+    return {
+        "metadata": {"name": sample.name, "creationTimestamp": rfc3339(sample.timestamp)},
+        "timestamp": rfc3339(sample.timestamp),
+        "window": f"{int(sample.window_seconds)}s",
+        "usage": {
+            "cpu": format_cpu(sample.cpu_millicores),
+            "memory": format_memory(sample.memory_bytes),
+        },
+    }
+
+
+def _scale_of(target: KubeObject) -> KubeObject:
+    selector = selector_from_match(target["spec"].get("selector"))
+    match = (target["spec"].get("selector") or {}).get("matchLabels") or {}
+    text = ",".join(f"{k}={v}" for k, v in match.items()) if selector is not None else ""
+    # autoscaling/v1 ScaleStatus.replicas has no omitempty: always present.
+    status: KubeObject = {
+        "replicas": (target.get("status") or {}).get("replicas", 0),
+        "selector": text,
+    }
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            key: target["metadata"][key]
+            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if key in target["metadata"]
+        },
+        "spec": {"replicas": target["spec"].get("replicas", 0)},
+        "status": status,
+    }
+
+
+def _view_filter(text: str | None, rt: ResourceType) -> Callable[[KubeObject], bool]:
+    """Field selectors on a converted view (events.k8s.io) apply after conversion."""
+    if rt.key != EVENTS_V1_KEY:
+        parse_field_selector(text, rt.key)  # a bad selector is a 400 before streaming starts
+        return lambda _obj: True
+    return parse_field_selector(text, rt.key).matches
+
+
+def _page(items: list[KubeObject], query: Any, version: str) -> tuple[list[KubeObject], str, str]:
+    token = query.get("continue")
+    if token:
+        try:
+            state = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+            start, version = str(state["start"]), str(state["rv"])
+        except (ValueError, KeyError, TypeError):
+            raise bad_request("continue key is not valid") from None
+        items = [i for i in items if _sort_key(i) > start]
+    limit = query.get("limit")
+    if limit and limit.isdigit() and 0 < int(limit) < len(items):
+        page = items[: int(limit)]
+        state = {"rv": version, "start": _sort_key(page[-1])}
+        return page, base64.urlsafe_b64encode(json.dumps(state).encode()).decode(), version
+    return items, "", version
+
+
+def _sort_key(obj: KubeObject) -> str:
+    metadata = obj.get("metadata", {})
+    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+
+
+def _name(info: RequestInfo) -> str:
+    assert info.name is not None
+    return info.name
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, separators=(",", ":")), status=status, content_type=JSON
+    )
+
+
+def _line(body: Any) -> bytes:
+    return (json.dumps(body, separators=(",", ":")) + "\n").encode()
+
+
+def _status_response(error: ApiError) -> web.Response:
+    response = _json(error.to_status(), error.code)
+    if error.retry_after_seconds:
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
+def _content_type(request: web.Request) -> str:
+    return (request.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
+
+
+async def _read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise bad_request("the request body is empty")
+    content_type = _content_type(request)
+    if "protobuf" in content_type:
+        raise unsupported_media_type(content_type)
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(raw.decode("utf-8"))
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as error:
+        raise bad_request(f"couldn't decode the request body: {error}") from None
+
+
+async def _delete_options(request: web.Request) -> KubeObject:
+    options: KubeObject = {}
+    raw = await request.read()
+    if raw and "protobuf" not in _content_type(request):
+        try:
+            parsed = json.loads(raw)
+        except ValueError as error:
+            raise bad_request(f"couldn't decode DeleteOptions: {error}") from None
+        if isinstance(parsed, dict):
+            options = parsed
+    grace = request.query.get("gracePeriodSeconds")
+    if grace is not None:
+        try:
+            options["gracePeriodSeconds"] = int(grace)
+        except ValueError:
+            raise bad_request(f"gracePeriodSeconds: invalid integer {grace!r}") from None
+    value = options.get("gracePeriodSeconds")
+    if value is not None and not isinstance(value, int):
+        raise bad_request("gracePeriodSeconds must be an integer")
+    return options
+
+
+def _object_body(body: Any, rt: ResourceType | None) -> KubeObject:
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    if rt is not None:
+        kind, api_version = body.get("kind"), body.get("apiVersion")
+        if kind and kind != rt.kind:
+            raise bad_request(f"the kind in the body ({kind}) does not match {rt.kind}")
+        if api_version and api_version != rt.api_version:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected "
+                f"API version ({rt.api_version})"
+            )
+    if not isinstance(body.get("metadata", {}), dict):
+        raise bad_request("metadata must be an object")
+    return body
+
+
+def _check_namespace(body: KubeObject, info: RequestInfo, rt: ResourceType) -> None:
+    metadata = body.setdefault("metadata", {})
+    if not rt.namespaced:
+        return
+    given = metadata.get("namespace")
+    if given and info.namespace and given != info.namespace:
+        raise bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    if info.namespace:
+        metadata["namespace"] = info.namespace
+
+
+def _patch_resource_version(body: Any) -> str | None:
+    if isinstance(body, dict):
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return str(version) if version else None
+    return None
+
+
+def _dry_run(request: web.Request) -> bool:
+    return bool(request.query.get("dryRun"))
+
+
+def _wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise bad_request(f"invalid number {text!r}") from None
+
+
+__all__ = ["ADDED", "ApiServer", "ApiServerConfig"]

@@ -1,0 +1,275 @@
+"""The resource types the emulator serves, as discovery lists them.
+
+One table drives discovery, routing, the store and Table output, so that they
+cannot disagree. Subresources are listed the way real API servers list them:
+`pods/eviction` carries group `policy` and version `v1` (kubectl drain needs
+that to use eviction), `deployments/scale` carries `autoscaling/v1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+READ_VERBS = ("get", "list", "watch")
+
+
+@dataclass(frozen=True)
+class Subresource:
+    name: str
+    kind: str
+    verbs: tuple[str, ...]
+    group: str | None = None  # set when it differs from the parent's, e.g. policy/v1 Eviction
+    version: str | None = None
+
+
+STATUS = ("get", "patch", "update")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: tuple[Subresource, ...] = ()
+    categories: tuple[str, ...] = ()
+    # The server bumps metadata.generation when anything outside metadata/status changes.
+    tracks_generation: bool = False
+    list_kind: str = ""
+    stored: bool = True  # False for virtual resources (metrics, subresource-only)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def key(self) -> str:
+        """`apps/deployments`; core resources are just the plural (`pods`)."""
+        return f"{self.group}/{self.plural}" if self.group else self.plural
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def has_status(self) -> bool:
+        return any(sub.name == "status" for sub in self.subresources)
+
+    def subresource(self, name: str) -> Subresource | None:
+        return next((sub for sub in self.subresources if sub.name == name), None)
+
+    @property
+    def list_kind_name(self) -> str:
+        return self.list_kind or f"{self.kind}List"
+
+
+def _status(kind: str) -> Subresource:
+    return Subresource("status", kind, STATUS)
+
+
+def _scale() -> Subresource:
+    return Subresource("scale", "Scale", STATUS, group="autoscaling", version="v1")
+
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        False,
+        ("ns",),
+        ("create", "delete", "get", "list", "patch", "update", "watch"),
+        (_status("Namespace"),),
+    ),
+    ResourceType("", "v1", "nodes", "Node", False, ("no",), subresources=(_status("Node"),)),
+    ResourceType(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        True,
+        ("po",),
+        subresources=(
+            Subresource("eviction", "Eviction", ("create",), group="policy", version="v1"),
+            Subresource("log", "Pod", ("get",)),
+            _status("Pod"),
+        ),
+        categories=("all",),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "services",
+        "Service",
+        True,
+        ("svc",),
+        ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+        (_status("Service"),),
+        categories=("all",),
+    ),
+    ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",), list_kind="EndpointsList"),
+    ResourceType("", "v1", "events", "Event", True, ("ev",)),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    ResourceType("", "v1", "secrets", "Secret", True),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        True,
+        ("deploy",),
+        subresources=(_scale(), _status("Deployment")),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        True,
+        ("rs",),
+        subresources=(_scale(), _status("ReplicaSet")),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        True,
+        ("ds",),
+        subresources=(_status("DaemonSet"),),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        True,
+        ("sts",),
+        subresources=(_scale(), _status("StatefulSet")),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        ("hpa",),
+        subresources=(_status("HorizontalPodAutoscaler"),),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        True,
+        ("pdb",),
+        subresources=(_status("PodDisruptionBudget"),),
+        tracks_generation=True,
+    ),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        True,
+        ("ing",),
+        subresources=(_status("Ingress"),),
+        tracks_generation=True,
+    ),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        True,
+        ("netpol",),
+        tracks_generation=True,
+    ),
+    ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    ResourceType(
+        "metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list"), stored=False
+    ),
+    ResourceType(
+        "metrics.k8s.io",
+        "v1beta1",
+        "nodes",
+        "NodeMetrics",
+        False,
+        verbs=("get", "list"),
+        stored=False,
+    ),
+)
+
+# events.k8s.io/v1 Events are a second view of the core Events (see store).
+EVENTS_V1_KEY = "events.k8s.io/events"
+CORE_EVENTS_KEY = "events"
+
+
+def by_key(key: str) -> ResourceType:
+    for resource in RESOURCES:
+        if resource.key == key:
+            return resource
+    raise KeyError(key)
+
+
+def find(group: str, version: str, plural: str) -> ResourceType | None:
+    for resource in RESOURCES:
+        if (resource.group, resource.version, resource.plural) == (group, version, plural):
+            return resource
+    return None
+
+
+def for_kind(api_version: str, kind: str) -> ResourceType | None:
+    for resource in RESOURCES:
+        if resource.api_version == api_version and resource.kind == kind and resource.stored:
+            return resource
+    return None
+
+
+def group_versions() -> list[tuple[str, str]]:
+    """Groups other than core, in discovery order, each with its one version."""
+    seen: dict[str, str] = {}
+    for resource in RESOURCES:
+        if resource.group and resource.group not in seen:
+            seen[resource.group] = resource.version
+    return list(seen.items())
+
+
+def in_group_version(group: str, version: str) -> list[ResourceType]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    resource: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.resource}:{where}{self.name}"
+
+
+@dataclass(frozen=True)
+class Paging:
+    limit: int = 0
+    continue_token: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,33 @@
+"""Control-plane durations: flags with the upstream defaults.
+
+A test or the sandbox CLI may shorten them the way an operator would pass
+`--node-monitor-grace-period` or `--horizontal-pod-autoscaler-sync-period`;
+nothing here is a fake clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ControlPlaneSettings:
+    # kube-controller-manager
+    node_monitor_period_seconds: float = 5.0
+    node_monitor_grace_period_seconds: float = 50.0  # 1.32 default (was 40 s before)
+    hpa_sync_period_seconds: float = 15.0
+    hpa_tolerance: float = 0.1
+    hpa_downscale_stabilization_seconds: float = 300.0
+    hpa_cpu_initialization_period_seconds: float = 300.0
+    hpa_initial_readiness_delay_seconds: float = 30.0
+    pdb_deletion_timeout_seconds: float = 120.0
+    controller_resync_seconds: float = 30.0
+    # kubelet
+    node_status_update_frequency_seconds: float = 10.0
+    node_lease_duration_seconds: float = 40.0
+    container_backoff_initial_seconds: float = 10.0
+    container_backoff_max_seconds: float = 300.0
+    container_backoff_reset_seconds: float = 600.0
+    metrics_resolution_seconds: float = 15.0
+    # API server
+    watch_history_events: int = 20_000

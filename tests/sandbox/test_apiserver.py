@@ -1,0 +1,287 @@
+"""The API server against real clients: the Python client, kubectl, and raw HTTP for bad input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from tests.sandbox.harness import ApiHarness
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiHarness]:
+    harness = ApiHarness(tmp_path, watch_timeout_seconds=1.0)
+    yield harness
+    harness.close()
+
+
+def deployment(name: str = "web", replicas: int = 3, image: str = "nginx:1.25") -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": name, "image": image}]},
+            },
+        },
+    }
+
+
+def raw(
+    api: ApiHarness,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    url = urlparse(api.url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    status, data = response.status, response.read()
+    connection.close()
+    assert response.getheader("Content-Type", "").startswith("application/json")
+    return status, json.loads(data)
+
+
+def test_discovery_lists_subresources_as_real_servers_do(api: ApiHarness) -> None:
+    _, core = raw(api, "GET", "/api/v1")
+    entries = {r["name"]: r for r in core["resources"]}
+    assert entries["pods/eviction"]["group"] == "policy"
+    assert entries["pods/eviction"]["version"] == "v1"
+    assert entries["pods/eviction"]["kind"] == "Eviction"
+    assert "group" not in entries["pods/log"]
+    assert "po" in entries["pods"]["shortNames"]
+    _, apps = raw(api, "GET", "/apis/apps/v1")
+    scale = {r["name"]: r for r in apps["resources"]}["deployments/scale"]
+    assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
+    _, version = raw(api, "GET", "/version")
+    assert (version["major"], version["minor"]) == ("1", "32")
+
+
+def test_kubectl_get_nodes_shows_zone_labels_in_a_table(api: ApiHarness) -> None:
+    for index, zone in enumerate(["us-west-2a", "us-west-2b"]):
+        api.on_loop(
+            lambda i=index, z=zone: api.store.create(
+                "nodes",
+                {
+                    "metadata": {"name": f"node-{i}", "labels": {"topology.kubernetes.io/zone": z}},
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "nodeInfo": {"kubeletVersion": "v1.32.4-eks"},
+                    },
+                },
+            )
+        )
+    out = api.kubectl("get", "nodes", "-L", "topology.kubernetes.io/zone").stdout
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "ZONE"]
+    assert "node-1" in lines[2] and "us-west-2b" in lines[2] and "Ready" in lines[2]
+
+
+def test_python_client_crud_and_status_errors(api: ApiHarness) -> None:
+    apps = client.AppsV1Api(api.api_client())
+    created = apps.create_namespaced_deployment("default", deployment())
+    assert created.metadata.generation == 1
+    assert created.spec.strategy.rolling_update.max_surge == "25%"  # upstream default
+    with pytest.raises(ApiException) as exists:
+        apps.create_namespaced_deployment("default", deployment())
+    assert exists.value.status == 409
+    assert json.loads(exists.value.body)["reason"] == "AlreadyExists"
+
+    stale = apps.read_namespaced_deployment("web", "default")
+    created.spec.replicas = 5
+    apps.replace_namespaced_deployment("web", "default", created)
+    stale.spec.replicas = 7
+    with pytest.raises(ApiException) as conflict:
+        apps.replace_namespaced_deployment("web", "default", stale)
+    assert conflict.value.status == 409
+    assert json.loads(conflict.value.body)["reason"] == "Conflict"
+    assert apps.read_namespaced_deployment("web", "default").metadata.generation == 2
+
+    with pytest.raises(ApiException) as missing:
+        apps.read_namespaced_deployment("nope", "default")
+    assert missing.value.status == 404
+    assert json.loads(missing.value.body)["message"] == 'deployments.apps "nope" not found'
+
+    bad = deployment("bad")
+    bad["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    bad["spec"]["strategy"] = {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}
+    with pytest.raises(ApiException) as invalid:
+        apps.create_namespaced_deployment("default", bad)
+    status = json.loads(invalid.value.body)
+    assert invalid.value.status == 422 and status["reason"] == "Invalid"
+    fields = {cause["field"] for cause in status["details"]["causes"]}
+    assert fields == {"spec.template.metadata.labels", "spec.strategy.rollingUpdate.maxUnavailable"}
+
+
+def test_selectors_in_list(api: ApiHarness) -> None:
+    apps = client.AppsV1Api(api.api_client())
+    apps.create_namespaced_deployment("default", deployment("web"))
+    apps.create_namespaced_deployment("default", deployment("api"))
+    by_label = apps.list_namespaced_deployment("default", label_selector="app in (api)")
+    assert [d.metadata.name for d in by_label.items] == ["api"]
+    by_field = apps.list_namespaced_deployment("default", field_selector="metadata.name=web")
+    assert [d.metadata.name for d in by_field.items] == ["web"]
+    with pytest.raises(ApiException) as unsupported:
+        client.CoreV1Api(api.api_client()).list_namespaced_pod("default", field_selector="spec.x=1")
+    assert unsupported.value.status == 400
+
+
+def test_patches_strategic_merge_json_and_merge(api: ApiHarness) -> None:
+    apps = client.AppsV1Api(api.api_client())
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "2"},
+    ]
+    apps.create_namespaced_deployment("default", body)
+    patch = {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}},
+                "spec": {"containers": [{"name": "web", "env": [{"name": "B", "value": "3"}]}]},
+            }
+        }
+    }
+    patched = apps.patch_namespaced_deployment("web", "default", patch)  # strategic merge
+    env = {e.name: e.value for e in patched.spec.template.spec.containers[0].env}
+    assert env == {"A": "1", "B": "3"}
+    assert patched.metadata.generation == 2
+    listed = apps.patch_namespaced_deployment(
+        "web", "default", [{"op": "replace", "path": "/spec/replicas", "value": 1}]
+    )  # JSON patch
+    assert listed.spec.replicas == 1
+    api.kubectl("patch", "deployment", "web", "--type", "merge", "-p", '{"spec":{"replicas":2}}')
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 2
+
+
+def test_kubectl_scale_uses_the_scale_subresource(api: ApiHarness) -> None:
+    client.AppsV1Api(api.api_client()).create_namespaced_deployment("default", deployment())
+    api.kubectl("scale", "deploy/web", "--replicas=5")
+    api.kubectl("scale", "deploy/web", "--current-replicas=5", "--replicas=4")  # GET + PUT scale
+    failed = api.kubectl("scale", "deploy/web", "--current-replicas=9", "--replicas=1", check=False)
+    assert failed.returncode != 0
+    scale = client.AppsV1Api(api.api_client()).read_namespaced_deployment_scale("web", "default")
+    assert scale.spec.replicas == 4 and scale.status.selector == "app=web"
+
+
+def test_watch_survives_server_closing_the_stream(api: ApiHarness) -> None:
+    """The server ends every watch after 1 s; the Python client resumes without replay."""
+    core = client.CoreV1Api(api.api_client())
+    seen: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        stream = watch.Watch()
+        for event in stream.stream(core.list_namespaced_config_map, "default", _request_timeout=30):
+            seen.append((event["type"], event["object"].metadata.name))
+            if event["object"].metadata.name == "cm-4":
+                stream.stop()
+        done.set()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    for index in range(5):
+        core.create_namespaced_config_map("default", {"metadata": {"name": f"cm-{index}"}})
+        threading.Event().wait(0.6)  # spans several server-side closes
+    assert done.wait(30), f"watch did not see every change: {seen}"
+    assert seen == [("ADDED", f"cm-{i}") for i in range(5)]
+
+
+def test_too_old_watch_gets_410_error_event(tmp_path: Path) -> None:
+    harness = ApiHarness(tmp_path)
+    try:
+        harness.on_loop(
+            lambda: setattr(harness.store, "_history", __import__("collections").deque(maxlen=2))
+        )
+        for index in range(5):
+            harness.on_loop(
+                lambda i=index: harness.store.create(
+                    "configmaps", {"metadata": {"name": f"c{i}", "namespace": "default"}}
+                )
+            )
+        url = urlparse(harness.url)
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        connection.request(
+            "GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1"
+        )
+        line = connection.getresponse().readline()
+        event = json.loads(line)
+        assert event["type"] == "ERROR"
+        assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
+        connection.close()
+    finally:
+        harness.close()
+
+
+BAD_REQUESTS = [
+    pytest.param("POST", "/api/v1/namespaces/default/pods", b"{not json", 400, id="malformed-json"),
+    pytest.param("POST", "/api/v1/namespaces/default/pods", b"[1,2]", 400, id="not-an-object"),
+    pytest.param("GET", "/api/v1/foos", None, 404, id="unknown-resource"),
+    pytest.param("GET", "/apis/nope/v1/things", None, 404, id="unknown-group"),
+    pytest.param(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        b'{"kind":"Service","metadata":{"name":"x"}}',
+        400,
+        id="wrong-kind",
+    ),
+    pytest.param(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        b'{"metadata":{"name":"x","namespace":"other"}}',
+        400,
+        id="namespace-mismatch",
+    ),
+    pytest.param(
+        "POST",
+        "/api/v1/namespaces/missing/configmaps",
+        b'{"metadata":{"name":"x"}}',
+        404,
+        id="missing-namespace",
+    ),
+    pytest.param("GET", "/api/v1/pods?labelSelector=a+in+(b", None, 400, id="bad-label-selector"),
+    pytest.param("GET", "/api/v1/pods?watch=true&resourceVersion=abc", None, 400, id="bad-rv"),
+    pytest.param("PATCH", "/api/v1/namespaces/default", b"{}", 415, id="patch-wrong-type"),
+    pytest.param(
+        "PUT",
+        "/api/v1/namespaces/default",
+        b'{"metadata":{"name":"other"}}',
+        400,
+        id="name-mismatch",
+    ),
+    pytest.param(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        b'{"metadata":{"name":"Not_Valid"}}',
+        422,
+        id="invalid-name",
+    ),
+    pytest.param("DELETE", "/api/v1/namespaces/default/pods/ghost", None, 404, id="delete-missing"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "code"), BAD_REQUESTS)
+def test_client_mistakes_get_status_errors_never_500(
+    api: ApiHarness, method: str, path: str, body: bytes | None, code: int
+) -> None:
+    status, answer = raw(api, method, path, body, {"Content-Type": "application/json"})
+    assert status == code, answer
+    assert answer["kind"] == "Status" and answer["code"] == code and answer["reason"]
+    alive, _ = raw(api, "GET", "/version")
+    assert alive == 200
