@@ -124,7 +124,7 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
         merged = list(current or [])
         merged += [v for v in patch if v not in merged]
         return merged
-    key = _merge_key(field, patch)
+    key = _merge_key(field, current, patch)
     if key is None or not isinstance(current, list):
         return [
             item
@@ -147,11 +147,14 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
     return result
 
 
-def _merge_key(field: str, items: list[Any]) -> str | None:
+def _merge_key(field: str, current: Any, patch: list[Any]) -> str | None:
+    """The declared merge key of `field`; where two are declared, the one the items use."""
     candidates = MERGE_KEYS.get(field)
-    if not candidates or not items or not all(isinstance(i, dict) for i in items):
+    if not candidates or not all(isinstance(i, dict) for i in patch):
         return None
-    for key in candidates:
-        if all(key in item for item in items):
-            return key
-    return None
+    existing = [i for i in current if isinstance(i, dict)] if isinstance(current, list) else []
+    for items in (existing, patch):
+        for key in candidates:
+            if items and all(key in item for item in items):
+                return key
+    return candidates[0]
