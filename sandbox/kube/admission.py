@@ -36,9 +36,30 @@ CLUSTER_IP_PREFIX = "127.0.4."  # loopback, never an address off this machine
 # ---- entry points used by the store ----
 
 
+# A new object's status is the Go zero value, so fields without omitempty appear as 0/null.
+ZERO_STATUS: dict[str, KubeObject] = {
+    "apps/replicasets": {"replicas": 0},
+    "apps/statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "apps/daemonsets": {
+        "currentNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberReady": 0,
+    },
+    "autoscaling/horizontalpodautoscalers": {"desiredReplicas": 0, "currentMetrics": None},
+    "policy/poddisruptionbudgets": {
+        "disruptionsAllowed": 0,
+        "currentHealthy": 0,
+        "desiredHealthy": 0,
+        "expectedPods": 0,
+    },
+    "services": {"loadBalancer": {}},
+}
+
+
 def prepare_create(rt: ResourceType, obj: KubeObject, store: Store) -> None:
     if rt.has_status and rt.key != "nodes":
-        obj["status"] = {}
+        obj["status"] = copy.deepcopy(ZERO_STATUS.get(rt.key, {}))
     hook = _CREATE_HOOKS.get(rt.key)
     if hook is not None:
         hook(obj, store)
@@ -123,6 +144,11 @@ def _default_container(container: KubeObject) -> None:
 def _default_pod(pod: KubeObject) -> None:
     spec = pod.setdefault("spec", {})
     default_pod_spec(spec)
+    for container in spec.get("containers") or []:
+        # SetDefaults_Pod: a limit with no request makes the request equal to the limit
+        resources = container.setdefault("resources", {})
+        for name, value in (resources.get("limits") or {}).items():
+            resources.setdefault("requests", {}).setdefault(name, value)
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("priority", 0)
@@ -209,6 +235,60 @@ def _default_pdb(pdb: KubeObject) -> None:
 
 def _create_pod(pod: KubeObject, store: Store) -> None:
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod.get("spec", {}))}
+    _mount_service_account_token(pod.setdefault("spec", {}), store)
+
+
+def _mount_service_account_token(spec: KubeObject, store: Store) -> None:
+    """The ServiceAccount admission plugin: every pod gets a projected API-access volume.
+
+    Clients rely on it (chaostoolkit-kubernetes' drain iterates `spec.volumes`).
+    """
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    volumes = spec.setdefault("volumes", [])
+    if any(v.get("name", "").startswith("kube-api-access-") for v in volumes):
+        return
+    name = "kube-api-access-" + "".join(
+        store.rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5)
+    )
+    volumes.append(
+        {
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {
+                                        "apiVersion": "v1",
+                                        "fieldPath": "metadata.namespace",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                ],
+            },
+        }
+    )
+    for container in spec.get("containers") or []:
+        container.setdefault("volumeMounts", []).append(
+            {
+                "name": name,
+                "readOnly": True,
+                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            }
+        )
 
 
 def _create_namespace(namespace: KubeObject, store: Store) -> None:

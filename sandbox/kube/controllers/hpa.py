@@ -1,0 +1,579 @@
+"""HorizontalPodAutoscaler (autoscaling/v2) controller.
+
+Every `hpa_sync_period_seconds` per HPA (and at once when an HPA is created or
+its spec changes) it reads the scale target's `spec.replicas` and selector, lists
+the target's pods, reads their usage from the `MetricsStore`, and lets
+`hpa_calc.decide` choose. It writes `spec.replicas` on the target when that
+changes (what the `/scale` subresource does), then the HPA status, and records
+the events upstream records. Recommendations and scale events live in memory,
+per HPA, as in kube-controller-manager.
+
+The functions at the top turn API JSON into `hpa_calc` inputs and its outputs
+back into JSON; the class at the bottom only reads, calls and writes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Hashable, Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sandbox.kube.clock import Clock, parse_time, rfc3339
+from sandbox.kube.controllers.hpa_calc import (
+    MEMORY,
+    AutoscalerSpec,
+    AutoscalerStatus,
+    Behavior,
+    Condition,
+    ContainerRequests,
+    CpuReadiness,
+    History,
+    HpaEvent,
+    HpaParams,
+    MetricSpec,
+    MetricStatus,
+    PodSnapshot,
+    PodUsage,
+    ScaleView,
+    ScalingPolicy,
+    ScalingRules,
+    decide,
+    finish,
+    scale_unavailable,
+)
+from sandbox.kube.errors import ApiError
+from sandbox.kube.metrics import MetricsStore, PodSample
+from sandbox.kube.resources import RESOURCES, ResourceType
+from sandbox.kube.selectors import LabelSelector, selector_from_match
+from sandbox.kube.settings import ControlPlaneSettings
+from sandbox.kube.store import Change, KubeObject, Store
+
+HPA_RESOURCE = "autoscaling/horizontalpodautoscalers"
+COMPONENT = "horizontal-pod-autoscaler"
+
+_DEFAULT_SCALE_UP = ScalingRules(
+    stabilization_window_seconds=0,
+    select_policy="Max",
+    policies=(ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)),
+)
+_DEFAULT_SCALE_DOWN = ScalingRules(
+    stabilization_window_seconds=None,
+    select_policy="Max",
+    policies=(ScalingPolicy("Percent", 100, 15),),
+)
+
+# ---- quantities (k8s.io/apimachinery/pkg/api/resource) ----
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[a-zA-Z]*)$")
+_DECIMAL_SUFFIXES = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+_BINARY_SUFFIXES = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+_DECIMAL_EXPONENTS = {-3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+_BINARY_NAMES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+
+
+def parse_quantity(value: object) -> Decimal | None:
+    """A Kubernetes quantity (`500m`, `1.5`, `512Mi`, `1e3`, JSON 2) or None.
+
+    Example: "500m" -> 0.5; "1Gi" -> 1073741824; "2" -> 2; "bogus" -> None.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation:
+        return None
+    suffix = match.group(2)
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return number.scaleb(int(suffix[1:]))
+    if suffix in _DECIMAL_SUFFIXES:
+        return number * _DECIMAL_SUFFIXES[suffix]
+    if suffix in _BINARY_SUFFIXES:
+        return number * _BINARY_SUFFIXES[suffix]
+    return None
+
+
+def milli_value(quantity: Decimal) -> int:
+    """`Quantity.MilliValue()`: milli-units, rounded up.
+
+    Example: 0.5 -> 500; 0.0001 -> 1; 512Mi -> 536870912000.
+    """
+    return math.ceil(quantity * 1000)
+
+
+def format_milli_quantity(milli: int, binary: bool = False) -> str:
+    """`resource.NewMilliQuantity(milli, format).String()`.
+
+    DecimalSI: "700m", "1", "1500m", "12", "1k". BinarySI (memory) prints whole
+    bytes of at least 1Ki in the largest exact binary unit ("512Mi", "1536Ki"),
+    anything else as DecimalSI.
+
+    Example: format_milli_quantity(536870912000, binary=True) -> "512Mi".
+    """
+    if milli == 0:
+        return "0"
+    if binary and milli % 1000 == 0 and abs(milli // 1000) >= 1024:
+        number, power = milli // 1000, 0
+        while number % 1024 == 0 and power < len(_BINARY_NAMES) - 1:
+            number //= 1024
+            power += 1
+        return f"{number}{_BINARY_NAMES[power]}"
+    number, exponent = milli, -3
+    while number % 1000 == 0 and exponent < 18:
+        number //= 1000
+        exponent += 3
+    return f"{number}{_DECIMAL_EXPONENTS[exponent]}"
+
+
+# ---- reading API JSON ----
+
+
+def pod_snapshot(pod: KubeObject) -> PodSnapshot:
+    """What the calculation reads from a pod.
+
+    Requests fall back to limits per resource, as the API server's pod
+    defaulting copies them; restartable init containers count as containers.
+
+    Example: a Running pod, Ready since 10:00, one container requesting cpu
+    500m -> PodSnapshot(name, "Running", ready="True", ready_transition=10:00,
+    containers=(ContainerRequests("app", {"cpu": 500}),)).
+    """
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    containers = list(spec.get("containers") or [])
+    containers += [
+        c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"
+    ]
+    return PodSnapshot(
+        name=metadata.get("name", ""),
+        phase=status.get("phase", ""),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        ready=None if ready is None else str(ready.get("status", "")),
+        ready_transition=_time(ready.get("lastTransitionTime")) if ready else None,
+        start_time=_time(status.get("startTime")),
+        containers=tuple(_container_requests(c) for c in containers),
+    )
+
+
+def _container_requests(container: KubeObject) -> ContainerRequests:
+    resources = container.get("resources") or {}
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    requests: dict[str, int] = {}
+    for resource, raw in merged.items():
+        quantity = parse_quantity(raw)
+        if quantity is not None:
+            requests[resource] = milli_value(quantity)
+    return ContainerRequests(container.get("name", ""), requests)
+
+
+def pod_usage(sample: PodSample) -> PodUsage:
+    """A MetricsStore sample as metrics.k8s.io reports it, in milli-units.
+
+    Example: container app at 300 millicores and 64 MiB -> {"app": {"cpu": 300,
+    "memory": 67108864000}}.
+    """
+    return PodUsage(
+        timestamp=sample.timestamp,
+        window_seconds=sample.window_seconds,
+        containers={
+            c.name: {"cpu": c.cpu_millicores, MEMORY: c.memory_bytes * 1000}
+            for c in sample.containers
+        },
+    )
+
+
+def autoscaler_spec(hpa: KubeObject) -> AutoscalerSpec:
+    """`spec` of an autoscaling/v2 HPA (admission has defaulted it).
+
+    Example: {minReplicas: 3, maxReplicas: 10, metrics: [cpu 70 %]} ->
+    AutoscalerSpec(3, 10, (MetricSpec("Resource", "cpu", average_utilization=70),)).
+    """
+    spec = hpa.get("spec") or {}
+    return AutoscalerSpec(
+        min_replicas=int(spec.get("minReplicas", 1)),
+        max_replicas=int(spec.get("maxReplicas", 0)),
+        metrics=tuple(metric_spec(entry) for entry in spec.get("metrics") or []),
+        behavior=behavior_from(spec.get("behavior")),
+    )
+
+
+def metric_spec(entry: KubeObject) -> MetricSpec:
+    """One `spec.metrics[]` entry.
+
+    Example: {type: Resource, resource: {name: memory, target: {type:
+    AverageValue, averageValue: 256Mi}}} -> MetricSpec("Resource", "memory",
+    target_type="AverageValue", average_value_milli=268435456000).
+    """
+    kind = str(entry.get("type", ""))
+    if kind == "Resource":
+        source = entry.get("resource") or {}
+        return _with_target(
+            MetricSpec(kind, resource=str(source.get("name", ""))), source.get("target")
+        )
+    if kind == "ContainerResource":
+        source = entry.get("containerResource") or {}
+        base = MetricSpec(
+            kind, resource=str(source.get("name", "")), container=str(source.get("container", ""))
+        )
+        return _with_target(base, source.get("target"))
+    source = entry.get(kind[:1].lower() + kind[1:]) or {}
+    described = source.get("describedObject") or {}
+    base = MetricSpec(
+        kind,
+        metric_name=str((source.get("metric") or {}).get("name", "")),
+        described_object=f"{described.get('kind', '')} {described.get('name', '')}".strip(),
+    )
+    return _with_target(base, source.get("target"))
+
+
+def _with_target(base: MetricSpec, target: KubeObject | None) -> MetricSpec:
+    target = target or {}
+    utilization = target.get("averageUtilization")
+    return MetricSpec(
+        type=base.type,
+        resource=base.resource,
+        container=base.container,
+        target_type=str(target.get("type", "")),
+        average_utilization=int(utilization) if utilization is not None else None,
+        average_value_milli=_milli_or_none(target.get("averageValue")),
+        value_milli=_milli_or_none(target.get("value")),
+        metric_name=base.metric_name,
+        described_object=base.described_object,
+    )
+
+
+def behavior_from(behavior: KubeObject | None) -> Behavior | None:
+    """`spec.behavior`, with upstream's defaults for any part left out.
+
+    Example: {scaleDown: {policies: [{type: Pods, value: 1, periodSeconds: 60}]}}
+    -> scale-up defaults, scale-down window None (the controller's flag), one
+    Pods policy.
+    """
+    if behavior is None:
+        return None
+    return Behavior(
+        scale_up=_rules(behavior.get("scaleUp"), _DEFAULT_SCALE_UP),
+        scale_down=_rules(behavior.get("scaleDown"), _DEFAULT_SCALE_DOWN),
+    )
+
+
+def _rules(rules: KubeObject | None, default: ScalingRules) -> ScalingRules:
+    if rules is None:
+        return default
+    window = rules.get("stabilizationWindowSeconds", default.stabilization_window_seconds)
+    policies = rules.get("policies")
+    tolerance = parse_quantity(rules.get("tolerance")) if "tolerance" in rules else None
+    return ScalingRules(
+        stabilization_window_seconds=None if window is None else int(window),
+        select_policy=str(rules.get("selectPolicy") or default.select_policy),
+        policies=default.policies
+        if policies is None
+        else tuple(
+            ScalingPolicy(
+                str(p.get("type", "")), int(p.get("value", 0)), int(p.get("periodSeconds", 0))
+            )
+            for p in policies
+        ),
+        tolerance=None if tolerance is None else float(tolerance),
+    )
+
+
+def autoscaler_status(hpa: KubeObject) -> AutoscalerStatus:
+    """The parts of the stored status a sync carries over: desired count, last
+    scale time and conditions (with their transition times)."""
+    status = hpa.get("status") or {}
+    return AutoscalerStatus(
+        current_replicas=int(status.get("currentReplicas") or 0),
+        desired_replicas=int(status.get("desiredReplicas") or 0),
+        last_scale_time=_time(status.get("lastScaleTime")),
+        conditions=tuple(
+            Condition(
+                type=str(c.get("type", "")),
+                status=str(c.get("status", "")),
+                reason=str(c.get("reason", "")),
+                message=str(c.get("message", "")),
+                last_transition_time=_time(c.get("lastTransitionTime")),
+            )
+            for c in status.get("conditions") or []
+        ),
+    )
+
+
+# ---- writing API JSON ----
+
+
+def status_json(status: AutoscalerStatus) -> KubeObject:
+    """HorizontalPodAutoscalerStatus as the API server serializes it:
+    currentReplicas and lastScaleTime are omitempty, desiredReplicas always
+    present, currentMetrics present and possibly null.
+
+    Example: AutoscalerStatus(3, 6, now, (cpu 140 % / 700m,), conditions) ->
+    {lastScaleTime, currentReplicas: 3, desiredReplicas: 6, currentMetrics:
+    [{type: Resource, resource: {name: cpu, current: {averageUtilization: 140,
+    averageValue: "700m"}}}], conditions: [...]}.
+    """
+    body: KubeObject = {}
+    if status.last_scale_time is not None:
+        body["lastScaleTime"] = rfc3339(status.last_scale_time)
+    if status.current_replicas:
+        body["currentReplicas"] = status.current_replicas
+    body["desiredReplicas"] = status.desired_replicas
+    body["currentMetrics"] = (
+        None
+        if status.current_metrics is None
+        else [metric_status_json(m) for m in status.current_metrics]
+    )
+    if status.conditions:
+        body["conditions"] = [condition_json(c) for c in status.conditions]
+    return body
+
+
+def metric_status_json(metric: MetricStatus) -> KubeObject:
+    """Example: MetricStatus("Resource", "memory", average_utilization=50,
+    average_value_milli=268435456000) -> {type: Resource, resource: {name:
+    memory, current: {averageUtilization: 50, averageValue: "256Mi"}}}."""
+    if metric.type not in ("Resource", "ContainerResource"):
+        return {"type": metric.type}
+    current: KubeObject = {}
+    if metric.average_utilization is not None:
+        current["averageUtilization"] = metric.average_utilization
+    if metric.average_value_milli is not None:
+        current["averageValue"] = format_milli_quantity(
+            metric.average_value_milli, binary=metric.resource == MEMORY
+        )
+    if metric.type == "ContainerResource":
+        source = {"name": metric.resource, "container": metric.container, "current": current}
+        return {"type": metric.type, "containerResource": source}
+    return {"type": metric.type, "resource": {"name": metric.resource, "current": current}}
+
+
+def condition_json(condition: Condition) -> KubeObject:
+    body: KubeObject = {"type": condition.type, "status": condition.status}
+    if condition.last_transition_time is not None:
+        body["lastTransitionTime"] = rfc3339(condition.last_transition_time)
+    body["reason"] = condition.reason
+    body["message"] = condition.message
+    return body
+
+
+def params_from_settings(settings: ControlPlaneSettings) -> HpaParams:
+    return HpaParams(
+        tolerance=settings.hpa_tolerance,
+        downscale_stabilization_seconds=settings.hpa_downscale_stabilization_seconds,
+        cpu=CpuReadiness(
+            initialization_period_seconds=settings.hpa_cpu_initialization_period_seconds,
+            initial_readiness_delay_seconds=settings.hpa_initial_readiness_delay_seconds,
+        ),
+    )
+
+
+def _time(text: object) -> datetime | None:
+    return parse_time(text) if isinstance(text, str) and text else None
+
+
+def _milli_or_none(value: object) -> int | None:
+    quantity = parse_quantity(value) if value is not None else None
+    return None if quantity is None else milli_value(quantity)
+
+
+# ---- the controller ----
+
+
+class ScaleUnavailable(Exception):
+    """The target's /scale cannot be read; the message is what upstream reports."""
+
+
+class HorizontalPodAutoscalerController:
+    """Syncs each HPA every `hpa_sync_period_seconds`; keys are (namespace, name)."""
+
+    name = "horizontalpodautoscaler"
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: ControlPlaneSettings,
+        metrics: MetricsStore,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.metrics = metrics
+        self.params = params_from_settings(settings)
+        self._histories: dict[Hashable, History] = {}
+        self._due: dict[Hashable, float] = {}
+        self._synced_generation: dict[Hashable, int] = {}
+
+    # ---- Controller protocol ----
+
+    def keys_for(self, change: Change) -> Iterable[Hashable]:
+        if change.resource != HPA_RESOURCE:
+            return ()
+        metadata = change.object.get("metadata") or {}
+        return ((metadata.get("namespace", ""), metadata.get("name", "")),)
+
+    def all_keys(self) -> Iterable[Hashable]:
+        return [
+            (hpa["metadata"].get("namespace", ""), hpa["metadata"]["name"])
+            for hpa in self.store.list(HPA_RESOURCE)
+        ]
+
+    def reconcile(self, key: Hashable) -> float | None:
+        """Sync when due (or at once for a new HPA or a spec change); otherwise
+        answer how long until the next sync."""
+        assert isinstance(key, tuple)
+        namespace, name = key
+        hpa = self.store.find(HPA_RESOURCE, namespace, name)
+        if hpa is None:
+            self._forget(key)
+            return None
+        period = self.settings.hpa_sync_period_seconds
+        generation = int(hpa["metadata"].get("generation", 0))
+        due = self._due.get(key)
+        if due is not None and self._synced_generation.get(key) == generation:
+            remaining = due - self.clock.monotonic()
+            if remaining > 0:
+                return remaining
+        self._sync(key, hpa)
+        self._due[key] = self.clock.monotonic() + period
+        self._synced_generation[key] = generation
+        return period
+
+    # ---- one sync: read, call, write ----
+
+    def _sync(self, key: Hashable, hpa: KubeObject) -> None:
+        now = self.clock.now()
+        namespace = hpa["metadata"].get("namespace", "")
+        previous = autoscaler_status(hpa)
+        spec = autoscaler_spec(hpa)
+        history = self._histories.get(key, History())
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        try:
+            resource, target = self._scale_target(namespace, ref)
+        except ScaleUnavailable as error:
+            status, event = scale_unavailable(previous, str(error), now)
+            self._record(hpa, (event,))
+            self._write_status(hpa, status, keep_metrics=True)
+            return
+        selector = selector_from_match((target.get("spec") or {}).get("selector"))
+        has_selector = selector is not None and not selector.empty
+        pods = self._pods(namespace, selector) if has_selector else []
+        scale = ScaleView(int((target.get("spec") or {}).get("replicas", 1)), has_selector)
+        decision = decide(
+            spec,
+            scale,
+            [pod_snapshot(p) for p in pods],
+            self._usages(namespace, pods),
+            history,
+            previous,
+            self.params,
+            now,
+        )
+        update_error = None
+        if decision.rescale:
+            update_error = self._write_replicas(
+                resource, namespace, target["metadata"]["name"], decision.desired_replicas
+            )
+        outcome = finish(decision, previous, spec.behavior, history, now, update_error)
+        self._histories[key] = outcome.history
+        self._record(hpa, outcome.events)
+        self._write_status(hpa, outcome.status)
+
+    def _scale_target(self, namespace: str, ref: Mapping[str, Any]) -> tuple[str, KubeObject]:
+        """The scale target's resource key and object, or ScaleUnavailable."""
+        api_version = str(ref.get("apiVersion", ""))
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        kind = str(ref.get("kind", ""))
+        resource = _scalable_resource(group, kind)
+        if resource is None:
+            raise ScaleUnavailable(f'no matches for kind "{kind}" in group "{group}"')
+        if resource.subresource("scale") is None:
+            raise ScaleUnavailable("the server could not find the requested resource")
+        try:
+            return resource.key, self.store.get(resource.key, namespace, str(ref.get("name", "")))
+        except ApiError as error:
+            raise ScaleUnavailable(error.message) from None
+
+    def _pods(self, namespace: str, selector: LabelSelector | None) -> list[KubeObject]:
+        return self.store.snapshot("pods", namespace, labels=selector)
+
+    def _usages(self, namespace: str, pods: Iterable[KubeObject]) -> dict[str, PodUsage]:
+        usages: dict[str, PodUsage] = {}
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            sample = self.metrics.pod(namespace, name)
+            if sample is not None:
+                usages[name] = pod_usage(sample)
+        return usages
+
+    def _write_replicas(
+        self, resource: str, namespace: str, name: str, replicas: int
+    ) -> str | None:
+        """Set spec.replicas as the /scale subresource does; the error text, if any."""
+
+        def set_replicas(obj: KubeObject) -> None:
+            obj.setdefault("spec", {})["replicas"] = replicas
+
+        try:
+            self.store.mutate(resource, namespace, name, set_replicas)
+        except ApiError as error:
+            return error.message
+        return None
+
+    def _write_status(
+        self, hpa: KubeObject, status: AutoscalerStatus, keep_metrics: bool = False
+    ) -> None:
+        """Write status unless unchanged; `keep_metrics` leaves currentMetrics as stored
+        (a sync that could not read the scale does not touch them upstream)."""
+        body = status_json(status)
+        if keep_metrics:
+            body["currentMetrics"] = (hpa.get("status") or {}).get("currentMetrics")
+        if body == hpa.get("status"):
+            return
+        updated = dict(hpa)
+        updated["status"] = body
+        self.store.update(HPA_RESOURCE, updated, subresource="status")
+
+    def _record(self, hpa: KubeObject, events: Iterable[HpaEvent]) -> None:
+        for event in events:
+            self.store.record_event(
+                hpa, event.reason, event.message, event_type=event.type, component=COMPONENT
+            )
+
+    def _forget(self, key: Hashable) -> None:
+        self._histories.pop(key, None)
+        self._due.pop(key, None)
+        self._synced_generation.pop(key, None)
+
+
+def _scalable_resource(group: str, kind: str) -> ResourceType | None:
+    """The RESTMapper step: any served version of the group and kind."""
+    for resource in RESOURCES:
+        if resource.group == group and resource.kind == kind and resource.stored:
+            return resource
+    return None

@@ -1,0 +1,843 @@
+"""The scheduler: bind each pending pod to one node, or say why none fits.
+
+Filters run in kube-scheduler's default order and a node reports only the first
+one that rejects it: NodeUnschedulable, TaintToleration (a node whose Ready
+condition is not True counts as carrying the matching not-ready / unreachable
+NoSchedule taint, which is what TaintNodesByCondition gives upstream),
+NodeAffinity (nodeSelector and required node affinity), NodeResourcesFit
+(cpu, memory, pod count against allocatable) and PodTopologySpread (hard
+constraints). Scoring is least-allocated plus, for ScheduleAnyway constraints,
+PodTopologySpread's skew score (weight 2); ties are broken by a seeded
+`random.Random`.
+
+A pod that fits nowhere gets `PodScheduled=False, reason=Unschedulable` and a
+FailedScheduling event with upstream's FitError message, and is retried when a
+node or a bound pod changes. Preemption is not emulated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sandbox.kube.clock import Clock, rfc3339
+from sandbox.kube.errors import ApiError
+from sandbox.kube.selectors import LabelSelector, Requirement, selector_from_match
+from sandbox.kube.settings import ControlPlaneSettings
+from sandbox.kube.store import DELETED, Change, Store
+
+KubeObject = dict[str, Any]
+PodKey = tuple[str, str]
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEDULER = "default-scheduler"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+# pkg/scheduler/util/pod_resources.go: what a container without requests counts as when scoring.
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+DEFAULT_MAX_PODS = 110
+MAX_NODE_SCORE = 100
+SPREAD_SCORE_WEIGHT = 2  # the default profile weighs PodTopologySpread 2, NodeResourcesFit 1
+
+REASON_UNSCHEDULABLE = "node(s) were unschedulable"
+REASON_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+REASON_SPREAD = "node(s) didn't match pod topology spread constraints"
+REASON_SPREAD_MISSING_LABEL = (
+    "node(s) didn't match pod topology spread constraints (missing required label)"
+)
+REASON_TOO_MANY_PODS = "Too many pods"
+NO_NODES_MESSAGE = "no nodes available to schedule pods"
+
+
+# ---- small facts about pods and conditions (shared with the other controllers) ----
+
+
+def is_terminal(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def is_terminating(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def find_condition(obj: Mapping[str, Any], kind: str) -> KubeObject | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return None
+
+
+def condition_status(obj: Mapping[str, Any], kind: str) -> str | None:
+    condition = find_condition(obj, kind)
+    return None if condition is None else str(condition.get("status"))
+
+
+def with_condition(
+    conditions: Sequence[Mapping[str, Any]], new: Mapping[str, Any], now: str
+) -> list[KubeObject]:
+    """Conditions with `new` set: lastTransitionTime moves only when the status changes.
+
+    >>> old = [{"type": "Ready", "status": "True", "lastTransitionTime": "T0"}]
+    >>> with_condition(old, {"type": "Ready", "status": "True", "reason": "x"}, "T1")
+    [{'type': 'Ready', 'status': 'True', 'reason': 'x', 'lastTransitionTime': 'T0'}]
+    """
+    result: list[KubeObject] = []
+    replaced = False
+    for condition in conditions:
+        if condition.get("type") != new.get("type"):
+            result.append(dict(condition))
+            continue
+        merged = dict(new)
+        same_status = condition.get("status") == new.get("status")
+        merged["lastTransitionTime"] = (
+            condition.get("lastTransitionTime") if same_status else now
+        ) or now
+        result.append(merged)
+        replaced = True
+    if not replaced:
+        result.append({**new, "lastTransitionTime": now})
+    return result
+
+
+def emit_event(
+    store: Store,
+    involved: KubeObject,
+    reason: str,
+    message: str,
+    *,
+    event_type: str = "Normal",
+    component: str = "",
+) -> None:
+    """Record an Event best effort, as client-go's recorder does: a refused write (say, in a
+    terminating namespace) is logged and dropped instead of failing the reconcile."""
+    try:
+        store.record_event(involved, reason, message, event_type=event_type, component=component)
+    except ApiError as error:
+        log.debug("event %s for %s dropped: %s", reason, involved["metadata"].get("name"), error)
+
+
+# ---- quantities ----
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIXES = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """A `resource.Quantity` as a number: "250m" -> 0.25, "1Gi" -> 1073741824.
+
+    >>> parse_quantity("100m"), parse_quantity("128Mi"), parse_quantity(2)
+    (Decimal('0.100'), Decimal('134217728'), Decimal('2'))
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a quantity: {value!r}")
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    match = _QUANTITY.match(value.strip())
+    if match is None or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a quantity: {value!r}")
+    try:
+        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+    except InvalidOperation:
+        raise ValueError(f"not a quantity: {value!r}") from None
+
+
+def milli_cpu(value: str | int | float) -> int:
+    """CPU in millicores, rounded up as upstream's MilliValue: "0.1" -> 100."""
+    return math.ceil(parse_quantity(value) * 1000)
+
+
+def memory_bytes(value: str | int | float) -> int:
+    return math.ceil(parse_quantity(value))
+
+
+@dataclass(frozen=True)
+class Resources:
+    milli_cpu: int = 0
+    memory: int = 0
+    pods: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.milli_cpu + other.milli_cpu, self.memory + other.memory, self.pods + other.pods
+        )
+
+
+def _container_requests(container: Mapping[str, Any], non_zero: bool) -> Resources:
+    resources = container.get("resources") or {}
+    # Defaulting copies limits into unset requests upstream; do the same here.
+    requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    cpu = milli_cpu(requests["cpu"]) if "cpu" in requests else 0
+    memory = memory_bytes(requests["memory"]) if "memory" in requests else 0
+    if non_zero:
+        cpu = cpu if "cpu" in requests else DEFAULT_MILLI_CPU_REQUEST
+        memory = memory if "memory" in requests else DEFAULT_MEMORY_REQUEST
+    return Resources(cpu, memory)
+
+
+def pod_requests(pod: Mapping[str, Any], *, non_zero: bool = False) -> Resources:
+    """Effective requests: max(sum of containers, each init container) plus one pod slot.
+
+    `non_zero` counts containers without requests as 100m / 200Mi, as scoring does.
+
+    >>> pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "250m"}}}, {}]}}
+    >>> pod_requests(pod)
+    Resources(milli_cpu=250, memory=0, pods=1)
+    >>> pod_requests(pod, non_zero=True)
+    Resources(milli_cpu=350, memory=419430400, pods=1)
+    """
+    spec = pod.get("spec") or {}
+    total = Resources()
+    for container in spec.get("containers") or []:
+        total = total + _container_requests(container, non_zero)
+    cpu, memory = total.milli_cpu, total.memory
+    for container in spec.get("initContainers") or []:
+        init = _container_requests(container, non_zero)
+        cpu, memory = max(cpu, init.milli_cpu), max(memory, init.memory)
+    overhead = spec.get("overhead") or {}
+    cpu += milli_cpu(overhead["cpu"]) if "cpu" in overhead else 0
+    memory += memory_bytes(overhead["memory"]) if "memory" in overhead else 0
+    return Resources(cpu, memory, 1)
+
+
+def node_allocatable(node: Mapping[str, Any]) -> Resources:
+    """status.allocatable (else capacity); a node that states nothing has room for 110 pods."""
+    status = node.get("status") or {}
+    amounts = status.get("allocatable") or status.get("capacity") or {}
+    return Resources(
+        milli_cpu(amounts["cpu"]) if "cpu" in amounts else 0,
+        memory_bytes(amounts["memory"]) if "memory" in amounts else 0,
+        int(parse_quantity(amounts["pods"])) if "pods" in amounts else DEFAULT_MAX_PODS,
+    )
+
+
+# ---- taints and tolerations ----
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """v1 Toleration.ToleratesTaint.
+
+    >>> tolerates({"operator": "Exists"}, {"key": "a", "effect": "NoSchedule"})
+    True
+    >>> tolerates({"key": "a", "value": "x", "effect": "NoExecute"},
+    ...           {"key": "a", "value": "x", "effect": "NoSchedule"})
+    False
+    """
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    return bool(
+        operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+    )
+
+
+def is_tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    return any(tolerates(toleration, taint) for toleration in tolerations)
+
+
+def effective_taints(node: Mapping[str, Any]) -> list[KubeObject]:
+    """spec.taints, plus the taints the node lifecycle controller keeps in step with the node
+    (the not-ready / unreachable NoSchedule taint of a node whose Ready condition is not
+    True, the unschedulable taint of a cordoned node), even before it has written them.
+
+    >>> [t["key"] for t in effective_taints({"spec": {"unschedulable": True},
+    ...     "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})]
+    ['node.kubernetes.io/unreachable', 'node.kubernetes.io/unschedulable']
+    """
+    spec = node.get("spec") or {}
+    taints = [dict(taint) for taint in spec.get("taints") or []]
+    wanted = []
+    ready = condition_status(node, "Ready")
+    if ready != "True":
+        wanted.append(UNREACHABLE_TAINT if ready == "Unknown" else NOT_READY_TAINT)
+    if spec.get("unschedulable"):
+        wanted.append(UNSCHEDULABLE_TAINT)
+    for key in wanted:
+        if not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints):
+            taints.append({"key": key, "effect": "NoSchedule"})
+    return taints
+
+
+def untolerated_taint(
+    pod: Mapping[str, Any], taints: Iterable[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """The first NoSchedule/NoExecute taint the pod does not tolerate (PreferNoSchedule is soft)."""
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    for taint in taints:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not is_tolerated(
+            tolerations, taint
+        ):
+            return taint
+    return None
+
+
+# ---- node affinity ----
+
+
+def node_selector_requirement_matches(
+    requirement: Mapping[str, Any], values_by_key: Mapping[str, str]
+) -> bool:
+    """One matchExpressions entry against node labels (In, NotIn, Exists, DoesNotExist, Gt, Lt).
+
+    >>> node_selector_requirement_matches(
+    ...     {"key": "cores", "operator": "Gt", "values": ["4"]}, {"cores": "8"})
+    True
+    """
+    key, operator = requirement.get("key", ""), requirement.get("operator", "")
+    values = [str(v) for v in requirement.get("values") or []]
+    present, value = key in values_by_key, values_by_key.get(key)
+    if operator == "In":
+        return present and value in values
+    if operator == "NotIn":
+        return not present or value not in values
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt") and present and len(values) == 1:
+        try:
+            have, want = int(str(value)), int(values[0])
+        except ValueError:
+            return False
+        return have > want if operator == "Gt" else have < want
+    return False
+
+
+def node_selector_term_matches(term: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """All expressions and fields of one term; an empty term matches nothing."""
+    expressions = term.get("matchExpressions") or []
+    fields = term.get("matchFields") or []
+    if not expressions and not fields:
+        return False
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    node_fields = {"metadata.name": (node.get("metadata") or {}).get("name", "")}
+    return all(node_selector_requirement_matches(e, labels) for e in expressions) and all(
+        node_selector_requirement_matches(f, node_fields) for f in fields
+    )
+
+
+def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """spec.nodeSelector and requiredDuringSchedulingIgnoredDuringExecution (terms ORed)."""
+    spec = pod.get("spec") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != str(value):
+            return False
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if required is None:
+        return True
+    return any(node_selector_term_matches(t, node) for t in required.get("nodeSelectorTerms") or [])
+
+
+# ---- resources ----
+
+
+def resource_fit_reasons(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """NodeResourcesFit: every shortage, as "Too many pods", "Insufficient cpu", ...
+
+    >>> node = {"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}}
+    >>> pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "600m"}}}]}}
+    >>> resource_fit_reasons(pod, node, [pod])
+    ['Insufficient cpu']
+    """
+    wanted = pod_requests(pod)
+    used = Resources()
+    for other in pods_on_node:
+        used = used + pod_requests(other)
+    room = node_allocatable(node)
+    reasons = []
+    if used.pods + 1 > room.pods:
+        reasons.append(REASON_TOO_MANY_PODS)
+    if wanted.milli_cpu and used.milli_cpu + wanted.milli_cpu > room.milli_cpu:
+        reasons.append("Insufficient cpu")
+    if wanted.memory and used.memory + wanted.memory > room.memory:
+        reasons.append("Insufficient memory")
+    return reasons
+
+
+def least_allocated_score(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Iterable[Mapping[str, Any]]
+) -> int:
+    """NodeResourcesFit LeastAllocated: mean over cpu and memory of free share after placing.
+
+    >>> node = {"status": {"allocatable": {"cpu": "1", "memory": "1000"}}}
+    >>> pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "500m",
+    ...                                                            "memory": "250"}}}]}}
+    >>> least_allocated_score(pod, node, [])  # (50 + 75) // 2
+    62
+    """
+    requested = pod_requests(pod, non_zero=True)
+    for other in pods_on_node:
+        requested = requested + pod_requests(other, non_zero=True)
+    room = node_allocatable(node)
+
+    def free_share(want: int, have: int) -> int:
+        if have == 0 or want > have:
+            return 0
+        return (have - want) * MAX_NODE_SCORE // have
+
+    return (
+        free_share(requested.milli_cpu, room.milli_cpu) + free_share(requested.memory, room.memory)
+    ) // 2
+
+
+# ---- topology spread ----
+
+
+@dataclass(frozen=True)
+class SpreadConstraint:
+    max_skew: int
+    topology_key: str
+    hard: bool
+    selector: LabelSelector | None  # None (a null labelSelector) matches nothing
+    min_domains: int = 1
+    honor_node_affinity: bool = True
+    honor_node_taints: bool = False
+    self_match: bool = True
+
+
+def spread_constraints(pod: Mapping[str, Any]) -> list[SpreadConstraint]:
+    """The pod's topologySpreadConstraints, with matchLabelKeys folded into the selector."""
+    metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    labels = metadata.get("labels") or {}
+    result = []
+    for raw in spec.get("topologySpreadConstraints") or []:
+        base = selector_from_match(raw.get("labelSelector"))
+        requirements = list(base.requirements) if base is not None else []
+        for key in raw.get("matchLabelKeys") or []:
+            if key in labels:
+                requirements.append(Requirement(key, "in", (str(labels[key]),)))
+        selector = LabelSelector(tuple(requirements))
+        matches_self = base is not None and selector.matches(labels)
+        result.append(
+            SpreadConstraint(
+                max_skew=int(raw.get("maxSkew", 1)),
+                topology_key=str(raw.get("topologyKey", "")),
+                hard=raw.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule",
+                selector=selector if base is not None else None,
+                min_domains=int(raw.get("minDomains") or 1),
+                honor_node_affinity=raw.get("nodeAffinityPolicy", "Honor") == "Honor",
+                honor_node_taints=raw.get("nodeTaintsPolicy", "Ignore") == "Honor",
+                self_match=matches_self,
+            )
+        )
+    return result
+
+
+def spread_domain_counts(
+    constraint: SpreadConstraint,
+    pod: Mapping[str, Any],
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    required_keys: Iterable[str] = (),
+) -> dict[str, int]:
+    """Matching pods per domain over the eligible nodes.
+
+    A node is eligible when it carries every required topology key, passes the pod's node
+    affinity (nodeAffinityPolicy Honor, the default) and, only with nodeTaintsPolicy Honor,
+    its taints. With the default Ignore a cordoned node still makes its zone a domain.
+    Terminating and terminal pods are not counted.
+    """
+    namespace = (pod.get("metadata") or {}).get("namespace")
+    keys = {constraint.topology_key, *required_keys}
+    counts: dict[str, int] = {}
+    node_domain: dict[str, str] = {}
+    for node in nodes:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if not all(key in labels for key in keys):
+            continue
+        if constraint.honor_node_affinity and not matches_node_affinity(pod, node):
+            continue
+        if constraint.honor_node_taints and untolerated_taint(pod, effective_taints(node)):
+            continue
+        domain = str(labels[constraint.topology_key])
+        counts.setdefault(domain, 0)
+        node_domain[(node.get("metadata") or {}).get("name", "")] = domain
+    for other in pods:
+        metadata = other.get("metadata") or {}
+        node_name = (other.get("spec") or {}).get("nodeName")
+        if node_name not in node_domain or metadata.get("namespace") != namespace:
+            continue
+        if is_terminating(other) or is_terminal(other):
+            continue
+        if constraint.selector is not None and constraint.selector.matches(metadata.get("labels")):
+            counts[node_domain[node_name]] += 1
+    return counts
+
+
+def spread_skew_reason(
+    constraint: SpreadConstraint, counts: Mapping[str, int], node: Mapping[str, Any]
+) -> str | None:
+    """PodTopologySpread Filter for one DoNotSchedule constraint and one candidate node.
+
+    skew = matching pods in the node's domain + 1 (the pod itself, if it matches)
+           - the global minimum over eligible domains (0 while fewer than minDomains exist).
+
+    >>> c = SpreadConstraint(1, ZONE_LABEL, True, LabelSelector())
+    >>> node = {"metadata": {"labels": {ZONE_LABEL: "a"}}}
+    >>> spread_skew_reason(c, {"a": 1, "b": 1, "c": 0}, node)  # 1 + 1 - 0 > 1
+    "node(s) didn't match pod topology spread constraints"
+    """
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if constraint.topology_key not in labels:
+        return REASON_SPREAD_MISSING_LABEL
+    minimum = min(counts.values()) if counts else 0
+    if len(counts) < constraint.min_domains:
+        minimum = 0
+    in_domain = counts.get(str(labels[constraint.topology_key]), 0)
+    skew = in_domain + (1 if constraint.self_match else 0) - minimum
+    return REASON_SPREAD if skew > constraint.max_skew else None
+
+
+def spread_scores(
+    constraints: Sequence[SpreadConstraint],
+    pod: Mapping[str, Any],
+    candidates: Sequence[Mapping[str, Any]],
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+) -> dict[str, int]:
+    """PodTopologySpread Score for ScheduleAnyway constraints, normalised to 0..100.
+
+    raw = sum over constraints of (matching pods in the node's domain * log(domains + 2)
+    + maxSkew - 1); the fewest matching pods scores highest. A candidate without one of
+    the topology keys scores 0.
+    """
+    soft = [c for c in constraints if not c.hard]
+    names = [(n.get("metadata") or {}).get("name", "") for n in candidates]
+    if not soft:
+        return dict.fromkeys(names, 0)
+    raw: dict[str, float | None] = {}
+    per_constraint = [spread_domain_counts(c, pod, nodes, pods) for c in soft]
+    for name, node in zip(names, candidates, strict=True):
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if not all(c.topology_key in labels for c in soft):
+            raw[name] = None
+            continue
+        total = 0.0
+        for constraint, counts in zip(soft, per_constraint, strict=True):
+            weight = math.log(len(counts) + 2)
+            count = counts.get(str(labels[constraint.topology_key]), 0)
+            total += count * weight + (constraint.max_skew - 1)
+        raw[name] = float(round(total))
+    valid = [value for value in raw.values() if value is not None]
+    highest, lowest = (max(valid), min(valid)) if valid else (0.0, 0.0)
+    scores = {}
+    for name, value in raw.items():
+        if value is None:
+            scores[name] = 0
+        elif highest == 0:
+            scores[name] = MAX_NODE_SCORE
+        else:
+            scores[name] = int(MAX_NODE_SCORE * (highest + lowest - value) // highest)
+    return scores
+
+
+# ---- the decision ----
+
+
+def needs_scheduling(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    return (
+        not spec.get("nodeName")
+        and spec.get("schedulerName", DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
+        and not spec.get("schedulingGates")
+        and not is_terminating(pod)
+        and not is_terminal(pod)
+    )
+
+
+def filter_node(
+    pod: Mapping[str, Any],
+    node: Mapping[str, Any],
+    pods_on_node: Sequence[Mapping[str, Any]],
+    hard_spread: Sequence[tuple[SpreadConstraint, Mapping[str, int]]],
+) -> list[str]:
+    """Why `node` cannot take `pod` (empty when it can); only the first failing filter speaks."""
+    spec = node.get("spec") or {}
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    if spec.get("unschedulable") and not is_tolerated(
+        tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
+    ):
+        return [REASON_UNSCHEDULABLE]
+    taint = untolerated_taint(pod, effective_taints(node))
+    if taint is not None:
+        return [
+            f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
+        ]
+    if not matches_node_affinity(pod, node):
+        return [REASON_NODE_AFFINITY]
+    shortages = resource_fit_reasons(pod, node, pods_on_node)
+    if shortages:
+        return shortages
+    for constraint, counts in hard_spread:
+        reason = spread_skew_reason(constraint, counts, node)
+        if reason is not None:
+            return [reason]
+    return []
+
+
+def fit_error_message(node_count: int, reasons_by_node: Mapping[str, Sequence[str]]) -> str:
+    """FitError.Error(): reasons counted over nodes, "count reason" strings sorted.
+
+    >>> fit_error_message(3, {"a": [REASON_UNSCHEDULABLE], "b": [REASON_SPREAD],
+    ...                       "c": [REASON_SPREAD]})
+    "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't match pod topology spread constraints."
+    """  # noqa: E501
+    if node_count == 0:
+        return NO_NODES_MESSAGE
+    histogram = Counter(reason for reasons in reasons_by_node.values() for reason in reasons)
+    parts = sorted(f"{count} {reason}" for reason, count in histogram.items())
+    return f"0/{node_count} nodes are available: {', '.join(parts)}."
+
+
+@dataclass(frozen=True)
+class ScheduleDecision:
+    node_name: str | None
+    message: str = ""
+    scores: dict[str, int] = field(default_factory=dict)
+
+
+def schedule(
+    pod: Mapping[str, Any],
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    rng: random.Random,
+) -> ScheduleDecision:
+    """Pick a node for `pod` among `nodes`, given every pod in the cluster.
+
+    Worked example (reference 4.5): zones a, b, c with two nodes each, zone c cordoned,
+    pods of app=web one in a and one in b, a third evicted from c and pending again with
+    `maxSkew: 1, topologyKey: zone, DoNotSchedule`. With the default nodeTaintsPolicy
+    Ignore zone c is still a domain holding 0 pods, so placing in a or b gives skew
+    1 + 1 - 0 = 2 > 1, and c's nodes are unschedulable:
+    "0/6 nodes are available: 2 node(s) were unschedulable, 4 node(s) didn't match pod
+    topology spread constraints."
+    """
+    bound = [p for p in pods if (p.get("spec") or {}).get("nodeName") and not is_terminal(p)]
+    by_node: dict[str, list[Mapping[str, Any]]] = {}
+    for other in bound:
+        by_node.setdefault(other["spec"]["nodeName"], []).append(other)
+    constraints = spread_constraints(pod)
+    hard = [c for c in constraints if c.hard]
+    hard_keys = [c.topology_key for c in hard]
+    hard_spread = [(c, spread_domain_counts(c, pod, nodes, bound, hard_keys)) for c in hard]
+    feasible: list[Mapping[str, Any]] = []
+    reasons: dict[str, list[str]] = {}
+    for node in nodes:
+        name = (node.get("metadata") or {}).get("name", "")
+        failed = filter_node(pod, node, by_node.get(name, []), hard_spread)
+        if failed:
+            reasons[name] = failed
+        else:
+            feasible.append(node)
+    if not feasible:
+        return ScheduleDecision(None, fit_error_message(len(nodes), reasons))
+    spread = spread_scores(constraints, pod, feasible, nodes, bound)
+    scores = {}
+    for node in feasible:
+        name = node["metadata"]["name"]
+        scores[name] = (
+            least_allocated_score(pod, node, by_node.get(name, []))
+            + SPREAD_SCORE_WEIGHT * spread[name]
+        )
+    best = max(scores.values())
+    winners = sorted(name for name, score in scores.items() if score == best)
+    return ScheduleDecision(rng.choice(winners), "", scores)
+
+
+def node_change_matters(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a node change can make a pending pod schedulable (heartbeats alone cannot)."""
+    if old is None:
+        return True
+
+    def shape(node: Mapping[str, Any]) -> tuple[Any, ...]:
+        status = node.get("status") or {}
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        return (
+            node.get("spec"),
+            (node.get("metadata") or {}).get("labels"),
+            status.get("allocatable"),
+            status.get("capacity"),
+            conditions,
+        )
+
+    return shape(old) != shape(new)
+
+
+def bound_pod_change_matters(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a change to a bound pod can free room or change spreading counts."""
+    if old is None:
+        return True
+
+    def shape(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+        metadata = pod.get("metadata") or {}
+        return (
+            (pod.get("spec") or {}).get("nodeName"),
+            metadata.get("labels"),
+            metadata.get("deletionTimestamp"),
+            (pod.get("status") or {}).get("phase"),
+        )
+
+    return shape(old) != shape(new)
+
+
+# ---- the controller ----
+
+
+def namespaced_key(key: Hashable) -> tuple[str, str]:
+    """A `(namespace, name)` work-queue key, checked."""
+    if not isinstance(key, tuple) or len(key) != 2:
+        raise TypeError(f"expected (namespace, name), got {key!r}")
+    return str(key[0]), str(key[1])
+
+
+class Scheduler:
+    """Binds pending pods (schedulerName default-scheduler) to nodes."""
+
+    name = "scheduler"
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: ControlPlaneSettings,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self._pending: set[PodKey] = set()
+
+    def keys_for(self, change: Change) -> Iterable[Hashable]:
+        if change.resource == "nodes":
+            if change.type == DELETED or node_change_matters(change.old, change.object):
+                return sorted(self._pending)
+            return []
+        if change.resource != "pods":
+            return []
+        metadata = change.object.get("metadata") or {}
+        key = (metadata.get("namespace", ""), metadata.get("name", ""))
+        if change.type != DELETED and needs_scheduling(change.object):
+            return [key]
+        self._pending.discard(key)
+        if not (change.object.get("spec") or {}).get("nodeName") and (
+            change.old is None or not (change.old.get("spec") or {}).get("nodeName")
+        ):
+            return []
+        if change.type == DELETED or bound_pod_change_matters(change.old, change.object):
+            return sorted(self._pending)
+        return []
+
+    def all_keys(self) -> Iterable[Hashable]:
+        keys = [
+            (p["metadata"]["namespace"], p["metadata"]["name"])
+            for p in self.store.snapshot("pods")
+            if needs_scheduling(p)
+        ]
+        self._pending = set(keys)
+        return keys
+
+    def reconcile(self, key: Hashable) -> float | None:
+        namespace, name = namespaced_key(key)
+        pod = self.store.find("pods", namespace, name)
+        if pod is None or not needs_scheduling(pod):
+            self._pending.discard((namespace, name))
+            return None
+        decision = schedule(
+            pod, self.store.snapshot("nodes"), self.store.snapshot("pods"), self.rng
+        )
+        if decision.node_name is None:
+            self._pending.add((namespace, name))
+            self._mark_unschedulable(pod, decision.message)
+            return None
+        self._pending.discard((namespace, name))
+        self._bind(pod, decision.node_name)
+        return None
+
+    def _bind(self, pod: KubeObject, node_name: str) -> None:
+        metadata = pod["metadata"]
+        uid = metadata["uid"]
+
+        def set_node(obj: KubeObject) -> None:
+            if obj["metadata"]["uid"] != uid or obj["spec"].get("nodeName"):
+                raise ApiError(409, "Conflict", f"pod {metadata['name']} changed while binding")
+            obj["spec"]["nodeName"] = node_name
+
+        self.store.mutate("pods", metadata["namespace"], metadata["name"], set_node)
+        now = rfc3339(self.clock.now())
+        scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None}
+        self._set_condition(pod, scheduled, now)
+        emit_event(
+            self.store,
+            pod,
+            "Scheduled",
+            f"Successfully assigned {metadata['namespace']}/{metadata['name']} to {node_name}",
+            component=DEFAULT_SCHEDULER,
+        )
+
+    def _mark_unschedulable(self, pod: KubeObject, message: str) -> None:
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "lastProbeTime": None,
+            "reason": "Unschedulable",
+            "message": message,
+        }
+        self._set_condition(pod, condition, rfc3339(self.clock.now()))
+        emit_event(
+            self.store,
+            pod,
+            "FailedScheduling",
+            message,
+            event_type="Warning",
+            component=DEFAULT_SCHEDULER,
+        )
+
+    def _set_condition(self, pod: KubeObject, condition: KubeObject, now: str) -> None:
+        def change(obj: KubeObject) -> None:
+            status = obj.setdefault("status", {})
+            status["conditions"] = with_condition(status.get("conditions") or [], condition, now)
+
+        metadata = pod["metadata"]
+        self.store.mutate(
+            "pods", metadata["namespace"], metadata["name"], change, subresource="status"
+        )
