@@ -24,9 +24,12 @@ def start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def record(directory: Path, pid: int) -> None:
+def record(directory: Path, pid: int, what: str = "") -> Path:
+    """`<directory>/<pid>` holding `<start time> <what>`."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / str(pid)).write_text(start_time(pid) or "")
+    path = directory / str(pid)
+    path.write_text(f"{start_time(pid) or ''} {what}".rstrip() + "\n", encoding="utf-8")
+    return path
 
 
 def forget(directory: Path, pid: int) -> None:
@@ -50,20 +53,26 @@ def signal_if_same(pid: int, expected_start: str | None, signo: int) -> bool:
     return False
 
 
-def kill_recorded(directory: Path) -> int:
-    """SIGKILL every recorded process still alive (whole process group); return how many."""
-    killed = 0
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def kill_recorded(directory: Path) -> list[int]:
+    """SIGKILL every recorded process still alive (its whole group); return their pids."""
+    killed: list[int] = []
     if not directory.is_dir():
-        return 0
+        return killed
     for entry in directory.iterdir():
         if not entry.name.isdigit():
             continue
-        pid, started = int(entry.name), entry.read_text().strip() or None
-        if is_alive(pid, started):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        pid = int(entry.name)
+        fields = entry.read_text(encoding="utf-8").split()
+        started = fields[0] if fields else None
+        if started is not None and is_alive(pid, started):
+            kill_group(pid)
             signal_if_same(pid, started, signal.SIGKILL)
-            killed += 1
+            killed.append(pid)
         entry.unlink(missing_ok=True)
     return killed
 

@@ -1,0 +1,1 @@
+"""Container images the sandbox can run: a table of references and what they start."""

@@ -1,0 +1,1 @@
+"""One kubelet per node: processes, probes, status, logs, usage (see kubelet.py)."""

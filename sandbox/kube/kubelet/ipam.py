@@ -1,0 +1,137 @@
+"""Pod IP addresses on loopback, shared by every kubelet of the sandbox.
+
+Real pods get 127.0.2.2-127.0.2.254 (a pod binds its own address, the
+sandbox's stand-in for a network namespace); virtual pods get addresses from
+127.1.0.0/16. Like the host-local CNI plugin, allocation goes round from the
+last address handed out, so a released address is not reused at once.
+
+Real pods bind their address, and several sandboxes (or test runs) may share
+one machine, so a real address is also claimed across processes: an
+exclusive `flock` on `<lock_dir>/<address>`, held while allocated and dropped
+by the kernel if the process dies. An address some other process already
+listens on (a stray from a killed run) is skipped too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REAL_POOL = tuple(f"127.0.2.{host}" for host in range(2, 255))
+VIRTUAL_POOL_NETWORK = ipaddress.IPv4Network("127.1.0.0/16")
+DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / f"sandbox-ipam-{os.getuid()}"
+
+
+class AddressesExhaustedError(Exception):
+    """No free address: the kubelet reports FailedCreatePodSandBox on the pod."""
+
+
+def _virtual_pool() -> tuple[str, ...]:
+    return tuple(str(a) for a in VIRTUAL_POOL_NETWORK.hosts() if a.packed[3] not in (0, 255))
+
+
+def listening_addresses(table: Path = Path("/proc/net/tcp")) -> set[str]:
+    """IPv4 addresses with a socket in LISTEN state (`/proc/net/tcp`, state 0A)."""
+    try:
+        lines = table.read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    found = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A":
+            found.add(socket.inet_ntoa(bytes.fromhex(fields[1].split(":")[0])[::-1]))
+    return found
+
+
+class AddressClaims:
+    """Claims on addresses shared by every process of this user on the machine."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._held: dict[str, int] = {}  # address -> locked file descriptor
+
+    def claim(self, address: str) -> bool:
+        if address in listening_addresses():
+            return False
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / address, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._held[address] = fd
+        return True
+
+    def release(self, address: str) -> None:
+        fd = self._held.pop(address, None)
+        if fd is not None:
+            os.close(fd)  # closing drops the lock
+
+
+@dataclass
+class Pool:
+    addresses: tuple[str, ...]
+    claims: AddressClaims | None = None  # None: nothing binds these (virtual pods)
+    used: dict[str, str] = field(default_factory=dict)  # address -> owner (pod uid)
+    by_owner: dict[str, str] = field(default_factory=dict)
+    cursor: int = 0
+
+    def allocate(self, owner: str) -> str:
+        if owner in self.by_owner:
+            return self.by_owner[owner]
+        for step in range(len(self.addresses)):
+            index = (self.cursor + step) % len(self.addresses)
+            address = self.addresses[index]
+            if address not in self.used and (self.claims is None or self.claims.claim(address)):
+                self.used[address], self.by_owner[owner] = owner, address
+                self.cursor = index + 1
+                return address
+        raise AddressesExhaustedError(
+            f"failed to allocate for range 0: no IP addresses available in range set: "
+            f"{self.addresses[0]}-{self.addresses[-1]}"
+        )
+
+    def release(self, owner: str) -> None:
+        address = self.by_owner.pop(owner, None)
+        if address is not None:
+            del self.used[address]
+            if self.claims is not None:
+                self.claims.release(address)
+
+
+class IpAllocator:
+    def __init__(
+        self,
+        real: tuple[str, ...] = REAL_POOL,
+        virtual: tuple[str, ...] | None = None,
+        lock_dir: Path = DEFAULT_LOCK_DIR,
+    ) -> None:
+        self._real = Pool(real, AddressClaims(lock_dir))
+        self._virtual = Pool(virtual if virtual is not None else _virtual_pool())
+        self._owners: dict[str, Pool] = {}
+
+    def allocate(self, owner: str, virtual: bool = False) -> str:
+        """The owner's address (the same one again if it already holds one)."""
+        pool = self._virtual if virtual else self._real
+        address = pool.allocate(owner)
+        self._owners[owner] = pool
+        return address
+
+    def release(self, owner: str) -> None:
+        pool = self._owners.pop(owner, None)
+        if pool is not None:
+            pool.release(owner)
+
+    def address_of(self, owner: str) -> str | None:
+        pool = self._owners.get(owner)
+        return pool.by_owner.get(owner) if pool is not None else None
+
+    def in_use(self, virtual: bool = False) -> int:
+        return len((self._virtual if virtual else self._real).used)

@@ -1,0 +1,253 @@
+"""One pod's life on its node: sandbox (IP), containers, status, termination, removal.
+
+The pod worker owns the pod's `ContainerWorker`s and is the only writer of
+the pod's status (always via the `status` subresource, read fresh first,
+skipped when unchanged). When `deletionTimestamp` appears it stops every
+container within the grace period (counted from when it saw the deletion),
+writes the terminal phase and removes the object with grace 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from sandbox.images.registry import ImageNotFoundError
+from sandbox.kube.clock import parse_time
+from sandbox.kube.errors import ApiError
+from sandbox.kube.kubelet.containers import ContainerWorker
+from sandbox.kube.kubelet.context import NodeContext
+from sandbox.kube.kubelet.env import PodFacts
+from sandbox.kube.kubelet.ipam import AddressesExhaustedError
+from sandbox.kube.kubelet.runtime import MIN_GRACE_SECONDS, Deadline
+from sandbox.kube.kubelet.status import (
+    ContainerRecord,
+    PodRuntime,
+    Terminated,
+    build_pod_status,
+)
+
+log = logging.getLogger(__name__)
+KubeObject = dict[str, Any]
+SANDBOX_RETRY_SECONDS = 10.0
+EXIT_CODE_AFTER_REBOOT = 255
+
+
+def initial_record(
+    container: KubeObject, previous: KubeObject | None, rebooted_at: datetime | None
+) -> ContainerRecord:
+    """A container's record when the worker starts; after a reboot the old container is dead."""
+    record = ContainerRecord(name=container["name"], image=str(container.get("image", "")))
+    if previous is None or rebooted_at is None:
+        return record
+    running = (previous.get("state") or {}).get("running")
+    if running is None and not previous.get("containerID"):
+        return record
+    started = parse_time(running["startedAt"]) if running else None
+    dead = Terminated(
+        EXIT_CODE_AFTER_REBOOT,
+        "Unknown",
+        rebooted_at,
+        started,
+        container_id=previous.get("containerID", ""),
+    )
+    return ContainerRecord(
+        record.name,
+        record.image,
+        previous.get("imageID", ""),
+        previous.get("containerID", ""),
+        record.state,
+        dead,
+        restart_count=int(previous.get("restartCount", 0)),
+    )
+
+
+def grace_seconds(pod: KubeObject | None) -> float:
+    """The grace period to stop with: the deletion's, or the minimum when the pod is gone."""
+    if pod is None:
+        return MIN_GRACE_SECONDS
+    metadata = pod["metadata"]
+    grace = metadata.get("deletionGracePeriodSeconds")
+    if grace is None:
+        grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+    return float(grace)
+
+
+class PodWorker:
+    def __init__(self, ctx: NodeContext, pod: KubeObject, rebooted_at: datetime | None = None):
+        self.ctx, self.pod = ctx, pod
+        metadata = pod["metadata"]
+        self.uid, self.namespace, self.name = (
+            metadata["uid"],
+            metadata["namespace"],
+            metadata["name"],
+        )
+        self.pod_ip = ""
+        self.sandbox_ready = False
+        self.terminal = False
+        self.removed = False  # the API object is gone
+        self.deadline: Deadline | None = None
+        self.stop_requested = asyncio.Event()
+        self.start_time = ctx.clock.now()
+        previous = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+        self.containers = [
+            ContainerWorker(self, c, initial_record(c, previous.get(c["name"]), rebooted_at))
+            for c in pod.get("spec", {}).get("containers") or []
+        ]
+
+    # ---- what the kubelet tells it ----
+
+    def observe(self, pod: KubeObject | None) -> None:
+        """The latest pod object, or None once it has left the store."""
+        if pod is None:
+            self.removed = True
+        else:
+            self.pod = pod
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            self.request_termination(grace_seconds(pod))
+
+    def request_termination(self, grace: float) -> None:
+        when = self.ctx.monotonic() + grace
+        if self.deadline is None:
+            self.deadline = Deadline(when)
+            self.stop_requested.set()
+            for container in self.containers:
+                container.request_stop(self.deadline)
+        else:
+            self.deadline.shorten(when)
+
+    @property
+    def deleting(self) -> bool:
+        return self.stop_requested.is_set()
+
+    # ---- the lifecycle ----
+
+    async def run(self) -> None:
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if await self._create_sandbox():
+                tasks = [asyncio.ensure_future(c.run()) for c in self.containers]
+                await self._until_stopped_or_completed(tasks)
+            await self._terminate(tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            self._kill_everything()
+
+    async def _create_sandbox(self) -> bool:
+        virtual = all(self._is_virtual(c) for c in self.pod.get("spec", {}).get("containers") or [])
+        while not self.deleting:
+            try:
+                self.pod_ip = self.ctx.ipam.allocate(self.uid, virtual=virtual)
+            except AddressesExhaustedError as error:
+                self.event(
+                    "FailedCreatePodSandBox", f"Failed to create pod sandbox: {error}", warning=True
+                )
+                self.publish()
+                if not await self._wait_for_stop(SANDBOX_RETRY_SECONDS):
+                    return False
+                continue
+            self.sandbox_ready = True
+            self.publish()
+            return True
+        return False
+
+    def _is_virtual(self, container: KubeObject) -> bool:
+        try:
+            return self.ctx.images.lookup(str(container.get("image", ""))).virtual
+        except ImageNotFoundError:
+            return False
+
+    async def _until_stopped_or_completed(self, tasks: list[asyncio.Task[None]]) -> None:
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        all_done = asyncio.ensure_future(asyncio.wait(tasks))
+        try:
+            await asyncio.wait([stop, all_done], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            all_done.cancel()
+        if not self.deleting:
+            self._completed()
+            await self.stop_requested.wait()
+
+    def _completed(self) -> None:
+        """Every container has exited for good (restartPolicy Never/OnFailure): a terminal phase."""
+        self.sandbox_ready = False
+        self.publish()
+        self.ctx.ipam.release(self.uid)
+
+    async def _terminate(self, tasks: list[asyncio.Task[None]]) -> None:
+        if tasks:
+            await asyncio.wait(tasks)
+        self.terminal, self.sandbox_ready = True, False
+        self.publish()
+        self.ctx.ipam.release(self.uid)
+        self.ctx.metrics.forget_pod(self.namespace, self.name)
+        self._remove_object()
+
+    def _remove_object(self) -> None:
+        if self.removed or not self.ctx.powered:
+            return
+        try:
+            self.ctx.store.delete(
+                "pods", self.namespace, self.name, grace_period_seconds=0, uid=self.uid
+            )
+        except ApiError as error:
+            log.debug("pod %s/%s already gone: %s", self.namespace, self.name, error)
+
+    def _kill_everything(self) -> None:
+        for container in self.containers:
+            if container.handle is not None:
+                container.handle.kill()
+
+    async def _wait_for_stop(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self.stop_requested.wait()
+        except TimeoutError:
+            return True
+        return False
+
+    # ---- status and events ----
+
+    def runtime(self) -> PodRuntime:
+        return PodRuntime(
+            tuple(c.record for c in self.containers),
+            self.ctx.config.internal_ip,
+            self.pod_ip,
+            self.start_time,
+            self.sandbox_ready,
+            self.terminal,
+        )
+
+    def publish(self) -> None:
+        """Write the pod's status if it changed (never while the node is off)."""
+        if not self.ctx.powered or self.removed:
+            return
+        pod = self.ctx.store.find("pods", self.namespace, self.name)
+        if pod is None or pod["metadata"].get("uid") != self.uid:
+            return
+        status = build_pod_status(pod, self.runtime(), self.ctx.clock.now())
+        if status == pod.get("status"):
+            return
+        pod["status"] = status
+        self.pod = self.ctx.store.update("pods", pod, subresource="status")
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.ctx.event(self.pod, reason, message, warning)
+
+    def facts(self) -> PodFacts:
+        metadata = self.pod["metadata"]
+        return PodFacts(
+            self.name,
+            self.namespace,
+            self.uid,
+            self.ctx.config.name,
+            self.pod_ip,
+            self.ctx.config.internal_ip,
+            self.pod.get("spec", {}).get("serviceAccountName", "default"),
+            metadata.get("labels") or {},
+            metadata.get("annotations") or {},
+        )
