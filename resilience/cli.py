@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from resilience.conformance import check_overlay, check_seed_values
-from resilience.errors import InvalidInputError
+from resilience.errors import InvalidInputError, ResilienceError
 from resilience.manifests import render
 from resilience.policy import policy_from_manifests
 
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     policy = commands.add_parser("policy", help="print the intended policy as JSON")
     policy.add_argument("kustomization", nargs="?", default="deploy/base", type=Path)
     policy.set_defaults(run=_print_policy)
+
+    from resilience import sandbox_cli  # noqa: PLC0415 - keeps `sandbox` out of other commands
+
+    sandbox_cli.add_commands(commands)
     return parser
 
 
@@ -56,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInputError as error:
         print(f"resilience: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ResilienceError as error:
+        print(f"resilience: {error}", file=sys.stderr)
+        return EXIT_FINDINGS
     except KeyboardInterrupt:
         print("resilience: interrupted", file=sys.stderr)
         return 130

@@ -196,11 +196,10 @@ class ApiServer:
         query = request.query
         field_key = EVENTS_V1_KEY if rt.key == EVENTS_V1_KEY else rt.key
         fields = parse_field_selector(query.get("fieldSelector"), field_key)
-        items = [
-            self._out(rt, obj)
-            for obj in self.store.list(self._key(rt), info.namespace, query.get("labelSelector"))
-        ]
-        items = [obj for obj in items if fields.matches(obj)]
+        # Serialised straight from the store's objects: nothing below changes them.
+        stored = self.store.snapshot(self._key(rt), info.namespace, query.get("labelSelector"))
+        stored.sort(key=_sort_key)
+        items = [obj for obj in (self._out(rt, o) for o in stored) if fields.matches(obj)]
         version = str(self.store.resource_version)
         items, next_token, version = _page(items, query, version)
         if _wants_table(request):
@@ -217,15 +216,12 @@ class ApiServer:
         if next_token:
             metadata["continue"] = next_token
             metadata["remainingItemCount"] = None
-        for item in items:
-            item.pop("kind", None)
-            item.pop("apiVersion", None)
         return _json(
             {
                 "kind": rt.list_kind_name,
                 "apiVersion": rt.api_version,
                 "metadata": {k: v for k, v in metadata.items() if v is not None},
-                "items": items,
+                "items": [_without_type(item) for item in items],
             }
         )
 
@@ -673,6 +669,11 @@ def _page(items: list[KubeObject], query: Any, version: str) -> tuple[list[KubeO
         state = {"rv": version, "start": _sort_key(page[-1])}
         return page, base64.urlsafe_b64encode(json.dumps(state).encode()).decode(), version
     return items, "", version
+
+
+def _without_type(obj: KubeObject) -> KubeObject:
+    """List items carry no kind/apiVersion, as upstream serialises them."""
+    return {key: value for key, value in obj.items() if key not in ("kind", "apiVersion")}
 
 
 def _sort_key(obj: KubeObject) -> str:

@@ -1,0 +1,154 @@
+"""`resilience sandbox up | down | status | env`: the local staging cluster.
+
+The only module of `resilience` allowed to import `sandbox` (import-linter
+contract); everything else reaches the sandbox through its kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from resilience.errors import InvalidInputError, ResilienceError
+from sandbox import cluster
+from sandbox.state import ENV_VAR, kubeconfig_path, state_dir
+
+NAMESPACE = "harmonyflow"
+DEPLOYMENT = "session-state-service"
+
+
+def add_commands(commands: Any) -> None:
+    """Add `sandbox` and its actions to the `resilience` sub-command parser."""
+    sandbox = commands.add_parser("sandbox", help="the local staging cluster")
+    actions = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    for name, handler, text in (
+        ("up", _up, "boot the sandbox, apply deploy/overlays/sandbox, wait until Available"),
+        ("down", _down, "stop the sandbox and every process it started"),
+        ("status", _status, "show whether the sandbox runs, its nodes and the deployment"),
+        ("env", _env, "print the exports clients need (KUBECONFIG, ...)"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--state-dir", default=None, help=f"default: ${ENV_VAR} or .sandbox")
+        action.set_defaults(run=handler)
+        if name == "up":
+            action.add_argument(
+                "--timeout",
+                type=float,
+                default=180.0,
+                help="seconds to wait for the deployment (default 180)",
+            )
+            action.add_argument(
+                "--no-apply", action="store_true", help="boot the control plane only"
+            )
+
+
+def _up(arguments: argparse.Namespace) -> int:
+    if arguments.timeout <= 0:
+        raise InvalidInputError(f"--timeout must be positive, got {arguments.timeout}")
+    directory = state_dir(arguments.state_dir)
+    began = time.monotonic()
+    try:
+        state = cluster.start_daemon(directory)
+        print(f"sandbox: API server {state.api_url}")
+        if arguments.no_apply:
+            return 0
+        cluster.apply_overlay(directory)
+        print("sandbox: applied deploy/overlays/sandbox")
+        _wait_available(directory, arguments.timeout)
+    except cluster.SandboxError as error:
+        raise ResilienceError(str(error)) from None
+    print(f"sandbox: deployment {DEPLOYMENT} Available after {time.monotonic() - began:.1f}s")
+    print(f"sandbox: export KUBECONFIG={kubeconfig_path(directory)}")
+    return 0
+
+
+def _down(arguments: argparse.Namespace) -> int:
+    directory = state_dir(arguments.state_dir)
+    for note in cluster.stop(directory):
+        print(f"sandbox: {note}")
+    print("sandbox: stopped")
+    return 0
+
+
+def _status(arguments: argparse.Namespace) -> int:
+    directory = state_dir(arguments.state_dir)
+    state = cluster.running_state(directory)
+    if state is None:
+        print("sandbox: not running")
+        return 3
+    print(f"sandbox: running (pid {state.pid}) at {state.api_url}")
+    api = _api(directory)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    ready: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for node in core.list_node(_request_timeout=10).items:
+        labels = (node.metadata.labels if node.metadata else None) or {}
+        zone = labels.get("topology.kubernetes.io/zone", "?")
+        total[zone] += 1
+        conditions = (node.status.conditions if node.status else None) or []
+        ready[zone] += any(c.type == "Ready" and c.status == "True" for c in conditions)
+    for zone in sorted(total):
+        print(f"  nodes {zone}: {ready[zone]}/{total[zone]} Ready")
+    deployments = apps.list_namespaced_deployment(NAMESPACE, _request_timeout=10).items
+    for deployment in deployments:
+        name = deployment.metadata.name if deployment.metadata else "?"
+        print(f"  deployment {name}: {_available(deployment)}/{_desired(deployment)} available")
+    return 0
+
+
+def _env(arguments: argparse.Namespace) -> int:
+    directory = state_dir(arguments.state_dir)
+    if cluster.running_state(directory) is None:
+        raise InvalidInputError("the sandbox is not running; start it with: resilience sandbox up")
+    print(f"export KUBECONFIG={kubeconfig_path(directory)}")
+    print(f"export {ENV_VAR}={directory}")
+    return 0
+
+
+def _api(directory: Path) -> client.ApiClient:
+    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig_path(directory))
+    )
+    return api
+
+
+def _available(deployment: client.V1Deployment) -> int:
+    return (deployment.status.available_replicas or 0) if deployment.status else 0
+
+
+def _desired(deployment: client.V1Deployment) -> int:
+    return (deployment.spec.replicas or 0) if deployment.spec else 0
+
+
+def _condition(deployment: client.V1Deployment, kind: str) -> client.V1DeploymentCondition | None:
+    conditions = (deployment.status.conditions if deployment.status else None) or []
+    return next((c for c in conditions if c.type == kind), None)
+
+
+def _wait_available(directory: Path, timeout: float) -> None:
+    apps = client.AppsV1Api(_api(directory))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        deployment = apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE, _request_timeout=10)
+        available = _condition(deployment, "Available")
+        progressing = _condition(deployment, "Progressing")
+        if (
+            available is not None
+            and available.status == "True"
+            and _available(deployment) >= _desired(deployment)
+        ):
+            return
+        line = f"{_available(deployment)}/{_desired(deployment)} available"
+        if line != last:
+            print(f"sandbox: {DEPLOYMENT} {line}")
+            last = line
+        if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
+            raise ResilienceError(f"{DEPLOYMENT}: {progressing.message}")
+        time.sleep(0.5)
+    raise ResilienceError(f"{DEPLOYMENT} not Available within {timeout:.0f}s ({last})")

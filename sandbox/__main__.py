@@ -1,0 +1,63 @@
+"""`python -m sandbox serve --state-dir DIR`: the sandbox daemon.
+
+Serves until SIGTERM or SIGINT, then stops every pod process and the API
+server before it exits. Started and stopped by `resilience sandbox up | down`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
+from sandbox.kube.kubeconfig import write_kubeconfig
+from sandbox.state import ENV_VAR, SandboxState, kubeconfig_path
+
+
+async def serve(options: ControlPlaneOptions) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signo in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signo, stop.set)
+    plane = ControlPlane(options)
+    try:
+        url = await plane.start()
+        kubeconfig = write_kubeconfig(kubeconfig_path(options.state_dir), url)
+        SandboxState(os.getpid(), url, str(kubeconfig), time.time()).write(options.state_dir)
+        logging.info("sandbox serving at %s", url)
+        await stop.wait()
+    finally:
+        logging.info("sandbox stopping")
+        await plane.stop()
+        (options.state_dir / "state.json").unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the sandbox control plane until signalled")
+    run.add_argument("--state-dir", required=True, type=Path)
+    run.add_argument("--api-port", type=int, default=0)
+    run.add_argument("--node-monitor-grace-period", type=float, default=None)
+    run.add_argument("--hpa-sync-period", type=float, default=None)
+    arguments = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ[ENV_VAR] = str(arguments.state_dir)
+    options = ControlPlaneOptions.from_flags(
+        state_dir=arguments.state_dir.resolve(),
+        api_port=arguments.api_port,
+        node_monitor_grace_period=arguments.node_monitor_grace_period,
+        hpa_sync_period=arguments.hpa_sync_period,
+    )
+    asyncio.run(serve(options))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""One sandbox cluster: store, API server, controllers and six kubelets in one event loop.
+
+The node layout mirrors the seed: 6 m5.xlarge nodes, 2 per zone in
+us-west-2a/b/c, with node addresses on 127.0.1.0/24 (the seed's subnets
+mirrored onto loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.images.registry import ImageRegistry
+from sandbox.kube.apiserver import ApiServer, ApiServerConfig
+from sandbox.kube.clock import Clock, RealClock
+from sandbox.kube.controllers import disruption
+from sandbox.kube.controllers.deployment import DeploymentController
+from sandbox.kube.controllers.disruption import DisruptionController
+from sandbox.kube.controllers.endpoints import EndpointsController
+from sandbox.kube.controllers.garbagecollector import GarbageCollector
+from sandbox.kube.controllers.hpa import HorizontalPodAutoscalerController
+from sandbox.kube.controllers.nodelifecycle import NodeLifecycleController
+from sandbox.kube.controllers.replicaset import ReplicaSetController
+from sandbox.kube.controllers.runtime import Controller, run_controller
+from sandbox.kube.controllers.scheduler import Scheduler
+from sandbox.kube.kubelet.ipam import IpAllocator
+from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
+from sandbox.kube.metrics import MetricsStore
+from sandbox.kube.settings import ControlPlaneSettings
+from sandbox.kube.store import Store
+
+log = logging.getLogger(__name__)
+ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
+NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def default_nodes(per_zone: int = 2, zones: tuple[str, ...] = ZONES) -> list[NodeConfig]:
+    nodes = []
+    for index in range(per_zone * len(zones)):
+        zone = zones[index % len(zones)]
+        host = 10 + index
+        nodes.append(
+            NodeConfig(
+                name=f"ip-127-0-1-{host}.us-west-2.compute.internal",
+                zone=zone,
+                instance_id=f"i-0{zone[-1]}{host:015x}",
+                internal_ip=f"127.0.1.{host}",
+            )
+        )
+    return nodes
+
+
+@dataclass(frozen=True)
+class ControlPlaneOptions:
+    state_dir: Path
+    api_port: int = 0
+    settings: ControlPlaneSettings = field(default_factory=ControlPlaneSettings)
+    nodes: tuple[NodeConfig, ...] = field(default_factory=lambda: tuple(default_nodes()))
+    seed: int | None = None
+
+    @classmethod
+    def from_flags(
+        cls,
+        state_dir: Path,
+        api_port: int = 0,
+        node_monitor_grace_period: float | None = None,
+        hpa_sync_period: float | None = None,
+    ) -> ControlPlaneOptions:
+        overrides: dict[str, Any] = {}
+        if node_monitor_grace_period is not None:
+            overrides["node_monitor_grace_period_seconds"] = node_monitor_grace_period
+        if hpa_sync_period is not None:
+            overrides["hpa_sync_period_seconds"] = hpa_sync_period
+        settings = dataclasses.replace(ControlPlaneSettings(), **overrides)
+        return cls(state_dir=state_dir, api_port=api_port, settings=settings)
+
+
+class ControlPlane:
+    def __init__(self, options: ControlPlaneOptions, clock: Clock | None = None) -> None:
+        self.options = options
+        self.clock: Clock = clock or RealClock()
+        self.rng = random.Random(options.seed)
+        self.store = Store(self.clock, self.rng, options.settings.watch_history_events)
+        self.metrics = MetricsStore()
+        self.ipam = IpAllocator()
+        self.images = ImageRegistry()
+        self.kubelets: dict[str, Kubelet] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kubelet_tasks: dict[str, asyncio.Task[None]] = {}
+        settings = options.settings
+        self.api = ApiServer(
+            self.store,
+            self.metrics,
+            ApiServerConfig(port=options.api_port, log_root=options.state_dir),
+            evict=lambda namespace, name, body: disruption.evict(
+                self.store, self.clock, settings, namespace, name, body
+            ),
+        )
+
+    def controllers(self) -> list[Controller]:
+        store, clock, settings = self.store, self.clock, self.options.settings
+        return [
+            DeploymentController(store, clock, settings),
+            ReplicaSetController(store, clock, settings),
+            Scheduler(store, clock, settings, rng=self.rng),
+            EndpointsController(store, clock, settings),
+            DisruptionController(store, clock, settings),
+            NodeLifecycleController(store, clock, settings),
+            GarbageCollector(store, clock, settings),
+            HorizontalPodAutoscalerController(store, clock, settings, self.metrics),
+        ]
+
+    async def start(self) -> str:
+        for namespace in NAMESPACES:
+            if self.store.find("namespaces", "", namespace) is None:
+                self.store.create("namespaces", {"metadata": {"name": namespace}})
+        url = await self.api.start()
+        resync = self.options.settings.controller_resync_seconds
+        for controller in self.controllers():
+            self._spawn(run_controller(controller, self.store, resync), controller.name)
+        for node in self.options.nodes:
+            self.start_kubelet(node)
+        return url
+
+    def start_kubelet(self, node: NodeConfig) -> Kubelet:
+        kubelet = Kubelet(
+            node,
+            self.store,
+            self.clock,
+            self.options.settings,
+            self.metrics,
+            self.ipam,
+            self.images,
+            self.options.state_dir,
+        )
+        self.kubelets[node.name] = kubelet
+        self._kubelet_tasks[node.name] = self._spawn(kubelet.run(), f"kubelet {node.name}")
+        return kubelet
+
+    async def stop(self) -> None:
+        """Kubelets first (they stop every pod process), then controllers, then the API."""
+        for task in self._kubelet_tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._kubelet_tasks.values(), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.api.stop()
+
+    def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+        return task
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())

@@ -1,0 +1,95 @@
+"""`resilience sandbox up | status | env | down` as a user runs them, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.builders import REPO_ROOT
+
+
+def resilience(state: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HARMONYFLOW_SANDBOX_DIR": str(state)}
+    return subprocess.run(
+        [sys.executable, "-m", "resilience.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def started_processes(state: Path) -> list[psutil.Process]:
+    """The daemon and every pod process it recorded, while they run."""
+    pids = [int((state / "daemon.pid").read_text().split()[0])]
+    pids += [int(p.name) for p in (state / "pids").iterdir() if p.name.isdigit()]
+    return [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
+
+
+def gone(processes: list[psutil.Process]) -> bool:
+    return not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    directory = tmp_path / "sandbox"
+    yield directory
+    resilience(directory, "sandbox", "down")
+
+
+def test_up_status_env_down_leaves_nothing_behind(state: Path) -> None:
+    up = resilience(state, "sandbox", "up")
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert "Available after" in up.stdout
+    status = resilience(state, "sandbox", "status")
+    assert status.returncode == 0
+    assert "deployment session-state-service: 3/3 available" in status.stdout
+    assert status.stdout.count("2/2 Ready") == 3
+    env = resilience(state, "sandbox", "env")
+    assert f"export KUBECONFIG={state / 'kubeconfig'}" in env.stdout
+    processes = started_processes(state)
+    assert len(processes) == 4, processes  # the daemon and three pods
+    down = resilience(state, "sandbox", "down")
+    assert down.returncode == 0
+    assert gone(processes)
+    assert resilience(state, "sandbox", "status").returncode == 3
+    env_after = resilience(state, "sandbox", "env")
+    assert env_after.returncode == 2
+    assert env_after.stderr.count("\n") == 1 and "not running" in env_after.stderr
+
+
+def test_down_cleans_up_after_a_killed_daemon(state: Path) -> None:
+    assert resilience(state, "sandbox", "up").returncode == 0
+    processes = started_processes(state)
+    pid = json.loads((state / "state.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    down = resilience(state, "sandbox", "down")
+    assert down.returncode == 0
+    assert gone(processes)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["sandbox", "up", "--timeout", "-1"], "--timeout must be positive", id="timeout"
+        ),
+        pytest.param(["sandbox", "launch"], "invalid choice: 'launch'", id="unknown-action"),
+        pytest.param(
+            ["sandbox", "up", "--timeout", "soon"], "invalid float value", id="not-a-number"
+        ),
+    ],
+)
+def test_cli_mistakes_get_one_line_and_exit_2(state: Path, args: list[str], message: str) -> None:
+    completed = resilience(state, *args, timeout=60)
+    assert completed.returncode == 2
+    assert message in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
