@@ -146,7 +146,7 @@ def run(arguments: Any, plane: ControlPlane, loop: LoopThread, url: str) -> None
         ready = loop.on_loop(
             lambda: sum(
                 1
-                for pod in plane.store.list("pods", NAMESPACE)
+                for pod in plane.store.snapshot("pods", NAMESPACE)
                 if any(
                     c.get("type") == "Ready" and c.get("status") == "True"
                     for c in pod.get("status", {}).get("conditions") or []

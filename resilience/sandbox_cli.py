@@ -53,7 +53,7 @@ def _up(arguments: argparse.Namespace) -> int:
     directory = state_dir(arguments.state_dir)
     began = time.monotonic()
     try:
-        state = cluster.start_daemon(directory)
+        state = cluster.start_daemon(directory, _daemon_flags(arguments))
         print(f"sandbox: API server {state.api_url}")
         if arguments.no_apply:
             return 0
@@ -65,6 +65,17 @@ def _up(arguments: argparse.Namespace) -> int:
     print(f"sandbox: deployment {DEPLOYMENT} Available after {time.monotonic() - began:.1f}s")
     print(f"sandbox: export KUBECONFIG={kubeconfig_path(directory)}")
     return 0
+
+
+def _daemon_flags(arguments: argparse.Namespace) -> list[str]:
+    flags = []
+    for name in ("node_monitor_grace_period", "hpa_sync_period"):
+        value = getattr(arguments, name)
+        if value is not None:
+            if value <= 0:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
 
 
 def _down(arguments: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from aiohttp import web
 
@@ -687,13 +688,12 @@ def _name(info: RequestInfo) -> str:
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(body, separators=(",", ":")), status=status, content_type=JSON
-    )
+    # orjson: a list of a thousand pods serialises in a few ms instead of tens.
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
 
 
 def _line(body: Any) -> bytes:
-    return (json.dumps(body, separators=(",", ":")) + "\n").encode()
+    return orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _status_response(error: ApiError) -> web.Response:

@@ -124,6 +124,8 @@ class Store:
         self._history: deque[Change] = deque(maxlen=history_limit)
         self._watches: list[Watch] = []
         self._listeners: list[Listener] = []
+        # (involved uid, reason, message) -> the Event that counts its repeats
+        self._event_series: dict[tuple[Any, str, str], tuple[str, str]] = {}
 
     # ---- reads ----
 
@@ -362,18 +364,15 @@ class Store:
         metadata = involved["metadata"]
         namespace = metadata.get("namespace") or "default"
         now = rfc3339(self.clock.now())
-        for existing in self._table("events").values():
-            ref = existing["involvedObject"]
-            if (
-                ref.get("uid") == metadata.get("uid")
-                and existing.get("reason") == reason
-                and existing.get("message") == message
-            ):
-                bumped = _copy(existing)
-                bumped["count"] = int(bumped.get("count", 1)) + 1
-                bumped["lastTimestamp"] = now
-                self._commit(by_key("events"), MODIFIED, bumped, existing)
-                return
+        series = (metadata.get("uid"), reason, message)
+        where = self._event_series.get(series)
+        existing = self.find("events", *where) if where is not None else None
+        if existing is not None:
+            bumped = existing
+            bumped["count"] = int(bumped.get("count", 1)) + 1
+            bumped["lastTimestamp"] = now
+            self.update("events", bumped)
+            return
         event = {
             "metadata": {
                 "generateName": f"{metadata['name']}.",
@@ -397,7 +396,8 @@ class Store:
             "reportingComponent": component,
             "reportingInstance": host,
         }
-        self.create("events", event)
+        created = self.create("events", event)
+        self._event_series[series] = (namespace, created["metadata"]["name"])
 
     # ---- internals ----
 

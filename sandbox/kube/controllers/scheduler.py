@@ -17,6 +17,7 @@ node or a bound pod changes. Preemption is not emulated.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -170,11 +171,13 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise ValueError(f"not a quantity: {value!r}") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def milli_cpu(value: str | int | float) -> int:
     """CPU in millicores, rounded up as upstream's MilliValue: "0.1" -> 100."""
     return math.ceil(parse_quantity(value) * 1000)
 
 
+@functools.lru_cache(maxsize=4096)
 def memory_bytes(value: str | int | float) -> int:
     return math.ceil(parse_quantity(value))
 
