@@ -45,6 +45,14 @@ def add_commands(commands: Any) -> None:
             action.add_argument(
                 "--no-apply", action="store_true", help="boot the control plane only"
             )
+            for flag, default in (("--node-monitor-grace-period", 50), ("--hpa-sync-period", 15)):
+                action.add_argument(
+                    flag,
+                    type=float,
+                    default=None,
+                    metavar="SECONDS",
+                    help=f"kube-controller-manager flag (upstream default {default})",
+                )
 
 
 def _up(arguments: argparse.Namespace) -> int:

@@ -83,6 +83,11 @@ def test_down_cleans_up_after_a_killed_daemon(state: Path) -> None:
         pytest.param(
             ["sandbox", "up", "--timeout", "-1"], "--timeout must be positive", id="timeout"
         ),
+        pytest.param(
+            ["sandbox", "up", "--hpa-sync-period", "0"],
+            "--hpa-sync-period must be positive",
+            id="flag-not-positive",
+        ),
         pytest.param(["sandbox", "launch"], "invalid choice: 'launch'", id="unknown-action"),
         pytest.param(
             ["sandbox", "up", "--timeout", "soon"], "invalid float value", id="not-a-number"
@@ -93,3 +98,21 @@ def test_cli_mistakes_get_one_line_and_exit_2(state: Path, args: list[str], mess
     completed = resilience(state, *args, timeout=60)
     assert completed.returncode == 2
     assert message in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
+
+
+def test_control_plane_flags_reach_the_daemon(state: Path) -> None:
+    up = resilience(
+        state,
+        "sandbox",
+        "up",
+        "--no-apply",
+        "--node-monitor-grace-period",
+        "12",
+        "--hpa-sync-period",
+        "4",
+    )
+    assert up.returncode == 0, up.stderr
+    pid = json.loads((state / "state.json").read_text())["pid"]
+    cmdline = psutil.Process(pid).cmdline()
+    assert cmdline[cmdline.index("--node-monitor-grace-period") + 1] == "12.0"
+    assert cmdline[cmdline.index("--hpa-sync-period") + 1] == "4.0"
