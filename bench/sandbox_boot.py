@@ -2,7 +2,8 @@
 
 Baseline, measured in the same run: starting the interpreter and importing
 the sandbox (what every `up` pays before it does any work). Printed, never
-asserted; the target is 15 s or less.
+asserted; the target is 30 s or less with PostgreSQL, Redis and nginx
+included (15 s for the control plane alone).
 
     .venv/bin/python bench/sandbox_boot.py [--runs 3]
 """
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TARGET_SECONDS = 15.0
+TARGET_SECONDS = 30.0  # backing services included (the control plane alone: 15)
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:

@@ -122,10 +122,13 @@ def _status(arguments: argparse.Namespace) -> int:
 
 def _env(arguments: argparse.Namespace) -> int:
     directory = state_dir(arguments.state_dir)
-    if cluster.running_state(directory) is None:
+    state = cluster.running_state(directory)
+    if state is None:
         raise InvalidInputError("the sandbox is not running; start it with: resilience sandbox up")
     print(f"export KUBECONFIG={kubeconfig_path(directory)}")
     print(f"export {ENV_VAR}={directory}")
+    if state.ingress_url:
+        print(f"export HARMONYFLOW_INGRESS_URL={state.ingress_url}")
     return 0
 
 

@@ -28,7 +28,9 @@ async def serve(options: ControlPlaneOptions) -> None:
     try:
         url = await plane.start()
         kubeconfig = write_kubeconfig(kubeconfig_path(options.state_dir), url)
-        SandboxState(os.getpid(), url, str(kubeconfig), time.time()).write(options.state_dir)
+        SandboxState(
+            os.getpid(), url, str(kubeconfig), time.time(), ingress_url=plane.ingress_url
+        ).write(options.state_dir)
         logging.info("sandbox serving at %s", url)
         await stop.wait()
     finally:
@@ -45,6 +47,11 @@ def main() -> None:
     run.add_argument("--api-port", type=int, default=0)
     run.add_argument("--node-monitor-grace-period", type=float, default=None)
     run.add_argument("--hpa-sync-period", type=float, default=None)
+    run.add_argument(
+        "--no-backing-services",
+        action="store_true",
+        help="no PostgreSQL, Redis or nginx: the Kubernetes side alone",
+    )
     arguments = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -55,6 +62,7 @@ def main() -> None:
         api_port=arguments.api_port,
         node_monitor_grace_period=arguments.node_monitor_grace_period,
         hpa_sync_period=arguments.hpa_sync_period,
+        backing_services=not arguments.no_backing_services,
     )
     asyncio.run(serve(options))
 

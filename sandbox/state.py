@@ -23,6 +23,7 @@ class SandboxState:
     api_url: str
     kubeconfig: str
     started_at: float
+    ingress_url: str = ""
 
     def write(self, directory: Path) -> None:
         path = directory / "state.json"

@@ -6,7 +6,13 @@ the way a missing tag fails on EKS (`ErrImagePull`, then `ImagePullBackOff`).
 Real images are local processes (`argv`); virtual ones run nothing and are
 Running and Ready at once, so that 1,000 pods fit on one machine.
 
-    >>> DEFAULT_REGISTRY.lookup("ghcr.io/harmonyflow/session-state:crash").description
+The session-state tags run the reference service (`sandbox.images.session_state`),
+which needs PostgreSQL and Redis (`DB_URL`, `REDIS_URL`); the `sandbox.local/testapp`
+tags run a stand-in with the same probes and no dependencies.
+
+    >>> DEFAULT_REGISTRY.lookup("ghcr.io/harmonyflow/session-state:crash").args
+    ('--fault', 'crash')
+    >>> DEFAULT_REGISTRY.lookup("sandbox.local/testapp:crash").description
     'exits with code 1 two seconds after it starts: CrashLoopBackOff'
 """
 
@@ -19,7 +25,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.images.session_state.faults import FAULT_TABLE, HEALTHY_TAGS
+
 SESSION_STATE = "ghcr.io/harmonyflow/session-state"
+SESSION_STATE_MODULE = "sandbox.images.session_state"
+TESTAPP = "sandbox.local/testapp"
 TESTAPP_MODULE = "sandbox.images.testapp"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -107,40 +117,34 @@ def _testapp(reference: str, variant: str, description: str) -> ImageSpec:
     return ImageSpec(reference, description, TESTAPP_MODULE, ("--variant", variant))
 
 
-IMAGES: tuple[ImageSpec, ...] = (
-    _testapp(
-        f"{SESSION_STATE}:1.0.0",
-        "healthy",
-        "the seed's image; healthy test service until the reference service arrives",
-    ),
-    _testapp(f"{SESSION_STATE}:1.0.1", "healthy", "healthy; a patch release to roll out"),
-    _testapp(f"{SESSION_STATE}:1.1.0", "healthy", "healthy; a minor release to roll out"),
-    _testapp(
-        f"{SESSION_STATE}:never-ready",
-        "never-ready",
-        "readiness always answers 503: Running, never Ready, never restarted",
-    ),
-    _testapp(
-        f"{SESSION_STATE}:liveness-hang",
+def _session_state(tag: str, description: str, fault: str = "") -> ImageSpec:
+    args = ("--fault", fault) if fault else ()
+    env = (("SERVICE_VERSION", tag),)
+    return ImageSpec(f"{SESSION_STATE}:{tag}", description, SESSION_STATE_MODULE, args, env=env)
+
+
+_RELEASES = {
+    "1.0.0": "the seed's image: the reference session-state service (PostgreSQL + Redis)",
+    "1.0.1": "the reference service; a patch release to roll out",
+    "1.1.0": "the reference service; a minor release to roll out",
+}
+_TESTAPP_VARIANTS = (
+    ("healthy", "the generic healthy test service, no databases"),
+    ("never-ready", "readiness always answers 503: Running, never Ready, never restarted"),
+    (
         "liveness-hang",
         "every request hangs after HANG_AFTER_SECONDS (default 20): liveness must catch it",
     ),
-    _testapp(
-        f"{SESSION_STATE}:crash",
-        "crash",
-        "exits with code 1 two seconds after it starts: CrashLoopBackOff",
-    ),
-    _testapp(
-        f"{SESSION_STATE}:slow-start",
-        "slow-start",
-        "not ready for STARTUP_SECONDS (default 20); live all along",
-    ),
-    _testapp(
-        f"{SESSION_STATE}:ignore-sigterm",
-        "ignore-sigterm",
-        "ignores SIGTERM: only SIGKILL at the end of the grace period stops it",
-    ),
-    _testapp("sandbox.local/testapp:latest", "healthy", "the generic healthy test service"),
+    ("crash", "exits with code 1 two seconds after it starts: CrashLoopBackOff"),
+    ("slow-start", "not ready for STARTUP_SECONDS (default 20); live all along"),
+    ("ignore-sigterm", "ignores SIGTERM: only SIGKILL at the end of the grace period stops it"),
+)
+
+IMAGES: tuple[ImageSpec, ...] = (
+    *(_session_state(tag, _RELEASES[tag]) for tag in HEALTHY_TAGS),
+    *(_session_state(f.name, f.description, f.name) for f in FAULT_TABLE),
+    *(_testapp(f"{TESTAPP}:{variant}", variant, text) for variant, text in _TESTAPP_VARIANTS),
+    _testapp(f"{TESTAPP}:latest", "healthy", "the generic healthy test service"),
     ImageSpec(
         "sandbox.local/virtual:latest",
         "no process (kwok-style): Running and Ready at once, small fixed usage",

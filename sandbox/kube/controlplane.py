@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.images.registry import ImageRegistry
+from sandbox.infra.backing import BackingServices
+from sandbox.infra.ingress_controller import IngressController
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.controllers import disruption
@@ -63,6 +65,9 @@ class ControlPlaneOptions:
     settings: ControlPlaneSettings = field(default_factory=ControlPlaneSettings)
     nodes: tuple[NodeConfig, ...] = field(default_factory=lambda: tuple(default_nodes()))
     seed: int | None = None
+    # "RDS" PostgreSQL pair, "ElastiCache" Redis cluster and the nginx ingress; off for
+    # tests of the Kubernetes side alone, on for `resilience sandbox up`.
+    backing_services: bool = False
 
     @classmethod
     def from_flags(
@@ -71,6 +76,7 @@ class ControlPlaneOptions:
         api_port: int = 0,
         node_monitor_grace_period: float | None = None,
         hpa_sync_period: float | None = None,
+        backing_services: bool = True,
     ) -> ControlPlaneOptions:
         overrides: dict[str, Any] = {}
         if node_monitor_grace_period is not None:
@@ -78,7 +84,12 @@ class ControlPlaneOptions:
         if hpa_sync_period is not None:
             overrides["hpa_sync_period_seconds"] = hpa_sync_period
         settings = dataclasses.replace(ControlPlaneSettings(), **overrides)
-        return cls(state_dir=state_dir, api_port=api_port, settings=settings)
+        return cls(
+            state_dir=state_dir,
+            api_port=api_port,
+            settings=settings,
+            backing_services=backing_services,
+        )
 
 
 class ControlPlane:
@@ -91,6 +102,9 @@ class ControlPlane:
         self.ipam = IpAllocator()
         self.images = ImageRegistry()
         self.kubelets: dict[str, Kubelet] = {}
+        self.backing: BackingServices | None = (
+            BackingServices(options.state_dir) if options.backing_services else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._kubelet_tasks: dict[str, asyncio.Task[None]] = {}
         settings = options.settings
@@ -105,7 +119,11 @@ class ControlPlane:
 
     def controllers(self) -> list[Controller]:
         store, clock, settings = self.store, self.clock, self.options.settings
+        ingress: list[Controller] = []
+        if self.backing is not None:
+            ingress.append(IngressController(store, clock, settings, self.backing.nginx))
         return [
+            *ingress,
             DeploymentController(store, clock, settings),
             ReplicaSetController(store, clock, settings),
             Scheduler(store, clock, settings, rng=self.rng),
@@ -120,6 +138,8 @@ class ControlPlane:
         for namespace in NAMESPACES:
             if self.store.find("namespaces", "", namespace) is None:
                 self.store.create("namespaces", {"metadata": {"name": namespace}})
+        if self.backing is not None:
+            await self.backing.start()
         url = await self.api.start()
         resync = self.options.settings.controller_resync_seconds
         for controller in self.controllers():
@@ -151,8 +171,14 @@ class ControlPlane:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.backing is not None:
+            await self.backing.stop()
         with contextlib.suppress(Exception):
             await self.api.stop()
+
+    @property
+    def ingress_url(self) -> str:
+        return self.backing.nginx.url if self.backing is not None else ""
 
     def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)

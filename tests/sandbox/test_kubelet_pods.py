@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from sandbox.images.registry import SESSION_STATE
+from sandbox.images.registry import SESSION_STATE, TESTAPP
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.podlogs import log_file, render_records
 from tests.sandbox.kubelet_harness import (
@@ -104,7 +104,7 @@ def test_liveness_hang_is_restarted(tmp_path: Path) -> None:
         cluster.create_pod(
             "hang",
             container(
-                image=f"{SESSION_STATE}:liveness-hang",
+                image=f"{TESTAPP}:liveness-hang",
                 env=env(HANG_AFTER_SECONDS="3", DRAIN_DELAY_SECONDS="0.2"),
                 livenessProbe=http_probe("/health/live", period, threshold, timeout),
             ),
@@ -144,7 +144,7 @@ def test_never_ready_pod_stays_running_without_restarts(tmp_path: Path) -> None:
         cluster.create_pod(
             "nr",
             container(
-                image=f"{SESSION_STATE}:never-ready",
+                image=f"{TESTAPP}:never-ready",
                 readinessProbe=READY_PROBE,
                 livenessProbe=http_probe("/health/live"),
             ),
@@ -199,7 +199,7 @@ def test_ignore_sigterm_is_killed_when_the_grace_period_ends(tmp_path: Path) -> 
     async def body(cluster: Cluster) -> None:
         cluster.create_pod(
             "stubborn",
-            container(image=f"{SESSION_STATE}:ignore-sigterm", readinessProbe=READY_PROBE),
+            container(image=f"{TESTAPP}:ignore-sigterm", readinessProbe=READY_PROBE),
         )
         await wait_for(lambda: is_ready(cluster, "stubborn"), 20, "stubborn ready")
         began = time.monotonic()
@@ -254,7 +254,7 @@ def test_unknown_image_shows_err_image_pull_then_image_pull_back_off(tmp_path: P
 
 def test_crash_loop_back_off(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
-        cluster.create_pod("crash", container(image=f"{SESSION_STATE}:crash"))
+        cluster.create_pod("crash", container(image=f"{TESTAPP}:crash"))
         status = await wait_for(
             lambda: (
                 cluster.container_status("crash").get("restartCount", 0) >= 2
@@ -284,7 +284,7 @@ def test_crash_loop_back_off(tmp_path: Path) -> None:
 
 def test_restart_policy_never_ends_failed_and_stays(tmp_path: Path) -> None:
     async def body(cluster: Cluster) -> None:
-        cluster.create_pod("once", container(image=f"{SESSION_STATE}:crash"), restartPolicy="Never")
+        cluster.create_pod("once", container(image=f"{TESTAPP}:crash"), restartPolicy="Never")
         pod = await wait_for(
             lambda: (
                 (cluster.pod("once") or {}).get("status", {}).get("phase") == "Failed"
@@ -318,7 +318,7 @@ def test_startup_probe_gates_readiness_and_liveness(tmp_path: Path) -> None:
         cluster.create_pod(
             "slow",
             container(
-                image=f"{SESSION_STATE}:slow-start",
+                image=f"{TESTAPP}:slow-start",
                 env=env(STARTUP_SECONDS="3"),
                 startupProbe=http_probe("/health/ready", failure=10),
                 readinessProbe=READY_PROBE,

@@ -132,7 +132,7 @@ def test_rollout_stays_within_surge_and_unavailable_limits(sandbox: SandboxHarne
     census = rollout(
         sandbox,
         namespace,
-        set_image(sandbox, namespace, "ghcr.io/harmonyflow/session-state:1.0.1"),
+        set_image(sandbox, namespace, "sandbox.local/testapp:healthy"),
         complete,
         180,
     )
@@ -154,7 +154,7 @@ def test_bad_release_stalls_within_limits_then_exceeds_its_deadline(
     census = rollout(
         sandbox,
         namespace,
-        set_image(sandbox, namespace, "ghcr.io/harmonyflow/session-state:never-ready"),
+        set_image(sandbox, namespace, "sandbox.local/testapp:never-ready"),
         timed_out,
         120,
     )
@@ -167,7 +167,7 @@ def test_bad_release_stalls_within_limits_then_exceeds_its_deadline(
 
 def test_liveness_failure_restarts_within_period_times_threshold(sandbox: SandboxHarness) -> None:
     namespace = sandbox.new_namespace()
-    body = app_deployment("hang", 1, image="ghcr.io/harmonyflow/session-state:liveness-hang")
+    body = app_deployment("hang", 1, image="sandbox.local/testapp:liveness-hang")
     container = body["spec"]["template"]["spec"]["containers"][0]
     container["env"] = [{"name": "HANG_AFTER_SECONDS", "value": "4"}]
     client.AppsV1Api(sandbox.api_client()).create_namespaced_deployment(namespace, body)
@@ -191,7 +191,7 @@ def test_failing_readiness_leaves_endpoints_without_restart(sandbox: SandboxHarn
     namespace = sandbox.new_namespace()
     apps, core = client.AppsV1Api(sandbox.api_client()), client.CoreV1Api(sandbox.api_client())
     apps.create_namespaced_deployment(
-        namespace, app_deployment("web", 2, image="ghcr.io/harmonyflow/session-state:never-ready")
+        namespace, app_deployment("web", 2, image="sandbox.local/testapp:never-ready")
     )
     core.create_namespaced_service(
         namespace,

@@ -1,0 +1,262 @@
+"""Settings from the environment and argv: parsed once, validated, frozen.
+
+A missing or invalid setting is a `ConfigError` whose message is one line and never
+holds a secret; `__main__` prints it and exits 2. Secrets are every non-empty
+`SECRET_*` value plus a password embedded in a URL; `redact` removes them from text.
+
+    >>> s = parse_settings({"DB_URL": "postgresql://app@127.0.0.1:5432/app",
+    ...                     "REDIS_URL": "redis://127.0.0.1:6379",
+    ...                     "SECRET_DB_PASSWORD": "pw-123"}, [])
+    >>> (s.db.user, s.db.host, s.db.port, s.db.database, s.bind_host, s.http_port)
+    ('app', '127.0.0.1', 5432, 'app', '127.0.0.1', 8080)
+    >>> s.redact("auth with pw-123 failed")
+    'auth with *** failed'
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from sandbox.images.session_state.faults import FAULTS, Fault, fault_named
+
+HTTP_PORT = 8080
+WS_PORT = 8443
+FAULT_ENV = "SESSION_STATE_FAULT"
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+REDACTED = "***"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message is one line without secret values."""
+
+
+@dataclass(frozen=True)
+class DbTarget:
+    user: str
+    host: str
+    port: int
+    database: str
+    password: str = field(default="", repr=False)
+
+    def describe(self) -> str:
+        """`postgresql://user@host:port/db`, never with the password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    url: str = field(repr=False)
+    host: str
+    port: int
+
+    def describe(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Durations in seconds (and `burn_ms`), each overridable by an env var of its name."""
+
+    ws_heartbeat: float = 15.0
+    shutdown_timeout: float = 20.0
+    drain_delay: float = 1.0
+    hang_after: float = 20.0
+    startup: float = 40.0
+    crash_after: float = 2.0
+    burn_ms: float = 50.0
+    flush_interval: float = 1.0
+    poll_interval: float = 1.0
+    resync_interval: float = 5.0
+    cache_ttl: float = 60.0
+    db_timeout: float = 2.0
+    redis_timeout: float = 0.5
+
+
+TIMING_ENV = {
+    "ws_heartbeat": "WS_HEARTBEAT_SECONDS",
+    "shutdown_timeout": "SHUTDOWN_TIMEOUT_SECONDS",
+    "drain_delay": "DRAIN_DELAY_SECONDS",
+    "hang_after": "HANG_AFTER_SECONDS",
+    "startup": "STARTUP_SECONDS",
+    "crash_after": "CRASH_AFTER_SECONDS",
+    "burn_ms": "BURN_MS",
+    "flush_interval": "FLUSH_INTERVAL_SECONDS",
+    "poll_interval": "POLL_INTERVAL_SECONDS",
+    "resync_interval": "RESYNC_INTERVAL_SECONDS",
+    "cache_ttl": "CACHE_TTL_SECONDS",
+    "db_timeout": "DB_TIMEOUT_SECONDS",
+    "redis_timeout": "REDIS_TIMEOUT_SECONDS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: DbTarget
+    redis: RedisTarget
+    log_level: int
+    bind_host: str
+    fault: Fault
+    timings: Timings
+    version: str
+    secrets: frozenset[str] = field(repr=False)
+    db_pool_size: int = 10
+    http_port: int = HTTP_PORT
+    ws_port: int = WS_PORT
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+
+def redact(text: str, secrets: frozenset[str]) -> str:
+    """`text` with every secret value replaced by `***`, longest first."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def parse_settings(env: Mapping[str, str], argv: Sequence[str]) -> Settings:
+    """All settings, or the first problem as a `ConfigError`."""
+    fault_name = _parse_argv(argv) or env.get(FAULT_ENV, "")
+    try:
+        fault = fault_named(fault_name)
+    except KeyError as error:
+        raise ConfigError(f"--fault / {FAULT_ENV}: {error.args[0]}") from None
+    secrets = {value for key, value in env.items() if key.startswith("SECRET_") and value}
+    db = parse_db_url(_required(env, "DB_URL"), env.get("SECRET_DB_PASSWORD", ""))
+    redis = parse_redis_url(_required(env, "REDIS_URL"), env.get("SECRET_REDIS_PASSWORD", ""))
+    secrets |= {s for s in (db.password, _url_password(redis.url)) if s}
+    return Settings(
+        db=db,
+        redis=redis,
+        log_level=parse_log_level(env.get("LOG_LEVEL", "info")),
+        bind_host=parse_bind_host(env.get("POD_IP", "")),
+        fault=fault,
+        timings=parse_timings(env),
+        version=env.get("SERVICE_VERSION", "dev"),
+        secrets=frozenset(secrets),
+        db_pool_size=parse_pool_size(env.get("DB_POOL_SIZE", "")),
+    )
+
+
+def parse_pool_size(text: str) -> int:
+    """DB_POOL_SIZE: connections per replica, 1..100 (default 10)."""
+    if not text.strip():
+        return 10
+    try:
+        size = int(text)
+    except ValueError:
+        raise ConfigError(f"DB_POOL_SIZE: {text!r} is not an integer") from None
+    if not 1 <= size <= 100:
+        raise ConfigError(f"DB_POOL_SIZE: must be between 1 and 100, got {size}")
+    return size
+
+
+def _parse_argv(argv: Sequence[str]) -> str:
+    parser = _ArgParser(prog="session_state", add_help=False)
+    parser.add_argument("--fault", default="", help=f"one of {', '.join(FAULTS)}")
+    return str(parser.parse_args(list(argv)).fault)
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"arguments: {message}")
+
+
+def _required(env: Mapping[str, str], key: str) -> str:
+    value = env.get(key, "").strip()
+    if not value:
+        raise ConfigError(f"{key} is required")
+    return value
+
+
+def _url_password(url: str) -> str:
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""
+
+
+def parse_db_url(url: str, password: str) -> DbTarget:
+    """`postgresql://user@host:port/db`; `password` (SECRET_DB_PASSWORD) wins over the URL's."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigError("DB_URL: not a URL of the form postgresql://user@host:port/db") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"DB_URL: scheme must be postgresql, got {parts.scheme or 'none'!r}")
+    database = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not parts.username or not database or "/" in database:
+        raise ConfigError("DB_URL: expected postgresql://user@host:port/db")
+    if parts.query or parts.fragment:
+        raise ConfigError("DB_URL: query parameters are not supported")
+    return DbTarget(
+        user=unquote(parts.username),
+        host=parts.hostname,
+        port=port,
+        database=database,
+        password=password or unquote(parts.password or ""),
+    )
+
+
+def parse_redis_url(url: str, password: str) -> RedisTarget:
+    """`redis://host:port[/db]` (or rediss://); SECRET_REDIS_PASSWORD, when set, is added."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 6379
+    except ValueError:
+        raise ConfigError("REDIS_URL: not a URL of the form redis://host:port") from None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError("REDIS_URL: expected redis://host:port")
+    if password and not parts.password:
+        netloc = f":{password}@{parts.netloc.rsplit('@', 1)[-1]}"
+        url = parts._replace(netloc=netloc).geturl()
+    return RedisTarget(url=url, host=parts.hostname, port=port)
+
+
+def parse_log_level(text: str) -> int:
+    level = LOG_LEVELS.get(text.strip().lower())
+    if level is None:
+        raise ConfigError(f"LOG_LEVEL: {text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def parse_bind_host(text: str) -> str:
+    """POD_IP, an IP address (default 127.0.0.1)."""
+    if not text.strip():
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ConfigError(f"POD_IP: {text!r} is not an IP address") from None
+
+
+def parse_timings(env: Mapping[str, str]) -> Timings:
+    values: dict[str, float] = {}
+    for name, key in TIMING_ENV.items():
+        if key not in env or not env[key].strip():
+            continue
+        try:
+            value = float(env[key])
+        except ValueError:
+            raise ConfigError(f"{key}: {env[key]!r} is not a number") from None
+        if not value >= 0 or value == float("inf"):
+            raise ConfigError(f"{key}: must be a finite number >= 0, got {env[key]!r}")
+        values[name] = value
+    timings = Timings(**values)
+    for name in ("ws_heartbeat", "poll_interval", "resync_interval", "flush_interval"):
+        if getattr(timings, name) <= 0:
+            raise ConfigError(f"{TIMING_ENV[name]}: must be > 0")
+    return timings

@@ -1,0 +1,290 @@
+"""PostgreSQL, the source of truth: the pool, the migrations, one transaction per write.
+
+Every write locks the session row, checks If-Match, updates `sessions` and appends to
+`session_events` in one transaction; it returns only after COMMIT, so that a 2xx means
+the write is durable. `seq` counts the events of one session id (1, 2, ...), also
+across a delete and a re-create, so that a subscriber's `since` stays meaningful.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from sandbox.images.session_state.config import DbTarget
+from sandbox.images.session_state.errors import Conflict, NotFound, PreconditionFailed
+from sandbox.images.session_state.model import (
+    CreateRequest,
+    Event,
+    EventKind,
+    IfMatch,
+    JsonObject,
+    ListQuery,
+    Session,
+    precondition_holds,
+)
+
+MIGRATION_LOCK = 0x5E55_1011  # pg_advisory_xact_lock key: one migrator at a time
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE IF NOT EXISTS sessions (
+            id uuid PRIMARY KEY,
+            owner text NOT NULL,
+            version int NOT NULL,
+            state jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS sessions_owner_id ON sessions (owner, id);
+        CREATE TABLE IF NOT EXISTS session_events (
+            session_id uuid NOT NULL,
+            seq bigint NOT NULL,
+            version int NOT NULL,
+            kind text NOT NULL CHECK (kind IN ('created', 'updated', 'deleted')),
+            state jsonb,
+            at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (session_id, seq)
+        );
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE OR REPLACE FUNCTION session_events_append_only() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'session_events is append-only';
+        END $$;
+        DROP TRIGGER IF EXISTS session_events_append_only ON session_events;
+        CREATE TRIGGER session_events_append_only
+            BEFORE UPDATE OR DELETE ON session_events
+            FOR EACH ROW EXECUTE FUNCTION session_events_append_only();
+        """,
+    ),
+)
+
+_SESSION_COLUMNS = """
+    s.id, s.owner, s.version, s.state,
+    (SELECT max(e.seq) FROM session_events e WHERE e.session_id = s.id) AS seq
+"""
+
+
+@dataclass(frozen=True)
+class Written:
+    """A committed write: the session after it (None when deleted) and its event."""
+
+    session: Session | None
+    event: Event
+
+
+# What a write does to the current row: (kind, new state) or raises a ServiceError.
+Change = Callable[[Session], tuple[EventKind, JsonObject | None]]
+
+
+class Database:
+    def __init__(self, target: DbTarget, timeout: float, max_connections: int = 10) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the pool; no connection is made until the first query."""
+        self._pool = await asyncpg.create_pool(
+            host=self.target.host,
+            port=self.target.port,
+            user=self.target.user,
+            password=self.target.password or None,
+            database=self.target.database,
+            min_size=0,
+            max_size=self.max_connections,
+            max_inactive_connection_lifetime=30,
+            timeout=self.timeout,
+            command_timeout=max(5.0, self.timeout),
+            init=_init_connection,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("Database.open() was not called")
+        return self._pool
+
+    async def migrate(self) -> list[int]:
+        """Apply the missing migrations under an advisory lock; return those applied."""
+        applied: list[int] = []
+        async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, sql in MIGRATIONS:
+                if version not in done:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                    )
+                    applied.append(version)
+        return applied
+
+    async def ping(self, timeout: float) -> None:
+        async with self.pool.acquire(timeout=timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+
+    # ---- reads ----
+
+    async def get(self, session_id: str) -> Session | None:
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.id = $1", session_id
+            )
+        return None if row is None else _session(row)
+
+    async def list_by_owner(self, query: ListQuery) -> list[Session]:
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            rows = await conn.fetch(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions s"
+                " WHERE s.owner = $1 AND ($2::uuid IS NULL OR s.id > $2::uuid)"
+                " ORDER BY s.id LIMIT $3",
+                query.owner,
+                query.after,
+                query.limit,
+            )
+        return [_session(row) for row in rows]
+
+    async def events_after(self, session_id: str, after: int, limit: int) -> list[Event]:
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            rows = await conn.fetch(
+                "SELECT session_id, seq, version, kind, state, at FROM session_events"
+                " WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                session_id,
+                after,
+                limit,
+            )
+        return [_event(row) for row in rows]
+
+    async def heads(self, session_ids: Sequence[str]) -> dict[str, int]:
+        """The highest seq of each session that has events."""
+        if not session_ids:
+            return {}
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            rows = await conn.fetch(
+                "SELECT session_id, max(seq) AS seq FROM session_events"
+                " WHERE session_id = ANY($1::uuid[]) GROUP BY session_id",
+                list(session_ids),
+            )
+        return {str(row["session_id"]): int(row["seq"]) for row in rows}
+
+    # ---- writes: one transaction each, returned after COMMIT ----
+
+    async def create(self, request: CreateRequest) -> Written:
+        session_id = request.id or str(uuid.uuid4())
+        async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO sessions (id, owner, version, state) VALUES ($1, $2, 1, $3)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                session_id,
+                request.owner,
+                request.state,
+            )
+            if inserted is None:
+                raise Conflict(f"session {session_id} already exists")
+            event = await _append(conn, session_id, 1, "created", request.state)
+        session = Session(session_id, request.owner, 1, request.state, event.seq)
+        return Written(session, event)
+
+    async def change(self, session_id: str, if_match: IfMatch | None, change: Change) -> Written:
+        """Lock the row, check If-Match, apply `change`, append the event, COMMIT."""
+        async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.id = $1 FOR UPDATE",
+                session_id,
+            )
+            if row is None:
+                raise NotFound(f"no session {session_id}")
+            current = _session(row)
+            if not precondition_holds(if_match, current.version):
+                raise PreconditionFailed(
+                    f"If-Match does not match the current version {current.version}"
+                )
+            kind, state = change(current)
+            version = current.version + 1
+            if kind == "deleted":
+                await conn.execute("DELETE FROM sessions WHERE id = $1", session_id)
+            else:
+                await conn.execute(
+                    "UPDATE sessions SET state = $2, version = $3, updated_at = now()"
+                    " WHERE id = $1",
+                    session_id,
+                    state,
+                    version,
+                )
+            event = await _append(conn, session_id, version, kind, state)
+        if kind == "deleted" or state is None:
+            return Written(None, event)
+        return Written(Session(session_id, current.owner, version, state, event.seq), event)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def _append(
+    conn: asyncpg.Connection | PoolConnectionProxy,
+    session_id: str,
+    version: int,
+    kind: EventKind,
+    state: JsonObject | None,
+) -> Event:
+    row = await conn.fetchrow(
+        "INSERT INTO session_events (session_id, seq, version, kind, state)"
+        " SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4 FROM session_events"
+        " WHERE session_id = $1"
+        " RETURNING session_id, seq, version, kind, state, at",
+        session_id,
+        version,
+        kind,
+        state,
+    )
+    assert row is not None
+    return _event(row)
+
+
+def _session(row: Any) -> Session:
+    return Session(
+        id=str(row["id"]),
+        owner=row["owner"],
+        version=row["version"],
+        state=row["state"],
+        seq=int(row["seq"] or 0),
+    )
+
+
+def _event(row: Any) -> Event:
+    at: datetime = row["at"]
+    return Event(
+        session=str(row["session_id"]),
+        seq=int(row["seq"]),
+        version=row["version"],
+        kind=row["kind"],
+        state=row["state"],
+        at=at.isoformat(),
+    )

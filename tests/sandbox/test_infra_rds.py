@@ -1,0 +1,288 @@
+"""The "RDS" Multi-AZ pair for real: PostgreSQL 15 primary + synchronous standby + proxy.
+
+Each test runs on its own free 127.77.N.0/24 (not the sandbox's 127.0.3.x), so
+that it neither meets a running sandbox nor another test run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from sandbox import processes
+from sandbox.infra.postgres import (
+    PG_BIN,
+    PgNodeSpec,
+    RdsInstance,
+    is_postgres_user_available,
+    read_db_password,
+)
+from sandbox.infra.rds_status import InvalidDBInstanceState
+from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
+
+pytestmark = pytest.mark.skipif(
+    not (PG_BIN / "postgres").exists() or not is_postgres_user_available(),
+    reason="needs PostgreSQL 15 in /usr/lib/postgresql/15/bin, a postgres user, and root",
+)
+
+PASSWORD = read_db_password()
+ROWS = 50
+FAILOVER_EVENTS = [
+    "Multi-AZ instance failover started.",
+    "DB instance restarted",
+    "Multi-AZ instance failover completed.",
+]
+
+
+def free_subnet() -> str:
+    """`127.77.N` with nothing listening on N.10..12:5432."""
+    chooser = random.Random(os.getpid())
+    for _ in range(50):
+        prefix = f"127.77.{chooser.randrange(1, 255)}"
+        try:
+            ensure_free([Endpoint(f"{prefix}.{host}", 5432) for host in (10, 11, 12)], "test")
+        except AddressInUseError:
+            continue
+        return prefix
+    raise RuntimeError("no free 127.77.N.0/24")
+
+
+def make_instance(state_dir: Path, prefix: str | None = None) -> RdsInstance:
+    prefix = prefix or free_subnet()
+    return RdsInstance(
+        state_dir,
+        endpoint=Endpoint(f"{prefix}.10", 5432),
+        nodes=(
+            PgNodeSpec("a", Endpoint(f"{prefix}.11", 5432), "us-west-2a"),
+            PgNodeSpec("b", Endpoint(f"{prefix}.12", 5432), "us-west-2b"),
+        ),
+        timeout=30.0,
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_process_survives() -> Iterator[None]:
+    yield
+    survivors = [
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    ]
+    assert not survivors, f"processes outlived the test: {survivors}"
+
+
+async def connect(db: RdsInstance) -> asyncpg.Connection:
+    """As the pods do: through the endpoint, as harmonyflow."""
+    return await asyncpg.connect(
+        host=db.endpoint.host,
+        port=db.endpoint.port,
+        user="harmonyflow",
+        password=PASSWORD,
+        database="harmonyflow",
+        timeout=5,
+        command_timeout=5,
+    )
+
+
+async def all_ids(db: RdsInstance) -> set[int]:
+    connection = await connect(db)
+    try:
+        return {row["id"] for row in await connection.fetch("SELECT id FROM orders")}
+    finally:
+        await connection.close()
+
+
+class Writer:
+    """Inserts one row per transaction through the endpoint, reconnecting after errors."""
+
+    def __init__(self, db: RdsInstance, first_id: int) -> None:
+        self.db, self.next_id = db, first_id
+        self.acknowledged: list[int] = []
+        self.errors: list[str] = []
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        connection: asyncpg.Connection | None = None
+        while not self.stop.is_set():
+            try:
+                if connection is None:
+                    connection = await connect(self.db)
+                self.next_id += 1
+                await connection.execute("INSERT INTO orders (id) VALUES ($1)", self.next_id)
+                self.acknowledged.append(self.next_id)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                self.errors.append(type(error).__name__)
+                if connection is not None:
+                    connection.terminate()
+                connection = None
+                await asyncio.sleep(0.05)
+        if connection is not None:
+            await connection.close()
+
+    async def until_more(self, count: int) -> None:
+        """Wait until `count` more writes are acknowledged (bounded)."""
+        target = len(self.acknowledged) + count
+        for _ in range(200):
+            if len(self.acknowledged) >= target:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"writes stalled; errors: {self.errors[-5:]}")
+
+
+async def failover_under_writes(db: RdsInstance, writers: list[Writer]) -> list[str]:
+    """Fail over while the writers write; returns the statuses seen meanwhile."""
+    statuses: list[str] = []
+
+    async def watch() -> None:
+        while True:
+            statuses.append(str(db.status))
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(*(writer.until_more(5) for writer in writers))
+    await db.failover()
+    watcher.cancel()
+    await asyncio.gather(*(writer.until_more(5) for writer in writers))
+    return statuses
+
+
+async def create_table(db: RdsInstance, rows: int) -> None:
+    connection = await connect(db)
+    try:
+        assert await connection.fetchval("SHOW synchronous_commit") == "on"
+        await connection.execute("CREATE TABLE orders (id integer PRIMARY KEY)")
+        for row in range(rows):
+            await connection.execute("INSERT INTO orders (id) VALUES ($1)", row)
+    finally:
+        await connection.close()
+
+
+async def stop_and_check_writes(
+    db: RdsInstance, writers: list[Writer], tasks: list[asyncio.Task[None]]
+) -> None:
+    """Every acknowledged write is there, and the failovers did interrupt the writers."""
+    for writer in writers:
+        writer.stop.set()
+    await asyncio.gather(*tasks)
+    ids = await all_ids(db)
+    for writer in writers:
+        lost = set(writer.acknowledged) - ids
+        assert not lost, f"acknowledged writes lost: {sorted(lost)}"
+        assert writer.errors, "a failover left a writer's connection alone"
+
+
+def test_failover_keeps_every_committed_write_and_swaps_the_azs(tmp_path: Path) -> None:
+    seen_pids: set[int] = set()
+
+    async def main() -> None:
+        db = make_instance(tmp_path)
+        assert str(db.status) == "stopped"
+        await db.start()
+        try:
+            seen_pids.update(db.process_ids())
+            assert str(db.status) == "available"
+            assert (db.primary.az, db.standby.az) == ("us-west-2a", "us-west-2b")
+            assert await db.standby_sync_state() == "sync"
+            await create_table(db, ROWS)
+            held = await connect(db)  # an idle pooled connection
+            assert await held.fetchval("SELECT 1") == 1
+            writers = [Writer(db, first_id=index * 1_000_000) for index in range(1, 5)]
+            tasks = [asyncio.create_task(writer.run()) for writer in writers]
+
+            statuses = await failover_under_writes(db, writers)
+            seen_pids.update(db.process_ids())
+            assert "rebooting" in statuses
+            assert str(db.status) == "available"
+            assert (db.primary.az, db.standby.az) == ("us-west-2b", "us-west-2a")
+            assert db.primary.endpoint == db.proxy.target != db.standby.endpoint
+            assert await db.standby_sync_state() == "sync"  # the old primary, re-based
+            with pytest.raises((OSError, asyncpg.InterfaceError)):
+                await held.fetchval("SELECT 1")
+            held.terminate()
+
+            # a second failover, back to us-west-2a
+            statuses = await failover_under_writes(db, writers)
+            seen_pids.update(db.process_ids())
+            assert "rebooting" in statuses
+            assert (db.primary.az, db.standby.az) == ("us-west-2a", "us-west-2b")
+            assert await db.standby_sync_state() == "sync"
+
+            await stop_and_check_writes(db, writers, tasks)
+            assert set(range(ROWS)) <= await all_ids(db)
+            assert [event.message for event in db.events] == [
+                "DB instance created",
+                *FAILOVER_EVENTS,
+                *FAILOVER_EVENTS,
+            ]
+        finally:
+            marker = (tmp_path / "rds" / "harmonyflow-db.datadir").read_text().strip()
+            await db.stop()
+        assert str(db.status) == "stopped"
+        assert not Path(marker).exists()
+
+    asyncio.run(main())
+    assert seen_pids
+    assert all(processes.wait_gone(pid, None, 1.0) for pid in seen_pids)
+    assert list((tmp_path / "pids").iterdir()) == []
+
+
+def test_a_taken_address_fails_fast_and_starts_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        prefix = free_subnet()
+        db = make_instance(tmp_path, prefix)
+        blocker = await asyncio.start_server(lambda r, w: None, f"{prefix}.12", 5432)
+        try:
+            with pytest.raises(AddressInUseError, match=rf"{prefix}\.12:5432 is already in use"):
+                await db.start()
+        finally:
+            blocker.close()
+        assert str(db.status) == "failed"
+        assert db.process_ids() == []
+        await db.stop()
+        assert str(db.status) == "stopped"
+
+    asyncio.run(main())
+
+
+def test_failover_is_refused_unless_available(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = make_instance(tmp_path)
+        with pytest.raises(InvalidDBInstanceState, match="stopped"):
+            await db.failover()
+
+    asyncio.run(main())
+
+
+def test_five_failovers_under_eight_writers(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = make_instance(tmp_path)
+        await db.start()
+        try:
+            await create_table(db, 0)
+            writers = [Writer(db, first_id=index * 1_000_000) for index in range(1, 9)]
+            tasks = [asyncio.create_task(writer.run()) for writer in writers]
+            for round_ in range(5):
+                await asyncio.gather(*(writer.until_more(20) for writer in writers))
+                await db.failover()
+                assert db.primary.az == ("us-west-2b" if round_ % 2 == 0 else "us-west-2a")
+                assert await db.standby_sync_state() == "sync"
+            await asyncio.gather(*(writer.until_more(3) for writer in writers))
+            await stop_and_check_writes(db, writers, tasks)
+            times = [event.time for event in db.events]
+            assert times == sorted(times)
+        finally:
+            await db.stop()
+
+    asyncio.run(main())
+
+
+def test_postgres_binaries_are_where_the_sandbox_expects() -> None:
+    assert shutil.which("pg_basebackup", path=str(PG_BIN))
