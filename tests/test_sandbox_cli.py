@@ -57,7 +57,10 @@ def test_up_status_env_down_leaves_nothing_behind(state: Path) -> None:
     env = resilience(state, "sandbox", "env")
     assert f"export KUBECONFIG={state / 'kubeconfig'}" in env.stdout
     processes = started_processes(state)
-    assert len(processes) == 4, processes  # the daemon and three pods
+    # the daemon, three pods, PostgreSQL, Redis and nginx
+    names = " ".join(" ".join(p.cmdline()) for p in processes)
+    assert names.count("sandbox.images.session_state") == 3, names
+    assert "postgres" in names and "redis-server" in names and "nginx" in names, names
     down = resilience(state, "sandbox", "down")
     assert down.returncode == 0
     assert gone(processes)

@@ -408,6 +408,20 @@ def _make_owned_dir(path: Path) -> None:
     shutil.chown(path, OS_USER, OS_USER)
 
 
+def traversable_by_others(path: Path) -> bool:
+    """Whether a user other than root can reach into `path` (o+x on it and every parent)."""
+    try:
+        return all(part.stat().st_mode & 0o001 for part in (path, *path.parents))
+    except OSError:
+        return False
+
+
+def _temp_parent() -> Path:
+    """The temporary directory if the postgres user can reach it, else /tmp."""
+    preferred = Path(tempfile.gettempdir())
+    return preferred if traversable_by_others(preferred) else Path("/tmp")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -623,12 +637,12 @@ class RdsInstance:
                 continue
             try:
                 await server.stop()
-            except OSError as error:  # pragma: no cover - nothing left to do but report
+            except OSError as error:  # still stop the other one, then report
                 errors.append(with_log(f"stopping {server.spec.name}: {error}", server.log_path))
-        if self._root is not None:
+        if self._root is not None:  # ours (a crashed run's stays marked for the next start)
             shutil.rmtree(self._root, ignore_errors=True)
+            self._marker.unlink(missing_ok=True)
             self._root = None
-        self._marker.unlink(missing_ok=True)
         self._primary = self._standby = None
         if errors:
             raise InfraError("; ".join(errors))
@@ -644,9 +658,9 @@ class RdsInstance:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             stale = Path(self._marker.read_text(encoding="utf-8").strip())
-            if stale.name.startswith(TEMP_PREFIX) and stale.parent == Path(tempfile.gettempdir()):
+            if stale.name.startswith(TEMP_PREFIX) and stale.parent == _temp_parent():
                 shutil.rmtree(stale, ignore_errors=True)
-        root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+        root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=_temp_parent()))
         shutil.chown(root, OS_USER, OS_USER)
         self._root = root
         self._marker.write_text(f"{root}\n", encoding="utf-8")

@@ -404,7 +404,9 @@ class RedisCluster:
                 self.group,
             )
             try:
-                await asyncio.gather(*(self._start_node(spec) for spec in self._specs))
+                for spec in self._specs:
+                    await self._start_node(spec)
+                await self._wait_all_answering()
                 await self._create()
             except BaseException:
                 await self._stop_all()
@@ -474,6 +476,7 @@ class RedisCluster:
         )
         self._processes[spec.name] = process
 
+    async def _wait_answering(self, spec: RedisNodeSpec) -> None:
         async def answers() -> bool:
             return await self._ping(spec.endpoint)
 
@@ -481,8 +484,17 @@ class RedisCluster:
             answers,
             what=f"{spec.name} on {spec.endpoint} answering PING",
             timeout=self.timeout,
-            server=process,
+            server=self._processes[spec.name],
         )
+
+    async def _wait_all_answering(self) -> None:
+        """Wait for every node at once; the first that does not come up is the error."""
+        try:
+            async with asyncio.TaskGroup() as waits:
+                for spec in self._specs:
+                    waits.create_task(self._wait_answering(spec))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
 
     async def _create(self) -> None:
         await run_command(

@@ -22,6 +22,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sandbox import processes
 
@@ -112,21 +113,35 @@ class ServerProcess:
         """Start `argv` (as `user` and its group, without root's groups, when given)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=die_with_parent(os.getpid()),
-                user=user,
-                group=user,
-                extra_groups=[] if user is not None else None,
-            )
+            try:
+                process = await cls._spawn(argv, log, user=user, env=env, cwd=cwd)
+            except OSError as error:
+                raise InfraError(f"{name}: cannot start {argv[0]}: {error}") from error
         pid_file = processes.record(pids_dir, process.pid, f"{name}: {' '.join(argv)}")
         return cls(name, process, log_path, pid_file)
+
+    @staticmethod
+    async def _spawn(
+        argv: Sequence[str],
+        log: IO[bytes],
+        *,
+        user: str | None,
+        env: Mapping[str, str] | None,
+        cwd: Path | None,
+    ) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
+        )
 
     @property
     def pid(self) -> int:

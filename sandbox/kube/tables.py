@@ -254,6 +254,23 @@ def _namespace_row(ns: KubeObject, now: datetime) -> list[Any]:
     return [ns["metadata"]["name"], ns.get("status", {}).get("phase", "Active"), age(ns, now)]
 
 
+def _ingress_row(ingress: KubeObject, now: datetime) -> list[Any]:
+    spec = ingress.get("spec", {})
+    hosts = [rule.get("host", "*") for rule in spec.get("rules") or []]
+    addresses = [
+        entry.get("ip") or entry.get("hostname", "")
+        for entry in (ingress.get("status", {}).get("loadBalancer", {}).get("ingress") or [])
+    ]
+    return [
+        ingress["metadata"]["name"],
+        spec.get("ingressClassName", "<none>"),
+        ",".join(hosts) or "*",
+        ",".join(addresses),
+        "80, 443" if spec.get("tls") else "80",
+        age(ingress, now),
+    ]
+
+
 def _generic_row(obj: KubeObject, now: datetime) -> list[Any]:
     return [obj["metadata"]["name"], age(obj, now)]
 
@@ -317,6 +334,10 @@ TABLES: dict[str, tuple[list[Column], Callable[[KubeObject, datetime], list[Any]
     "events": (_columns("Last Seen", "Type", "Reason", "Object", "Message"), _event_row),
     "endpoints": (_columns("Name", "Endpoints", "Age"), _endpoints_row),
     "namespaces": (_columns("Name", "Status", "Age"), _namespace_row),
+    "networking.k8s.io/ingresses": (
+        _columns("Name", "Class", "Hosts", "Address", "Ports", "Age"),
+        _ingress_row,
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from sandbox.infra.postgres import (
     render_postgresql_conf,
     server_options,
     synchronous_standby_names,
+    traversable_by_others,
 )
 from sandbox.infra.rds_status import (
     EVENT_MESSAGES,
@@ -223,3 +224,20 @@ def test_every_status_can_be_left_and_stopping_always_ends_stopped() -> None:
 def test_failover_events_are_rds_messages() -> None:
     assert EVENT_MESSAGES[RdsAction.FAILOVER] == "Multi-AZ instance failover started."
     assert EVENT_MESSAGES[RdsAction.FAILOVER_COMPLETED] == "Multi-AZ instance failover completed."
+
+
+def test_traversable_by_others(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    assert traversable_by_others(Path("/tmp"))
+    assert not traversable_by_others(private)
+    assert not traversable_by_others(tmp_path / "missing")
+    # a 0755 directory under a private parent is still out of reach
+    private_parent = private / "inner"
+    private_parent.mkdir(mode=0o755)
+    assert not traversable_by_others(private_parent)
+    assert traversable_by_others(open_dir) == all(
+        part.stat().st_mode & 0o001 for part in (open_dir, *open_dir.parents)
+    )

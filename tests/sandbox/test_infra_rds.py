@@ -10,6 +10,10 @@ import asyncio
 import os
 import random
 import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +30,13 @@ from sandbox.infra.postgres import (
     read_db_password,
 )
 from sandbox.infra.rds_status import InvalidDBInstanceState
-from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
+from sandbox.infra.supervisor import (
+    AddressInUseError,
+    CommandError,
+    Endpoint,
+    InfraError,
+    ensure_free,
+)
 
 pytestmark = pytest.mark.skipif(
     not (PG_BIN / "postgres").exists() or not is_postgres_user_available(),
@@ -232,6 +242,9 @@ def test_failover_keeps_every_committed_write_and_swaps_the_azs(tmp_path: Path) 
     assert seen_pids
     assert all(processes.wait_gone(pid, None, 1.0) for pid in seen_pids)
     assert list((tmp_path / "pids").iterdir()) == []
+    logs = list((tmp_path / "rds").glob("*.log"))
+    assert logs
+    assert not [log for log in logs if PASSWORD in log.read_text()], "the password was logged"
 
 
 def test_a_taken_address_fails_fast_and_starts_nothing(tmp_path: Path) -> None:
@@ -248,6 +261,101 @@ def test_a_taken_address_fails_fast_and_starts_nothing(tmp_path: Path) -> None:
         assert db.process_ids() == []
         await db.stop()
         assert str(db.status) == "stopped"
+
+    asyncio.run(main())
+
+
+def test_a_killed_sandbox_leaves_no_server_and_its_data_is_removed_next_time(
+    tmp_path: Path,
+) -> None:
+    prefix = free_subnet()
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, sys
+        from pathlib import Path
+        from tests.sandbox.test_infra_rds import make_instance
+        async def main():
+            db = make_instance(Path({str(tmp_path)!r}), {prefix!r})
+            await db.start()
+            print(" ".join(str(pid) for pid in db.process_ids()), flush=True)
+            os.kill(os.getpid(), 9)
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],  # the repo, for `tests.sandbox`
+    )
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert len(pids) == 2, result.stderr[-2000:]
+    assert all(processes.wait_gone(pid, None, 10.0) for pid in pids), "postgres outlived it"
+    stale = Path((tmp_path / "rds" / "harmonyflow-db.datadir").read_text().strip())
+    assert stale.is_dir()
+
+    async def main() -> None:
+        db = make_instance(tmp_path, prefix)
+        await db.start()
+        try:
+            assert not stale.exists()
+        finally:
+            await db.stop()
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def fake_pg_bin() -> Iterator[Path]:
+    """A directory the postgres user can reach, for stand-in binaries."""
+    directory = Path(tempfile.mkdtemp(prefix="hf-test-bin-", dir="/tmp"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_a_failing_helper_is_reported_with_its_output(tmp_path: Path, fake_pg_bin: Path) -> None:
+    initdb = fake_pg_bin / "initdb"
+    initdb.write_text(
+        "#!/bin/sh\necho 'initdb: error: directory exists but is not empty'\nexit 1\n"
+    )
+    initdb.chmod(0o755)
+
+    async def main() -> None:
+        template = make_instance(tmp_path)
+        db = RdsInstance(
+            tmp_path,
+            endpoint=template.endpoint,
+            nodes=(template.primary, template.standby),
+            pg_bin=fake_pg_bin,
+        )
+        with pytest.raises(CommandError) as raised:
+            await db.start()
+        assert "initdb (a) failed with exit code 1" in str(raised.value)
+        assert "directory exists but is not empty" in str(raised.value)
+        assert str(db.status) == "failed"
+        assert not (tmp_path / "rds" / "harmonyflow-db.datadir").exists()  # temp dir removed
+        await db.stop()
+
+    asyncio.run(main())
+
+
+def test_a_binary_that_cannot_be_run_is_named(tmp_path: Path) -> None:
+    async def main() -> None:
+        template = make_instance(tmp_path)
+        db = RdsInstance(
+            tmp_path,
+            endpoint=template.endpoint,
+            nodes=(template.primary, template.standby),
+            pg_bin=tmp_path / "nowhere",
+        )
+        with pytest.raises(InfraError, match=r"initdb \(a\): cannot start .*nowhere/initdb"):
+            await db.start()
+        await db.stop()
 
     asyncio.run(main())
 

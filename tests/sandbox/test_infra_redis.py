@@ -28,7 +28,13 @@ from sandbox.infra.redis_cluster import (
     Role,
     parse_info,
 )
-from sandbox.infra.supervisor import AddressInUseError, Endpoint, InfraError, ensure_free
+from sandbox.infra.supervisor import (
+    AddressInUseError,
+    Endpoint,
+    InfraError,
+    NotReadyError,
+    ensure_free,
+)
 
 pytestmark = pytest.mark.skipif(
     not (REDIS_SERVER.exists() and REDIS_CLI.exists()), reason="needs redis-server and redis-cli"
@@ -61,7 +67,7 @@ def key_per_slot() -> dict[int, str]:
     return keys
 
 
-KEYS = [key_per_slot()[slot] for slot in range(SLOTS)]  # KEYS[n] hashes to slot n
+KEYS = list(dict(sorted(key_per_slot().items())).values())  # KEYS[n] hashes to slot n
 
 
 @pytest.fixture(autouse=True)
@@ -174,6 +180,25 @@ def test_a_taken_address_fails_fast_and_starts_nothing(tmp_path: Path) -> None:
                 await cluster.start()
         finally:
             blocker.close()
+        assert cluster.process_ids() == []
+
+    asyncio.run(main())
+
+
+def test_a_server_that_does_not_come_up_is_named_with_its_log(tmp_path: Path) -> None:
+    broken = tmp_path / "redis-server"
+    broken.write_text("#!/bin/sh\necho '*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***'\nexit 1\n")
+    broken.chmod(0o755)
+
+    async def main() -> None:
+        cluster = RedisCluster(tmp_path, hosts=free_hosts(), redis_server=broken, timeout=10)
+        with pytest.raises(NotReadyError) as raised:
+            await cluster.start()
+        message = str(raised.value)
+        assert "harmonyflow-redis-0001-001" in message
+        assert "answering PING" in message
+        assert "exited with code 1" in message
+        assert "FATAL CONFIG FILE ERROR" in message
         assert cluster.process_ids() == []
 
     asyncio.run(main())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import processes
+from sandbox.infra.postgres import is_postgres_user_available
 from sandbox.infra.supervisor import (
     AddressInUseError,
     CommandError,
@@ -83,7 +84,20 @@ def test_stop_kills_the_whole_group(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_process_dies_with_its_parent(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "user",
+    [
+        pytest.param(None, id="as-root"),
+        pytest.param(
+            "postgres",
+            id="as-postgres",  # setuid would clear PDEATHSIG if it came after prctl
+            marks=pytest.mark.skipif(
+                not is_postgres_user_available(), reason="needs root and a postgres user"
+            ),
+        ),
+    ],
+)
+def test_process_dies_with_its_parent(tmp_path: Path, user: str | None) -> None:
     """PR_SET_PDEATHSIG: a server outlives no sandbox, even one killed with SIGKILL."""
     parent = textwrap.dedent(
         f"""
@@ -93,7 +107,7 @@ def test_process_dies_with_its_parent(tmp_path: Path) -> None:
         async def main():
             server = await ServerProcess.start(
                 "sleeper", ["sleep", "60"], log_path=Path({str(tmp_path / "s.log")!r}),
-                pids_dir=Path({str(tmp_path / "pids")!r}))
+                pids_dir=Path({str(tmp_path / "pids")!r}), user={user!r})
             print(server.pid, flush=True)
             os.kill(os.getpid(), 9)
         asyncio.run(main())

@@ -375,3 +375,14 @@ def test_malformed_websocket_frames_get_answers(live: LiveSandbox) -> None:
         assert any(m.get("type") == "event" and m["seq"] == 1 for m in messages), messages
     finally:
         socket.close()
+
+
+def test_kubectl_shows_the_ingress_and_its_address(live: LiveSandbox) -> None:
+    rows = live.kubectl("get", "ingress", "-n", NAMESPACE).strip().splitlines()
+    assert rows[0].split() == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    assert rows[1].split()[1:5] == [
+        "nginx",
+        "api.harmonyflow.io,ws.api.harmonyflow.io",
+        "127.0.0.1",
+        "80",
+    ]
