@@ -79,7 +79,14 @@ def close_code(ws: websocket.WebSocket, timeout: float = 10.0) -> int:
 
 def subscribe(ws: websocket.WebSocket, session: str, since: int = 0) -> None:
     ws.send(json.dumps({"type": "subscribe", "session": session, "since": since}))
-    assert recv(ws) == {"type": "subscribed", "session": session, "since": since}
+    answer = recv(ws)
+    assert answer == {
+        "type": "subscribed",
+        "session": session,
+        "since": since,
+        "server": answer.get("server"),
+    }
+    assert answer["server"], "the answer names the pod (its address) that serves the socket"
 
 
 def create(service: Service, state: dict[str, Any]) -> dict[str, Any]:
