@@ -24,3 +24,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHarness
             if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
         ]
         assert not survivors, f"processes outlived the sandbox: {survivors}"
+
+
+@pytest.fixture
+def servers_installed() -> None:
+    """PostgreSQL 15 and redis-server, which `make setup` installs; missing is a failure."""
+    if (
+        not Path("/usr/lib/postgresql/15/bin/postgres").exists()
+        or not Path("/usr/bin/redis-server").exists()
+    ):
+        pytest.fail("PostgreSQL 15 or redis-server is not installed (make setup installs them)")
