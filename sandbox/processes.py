@@ -8,10 +8,30 @@ pid and start time both match is ever signalled.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent: int, signo: int = signal.SIGKILL) -> Callable[[], None]:
+    """`preexec_fn` making the child get `signo` when `parent` dies, so nothing outlives it.
+
+    Runs after any setuid (which would clear it). nginx wants SIGTERM: its
+    workers survive a SIGKILLed master, but a terminated master takes them along.
+    """
+
+    def preexec() -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signo, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(128 + signo)
+
+    return preexec
 
 
 def start_time(pid: int) -> str | None:

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import ipaddress
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -40,8 +38,6 @@ from sandbox.state import pids_dir
 log = logging.getLogger(__name__)
 
 NGINX_BINARY = Path("/usr/sbin/nginx")
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
 START_TIMEOUT_SECONDS = 10.0
 RELOAD_TIMEOUT_SECONDS = 10.0
 CHECK_TIMEOUT_SECONDS = 10.0
@@ -52,15 +48,6 @@ POLL_SECONDS = 0.005
 
 class NginxError(InfraError):
     """nginx did not start, reload or stop as asked; the message ends with its error.log."""
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    def preexec() -> None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(143)
-
-    return preexec
 
 
 def free_port(host: str) -> int:
@@ -204,7 +191,7 @@ class NginxProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=processes.die_with_parent(os.getpid(), signal.SIGTERM),
         )
         record = processes.record(pids_dir(self.state_dir), checker.pid, f"nginx -t -c {conf}")
         try:
@@ -229,7 +216,7 @@ class NginxProcess:
                 stdout=stderr,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=processes.die_with_parent(os.getpid(), signal.SIGTERM),
             )
         self._pid_file = processes.record(
             pids_dir(self.state_dir), self._process.pid, f"nginx ingress {self.url}"

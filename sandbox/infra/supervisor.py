@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import os
 import signal
@@ -26,8 +25,6 @@ from typing import IO
 
 from sandbox import processes
 
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
 LOG_TAIL_LINES = 20
 KILL_WAIT_SECONDS = 5.0
 
@@ -57,17 +54,6 @@ class NotReadyError(InfraError):
 
 class CommandError(InfraError):
     """A helper command (initdb, pg_basebackup, redis-cli ...) failed or timed out."""
-
-
-def die_with_parent(parent: int) -> Callable[[], None]:
-    """`preexec_fn` making the child die with `parent` (runs after setuid, which would clear it)."""
-
-    def preexec() -> None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(137)
-
-    return preexec
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -137,7 +123,7 @@ class ServerProcess:
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=die_with_parent(os.getpid()),
+            preexec_fn=processes.die_with_parent(os.getpid()),
             user=user,
             group=user,
             extra_groups=[] if user is not None else None,

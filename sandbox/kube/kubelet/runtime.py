@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -32,9 +31,7 @@ from sandbox.kube.podlogs import format_record
 log = logging.getLogger(__name__)
 
 MIN_GRACE_SECONDS = 2.0  # upstream minimumGracePeriodInSeconds
-PR_SET_PDEATHSIG = 1
 CHUNK = 64 * 1024
-_LIBC = ctypes.CDLL(None, use_errno=True)
 Now = Callable[[], datetime]
 
 
@@ -175,15 +172,6 @@ def _exit_code(returncode: int | None) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    def preexec() -> None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(137)
-
-    return preexec
-
-
 async def start_process(
     argv: list[str],
     env: Mapping[str, str],
@@ -202,7 +190,7 @@ async def start_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_die_with_parent(os.getpid()),
+        preexec_fn=processes.die_with_parent(os.getpid()),
         limit=CHUNK,
     )
     pid_file = processes.record(pids_dir, process.pid, " ".join(argv))
