@@ -16,6 +16,7 @@ from kubernetes import client, config
 
 from resilience.errors import InvalidInputError, ResilienceError
 from sandbox import cluster
+from sandbox.aws.inventory import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION
 from sandbox.state import ENV_VAR, kubeconfig_path, state_dir
 
 NAMESPACE = "harmonyflow"
@@ -45,13 +46,17 @@ def add_commands(commands: Any) -> None:
             action.add_argument(
                 "--no-apply", action="store_true", help="boot the control plane only"
             )
-            for flag, default in (("--node-monitor-grace-period", 50), ("--hpa-sync-period", 15)):
+            for flag, default, kind in (
+                ("--node-monitor-grace-period", 50, float),
+                ("--hpa-sync-period", 15, float),
+                ("--default-unreachable-toleration-seconds", 300, int),
+            ):
                 action.add_argument(
                     flag,
-                    type=float,
+                    type=kind,
                     default=None,
                     metavar="SECONDS",
-                    help=f"kube-controller-manager flag (upstream default {default})",
+                    help=f"the upstream flag of that name (default {default})",
                 )
 
 
@@ -77,7 +82,11 @@ def _up(arguments: argparse.Namespace) -> int:
 
 def _daemon_flags(arguments: argparse.Namespace) -> list[str]:
     flags = []
-    for name in ("node_monitor_grace_period", "hpa_sync_period"):
+    for name in (
+        "node_monitor_grace_period",
+        "hpa_sync_period",
+        "default_unreachable_toleration_seconds",
+    ):
         value = getattr(arguments, name)
         if value is not None:
             if value <= 0:
@@ -129,7 +138,21 @@ def _env(arguments: argparse.Namespace) -> int:
     print(f"export {ENV_VAR}={directory}")
     if state.ingress_url:
         print(f"export HARMONYFLOW_INGRESS_URL={state.ingress_url}")
+    if state.aws_url:
+        for name, value in aws_environment(state.aws_url).items():
+            print(f"export {name}={value}")
     return 0
+
+
+def aws_environment(endpoint_url: str) -> dict[str, str]:
+    """What boto3 and the aws CLI need to reach the sandbox's AWS endpoint."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+    }
 
 
 def _api(directory: Path) -> client.ApiClient:
@@ -174,3 +197,16 @@ def _wait_available(directory: Path, timeout: float) -> None:
             raise ResilienceError(f"{DEPLOYMENT}: {progressing.message}")
         time.sleep(0.5)
     raise ResilienceError(f"{DEPLOYMENT} not Available within {timeout:.0f}s ({last})")
+
+
+def running_sandbox(explicit_dir: str | Path | None = None) -> tuple[str, Path] | None:
+    """The running sandbox's ingress URL and kubeconfig, or None when none runs.
+
+    For commands that target the sandbox by default (`resilience certify`) without
+    importing `sandbox` themselves (the import-linter contract).
+    """
+    directory = state_dir(explicit_dir)
+    state = cluster.running_state(directory)
+    if state is None or not state.ingress_url:
+        return None
+    return state.ingress_url, kubeconfig_path(directory)

@@ -29,7 +29,12 @@ async def serve(options: ControlPlaneOptions) -> None:
         url = await plane.start()
         kubeconfig = write_kubeconfig(kubeconfig_path(options.state_dir), url)
         SandboxState(
-            os.getpid(), url, str(kubeconfig), time.time(), ingress_url=plane.ingress_url
+            os.getpid(),
+            url,
+            str(kubeconfig),
+            time.time(),
+            ingress_url=plane.ingress_url,
+            aws_url=plane.aws_url,
         ).write(options.state_dir)
         logging.info("sandbox serving at %s", url)
         await stop.wait()
@@ -47,6 +52,9 @@ def main() -> None:
     run.add_argument("--api-port", type=int, default=0)
     run.add_argument("--node-monitor-grace-period", type=float, default=None)
     run.add_argument("--hpa-sync-period", type=float, default=None)
+    # kube-apiserver --default-not-ready-toleration-seconds and
+    # --default-unreachable-toleration-seconds, set together
+    run.add_argument("--default-unreachable-toleration-seconds", type=int, default=None)
     run.add_argument(
         "--no-backing-services",
         action="store_true",
@@ -62,6 +70,7 @@ def main() -> None:
         api_port=arguments.api_port,
         node_monitor_grace_period=arguments.node_monitor_grace_period,
         hpa_sync_period=arguments.hpa_sync_period,
+        default_toleration_seconds=arguments.default_unreachable_toleration_seconds,
         backing_services=not arguments.no_backing_services,
     )
     asyncio.run(serve(options))

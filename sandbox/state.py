@@ -24,6 +24,7 @@ class SandboxState:
     kubeconfig: str
     started_at: float
     ingress_url: str = ""
+    aws_url: str = ""
 
     def write(self, directory: Path) -> None:
         path = directory / "state.json"

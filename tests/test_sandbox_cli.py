@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from kubernetes import client, config
 
 from tests.builders import REPO_ROOT
 
@@ -56,6 +57,10 @@ def test_up_status_env_down_leaves_nothing_behind(state: Path) -> None:
     assert status.stdout.count("2/2 Ready") == 3
     env = resilience(state, "sandbox", "env")
     assert f"export KUBECONFIG={state / 'kubeconfig'}" in env.stdout
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+    assert exports["AWS_ENDPOINT_URL"].startswith("http://127.")
+    assert exports["AWS_REGION"] == exports["AWS_DEFAULT_REGION"] == "us-west-2"
+    assert exports["AWS_ACCESS_KEY_ID"] and exports["AWS_SECRET_ACCESS_KEY"]
     processes = started_processes(state)
     # the daemon, three pods, PostgreSQL, Redis and nginx
     names = " ".join(" ".join(p.cmdline()) for p in processes)
@@ -113,9 +118,21 @@ def test_control_plane_flags_reach_the_daemon(state: Path) -> None:
         "12",
         "--hpa-sync-period",
         "4",
+        "--default-unreachable-toleration-seconds",
+        "7",
     )
     assert up.returncode == 0, up.stderr
     pid = json.loads((state / "state.json").read_text())["pid"]
     cmdline = psutil.Process(pid).cmdline()
     assert cmdline[cmdline.index("--node-monitor-grace-period") + 1] == "12.0"
     assert cmdline[cmdline.index("--hpa-sync-period") + 1] == "4.0"
+    api = config.new_client_from_config(config_file=str(state / "kubeconfig"))
+    pod = client.CoreV1Api(api).create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "tolerant"},
+            "spec": {"containers": [{"name": "c", "image": "sandbox.local/virtual:latest"}]},
+        },
+    )
+    seconds = {t.key: t.toleration_seconds for t in pod.spec.tolerations}
+    assert seconds == {"node.kubernetes.io/not-ready": 7, "node.kubernetes.io/unreachable": 7}

@@ -543,6 +543,17 @@ class RdsInstance:
                 raise
             self._transition(RdsAction.FAILOVER_COMPLETED)
 
+    async def reboot(self) -> None:
+        """A reboot without failover: the primary restarts in place; clients see resets."""
+        async with self._lock:
+            self._transition(RdsAction.REBOOT)
+            try:
+                await self._reboot()
+            except BaseException:
+                self._transition(RdsAction.FAIL)
+                raise
+            self._transition(RdsAction.REBOOT_COMPLETED)
+
     async def __aenter__(self) -> RdsInstance:
         await self.start()
         return self
@@ -628,6 +639,16 @@ class RdsInstance:
         self._primary, self._standby = new, old
         self._record(RESTARTED_MESSAGE)
         await self._attach_standby(old, new)
+
+    async def _reboot(self) -> None:
+        primary = self._primary
+        if primary is None:
+            raise InfraError(f"{self.identifier} is not running")
+        self.proxy.pause()
+        self.proxy.drop_all()
+        await primary.stop()
+        await primary.start(self.timeout)
+        await self.proxy.resume()
 
     async def _teardown(self) -> None:
         await self.proxy.stop()

@@ -2,7 +2,7 @@
 
 Statuses carry the names RDS reports in `DescribeDBInstances`
 (`DBInstanceStatus`); a Multi-AZ failover runs `available -> rebooting ->
-available`. An action that RDS would refuse in the current status raises
+available`, and so does a plain reboot. An action that RDS would refuse in the current status raises
 `InvalidDBInstanceState`, as RDS answers `InvalidDBInstanceState` (HTTP 400)::
 
     >>> next_status(RdsStatus.AVAILABLE, RdsAction.FAILOVER)
@@ -34,6 +34,8 @@ class RdsAction(StrEnum):
     CREATED = "created"
     FAILOVER = "failover"
     FAILOVER_COMPLETED = "failover-completed"
+    REBOOT = "reboot"
+    REBOOT_COMPLETED = "reboot-completed"
     FAIL = "fail"
     STOP = "stop"
     STOPPED = "stopped"
@@ -56,6 +58,8 @@ TRANSITIONS: dict[tuple[RdsStatus, RdsAction], RdsStatus] = {
     (RdsStatus.CREATING, RdsAction.FAIL): RdsStatus.FAILED,
     (RdsStatus.AVAILABLE, RdsAction.FAILOVER): RdsStatus.REBOOTING,
     (RdsStatus.REBOOTING, RdsAction.FAILOVER_COMPLETED): RdsStatus.AVAILABLE,
+    (RdsStatus.AVAILABLE, RdsAction.REBOOT): RdsStatus.REBOOTING,
+    (RdsStatus.REBOOTING, RdsAction.REBOOT_COMPLETED): RdsStatus.AVAILABLE,
     (RdsStatus.REBOOTING, RdsAction.FAIL): RdsStatus.FAILED,
     (RdsStatus.CREATING, RdsAction.STOP): RdsStatus.STOPPING,
     (RdsStatus.AVAILABLE, RdsAction.STOP): RdsStatus.STOPPING,
@@ -68,6 +72,8 @@ EVENT_MESSAGES: dict[RdsAction, str] = {
     RdsAction.CREATED: "DB instance created",
     RdsAction.FAILOVER: "Multi-AZ instance failover started.",
     RdsAction.FAILOVER_COMPLETED: "Multi-AZ instance failover completed.",
+    RdsAction.REBOOT: "DB instance shutdown",
+    RdsAction.REBOOT_COMPLETED: "DB instance restarted",
     RdsAction.STOPPED: "DB instance shutdown",
 }
 

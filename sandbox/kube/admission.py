@@ -152,6 +152,10 @@ def _default_pod(pod: KubeObject) -> None:
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("priority", 0)
+
+
+def _default_toleration_seconds(spec: KubeObject, seconds: int) -> None:
+    """The DefaultTolerationSeconds admission plugin: on create only, as upstream."""
     tolerations = spec.setdefault("tolerations", [])
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(t.get("key") == key for t in tolerations):
@@ -160,7 +164,7 @@ def _default_pod(pod: KubeObject) -> None:
                     "key": key,
                     "operator": "Exists",
                     "effect": "NoExecute",
-                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                    "tolerationSeconds": seconds,
                 }
             )
 
@@ -234,6 +238,7 @@ def _default_pdb(pdb: KubeObject) -> None:
 
 
 def _create_pod(pod: KubeObject, store: Store) -> None:
+    _default_toleration_seconds(pod.setdefault("spec", {}), store.default_toleration_seconds)
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod.get("spec", {}))}
     _mount_service_account_token(pod.setdefault("spec", {}), store)
 

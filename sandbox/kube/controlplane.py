@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.aws.effects import ControlPlaneEffects
+from sandbox.aws.endpoint import AwsEndpoint
 from sandbox.images.registry import ImageRegistry
 from sandbox.infra.backing import BackingServices
 from sandbox.infra.ingress_controller import IngressController
@@ -68,6 +70,9 @@ class ControlPlaneOptions:
     # "RDS" PostgreSQL pair, "ElastiCache" Redis cluster and the nginx ingress; off for
     # tests of the Kubernetes side alone, on for `resilience sandbox up`.
     backing_services: bool = False
+    # EC2 / RDS / ElastiCache API on loopback (moto with the sandbox's hooks); on for
+    # `resilience sandbox up`, off for tests of the Kubernetes side alone.
+    aws_endpoint: bool = False
 
     @classmethod
     def from_flags(
@@ -76,6 +81,7 @@ class ControlPlaneOptions:
         api_port: int = 0,
         node_monitor_grace_period: float | None = None,
         hpa_sync_period: float | None = None,
+        default_toleration_seconds: int | None = None,
         backing_services: bool = True,
     ) -> ControlPlaneOptions:
         overrides: dict[str, Any] = {}
@@ -83,12 +89,15 @@ class ControlPlaneOptions:
             overrides["node_monitor_grace_period_seconds"] = node_monitor_grace_period
         if hpa_sync_period is not None:
             overrides["hpa_sync_period_seconds"] = hpa_sync_period
+        if default_toleration_seconds is not None:
+            overrides["default_toleration_seconds"] = default_toleration_seconds
         settings = dataclasses.replace(ControlPlaneSettings(), **overrides)
         return cls(
             state_dir=state_dir,
             api_port=api_port,
             settings=settings,
             backing_services=backing_services,
+            aws_endpoint=True,
         )
 
 
@@ -98,6 +107,7 @@ class ControlPlane:
         self.clock: Clock = clock or RealClock()
         self.rng = random.Random(options.seed)
         self.store = Store(self.clock, self.rng, options.settings.watch_history_events)
+        self.store.default_toleration_seconds = options.settings.default_toleration_seconds
         self.metrics = MetricsStore()
         self.ipam = IpAllocator()
         self.images = ImageRegistry()
@@ -105,6 +115,8 @@ class ControlPlane:
         self.backing: BackingServices | None = (
             BackingServices(options.state_dir) if options.backing_services else None
         )
+        self.aws: AwsEndpoint | None = None
+        self._aws_effects: ControlPlaneEffects | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._kubelet_tasks: dict[str, asyncio.Task[None]] = {}
         settings = options.settings
@@ -146,6 +158,10 @@ class ControlPlane:
             self._spawn(run_controller(controller, self.store, resync), controller.name)
         for node in self.options.nodes:
             self.start_kubelet(node)
+        if self.options.aws_endpoint:
+            self._aws_effects = ControlPlaneEffects(self, asyncio.get_running_loop())
+            self.aws = AwsEndpoint(self._aws_effects)
+            await asyncio.to_thread(self.aws.start)
         return url
 
     def start_kubelet(self, node: NodeConfig) -> Kubelet:
@@ -164,7 +180,11 @@ class ControlPlane:
         return kubelet
 
     async def stop(self) -> None:
-        """Kubelets first (they stop every pod process), then controllers, then the API."""
+        """The AWS endpoint, kubelets (they stop every pod process), controllers, the API."""
+        if self.aws is not None:
+            await asyncio.to_thread(self.aws.stop)
+        if self._aws_effects is not None:
+            await self._aws_effects.stop()
         for task in self._kubelet_tasks.values():
             task.cancel()
         await asyncio.gather(*self._kubelet_tasks.values(), return_exceptions=True)
@@ -175,6 +195,10 @@ class ControlPlane:
             await self.backing.stop()
         with contextlib.suppress(Exception):
             await self.api.stop()
+
+    @property
+    def aws_url(self) -> str:
+        return self.aws.url if self.aws is not None else ""
 
     @property
     def ingress_url(self) -> str:

@@ -30,4 +30,5 @@ class ControlPlaneSettings:
     container_backoff_reset_seconds: float = 600.0
     metrics_resolution_seconds: float = 15.0
     # API server
+    default_toleration_seconds: int = 300  # --default-unreachable-toleration-seconds
     watch_history_events: int = 20_000

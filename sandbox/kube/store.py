@@ -118,6 +118,8 @@ class Store:
         history_limit: int = DEFAULT_HISTORY,
     ) -> None:
         self.clock: Clock = clock or RealClock()
+        # kube-apiserver --default-{not-ready,unreachable}-toleration-seconds
+        self.default_toleration_seconds = admission.DEFAULT_TOLERATION_SECONDS
         self.rng = rng or random.Random()
         self._objects: dict[str, dict[tuple[str, str], KubeObject]] = {}
         self._resource_version = 0

@@ -7,6 +7,7 @@ import psutil
 import pytest
 
 from tests.sandbox.cluster_harness import SandboxHarness
+from tests.sandbox.live import LiveSandbox, started
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +35,12 @@ def servers_installed() -> None:
         or not Path("/usr/bin/redis-server").exists()
     ):
         pytest.fail("PostgreSQL 15 or redis-server is not installed (make setup installs them)")
+
+
+@pytest.fixture(scope="module")
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSandbox]:
+    """`resilience sandbox up` once per module, with the module's `SANDBOX_UP_FLAGS`."""
+    flags: list[str] = list(getattr(request.module, "SANDBOX_UP_FLAGS", []))
+    yield from started(tmp_path_factory.mktemp("live") / "sandbox", flags)

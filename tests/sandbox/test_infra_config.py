@@ -177,6 +177,10 @@ def test_synchronous_standby_names_names_the_standby() -> None:
             id="failover-completed",
         ),
         pytest.param(RdsStatus.REBOOTING, RdsAction.FAIL, RdsStatus.FAILED, id="failover-fails"),
+        pytest.param(RdsStatus.AVAILABLE, RdsAction.REBOOT, RdsStatus.REBOOTING, id="reboot"),
+        pytest.param(
+            RdsStatus.REBOOTING, RdsAction.REBOOT_COMPLETED, RdsStatus.AVAILABLE, id="rebooted"
+        ),
         pytest.param(RdsStatus.AVAILABLE, RdsAction.STOP, RdsStatus.STOPPING, id="stop"),
         pytest.param(RdsStatus.FAILED, RdsAction.STOP, RdsStatus.STOPPING, id="stop-failed"),
         pytest.param(RdsStatus.REBOOTING, RdsAction.STOP, RdsStatus.STOPPING, id="stop-rebooting"),
@@ -197,6 +201,8 @@ def test_next_status(current: RdsStatus, action: RdsAction, expected: RdsStatus)
         pytest.param(RdsStatus.AVAILABLE, RdsAction.CREATE, id="create-twice"),
         pytest.param(RdsStatus.AVAILABLE, RdsAction.FAILOVER_COMPLETED, id="completed-unstarted"),
         pytest.param(RdsStatus.STOPPED, RdsAction.STOP, id="stop-stopped"),
+        pytest.param(RdsStatus.REBOOTING, RdsAction.REBOOT, id="reboot-while-rebooting"),
+        pytest.param(RdsStatus.REBOOTING, RdsAction.FAILOVER, id="failover-while-rebooting"),
     ],
 )
 def test_refused_actions(current: RdsStatus, action: RdsAction) -> None:

@@ -26,6 +26,27 @@ class Ack:
     session: str
     version: int
     state: dict[str, Any]
+    at: float = 0.0  # time.monotonic() of the acknowledgement
+
+
+def write_gap(acked: Iterable[Ack], fault_at: float) -> float | None:
+    """The longest pause between acknowledged writes from `fault_at` on, in seconds.
+
+    That is the time from the last write acknowledged before the fault took hold
+    to the first one after it, wherever in the window the fault actually bit (the
+    call that triggers it returns before or after the outage starts). None when no
+    write was acknowledged on one side of `fault_at` (the service never recovered).
+
+    >>> write_gap([Ack("s", 1, {}, 9.5), Ack("s", 2, {}, 10.2), Ack("s", 3, {}, 12.0)], 10.0)
+    1.8
+    """
+    times = sorted(ack.at for ack in acked)
+    before = [t for t in times if t <= fault_at]
+    after = [t for t in times if t > fault_at]
+    if not before or not after:
+        return None
+    window = [before[-1], *after]
+    return round(max(b - a for a, b in itertools.pairwise(window)), 6)
 
 
 def lost_writes(acked: Iterable[Ack], final: dict[str, tuple[int, dict[str, Any]]]) -> list[str]:
@@ -120,7 +141,7 @@ class Writer:
             except OSError:
                 status, body = 0, None
             if status == 200 and isinstance(body, dict):
-                self.acked.append(Ack(session, int(body["version"]), state))
+                self.acked.append(Ack(session, int(body["version"]), state, time.monotonic()))
             else:
                 self.failures += 1
                 time.sleep(0.05)

@@ -1,0 +1,203 @@
+"""What an AWS call does to the sandbox: the bridge from moto's threads to the control plane.
+
+moto answers on its own server threads; the sandbox's RDS pair, Redis cluster
+and kubelets live on the control plane's event loop. Every effect therefore
+runs on that loop (`run_coroutine_threadsafe`) and the API call waits for the
+part that AWS does before answering: the status change, not the whole
+failover. A refusal the service would give (`InvalidDBInstanceState`, ...) is
+raised as `AwsRefusal` with AWS's error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sandbox.aws.inventory import AwsEvent, CacheMember, DbView, NodeInstance
+from sandbox.infra.rds_status import InvalidDBInstanceState, RdsStatus
+from sandbox.infra.redis_cluster import Role
+
+if TYPE_CHECKING:
+    from sandbox.kube.controlplane import ControlPlane
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CALL_TIMEOUT_SECONDS = 30.0
+
+
+class AwsRefusal(Exception):
+    """The call is refused as AWS would refuse it: `code` is AWS's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Effects(Protocol):
+    """The sandbox behind the AWS resources; a recording fake stands in for it in tests."""
+
+    def node_instances(self) -> Sequence[NodeInstance]: ...
+    def db_identifiers(self) -> Sequence[str]: ...
+    def db_view(self, identifier: str) -> DbView | None: ...
+    def reboot_db(self, identifier: str, *, force_failover: bool) -> None: ...
+    def cache_groups(self) -> Sequence[str]: ...
+    def cache_members(self, group: str, node_group: str) -> Sequence[CacheMember]: ...
+    def test_failover(self, group: str, node_group: str) -> None: ...
+    def events(self) -> Sequence[AwsEvent]: ...
+    def power_off(self, instance_ids: Sequence[str]) -> None: ...
+    def power_on(self, instance_ids: Sequence[str]) -> None: ...
+
+
+class ControlPlaneEffects:
+    """`Effects` on a running `ControlPlane` (its backing services may be off)."""
+
+    def __init__(self, plane: ControlPlane, loop: asyncio.AbstractEventLoop) -> None:
+        self._plane = plane
+        self._loop = loop
+        self._background: set[asyncio.Task[Any]] = set()
+        self._failing_over: set[str] = set()
+
+    # -- EC2 --
+
+    def node_instances(self) -> Sequence[NodeInstance]:
+        return [
+            NodeInstance(
+                node.instance_id,
+                node.zone,
+                node.internal_ip,
+                node.name,
+                node.instance_type,
+                node.nodegroup,
+            )
+            for node in self._plane.options.nodes
+        ]
+
+    def power_off(self, instance_ids: Sequence[str]) -> None:
+        self._on_loop(self._power(instance_ids, on=False))
+
+    def power_on(self, instance_ids: Sequence[str]) -> None:
+        self._on_loop(self._power(instance_ids, on=True))
+
+    async def _power(self, instance_ids: Sequence[str], *, on: bool) -> None:
+        wanted = set(instance_ids)
+        for node in self._plane.options.nodes:
+            kubelet = self._plane.kubelets.get(node.name)
+            if node.instance_id not in wanted or kubelet is None:
+                continue
+            if on:
+                kubelet.power_on()
+            else:
+                kubelet.power_off()
+
+    # -- RDS --
+
+    def db_identifiers(self) -> Sequence[str]:
+        backing = self._plane.backing
+        return [backing.rds.identifier] if backing is not None else []
+
+    def db_view(self, identifier: str) -> DbView | None:
+        backing = self._plane.backing
+        if backing is None or backing.rds.identifier != identifier:
+            return None
+        rds = backing.rds
+        status = "available" if rds.status is RdsStatus.AVAILABLE else str(rds.status)
+        return DbView(status, rds.primary.az, rds.standby.az, rds.endpoint.host, rds.endpoint.port)
+
+    def reboot_db(self, identifier: str, *, force_failover: bool) -> None:
+        backing = self._plane.backing
+        if backing is None or backing.rds.identifier != identifier:
+            raise AwsRefusal("DBInstanceNotFound", f"DBInstance {identifier} not found.")
+        rds = backing.rds
+        if rds.status is not RdsStatus.AVAILABLE:
+            raise AwsRefusal(
+                "InvalidDBInstanceState",
+                f"Instance {identifier} is not currently in the available state.",
+            )
+        action = rds.failover if force_failover else rds.reboot
+        self._on_loop(self._begin(action(), started=lambda: rds.status is not RdsStatus.AVAILABLE))
+
+    # -- ElastiCache --
+
+    def cache_groups(self) -> Sequence[str]:
+        backing = self._plane.backing
+        return [backing.redis.group] if backing is not None else []
+
+    def cache_members(self, group: str, node_group: str) -> Sequence[CacheMember]:
+        backing = self._plane.backing
+        if backing is None or backing.redis.group != group:
+            return []
+        nodes = [n for n in backing.redis.nodes if n.shard == node_group]
+        nodes.sort(key=lambda n: n.role is not Role.PRIMARY)
+        return [CacheMember(n.name, n.az, n.endpoint.host, n.endpoint.port) for n in nodes]
+
+    def test_failover(self, group: str, node_group: str) -> None:
+        backing = self._plane.backing
+        if backing is None or backing.redis.group != group:
+            raise AwsRefusal(
+                "ReplicationGroupNotFoundFault", f"Replication group {group} not found."
+            )
+        redis = backing.redis
+        if node_group not in {shard.shard for shard in redis.shards}:
+            raise AwsRefusal(
+                "NodeGroupNotFoundFault", f"Node group {node_group} not found in {group}."
+            )
+        if group in self._failing_over:
+            raise AwsRefusal(
+                "InvalidReplicationGroupState",
+                f"Replication group {group} is not available: a test failover is in progress.",
+            )
+        before = len(redis.events)
+
+        async def failing_over() -> None:
+            self._failing_over.add(group)
+            try:
+                await redis.failover(node_group)
+            finally:
+                self._failing_over.discard(group)
+
+        self._on_loop(self._begin(failing_over(), started=lambda: len(redis.events) > before))
+
+    def events(self) -> Sequence[AwsEvent]:
+        backing = self._plane.backing
+        if backing is None:
+            return []
+        rds, redis = backing.rds, backing.redis
+        return [
+            *(AwsEvent(rds.identifier, "db-instance", e.message, e.time) for e in rds.events),
+            *(AwsEvent(redis.group, "replication-group", e.message, e.time) for e in redis.events),
+        ]
+
+    # -- plumbing --
+
+    async def _begin(self, work: Coroutine[Any, Any, Any], *, started: Any) -> None:
+        """Start `work` in the background; return once it has begun (AWS answers then)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+        for _ in range(1000):  # bounded: about 10 s
+            if started() or task.done():
+                break
+            await asyncio.sleep(0.01)
+        error = task.exception() if task.done() else None
+        if isinstance(error, InvalidDBInstanceState):
+            raise AwsRefusal("InvalidDBInstanceState", str(error))
+        if error is not None:
+            raise AwsRefusal("InternalFailure", f"{type(error).__name__}: {error}")
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("AWS effect failed: %r", task.exception())
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result(CALL_TIMEOUT_SECONDS)
+
+    async def stop(self) -> None:
+        """Cancel effects still running (a failover in flight when the sandbox stops)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

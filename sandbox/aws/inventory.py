@@ -1,0 +1,90 @@
+"""What the sandbox's AWS account holds, as plain data.
+
+The resources mirror the seed: `harmonyflow-db` (RDS PostgreSQL Multi-AZ),
+`harmonyflow-redis` (ElastiCache, cluster mode, three node groups) and one EC2
+instance per Kubernetes node, whose id is the node's `providerID`
+(`aws:///us-west-2a/i-0a000000000000a`).
+
+    >>> parse_provider_id("aws:///us-west-2b/i-0b00000000000000b")
+    ('us-west-2b', 'i-0b00000000000000b')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+REGION = "us-west-2"
+CLUSTER_NAME = "harmonyflow"
+DB_ENGINE = "postgres"
+DB_ENGINE_VERSION = "15.8"
+DB_INSTANCE_CLASS = "db.r6g.large"
+CACHE_NODE_TYPE = "cache.r6g.large"
+# Not secrets: moto accepts any key; these only make clients sign their requests.
+DUMMY_ACCESS_KEY_ID = "sandbox"
+DUMMY_SECRET_ACCESS_KEY = "sandbox"
+
+
+def parse_provider_id(provider_id: str) -> tuple[str, str] | None:
+    """(zone, instance id) of an EKS node's `spec.providerID`, None if it is not AWS's."""
+    prefix = "aws:///"
+    if not provider_id.startswith(prefix):
+        return None
+    zone, _, instance_id = provider_id[len(prefix) :].partition("/")
+    if not zone or not instance_id.startswith("i-"):
+        return None
+    return zone, instance_id
+
+
+@dataclass(frozen=True)
+class NodeInstance:
+    """The EC2 instance behind one Kubernetes node."""
+
+    instance_id: str
+    zone: str
+    private_ip: str
+    node_name: str
+    instance_type: str
+    nodegroup: str
+
+    def tags(self) -> dict[str, str]:
+        """The tags an EKS managed node group puts on its instances."""
+        return {
+            "Name": f"{CLUSTER_NAME}-{self.nodegroup}",
+            "eks:cluster-name": CLUSTER_NAME,
+            "eks:nodegroup-name": self.nodegroup,
+            f"kubernetes.io/cluster/{CLUSTER_NAME}": "owned",
+            "kubernetes.io/hostname": self.node_name,
+        }
+
+
+@dataclass(frozen=True)
+class DbView:
+    """What DescribeDBInstances shows of a sandbox DB instance right now."""
+
+    status: str
+    zone: str
+    secondary_zone: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class CacheMember:
+    """One node of a node group, primary first, as DescribeReplicationGroups lists it."""
+
+    cache_cluster_id: str
+    zone: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class AwsEvent:
+    """An entry for DescribeEvents (RDS or ElastiCache)."""
+
+    source_identifier: str
+    source_type: str  # "db-instance" | "replication-group" | "cache-cluster"
+    message: str
+    date: datetime

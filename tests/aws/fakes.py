@@ -1,0 +1,92 @@
+"""A recording stand-in for the sandbox behind the AWS endpoint (no processes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sandbox.aws.effects import AwsRefusal
+from sandbox.aws.inventory import AwsEvent, CacheMember, DbView, NodeInstance
+
+NODES = (
+    NodeInstance(
+        "i-0a00000000000000a", "us-west-2a", "127.0.1.10", "node-a", "m5.xlarge", "workers"
+    ),
+    NodeInstance(
+        "i-0b00000000000000b", "us-west-2b", "127.0.1.11", "node-b", "m5.xlarge", "workers"
+    ),
+    NodeInstance(
+        "i-0c00000000000000c", "us-west-2c", "127.0.1.12", "node-c", "m5.xlarge", "workers"
+    ),
+)
+
+
+@dataclass
+class RecordingEffects:
+    """Keeps what each call asked for; a failover swaps the AZs at once."""
+
+    calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    zone: str = "us-west-2a"
+    secondary: str = "us-west-2b"
+    status: str = "available"
+    recorded: list[AwsEvent] = field(default_factory=list)
+    primaries: dict[str, int] = field(default_factory=dict)
+
+    def node_instances(self) -> Sequence[NodeInstance]:
+        return NODES
+
+    def db_identifiers(self) -> Sequence[str]:
+        return ["harmonyflow-db"]
+
+    def db_view(self, identifier: str) -> DbView | None:
+        if identifier != "harmonyflow-db":
+            return None
+        return DbView(self.status, self.zone, self.secondary, "127.0.3.10", 5432)
+
+    def reboot_db(self, identifier: str, *, force_failover: bool) -> None:
+        if self.status != "available":
+            raise AwsRefusal("InvalidDBInstanceState", f"{identifier} is {self.status}")
+        self.calls.append(("reboot_db", (identifier, str(force_failover))))
+        if force_failover:
+            self.zone, self.secondary = self.secondary, self.zone
+        self.recorded.append(
+            AwsEvent(identifier, "db-instance", "Multi-AZ instance failover started.", _now())
+        )
+
+    def cache_groups(self) -> Sequence[str]:
+        return ["harmonyflow-redis"]
+
+    def cache_members(self, group: str, node_group: str) -> Sequence[CacheMember]:
+        members = [
+            CacheMember(f"{group}-{node_group}-001", "us-west-2a", "127.0.3.20", 6379),
+            CacheMember(f"{group}-{node_group}-002", "us-west-2b", "127.0.3.21", 6379),
+        ]
+        if self.primaries.get(node_group, 0) % 2:
+            members.reverse()
+        return members
+
+    def test_failover(self, group: str, node_group: str) -> None:
+        self.calls.append(("test_failover", (group, node_group)))
+        self.primaries[node_group] = self.primaries.get(node_group, 0) + 1
+        self.recorded.append(
+            AwsEvent(
+                group,
+                "replication-group",
+                f"Test Failover API called for node group {node_group}",
+                _now(),
+            )
+        )
+
+    def events(self) -> Sequence[AwsEvent]:
+        return list(self.recorded)
+
+    def power_off(self, instance_ids: Sequence[str]) -> None:
+        self.calls.append(("power_off", tuple(instance_ids)))
+
+    def power_on(self, instance_ids: Sequence[str]) -> None:
+        self.calls.append(("power_on", tuple(instance_ids)))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
