@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     from resilience import sandbox_cli  # noqa: PLC0415 - keeps `sandbox` out of other commands
 
     sandbox_cli.add_commands(commands)
+    from resilience.chaos import cli as chaos_cli  # noqa: PLC0415 - beside its siblings
+
+    chaos_cli.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Chaos Toolkit controls: interlocks before anything runs, the journal after."""

@@ -1,0 +1,249 @@
+"""Probes for steady-state hypotheses: is the service whole, and how long did it take.
+
+A hypothesis needs values it can hold a tolerance against: a count of ready
+endpoints, the list of cordoned nodes (tolerance `[]`), whether the Deployment
+has every replica Ready, Available and updated. `time_to_recovery` measures
+instead of pausing: it returns the seconds until the Deployment is whole again,
+and fails past its bound.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+from chaosaws import aws_client
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from resilience.chaos.deployments import rollout_seconds
+from resilience.chaos.kube import REQUEST_TIMEOUT, apps, autoscaling, core, discovery, items
+
+__all__ = [
+    "cordoned_nodes",
+    "deployment_is_whole",
+    "hpa_status",
+    "rds_available_seconds",
+    "rds_instance",
+    "ready_endpoints",
+    "ready_endpoints_at_least",
+    "restart_seconds",
+    "rollout_seconds",
+    "service_answers",
+    "time_to_recovery",
+]
+POLL_SECONDS = 0.5
+
+
+def whole(deployment: Any) -> bool:
+    """Every desired replica updated, Ready and Available, and the status is current."""
+    spec, status, metadata = deployment.spec, deployment.status, deployment.metadata
+    desired = spec.replicas if spec.replicas is not None else 1
+    return (
+        (status.observed_generation or 0) >= (metadata.generation or 0)
+        and (status.updated_replicas or 0) == desired
+        and (status.ready_replicas or 0) == desired
+        and (status.available_replicas or 0) == desired
+        and (status.replicas or 0) == desired
+    )
+
+
+def deployment_is_whole(
+    name: str, namespace: str, configuration: Any = None, secrets: Any = None
+) -> bool:
+    """True when `name` has all its replicas updated, Ready and Available, and no extra pod."""
+    return whole(
+        apps(secrets).read_namespaced_deployment(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+    )
+
+
+def ready_endpoints(
+    service: str, namespace: str, configuration: Any = None, secrets: Any = None
+) -> int:
+    """How many ready endpoints the Service's EndpointSlices list (what the ingress routes to)."""
+    slices = discovery(secrets).list_namespaced_endpoint_slice(
+        namespace,
+        label_selector=f"kubernetes.io/service-name={service}",
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    addresses = {
+        address
+        for endpoint_slice in items(slices)
+        for endpoint in endpoint_slice.endpoints or []
+        if endpoint.conditions is None or endpoint.conditions.ready is not False
+        for address in endpoint.addresses or []
+    }
+    return len(addresses)
+
+
+def ready_endpoints_at_least(
+    service: str, namespace: str, minimum: int, configuration: Any = None, secrets: Any = None
+) -> bool:
+    """True while the Service has at least `minimum` ready endpoints.
+
+    For a hypothesis that must hold during the fault too: with the seed's policy the
+    floor is replicas - maxUnavailable, which the PDB also protects.
+    """
+    return ready_endpoints(service, namespace, secrets=secrets) >= int(minimum)
+
+
+def service_answers(
+    base_url: str, timeout: float = 5.0, configuration: Any = None, secrets: Any = None
+) -> bool:
+    """True when a session can be created and read back through `base_url` (the ingress).
+
+    One write and one read, each bounded by `timeout`: the user-visible steady state.
+    """
+    try:
+        created = _json_request(
+            f"{base_url}/api/v1/sessions", "POST", {"owner": "chaos-probe", "state": {}}, timeout
+        )
+        read = _json_request(f"{base_url}/api/v1/sessions/{created['id']}", "GET", None, timeout)
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(read.get("id") == created["id"])
+
+
+def _json_request(url: str, method: str, body: Any, timeout: float) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        payload: dict[str, Any] = json.loads(answer.read())
+        return payload
+
+
+def cordoned_nodes(configuration: Any = None, secrets: Any = None) -> list[str]:
+    """Names of the nodes marked unschedulable (a clean cluster answers `[]`)."""
+    nodes = items(core(secrets).list_node(_request_timeout=REQUEST_TIMEOUT))
+    return sorted(n.metadata.name for n in nodes if n.spec.unschedulable)
+
+
+def hpa_status(
+    name: str, namespace: str, configuration: Any = None, secrets: Any = None
+) -> dict[str, Any]:
+    """The autoscaler's current and desired replicas, and its bounds."""
+    hpa: Any = autoscaling(secrets).read_namespaced_horizontal_pod_autoscaler(
+        name, namespace, _request_timeout=REQUEST_TIMEOUT
+    )
+    return {
+        "current": hpa.status.current_replicas or 0,
+        "desired": hpa.status.desired_replicas or 0,
+        "min": hpa.spec.min_replicas or 1,
+        "max": hpa.spec.max_replicas,
+    }
+
+
+def rds_instance(
+    db_instance_identifier: str, configuration: Any = None, secrets: Any = None
+) -> dict[str, Any]:
+    """The DB instance's status, primary AZ and standby AZ (what a failover swaps)."""
+    [db] = aws_client("rds", configuration, secrets).describe_db_instances(
+        DBInstanceIdentifier=db_instance_identifier
+    )["DBInstances"]
+    return {
+        "status": db["DBInstanceStatus"],
+        "zone": db.get("AvailabilityZone"),
+        "secondary_zone": db.get("SecondaryAvailabilityZone"),
+    }
+
+
+def rds_available_seconds(
+    db_instance_identifier: str,
+    timeout: float = 300.0,
+    configuration: Any = None,
+    secrets: Any = None,
+) -> float:
+    """Seconds until the DB instance reports `available` (a failover ends); fails past `timeout`."""
+    rds = aws_client("rds", configuration, secrets)
+    began = time.monotonic()
+    status = "unknown"
+    while time.monotonic() - began < timeout:
+        [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
+        status = db["DBInstanceStatus"]
+        if status == "available":
+            return round(time.monotonic() - began, 3)
+        time.sleep(POLL_SECONDS)
+    raise ActivityFailed(
+        f"DB instance {db_instance_identifier} still {status} after {timeout:.0f} s"
+    )
+
+
+def restart_seconds(
+    namespace: str,
+    label_selector: str,
+    timeout: float = 120.0,
+    configuration: Any = None,
+    secrets: Any = None,
+) -> float:
+    """Seconds until a container of a pod matching `label_selector` restarts; fails past
+    `timeout`. With a hanging process, this is how long liveness took to act."""
+    api = core(secrets)
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        pods = items(
+            api.list_namespaced_pod(
+                namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT
+            )
+        )
+        if any(s.restart_count > 0 for p in pods for s in (p.status.container_statuses or [])):
+            return round(time.monotonic() - began, 3)
+        time.sleep(POLL_SECONDS)
+    raise ActivityFailed(f"no container matching {label_selector} restarted within {timeout:.0f} s")
+
+
+def time_to_recovery(
+    deployment: str,
+    namespace: str,
+    timeout: float = 180.0,
+    configuration: Any = None,
+    secrets: Any = None,
+) -> float:
+    """Seconds from now until `deployment` is whole again; fails after `timeout` seconds."""
+    return wait_deployment_whole(
+        apps(secrets), namespace, deployment, timeout, since=time.monotonic()
+    )
+
+
+def wait_deployment_whole(
+    api: client.AppsV1Api,
+    namespace: str,
+    name: str,
+    timeout: float,
+    *,
+    since: float,
+    gone: str | None = None,
+    core_api: client.CoreV1Api | None = None,
+) -> float:
+    """Poll until the Deployment is whole (and pod `gone` is gone); seconds since `since`."""
+    deadline = time.monotonic() + timeout
+    last = "not read yet"
+    while time.monotonic() < deadline:
+        deployment: Any = api.read_namespaced_deployment(
+            name, namespace, _request_timeout=REQUEST_TIMEOUT
+        )
+        status = deployment.status
+        last = (
+            f"{status.ready_replicas or 0} ready, {status.available_replicas or 0} available,"
+            f" {status.updated_replicas or 0} updated of {deployment.spec.replicas}"
+        )
+        if whole(deployment) and (
+            gone is None or core_api is None or _absent(core_api, namespace, gone)
+        ):
+            return time.monotonic() - since
+        time.sleep(POLL_SECONDS)
+    raise ActivityFailed(f"deployment {namespace}/{name} not whole after {timeout:.0f} s: {last}")
+
+
+def _absent(api: client.CoreV1Api, namespace: str, pod: str) -> bool:
+    try:
+        api.read_namespaced_pod(pod, namespace, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    return False

@@ -1,0 +1,181 @@
+"""`resilience chaos run`: Chaos Toolkit's own engine, with the suite's strictness.
+
+What the stock `chaos run` lets through is refused or failed here:
+- a `--var` the experiment does not declare (chaoslib ignores it silently);
+- a configuration value read from an unset environment variable, named up front;
+- an invalid experiment, an unreachable cluster, a refused production context:
+  one line each, before anything runs (exit 2);
+- a failed action or a deviation during the method (`chaos run` exits 0): the
+  verdict reads the journal (see `verdict`).
+The hypothesis is checked continuously, and rollbacks always run (Ctrl-C and
+SIGTERM included: chaoslib turns both into an interrupted run, then rolls back).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resilience.errors import InvalidInputError, ResilienceError
+
+log = logging.getLogger(__name__)
+DEFAULT_HYPOTHESIS_FREQUENCY = 2.0
+
+
+@dataclass(frozen=True)
+class ChaosRun:
+    experiment: Path
+    variables: Mapping[str, str] = field(default_factory=dict)
+    var_files: Sequence[Path] = ()
+    kube_context: str | None = None
+    allow_production: str | None = None
+    journal_path: Path | None = None
+    hypothesis_frequency: float = DEFAULT_HYPOTHESIS_FREQUENCY
+
+
+def load(path: Path, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The experiment, validated by chaoslib; its complaint becomes one line.
+
+    chaoslib's validation reads every `{type: env}` configuration value, so a value
+    given with `--var` stands in for its environment variable, and one missing from
+    both is named first (with the variable to set).
+    """
+    from chaoslib.exceptions import ChaosException  # noqa: PLC0415 - chaoslib is heavy
+    from chaoslib.experiment import ensure_experiment_is_valid  # noqa: PLC0415
+    from chaoslib.loader import load_experiment  # noqa: PLC0415
+
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such experiment file")
+    given = dict(variables or {})
+    try:
+        experiment: dict[str, Any] = load_experiment(str(path))
+    except ChaosException as error:
+        raise InvalidInputError(f"{path}: invalid experiment: {_one_line(error)}") from None
+    missing = missing_environment(experiment, given, os.environ)
+    if missing:
+        raise InvalidInputError(f"{path}: missing variable: {'; '.join(missing)}")
+    checked = {**experiment, "configuration": {**(experiment.get("configuration") or {}), **given}}
+    try:
+        ensure_experiment_is_valid(checked)
+    except ChaosException as error:
+        raise InvalidInputError(f"{path}: invalid experiment: {_one_line(error)}") from None
+    return experiment
+
+
+def undeclared(experiment: Mapping[str, Any], variables: Mapping[str, Any]) -> list[str]:
+    """`--var` keys the experiment's configuration does not declare (sorted).
+
+    >>> undeclared({"configuration": {"zone": "a"}}, {"zone": "b", "zoen": "c"})
+    ['zoen']
+    """
+    declared = set((experiment.get("configuration") or {}).keys())
+    return sorted(set(variables) - declared)
+
+
+def missing_environment(
+    experiment: Mapping[str, Any], variables: Mapping[str, Any], env: Mapping[str, str]
+) -> list[str]:
+    """Configuration keys read from an unset environment variable with no default.
+
+    >>> missing_environment({"configuration": {"url": {"type": "env", "key": "U"}}}, {}, {})
+    ['url (environment variable U)']
+    """
+    missing = []
+    for name, value in (experiment.get("configuration") or {}).items():
+        if not isinstance(value, dict) or value.get("type") != "env" or name in variables:
+            continue
+        if "default" not in value and value.get("key") not in env:
+            missing.append(f"{name} (environment variable {value.get('key')})")
+    return missing
+
+
+def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
+    """`KEY=VALUE` pairs; a malformed one is named.
+
+    >>> parse_variables(["zone=us-west-2b"])
+    {'zone': 'us-west-2b'}
+    """
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--var {pair!r}: expected KEY=VALUE")
+        parsed[key] = value
+    return parsed
+
+
+def prepare(run: ChaosRun) -> dict[str, Any]:
+    """Everything checked that can be checked before touching the cluster."""
+    experiment = load(run.experiment, run.variables)
+    unknown = undeclared(experiment, run.variables)
+    if unknown:
+        declared = ", ".join(sorted((experiment.get("configuration") or {}).keys())) or "none"
+        raise InvalidInputError(
+            f"--var {', '.join(unknown)}: not declared in {run.experiment}'s configuration"
+            f" (declared: {declared})"
+        )
+    return experiment
+
+
+@contextmanager
+def target_environment(run: ChaosRun) -> Iterator[None]:
+    """The context and production confirmation, as the activities and controls read them."""
+    from resilience.chaos.controls.interlocks import CONFIRMATION_ENV  # noqa: PLC0415
+
+    changes = {"KUBERNETES_CONTEXT": run.kube_context, CONFIRMATION_ENV: run.allow_production}
+    saved = {key: os.environ.get(key) for key in changes}
+    for key, value in changes.items():
+        if value is not None:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def check_target(experiment: Mapping[str, Any], run: ChaosRun) -> str:
+    """The interlocks and a reachability check, as exit-2 mistakes (nothing ran yet)."""
+    from resilience.chaos.controls.interlocks import check_target as interlock  # noqa: PLC0415
+
+    namespace = (experiment.get("configuration") or {}).get("namespace")
+    namespace = run.variables.get("namespace", namespace)
+    try:
+        return interlock(str(namespace) if isinstance(namespace, str) else None)
+    except ResilienceError as refusal:
+        raise InvalidInputError(str(refusal)) from None
+
+
+def execute(experiment: dict[str, Any], run: ChaosRun) -> dict[str, Any]:
+    """Run it on this (main) thread and return the journal; written to `journal_path`."""
+    from chaoslib import merge_vars  # noqa: PLC0415
+    from chaoslib.experiment import run_experiment  # noqa: PLC0415
+    from chaoslib.types import Schedule, Strategy  # noqa: PLC0415
+
+    experiment_vars = merge_vars(dict(run.variables), [str(p) for p in run.var_files])
+    journal: dict[str, Any] = run_experiment(
+        experiment,
+        settings={"runtime": {"rollbacks": {"strategy": "always"}}},
+        experiment_vars=experiment_vars,
+        strategy=Strategy.CONTINUOUS,
+        schedule=Schedule(continuous_hypothesis_frequency=run.hypothesis_frequency),
+    )
+    if run.journal_path is not None:
+        from resilience.chaos.controls.journal import scrub  # noqa: PLC0415
+
+        run.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        run.journal_path.write_text(json.dumps(scrub(journal), indent=2, default=str))
+    return journal
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())

@@ -1,0 +1,91 @@
+"""Replaying the recovery journal: what `resilience recover` does after a `kill -9`.
+
+Each pending undo is applied through the same APIs the experiments use, then
+marked done, so running `recover` twice is harmless. A failure is reported and
+the next undo still runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chaosaws import aws_client
+from kubernetes.client.exceptions import ApiException
+
+from resilience.chaos import recovery
+from resilience.chaos.deployments import delete_canary
+from resilience.chaos.kube import REQUEST_TIMEOUT, apps, core
+from resilience.errors import ResilienceError
+
+
+def _uncordon(target: dict[str, Any]) -> str:
+    api = core()
+    for node in target.get("nodes") or []:
+        api.patch_node(node, {"spec": {"unschedulable": None}}, _request_timeout=REQUEST_TIMEOUT)
+    return f"uncordoned {', '.join(target.get('nodes') or []) or 'nothing'}"
+
+
+def _start_instances(target: dict[str, Any]) -> str:
+    ids = list(target.get("instance_ids") or [])
+    if ids:
+        aws_client("ec2", {}, None).start_instances(InstanceIds=ids)
+    return f"started {', '.join(ids) or 'nothing'}"
+
+
+def _restore_image(target: dict[str, Any]) -> str:
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": target["container"], "image": target["image"]}]}
+            }
+        }
+    }
+    apps().patch_namespaced_deployment(
+        target["deployment"], target["namespace"], patch, _request_timeout=REQUEST_TIMEOUT
+    )
+    return f"deployment {target['namespace']}/{target['deployment']} back on {target['image']}"
+
+
+def _delete_canary(target: dict[str, Any]) -> str:
+    delete_canary(target["namespace"], target["deployment"])
+    return f"canary {target['namespace']}/{target['deployment']} deleted"
+
+
+def _scale(target: dict[str, Any]) -> str:
+    apps().patch_namespaced_deployment_scale(
+        target["deployment"],
+        target["namespace"],
+        {"spec": {"replicas": int(target["replicas"])}},
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    return f"deployment {target['namespace']}/{target['deployment']} scaled to {target['replicas']}"
+
+
+UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "uncordon": _uncordon,
+    "start-instances": _start_instances,
+    "restore-image": _restore_image,
+    "delete-canary": _delete_canary,
+    "scale": _scale,
+}
+
+
+def recover(path: Path | None = None) -> list[str]:
+    """Apply every pending undo; the lines say what was done. Raises if any failed."""
+    lines, failed = [], []
+    pending = recovery.pending(recovery.read(path))
+    if not pending:
+        return ["nothing to recover"]
+    for undo in pending:
+        try:
+            lines.append(UNDOERS[undo.kind](undo.target))
+        except (ApiException, BotoCoreError, ClientError, KeyError, ValueError, OSError) as error:
+            failed.append(f"{undo.kind} {undo.target}: {error}")
+            continue
+        recovery.mark_done(undo.id, path)
+    if failed:
+        raise ResilienceError("recover: " + "; ".join(failed))
+    return lines
