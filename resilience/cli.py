@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     from resilience.chaos import cli as chaos_cli  # noqa: PLC0415 - beside its siblings
 
     chaos_cli.add_commands(commands)
+    from resilience.load import certify  # noqa: PLC0415 - the load runner only when asked
+
+    certify.add_command(commands)
     return parser
 
 

@@ -471,6 +471,8 @@ def test_fault_table_behaviours() -> None:
         "drops-writes": (False, False, True, False, False, "checked"),
         "burns-cpu": (False, False, False, True, False, "checked"),
         "crash": (False, False, False, False, True, "checked"),
+        "slow-responses": (False, False, False, False, False, "checked"),
+        "errors": (False, False, False, False, False, "checked"),
     }
     assert all(f.description and "\n" not in f.description for f in FAULTS.values())
 

@@ -15,6 +15,8 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `drops-writes`    | acks writes before COMMIT, flushes every second, SIGTERM loses them  |
 | `burns-cpu`       | every request burns about BURN_MS (default 50) ms of CPU             |
 | `crash`           | exits 1 after CRASH_AFTER_SECONDS (default 2): CrashLoopBackOff      |
+| `slow-responses`  | every `/api/` request answers SLOW_MS (300) ms late; probes are fast |
+| `errors`          | one `/api/` request in ERROR_EVERY (5) answers 500 as JSON           |
 
 The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry shows them).
 
@@ -22,6 +24,8 @@ The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry s
     'not-ready'
     >>> readiness_verdict(HEALTHY, uptime=3.0, startup_seconds=40.0, stopping=False)
     'check'
+    >>> [seeded_error(FAULTS["errors"], n) for n in range(1, 6)]
+    [False, False, False, False, True]
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from typing import Literal
 Readiness = Literal["checked", "never", "delayed", "unchecked"]
 Verdict = Literal["check", "ready", "not-ready"]
 HEALTHY_TAGS = ("1.0.0", "1.0.1", "1.1.0")
+API_PREFIX = "/api/"
+SLOW_MS = 300.0  # well above any latency SLO the certification profiles set
+ERROR_EVERY = 5  # 20 % of API requests: far over any error budget
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class Fault:
     write_behind: bool = False
     burns_cpu: bool = False
     crashes: bool = False
+    api_delay_ms: float = 0.0
+    api_error_every: int = 0
 
 
 HEALTHY = Fault("", "the reference service: no seeded fault")
@@ -91,6 +100,16 @@ FAULT_TABLE: tuple[Fault, ...] = (
         "crash",
         "exits with code 1 CRASH_AFTER_SECONDS (default 2) after it starts: CrashLoopBackOff",
         crashes=True,
+    ),
+    Fault(
+        "slow-responses",
+        f"every /api/ request answers {SLOW_MS:.0f} ms late; health probes stay fast and Ready",
+        api_delay_ms=SLOW_MS,
+    ),
+    Fault(
+        "errors",
+        f"one /api/ request in {ERROR_EVERY} answers 500 as JSON; health probes stay Ready",
+        api_error_every=ERROR_EVERY,
     ),
 )
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in FAULT_TABLE}
@@ -139,3 +158,18 @@ def burn_cpu(milliseconds: float) -> int:
     while time.perf_counter() < deadline:
         spins += 1
     return spins
+
+
+def is_api_request(path: str) -> bool:
+    """The seeded latency and errors hit the API only: probes, /metrics and /ws stay healthy,
+    so the pods stay Ready and a rollout to the bad image completes (as a bad release would)."""
+    return path.startswith(API_PREFIX)
+
+
+def seeded_error(fault: Fault, api_request_number: int) -> bool:
+    """Whether the `api_request_number`-th API request (counted from 1) of a process fails.
+
+    Every `api_error_every`-th one does: an exact, repeatable fraction, no randomness.
+    """
+    every = fault.api_error_every
+    return every > 0 and api_request_number % every == 0

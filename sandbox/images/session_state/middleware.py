@@ -8,6 +8,7 @@ else is logged and answered 500, and the server keeps serving.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 
@@ -24,12 +25,18 @@ from sandbox.images.session_state.errors import (
     error_body,
     to_service_error,
 )
-from sandbox.images.session_state.faults import burn_cpu, is_hanging
+from sandbox.images.session_state.faults import (
+    burn_cpu,
+    is_api_request,
+    is_hanging,
+    seeded_error,
+)
 from sandbox.images.session_state.state import RUNTIME
 
 log = logging.getLogger("session_state.http")
 REDIS_ERRORS = (RedisError, RedisClusterException)
 DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE, *DB_UNAVAILABLE)
+_API_REQUEST_NUMBERS = itertools.count(1)  # this process's API requests, for `errors`
 
 
 def route_label(request: web.Request) -> str:
@@ -61,6 +68,11 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise Unavailable("shutting down")
     if settings.fault.burns_cpu:
         burn_cpu(settings.timings.burn_ms)
+    if is_api_request(request.path):
+        if settings.fault.api_delay_ms:
+            await asyncio.sleep(settings.fault.api_delay_ms / 1000)
+        if seeded_error(settings.fault, next(_API_REQUEST_NUMBERS)):
+            raise ServiceError("seeded fault: this request fails on purpose")
     return await handler(request)
 
 

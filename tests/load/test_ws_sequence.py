@@ -1,0 +1,73 @@
+"""The WebSocket user's gap and duplicate counters, proven against a seeded tiny server.
+
+The server (`seeded.py`) leaves seq 3 out, or pushes it twice, or neither. The real
+Locust CLI runs the real locustfile against it; the counts come from Locust's own CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from resilience.load.timeline import read_timeline
+from tests.builders import REPO_ROOT
+from tests.load.seeded import serving
+
+
+@pytest.fixture
+def seeded_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    with serving(request.param) as url:
+        yield url
+
+
+def run_ws_locustfile(host: str, out: Path) -> dict[str, dict[str, int]]:
+    """Locust's CSV stats of one short headless run: 'TYPE name' -> requests, failures."""
+    command = [
+        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "sessions_ws.py"),
+        "--headless", "--host", host, "--users", "2", "--spawn-rate", "2", "--run-time", "6s",
+        "--csv", str(out / "run"), "--timeline-file", str(out / "timeline.jsonl"),
+        "--exit-code-on-error", "0", "--only-summary", "--stop-timeout", "2",
+    ]  # fmt: skip
+    env = {"HF_WAIT_MIN": "0.05", "HF_WAIT_MAX": "0.1", "HF_TIMEOUT": "3", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env=env, cwd=out, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with (out / "run_stats.csv").open() as stream:
+        return {
+            f"{row['Type']} {row['Name']}": {
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+            }
+            for row in csv.DictReader(stream)
+        }
+
+
+@pytest.mark.parametrize(
+    ("seeded_server", "gaps", "duplicates"),
+    [
+        pytest.param("healthy", False, False, id="healthy"),
+        pytest.param("skip", True, False, id="skips-seq-3"),
+        pytest.param("duplicate", False, True, id="repeats-seq-3"),
+    ],
+    indirect=["seeded_server"],
+)
+def test_the_ws_user_counts_gaps_and_duplicates(
+    seeded_server: str, gaps: bool, duplicates: bool, tmp_path: Path
+) -> None:
+    stats = run_ws_locustfile(seeded_server, tmp_path)
+    assert stats["WS fanout"]["requests"] >= 5, stats  # the server did push, and on time
+    assert stats["WS ping"]["failures"] == 0, stats
+    gap = stats.get("WS seq gap", {"failures": 0})["failures"]
+    duplicate = stats.get("WS seq duplicate", {"failures": 0})["failures"]
+    assert (gap > 0) is gaps, stats
+    assert (duplicate > 0) is duplicates, stats
+    assert gap <= 2 and duplicate <= 2, stats  # at most one per user's session
+    timeline = read_timeline(tmp_path / "timeline.jsonl")
+    missing = sum(r.length for r in timeline.records if r.name == "seq gap")
+    assert missing == gap, "each gap skipped exactly one event"

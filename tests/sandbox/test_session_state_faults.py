@@ -1,0 +1,130 @@
+"""The seeded `slow-responses` and `errors` faults: their decisions, table by table, and
+the fault middleware honouring them in process (a real aiohttp server on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from sandbox.images.registry import DEFAULT_REGISTRY, SESSION_STATE
+from sandbox.images.session_state.config import Timings
+from sandbox.images.session_state.faults import (
+    ERROR_EVERY,
+    FAULTS,
+    HEALTHY,
+    SLOW_MS,
+    Fault,
+    is_api_request,
+    seeded_error,
+)
+from sandbox.images.session_state.middleware import error_middleware, fault_middleware
+from sandbox.images.session_state.state import RUNTIME
+
+
+@pytest.mark.parametrize(
+    ("path", "api"),
+    [
+        pytest.param("/api/v1/sessions", True, id="collection"),
+        pytest.param("/api/v1/sessions/6f1c0b5e-0d2c-4d7e-9f43-bd1e4f5a8c11", True, id="item"),
+        pytest.param("/health/ready", False, id="readiness"),
+        pytest.param("/health/live", False, id="liveness"),
+        pytest.param("/metrics", False, id="metrics"),
+        pytest.param("/ws", False, id="websocket"),
+        pytest.param("/apiary", False, id="prefix-only"),
+    ],
+)
+def test_only_api_requests_get_the_seeded_faults(path: str, api: bool) -> None:
+    assert is_api_request(path) is api
+
+
+@pytest.mark.parametrize(
+    ("fault", "numbers", "failing"),
+    [
+        pytest.param(HEALTHY, range(1, 21), [], id="healthy-never"),
+        pytest.param(FAULTS["slow-responses"], range(1, 21), [], id="slow-never-fails"),
+        pytest.param(FAULTS["errors"], range(1, 21), [5, 10, 15, 20], id="errors-every-fifth"),
+        pytest.param(Fault("x", "x", api_error_every=1), range(1, 4), [1, 2, 3], id="every-one"),
+    ],
+)
+def test_seeded_error_is_an_exact_fraction(
+    fault: Fault, numbers: range, failing: list[int]
+) -> None:
+    assert [n for n in numbers if seeded_error(fault, n)] == failing
+
+
+def test_the_new_rows_and_their_images() -> None:
+    assert FAULTS["slow-responses"].api_delay_ms == SLOW_MS >= 250
+    assert FAULTS["errors"].api_error_every == ERROR_EVERY
+    assert all(
+        f.api_delay_ms == 0 and f.api_error_every == 0
+        for name, f in FAULTS.items()
+        if name not in ("slow-responses", "errors")
+    )
+    for tag in ("slow-responses", "errors"):
+        image = DEFAULT_REGISTRY.lookup(f"{SESSION_STATE}:{tag}")
+        assert image.args == ("--fault", tag)
+
+
+async def _serve(fault: Fault, paths: list[str]) -> list[tuple[int, float, Any]]:
+    """Each path through error + fault middleware: (status, seconds, JSON body)."""
+
+    async def fine(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(fault=fault, timings=Timings()),
+        uptime=lambda: 0.0,
+        stopping=asyncio.Event(),
+    )
+    app = web.Application(middlewares=[error_middleware, fault_middleware])
+    app[RUNTIME] = runtime
+    for path in sorted(set(paths)):
+        app.router.add_get(path, fine)
+    answers = []
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for path in paths:
+            began = time.perf_counter()
+            response = await client.get(path)
+            answers.append((response.status, time.perf_counter() - began, await response.json()))
+    return answers
+
+
+def test_errors_image_fails_one_api_request_in_five_as_json() -> None:
+    paths = ["/api/v1/sessions", "/health/live"] * 10
+    answers = asyncio.run(_serve(FAULTS["errors"], paths))
+    api = [status for (status, _, _), path in zip(answers, paths, strict=True) if "api" in path]
+    health = [
+        status for (status, _, _), path in zip(answers, paths, strict=True) if "api" not in path
+    ]
+    assert api.count(500) == 2 and api.count(200) == 8
+    assert health == [200] * 10
+    body = next(body for status, _, body in answers if status == 500)
+    assert body["error"]["code"] == "internal" and "seeded fault" in body["error"]["message"]
+
+
+def test_slow_image_delays_api_requests_only() -> None:
+    answers = asyncio.run(_serve(FAULTS["slow-responses"], ["/api/v1/sessions", "/health/ready"]))
+    (api_status, api_seconds, _), (health_status, health_seconds, _) = answers
+    assert api_status == health_status == 200
+    assert api_seconds >= SLOW_MS / 1000
+    assert health_seconds < SLOW_MS / 1000
+
+
+def test_healthy_service_neither_delays_nor_fails() -> None:
+    answers = asyncio.run(_serve(HEALTHY, ["/api/v1/sessions"] * 10))
+    assert [status for status, _, _ in answers] == [200] * 10
+    assert max(seconds for _, seconds, _ in answers) < SLOW_MS / 1000
+
+
+def test_faults_docstring_examples() -> None:
+    import doctest  # noqa: PLC0415
+
+    from sandbox.images.session_state import faults  # noqa: PLC0415
+
+    assert doctest.testmod(faults).failed == 0
