@@ -1,21 +1,54 @@
-"""Root fixtures shared by suites/ and tests/.
+"""Root fixtures shared by suites/ and tests/: options, the intended policy, the live target.
 
-Options live in one named group. Locust's pytest plugin is disabled in
-pyproject (`-p no:locust`): load runs as a Locust subprocess, so nothing here
-imports locust and the gevent import-order trap cannot bite.
+Options live in one named group ("harmonyflow"). Locust's pytest plugin is
+disabled in pyproject (`-p no:locust`): it registers `--host` and friends and
+would clash with target selection; load runs as a Locust subprocess, so nothing
+here imports locust and the gevent import-order trap cannot bite. None of our
+options reuses a Locust option name either (`--host`, `--users`, ...).
+
+Targets (the `target` fixture, session-scoped, started on first use only):
+
+- no target option: a sandbox of our own, started with `resilience sandbox up`
+  in a temporary state directory and stopped with `resilience sandbox down` at
+  the end of the session -- also on Ctrl-C, and on SIGTERM, which is turned into
+  the same KeyboardInterrupt path. `--keep-sandbox` leaves it running and prints
+  how to reach and stop it.
+- `--kube-context NAME` (with `--kubeconfig PATH`, default $KUBECONFIG): a real
+  cluster. AWS settings come from the environment (AWS_ENDPOINT_URL, AWS_REGION,
+  credentials), as boto3 reads them. Production-looking contexts are refused
+  unless `--allow-production NAME` types the context name back; only allowlisted
+  namespaces may be disrupted (resilience.interlocks).
+
+Both paths go through the same checks: kubeconfig readable, API reachable within
+seconds, interlocks, namespace and Deployment present. Each failure ends the
+session's resilience tests with one clear message, never a hang.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import kube_config
 
+from resilience.errors import ResilienceError
+from resilience.interlocks import InterlockRefused, SafetySettings
 from resilience.manifests import RenderedManifests, render
 from resilience.policy import IntendedPolicy, policy_from_manifests
+from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_running, sandbox_up
+from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
+from resilience.target import Target, TargetUnreachableError, check_reachable, load_target
 
 REPO_ROOT = Path(__file__).resolve().parent
 OVERLAYS = ("sandbox", "staging")
+SANDBOX_CONTEXT = "harmonyflow-sandbox"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,6 +57,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--deploy-dir",
         default=str(REPO_ROOT / "deploy"),
         help="directory holding base/ and overlays/ (default: the repository's deploy/)",
+    )
+    group.addoption(
+        "--kube-context",
+        default=None,
+        metavar="NAME",
+        help="run the resilience suites against this kubeconfig context instead of a sandbox",
+    )
+    group.addoption(
+        "--kubeconfig",
+        default=None,
+        metavar="PATH",
+        help="kubeconfig for --kube-context (default: $KUBECONFIG, then ~/.kube/config)",
+    )
+    group.addoption(
+        "--namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the service (default: the namespace of deploy/base)",
+    )
+    group.addoption(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="URL of the service's ingress (default: the sandbox's, or https://<Ingress host>)",
+    )
+    group.addoption(
+        "--allow-production",
+        default=None,
+        metavar="CONTEXT",
+        help="run against a production-looking context; type its name exactly to confirm",
+    )
+    group.addoption(
+        "--keep-sandbox",
+        action="store_true",
+        help="leave the session's sandbox running at the end (prints how to stop it)",
+    )
+    group.addoption(
+        "--keep-timeline",
+        action="store_true",
+        help="export every test's timeline to the reports directory, not only failed ones",
+    )
+    group.addoption(
+        "--reports-dir",
+        default=str(REPO_ROOT / "reports"),
+        metavar="DIR",
+        help="where timelines and findings go (default: reports/)",
     )
 
 
@@ -45,3 +124,176 @@ def base_manifests(deploy_dir: Path) -> RenderedManifests:
 def intended_policy(base_manifests: RenderedManifests) -> IntendedPolicy:
     """What the service must guarantee; suites compare observations with this."""
     return policy_from_manifests(base_manifests)
+
+
+@pytest.fixture(scope="session")
+def reports_dir(pytestconfig: pytest.Config) -> Path:
+    path = Path(pytestconfig.getoption("--reports-dir")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def target(
+    pytestconfig: pytest.Config,
+    intended_policy: IntendedPolicy,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveTarget]:
+    """The live target of the resilience suites: a sandbox of our own, or --kube-context."""
+    namespace = pytestconfig.getoption("--namespace") or intended_policy.namespace
+    context = pytestconfig.getoption("--kube-context")
+    with pytest.MonkeyPatch.context() as env:
+        if context:
+            kubeconfig = pytestconfig.getoption("--kubeconfig")
+            live = _connect(pytestconfig, intended_policy, namespace, kubeconfig, context, {}, "")
+            _point_clients_at(env, live)
+            yield live
+            return
+        with _terminate_as_interrupt():
+            state = tmp_path_factory.mktemp("sandbox")
+            keep = bool(pytestconfig.getoption("--keep-sandbox"))
+            try:
+                session = _start_sandbox(state)
+                live = _connect(
+                    pytestconfig,
+                    intended_policy,
+                    namespace,
+                    str(session.kubeconfig),
+                    SANDBOX_CONTEXT,
+                    session.aws_env,
+                    session.ingress_url,
+                )
+                _point_clients_at(env, live)
+                yield live
+            finally:
+                _stop_sandbox(state, keep)
+
+
+def _point_clients_at(env: pytest.MonkeyPatch, live: LiveTarget) -> None:
+    """KUBECONFIG, KUBERNETES_CONTEXT and the AWS settings for everything that reads the
+    environment: kubectl, boto3 and the chaos activities (chaostoolkit-kubernetes).
+
+    chaosk8s's `create_k8s_api_client` checks $KUBECONFIG but then loads the
+    kubernetes client's default path, which that module read from $KUBECONFIG
+    once, at import; it is pointed at the target too.
+    """
+    for name, value in live.client_env().items():
+        env.setenv(name, value)
+    env.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(live.kubeconfig))
+
+
+def _start_sandbox(state: Path) -> SandboxSession:
+    try:
+        return sandbox_up(state)
+    except ResilienceError as error:
+        pytest.fail(f"the sandbox did not start: {error}", pytrace=False)
+
+
+def _stop_sandbox(state: Path, keep: bool) -> None:
+    if keep:
+        print(
+            f"\n--keep-sandbox: still running. Reach it with\n"
+            f'  eval "$(.venv/bin/resilience sandbox env --state-dir {state})"\n'
+            f"stop it with\n  .venv/bin/resilience sandbox down --state-dir {state}"
+        )
+        return
+    note = sandbox_down(state)
+    if sandbox_running(state):
+        raise RuntimeError(f"the session's sandbox in {state} is still running after down: {note}")
+
+
+def _connect(
+    pytestconfig: pytest.Config,
+    policy: IntendedPolicy,
+    namespace: str,
+    kubeconfig: str | None,
+    context: str,
+    aws_env: dict[str, str],
+    base_url: str,
+) -> LiveTarget:
+    """Read, check and describe the target; one clear failure for each way it can be wrong."""
+    confirmation = pytestconfig.getoption("--allow-production")
+    try:
+        where = load_target(kubeconfig, context, namespace, env={**os.environ, **aws_env})
+        where.check_safety(
+            SafetySettings(allow_production=confirmation is not None, confirmation=confirmation)
+        )
+        api = where.api_client()
+        check_reachable(where, timeout=5.0, api_client=api)
+    except (InterlockRefused, TargetUnreachableError, ResilienceError) as error:
+        pytest.fail(f"target {context}: {error}", pytrace=False)
+    _require_objects(api, where, policy)
+    url = pytestconfig.getoption("--base-url") or base_url or _ingress_url(api, where, policy)
+    return LiveTarget(
+        api=api,
+        kubeconfig=where.kubeconfig,
+        context=where.context,
+        server=where.server,
+        namespace=where.namespace,
+        deployment=policy.deployment,
+        service=policy.deployment,
+        base_url=url.rstrip("/"),
+        aws_env=aws_env,
+        kind="cluster" if pytestconfig.getoption("--kube-context") else "sandbox",
+    )
+
+
+def _require_objects(api: client.ApiClient, where: Target, policy: IntendedPolicy) -> None:
+    try:
+        client.CoreV1Api(api).read_namespace(where.namespace, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as error:
+        if error.status == 404:
+            pytest.fail(
+                f"target {where.context}: namespace {where.namespace!r} does not exist "
+                f"(deploy the service there, or pass --namespace)",
+                pytrace=False,
+            )
+        pytest.fail(f"target {where.context}: reading namespace: {error.reason}", pytrace=False)
+    try:
+        client.AppsV1Api(api).read_namespaced_deployment(
+            policy.deployment, where.namespace, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as error:
+        if error.status == 404:
+            pytest.fail(
+                f"target {where.context}: no Deployment {policy.deployment!r} in namespace "
+                f"{where.namespace!r}; the suites test deploy/base's service",
+                pytrace=False,
+            )
+        pytest.fail(
+            f"target {where.context}: reading the Deployment: {error.reason}", pytrace=False
+        )
+
+
+def _ingress_url(api: client.ApiClient, where: Target, policy: IntendedPolicy) -> str:
+    """https://<host> of the first Ingress rule routing to the service, or a clear failure."""
+    ingresses: Any = client.NetworkingV1Api(api).list_namespaced_ingress(
+        where.namespace, _request_timeout=REQUEST_TIMEOUT
+    )
+    for ingress in ingresses.items or []:
+        for rule in ingress.spec.rules or []:
+            paths = rule.http.paths if rule.http else []
+            if rule.host and any(p.backend.service.name == policy.deployment for p in paths):
+                return f"https://{rule.host}"
+    pytest.fail(
+        f"target {where.context}: no Ingress host routes to {policy.deployment}; pass --base-url",
+        pytrace=False,
+    )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as Ctrl-C so that every teardown (sandbox down included) runs."""
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated(f"signal {signum}")
+
+
+class _terminate_as_interrupt:
+    """While the sandbox runs, SIGTERM takes the Ctrl-C path (pytest tears fixtures down)."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)

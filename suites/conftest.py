@@ -1,0 +1,183 @@
+"""Fixtures of the resilience suites: steady state, monitors, traffic, load, findings.
+
+Every test marked `resilience`:
+
+- starts from the steady state: the Deployment whole, no node cordoned, every
+  replica a ready endpoint, no suite canary left (waited for, bounded; else the
+  test fails saying what is wrong, before any fault);
+- when also marked `destructive` (it changes the Deployment: an image, a
+  rollout), gets the Deployment's template, strategy and the
+  PodDisruptionBudgets put back after it, and waits (bounded) until the target
+  is steady again. We restore rather than start a fresh sandbox: the same
+  mechanism works on staging, where there is no fresh cluster to be had, and it
+  costs a rollout instead of a 15 s boot. A restore that does not converge
+  fails the test's teardown with what is left.
+
+`monitors` records the namespace's watches as one timeline; when the test fails
+(or with --keep-timeline) the timeline is exported as JSON lines to
+reports/timelines/ and its path printed with the failure.
+
+`traffic` sends bounded REST traffic through the ingress and keeps the ledger of
+acknowledged writes (the correctness witness). `load` is where Locust REST and
+WebSocket load plugs in (see `make_load`); today it sends nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from resilience.observe import Monitors, MonitorScope
+from resilience.policy import IntendedPolicy
+from resilience.suite_findings import (
+    FINDINGS_FILE,
+    ResilienceFinding,
+    new_finding,
+    record_finding,
+)
+from resilience.suite_target import (
+    LiveTarget,
+    TargetNotHealthyError,
+    restore,
+    take_snapshot,
+    wait_healthy,
+)
+from resilience.traffic import LoadSession, SessionTraffic, TrafficOutcome, create_sessions
+
+STEADY_TIMEOUT_SECONDS = 120.0
+RESTORE_TIMEOUT_SECONDS = 240.0
+MONITOR_SYNC_SECONDS = 20.0
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
+    return report
+
+
+def _failed(item: pytest.Item) -> bool:
+    report = item.stash.get(CALL_REPORT, None)
+    return report is None or report.failed
+
+
+@pytest.fixture(autouse=True)
+def steady_target(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Resilience tests start from the steady state; destructive ones are restored after."""
+    if request.node.get_closest_marker("resilience") is None:
+        yield
+        return
+    target: LiveTarget = request.getfixturevalue("target")
+    try:
+        wait_healthy(target, STEADY_TIMEOUT_SECONDS)
+    except TargetNotHealthyError as error:
+        pytest.fail(f"before the test: {error}", pytrace=False)
+    snapshot = take_snapshot(target) if request.node.get_closest_marker("destructive") else None
+    yield
+    if snapshot is not None:
+        restored = restore(target, snapshot, RESTORE_TIMEOUT_SECONDS)
+        if restored:
+            print(f"restored after the test: {'; '.join(restored)}")
+
+
+@pytest.fixture
+def monitors(
+    request: pytest.FixtureRequest,
+    target: LiveTarget,
+    intended_policy: IntendedPolicy,
+    reports_dir: Path,
+) -> Iterator[Monitors]:
+    """Started watches of the target's namespace (bounded start and stop)."""
+    scope = MonitorScope.for_policy(intended_policy, namespace=target.namespace)
+    started = Monitors(target.api, scope).start(sync_timeout=MONITOR_SYNC_SECONDS)
+    try:
+        yield started
+    finally:
+        try:
+            started.stop(timeout=10.0)
+        finally:
+            if _failed(request.node) or request.config.getoption("--keep-timeline"):
+                path = reports_dir / "timelines" / f"{_file_name(request.node.nodeid)}.jsonl"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                started.export_jsonl(path)
+                request.node.user_properties.append(("timeline", str(path)))
+                print(f"timeline of {request.node.nodeid}: {path}")
+
+
+@pytest.fixture
+def finding(
+    request: pytest.FixtureRequest, target: LiveTarget, reports_dir: Path
+) -> Callable[[str, str], None]:
+    """`finding(title, detail)`: record a known limitation without failing the test."""
+
+    def record(title: str, detail: str) -> None:
+        found = new_finding(request.node.nodeid, title, detail, target.describe())
+        path = record_finding(reports_dir / FINDINGS_FILE, found)
+        request.node.user_properties.append(("finding", found.summary()))
+        warnings.warn(ResilienceFinding(f"{found.summary()} (recorded in {path})"), stacklevel=2)
+
+    return record
+
+
+@pytest.fixture
+def traffic(target: LiveTarget) -> Iterator[Callable[..., SessionTraffic]]:
+    """`traffic(sessions=4, max_seconds=180)`: a started SessionTraffic; stopped after the test."""
+    started: list[SessionTraffic] = []
+
+    def start(sessions: int = 4, max_seconds: float = 180.0) -> SessionTraffic:
+        ids = create_sessions(target.base_url, sessions)
+        running = SessionTraffic(target.base_url, ids, max_seconds=max_seconds).start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+class NoLoad:
+    """The load of a suite until the Locust runner plugs in: sends nothing."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+
+    def start(self) -> LoadSession:
+        return self
+
+    def stop(self) -> TrafficOutcome:
+        return TrafficOutcome()
+
+    def outcome(self) -> TrafficOutcome:
+        return TrafficOutcome()
+
+    def __enter__(self) -> LoadSession:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def make_load(target: LiveTarget, profile: str) -> LoadSession:
+    """THE place Locust load plugs in: return a LoadSession running `profile` against
+    `target.base_url` (REST + WebSocket users, the profile's shape and error budget).
+
+    Suites already wrap every fault in `with load("<profile>") as background:` and
+    check `background.outcome()` when it sent requests.
+    """
+    return NoLoad(profile)
+
+
+@pytest.fixture
+def load(target: LiveTarget) -> Callable[[str], LoadSession]:
+    """`with load("rolling-update") as background: ...` -- background load for one phase."""
+    return lambda profile: make_load(target, profile)
+
+
+def _file_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:180]

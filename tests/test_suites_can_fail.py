@@ -1,0 +1,285 @@
+"""Every resilience assertion can fail: the suites run against a seeded fault must fail,
+naming the violated limit and the observed value.
+
+How a twin injects its fault: a pre-step through the Kubernetes API (the same
+calls an operator's mistake would make) on a sandbox of this module's own,
+then the suite module runs as a pytest subprocess against that sandbox with
+`--kube-context` -- which also exercises the real-cluster target path (kubeconfig
+context, interlocks, AWS from the environment, --base-url). After each twin the
+sandbox is put back with `kubectl apply -k deploy/overlays/sandbox`.
+
+Three twins run in CI (one per mechanism: observed rollout limits, live
+configuration, observed disruption budget); the longer ones are `slow`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up
+from tests.builders import REPO_ROOT
+
+NAMESPACE = "harmonyflow"
+DEPLOYMENT = "session-state-service"
+CONTEXT = "harmonyflow-sandbox"
+SUITE_TIMEOUT_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def twin_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxSession]:
+    state = tmp_path_factory.mktemp("twins") / "sandbox"
+    try:
+        yield sandbox_up(state)
+    finally:
+        sandbox_down(state)
+
+
+@pytest.fixture
+def api(twin_sandbox: SandboxSession) -> client.ApiClient:
+    made: client.ApiClient = config.new_client_from_config(config_file=str(twin_sandbox.kubeconfig))
+    return made
+
+
+def kubectl(session: SandboxSession, *args: str, timeout: float = 240) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(session.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "KUBECACHEDIR": str(session.state_dir / "kubecache")},
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout
+
+
+@pytest.fixture
+def restored(twin_sandbox: SandboxSession) -> Iterator[None]:
+    """After the twin: the sandbox overlay applied again and the rollout finished."""
+    yield
+    kubectl(twin_sandbox, "apply", "-k", str(REPO_ROOT / "deploy" / "overlays" / "sandbox"))
+    kubectl(
+        twin_sandbox,
+        "rollout",
+        "status",
+        f"deployment/{DEPLOYMENT}",
+        "-n",
+        NAMESPACE,
+        "--timeout=180s",
+        timeout=200,
+    )
+
+
+def run_suite(
+    session: SandboxSession, node: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """`pytest <node>` against the running sandbox through --kube-context, as staging runs it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            node,
+            "--kube-context",
+            CONTEXT,
+            "--kubeconfig",
+            str(session.kubeconfig),
+            "--base-url",
+            session.ingress_url,
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, **session.aws_env},
+        timeout=SUITE_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+def patch_deployment(api: client.ApiClient, body: object) -> None:
+    client.AppsV1Api(api).patch_namespaced_deployment(DEPLOYMENT, NAMESPACE, body)
+
+
+def container_patch(**fields: object) -> dict[str, object]:
+    return {"spec": {"template": {"spec": {"containers": [{"name": DEPLOYMENT, **fields}]}}}}
+
+
+def assert_fails_naming(run: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, f"the suite did not fail (exit {run.returncode}):\n{output[-3000:]}"
+    missing = [p for p in phrases if p not in output]
+    assert not missing, f"the failure does not name {missing}:\n{output[-3000:]}"
+
+
+Inject = Callable[[client.ApiClient, SandboxSession], None]
+
+
+def max_unavailable_3(api: client.ApiClient, session: SandboxSession) -> None:
+    patch_deployment(api, {"spec": {"strategy": {"rollingUpdate": {"maxUnavailable": 3}}}})
+
+
+def readiness_on_liveness_path(api: client.ApiClient, session: SandboxSession) -> None:
+    patch_deployment(
+        api, container_patch(readinessProbe={"httpGet": {"path": "/health/live", "port": "http"}})
+    )
+
+
+def pdb_removed(api: client.ApiClient, session: SandboxSession) -> None:
+    client.PolicyV1Api(api).delete_namespaced_pod_disruption_budget(DEPLOYMENT, NAMESPACE)
+
+
+def no_liveness_probe(api: client.ApiClient, session: SandboxSession) -> None:
+    kubectl(
+        session,
+        "patch",
+        f"deployment/{DEPLOYMENT}",
+        "-n",
+        NAMESPACE,
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/template/spec/containers/0/livenessProbe"}]',
+    )
+
+
+def drops_writes(api: client.ApiClient, session: SandboxSession) -> None:
+    patch_deployment(api, container_patch(image="ghcr.io/harmonyflow/session-state:drops-writes"))
+
+
+TWINS = [
+    pytest.param(
+        max_unavailable_3,
+        "suites/test_rolling_update.py::test_rollout_stays_within_surge_and_availability_limits",
+        ("available pods at", "fewer than replicas 3 - maxUnavailable 1 = 2"),
+        id="maxUnavailable-3",
+    ),
+    pytest.param(
+        readiness_on_liveness_path,
+        "suites/test_probes.py::test_live_probe_configuration_equals_the_intended_one",
+        (
+            "readinessProbe.httpGet.path is /health/live on the cluster",
+            "deploy/base says /health/ready",
+        ),
+        id="readiness-on-liveness-path",
+    ),
+    pytest.param(
+        pdb_removed,
+        "suites/test_az_drain.py::test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon",
+        ("left 1 Ready pods, fewer than minAvailable 2",),
+        id="pdb-removed",
+    ),
+    pytest.param(
+        no_liveness_probe,
+        "suites/test_probes.py::test_hung_container_leaves_the_endpoints_and_is_restarted_by_liveness",
+        ("no restart after the liveness failure began", "failureThreshold 3 + timeout 1s = 31s"),
+        id="hang-without-liveness",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        drops_writes,
+        "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes",
+        ("lost acknowledged writes", "acknowledged version"),
+        id="drops-writes",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        readiness_on_liveness_path,
+        "suites/test_probes.py::test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts",
+        ("no pod left the endpoints during", "database outage"),
+        id="readiness-on-liveness-path-db-outage",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.timeout(SUITE_TIMEOUT_SECONDS + 300)
+@pytest.mark.parametrize(("inject", "node", "phrases"), TWINS)
+def test_seeded_fault_fails_the_suite_naming_the_limit(
+    twin_sandbox: SandboxSession,
+    api: client.ApiClient,
+    restored: None,
+    tmp_path: Path,
+    inject: Inject,
+    node: str,
+    phrases: tuple[str, ...],
+) -> None:
+    inject(api, twin_sandbox)
+    assert_fails_naming(run_suite(twin_sandbox, node, tmp_path), *phrases)
+
+
+# ---- bad input: a clear failure, never a hang ----
+
+
+def kubeconfig_for(tmp_path: Path, context: str, server: str) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "{server}"}}}}]
+users: [{{name: u, user: {{}}}}]
+contexts: [{{name: {context}, context: {{cluster: c, user: u, namespace: harmonyflow}}}}]
+current-context: {context}
+"""
+    )
+    return path
+
+
+def run_against(
+    kubeconfig: Path, context: str, tmp_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites/test_pod_kill.py",
+            "--kube-context",
+            context,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(150)
+def test_an_unreachable_cluster_fails_at_once_naming_the_url(tmp_path: Path) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "staging", "http://127.0.0.1:9")
+    run = run_against(kubeconfig, "staging", tmp_path)
+    assert_fails_naming(run, "cannot reach the Kubernetes API at http://127.0.0.1:9")
+
+
+@pytest.mark.timeout(150)
+def test_a_production_context_is_refused_before_anything_is_touched(tmp_path: Path) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "eks-prod-us-west-2", "http://127.0.0.1:9")
+    run = run_against(kubeconfig, "eks-prod-us-west-2", tmp_path)
+    assert_fails_naming(run, "looks like production", "eks-prod-us-west-2")
+
+
+@pytest.mark.timeout(150)
+def test_a_missing_namespace_fails_naming_it(twin_sandbox: SandboxSession, tmp_path: Path) -> None:
+    run = run_against(
+        twin_sandbox.kubeconfig, CONTEXT, tmp_path, "--namespace", "harmonyflow-staging"
+    )
+    assert_fails_naming(run, "namespace 'harmonyflow-staging' does not exist")
