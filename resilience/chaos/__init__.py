@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 ACTION_MODULES = (
+    "resilience.chaos.database",
     "resilience.chaos.deployments",
     "resilience.chaos.nodes",
+    "resilience.chaos.pace",
     "resilience.chaos.pods",
     "resilience.chaos.zones",
 )

@@ -9,7 +9,6 @@ replays them after a crash.
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -18,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps
+from resilience.chaos.waiting import seconds_until
 
 __all__ = ["add_canary", "remove_canary", "restore_image", "set_image"]
 CANARY_LABEL = "chaos.harmonyflow.io/canary"
@@ -113,8 +113,8 @@ def rollout_seconds(
     """Seconds until the rollout of `deployment` completes; fails when it does not within
     `timeout` or reports ProgressDeadlineExceeded (the message says so)."""
     api = apps(secrets)
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
+
+    def check() -> tuple[bool, str]:
         current: Any = api.read_namespaced_deployment(
             deployment, namespace, _request_timeout=REQUEST_TIMEOUT
         )
@@ -126,15 +126,19 @@ def rollout_seconds(
                 f"rollout of {namespace}/{deployment} stalled: {progressing.message}"
             )
         desired = current.spec.replicas
-        if (
+        done = (
             (status.observed_generation or 0) >= (current.metadata.generation or 0)
             and (status.updated_replicas or 0) == desired
             and (status.available_replicas or 0) == desired
             and (status.replicas or 0) == desired
-        ):
-            return round(time.monotonic() - began, 3)
-        time.sleep(0.5)
-    raise ActivityFailed(f"rollout of {namespace}/{deployment} not complete after {timeout:.0f} s")
+        )
+        return (
+            done,
+            f"{status.updated_replicas or 0} updated,"
+            f" {status.available_replicas or 0} available of {desired}",
+        )
+
+    return seconds_until(check, timeout, f"rollout of {namespace}/{deployment} complete")
 
 
 def add_canary(

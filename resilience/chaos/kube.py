@@ -8,18 +8,34 @@ an unreachable API server.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from chaosk8s import create_k8s_api_client
-from kubernetes import client
+from kubernetes import client, config
 
 REQUEST_TIMEOUT = 15.0
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def api_client(secrets: dict[str, Any] | None = None) -> client.ApiClient:
-    api: client.ApiClient = create_k8s_api_client(secrets)
-    return api
+    """A client for `$KUBECONFIG` (first file) and `$KUBERNETES_CONTEXT`, read now.
+
+    chaosk8s reads the kubeconfig path the kubernetes package fixed at import time, so a
+    `KUBECONFIG` set later (pytest, a game day) would be ignored; in a pod, or with
+    neither a kubeconfig nor `KUBECONFIG`, its own rules apply.
+    """
+    first = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    path = Path(first or "~/.kube/config").expanduser()
+    if os.environ.get("CHAOSTOOLKIT_IN_POD") != "true" and path.is_file():
+        context = os.environ.get("KUBERNETES_CONTEXT") or None
+        api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(path), context=context
+        )
+        return api
+    fallback: client.ApiClient = create_k8s_api_client(secrets)
+    return fallback
 
 
 def core(secrets: dict[str, Any] | None = None) -> client.CoreV1Api:

@@ -72,7 +72,7 @@ def drain_zone(
     recovery.record("uncordon", {"nodes": newly_cordoned, "zone": zone})
     for name in newly_cordoned:
         api.patch_node(name, {"spec": {"unschedulable": True}}, _request_timeout=REQUEST_TIMEOUT)
-    evicted, refusals = _evict_all(api, names, namespace, began + timeout)
+    evicted, refusals = _evict_all(api, names, namespace, began + float(timeout))
     return {
         "zone": zone,
         "nodes": names,

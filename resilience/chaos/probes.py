@@ -15,27 +15,29 @@ import urllib.request
 from typing import Any
 
 from chaosaws import aws_client
-from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from resilience.chaos.deployments import rollout_seconds
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps, autoscaling, core, discovery, items
+from resilience.chaos.waiting import POLL_SECONDS, seconds_until
 
 __all__ = [
     "cordoned_nodes",
     "deployment_is_whole",
+    "hpa_back_to_min_seconds",
+    "hpa_scaled_up_seconds",
     "hpa_status",
     "rds_available_seconds",
     "rds_instance",
     "ready_endpoints",
     "ready_endpoints_at_least",
     "restart_seconds",
+    "restarts_since_first_call",
     "rollout_seconds",
     "service_answers",
     "time_to_recovery",
 ]
-POLL_SECONDS = 0.5
 
 
 def whole(deployment: Any) -> bool:
@@ -138,6 +140,48 @@ def hpa_status(
     }
 
 
+def _wait_hpa(
+    name: str, namespace: str, timeout: float, done: Any, what: str, secrets: Any
+) -> float:
+    def check() -> tuple[bool, str]:
+        status = hpa_status(name, namespace, secrets=secrets)
+        return bool(done(status)), str(status)
+
+    return seconds_until(check, timeout, f"HPA {namespace}/{name} {what}", POLL_SECONDS * 4)
+
+
+def hpa_scaled_up_seconds(
+    name: str,
+    namespace: str,
+    timeout: float = 300.0,
+    configuration: Any = None,
+    secrets: Any = None,
+) -> float:
+    """Seconds until the autoscaler runs more than its minimum replicas; fails past `timeout`."""
+    return _wait_hpa(
+        name, namespace, timeout, lambda s: s["current"] > s["min"], "scaled up", secrets
+    )
+
+
+def hpa_back_to_min_seconds(
+    name: str,
+    namespace: str,
+    timeout: float = 600.0,
+    configuration: Any = None,
+    secrets: Any = None,
+) -> float:
+    """Seconds until the autoscaler is back at its minimum (after its scale-down
+    stabilization window); fails past `timeout`."""
+    return _wait_hpa(
+        name,
+        namespace,
+        timeout,
+        lambda s: s["current"] == s["desired"] == s["min"],
+        "back at its minimum",
+        secrets,
+    )
+
+
 def rds_instance(
     db_instance_identifier: str, configuration: Any = None, secrets: Any = None
 ) -> dict[str, Any]:
@@ -160,17 +204,12 @@ def rds_available_seconds(
 ) -> float:
     """Seconds until the DB instance reports `available` (a failover ends); fails past `timeout`."""
     rds = aws_client("rds", configuration, secrets)
-    began = time.monotonic()
-    status = "unknown"
-    while time.monotonic() - began < timeout:
+
+    def check() -> tuple[bool, str]:
         [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
-        status = db["DBInstanceStatus"]
-        if status == "available":
-            return round(time.monotonic() - began, 3)
-        time.sleep(POLL_SECONDS)
-    raise ActivityFailed(
-        f"DB instance {db_instance_identifier} still {status} after {timeout:.0f} s"
-    )
+        return db["DBInstanceStatus"] == "available", str(db["DBInstanceStatus"])
+
+    return seconds_until(check, timeout, f"DB instance {db_instance_identifier} available")
 
 
 def restart_seconds(
@@ -183,17 +222,39 @@ def restart_seconds(
     """Seconds until a container of a pod matching `label_selector` restarts; fails past
     `timeout`. With a hanging process, this is how long liveness took to act."""
     api = core(secrets)
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
+
+    def check() -> tuple[bool, str]:
         pods = items(
             api.list_namespaced_pod(
                 namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT
             )
         )
-        if any(s.restart_count > 0 for p in pods for s in (p.status.container_statuses or [])):
-            return round(time.monotonic() - began, 3)
-        time.sleep(POLL_SECONDS)
-    raise ActivityFailed(f"no container matching {label_selector} restarted within {timeout:.0f} s")
+        restarts = sum(st.restart_count for p in pods for st in (p.status.container_statuses or []))
+        return restarts > 0, f"{len(pods)} pod(s), {restarts} restart(s)"
+
+    return seconds_until(check, timeout, f"a restart of a container matching {label_selector}")
+
+
+class _Baselines:
+    restarts: dict[tuple[str, str], int] = {}  # noqa: RUF012 - per chaos run (one process)
+
+
+def restarts_since_first_call(
+    namespace: str, label_selector: str, configuration: Any = None, secrets: Any = None
+) -> int:
+    """Container restarts of the matching pods since this probe first ran in this run.
+
+    For a hypothesis that forbids a restart storm (tolerance 0): the first call (before
+    the method) records the baseline, later calls count what liveness did since.
+    """
+    pods = items(
+        core(secrets).list_namespaced_pod(
+            namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT
+        )
+    )
+    total = sum(s.restart_count for p in pods for s in (p.status.container_statuses or []))
+    baseline = _Baselines.restarts.setdefault((namespace, label_selector), total)
+    return int(max(0, total - baseline))
 
 
 def time_to_recovery(
@@ -220,23 +281,21 @@ def wait_deployment_whole(
     core_api: client.CoreV1Api | None = None,
 ) -> float:
     """Poll until the Deployment is whole (and pod `gone` is gone); seconds since `since`."""
-    deadline = time.monotonic() + timeout
-    last = "not read yet"
-    while time.monotonic() < deadline:
+
+    def check() -> tuple[bool, str]:
         deployment: Any = api.read_namespaced_deployment(
             name, namespace, _request_timeout=REQUEST_TIMEOUT
         )
         status = deployment.status
-        last = (
+        seen = (
             f"{status.ready_replicas or 0} ready, {status.available_replicas or 0} available,"
             f" {status.updated_replicas or 0} updated of {deployment.spec.replicas}"
         )
-        if whole(deployment) and (
-            gone is None or core_api is None or _absent(core_api, namespace, gone)
-        ):
-            return time.monotonic() - since
-        time.sleep(POLL_SECONDS)
-    raise ActivityFailed(f"deployment {namespace}/{name} not whole after {timeout:.0f} s: {last}")
+        gone_yet = gone is None or core_api is None or _absent(core_api, namespace, gone)
+        return whole(deployment) and gone_yet, seen
+
+    seconds_until(check, timeout, f"deployment {namespace}/{name} whole")
+    return time.monotonic() - since
 
 
 def _absent(api: client.CoreV1Api, namespace: str, pod: str) -> bool:

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-UndoKind = Literal["uncordon", "start-instances", "restore-image", "delete-canary", "scale"]
+UndoKind = Literal[
+    "uncordon", "start-instances", "restore-image", "delete-canary", "start-db", "scale"
+]
 ENV_VAR = "HARMONYFLOW_RECOVERY_JOURNAL"
 DEFAULT_PATH = Path("reports") / "recovery.jsonl"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from resilience.errors import InvalidInputError, ResilienceError
+from resilience.interlocks import InterlockRefused
 
 log = logging.getLogger(__name__)
 DEFAULT_HYPOTHESIS_FREQUENCY = 2.0
@@ -110,9 +112,43 @@ def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
+def typed_like_defaults(
+    experiment: Mapping[str, Any], variables: Mapping[str, str]
+) -> dict[str, Any]:
+    """`--var` strings converted to the type of the value the experiment declares.
+
+    `chaos run` passes them on as strings, so `--var recovery_timeout=15` would reach
+    an activity as "15"; here it becomes 15 because the declared default is a number.
+
+    >>> typed_like_defaults({"configuration": {"t": 180, "z": "a"}}, {"t": "15", "z": "b"})
+    {'t': 15, 'z': 'b'}
+    """
+    declared = experiment.get("configuration") or {}
+    typed: dict[str, Any] = {}
+    for name, text in variables.items():
+        default = declared.get(name)
+        kind = type(default) if isinstance(default, (bool, int, float)) else str
+        try:
+            typed[name] = _convert(kind, text)
+        except ValueError:
+            raise InvalidInputError(
+                f"--var {name}={text}: expected a {kind.__name__} like its default {default!r}"
+            ) from None
+    return typed
+
+
+def _convert(kind: type, text: str) -> Any:
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    return kind(text)
+
+
 def prepare(run: ChaosRun) -> dict[str, Any]:
     """Everything checked that can be checked before touching the cluster."""
     experiment = load(run.experiment, run.variables)
+    typed_like_defaults(experiment, run.variables)
     unknown = undeclared(experiment, run.variables)
     if unknown:
         declared = ", ".join(sorted((experiment.get("configuration") or {}).keys())) or "none"
@@ -151,6 +187,11 @@ def check_target(experiment: Mapping[str, Any], run: ChaosRun) -> str:
     namespace = run.variables.get("namespace", namespace)
     try:
         return interlock(str(namespace) if isinstance(namespace, str) else None)
+    except InterlockRefused as refusal:
+        hint = ""
+        if any(r.rule == "production" for r in refusal.refusals):
+            hint = " (with this command: --allow-production CONTEXT-NAME)"
+        raise InvalidInputError(f"{refusal}{hint}") from None
     except ResilienceError as refusal:
         raise InvalidInputError(str(refusal)) from None
 
@@ -161,7 +202,11 @@ def execute(experiment: dict[str, Any], run: ChaosRun) -> dict[str, Any]:
     from chaoslib.experiment import run_experiment  # noqa: PLC0415
     from chaoslib.types import Schedule, Strategy  # noqa: PLC0415
 
-    experiment_vars = merge_vars(dict(run.variables), [str(p) for p in run.var_files])
+    # Ctrl-C must interrupt (and so roll back) even when started from a script whose
+    # shell ignored SIGINT for its background jobs; SIGTERM is chaoslib's own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    variables = typed_like_defaults(experiment, run.variables)
+    experiment_vars = merge_vars(variables, [str(p) for p in run.var_files])
     journal: dict[str, Any] = run_experiment(
         experiment,
         settings={"runtime": {"rollbacks": {"strategy": "always"}}},

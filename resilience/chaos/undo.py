@@ -54,6 +54,15 @@ def _delete_canary(target: dict[str, Any]) -> str:
     return f"canary {target['namespace']}/{target['deployment']} deleted"
 
 
+def _start_db(target: dict[str, Any]) -> str:
+    rds = aws_client("rds", {}, None)
+    identifier = target["db_instance_identifier"]
+    [db] = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+    if db["DBInstanceStatus"] == "stopped":
+        rds.start_db_instance(DBInstanceIdentifier=identifier)
+    return f"DB instance {identifier} started"
+
+
 def _scale(target: dict[str, Any]) -> str:
     apps().patch_namespaced_deployment_scale(
         target["deployment"],
@@ -69,6 +78,7 @@ UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "start-instances": _start_instances,
     "restore-image": _restore_image,
     "delete-canary": _delete_canary,
+    "start-db": _start_db,
     "scale": _scale,
 }
 

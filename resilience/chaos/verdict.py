@@ -22,6 +22,9 @@ def failures(journal: dict[str, Any]) -> list[str]:
     status = journal.get("status")
     if status != "completed":
         reasons.append(f"run {status}")
+    safeguard = journal.get("safeguard") or {}
+    if safeguard.get("triggered_by"):
+        reasons.append(f"safeguard stopped the method: {safeguard['triggered_by']}")
     states = journal.get("steady_states") or {}
     before = states.get("before")
     if before is not None and not before.get("steady_state_met"):

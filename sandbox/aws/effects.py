@@ -43,6 +43,8 @@ class Effects(Protocol):
     def db_identifiers(self) -> Sequence[str]: ...
     def db_view(self, identifier: str) -> DbView | None: ...
     def reboot_db(self, identifier: str, *, force_failover: bool) -> None: ...
+    def stop_db(self, identifier: str) -> None: ...
+    def start_db(self, identifier: str) -> None: ...
     def cache_groups(self) -> Sequence[str]: ...
     def cache_members(self, group: str, node_group: str) -> Sequence[CacheMember]: ...
     def test_failover(self, group: str, node_group: str) -> None: ...
@@ -103,7 +105,7 @@ class ControlPlaneEffects:
         if backing is None or backing.rds.identifier != identifier:
             return None
         rds = backing.rds
-        status = "available" if rds.status is RdsStatus.AVAILABLE else str(rds.status)
+        status = "stopped" if rds.halted else str(rds.status)
         return DbView(status, rds.primary.az, rds.standby.az, rds.endpoint.host, rds.endpoint.port)
 
     def reboot_db(self, identifier: str, *, force_failover: bool) -> None:
@@ -111,13 +113,28 @@ class ControlPlaneEffects:
         if backing is None or backing.rds.identifier != identifier:
             raise AwsRefusal("DBInstanceNotFound", f"DBInstance {identifier} not found.")
         rds = backing.rds
-        if rds.status is not RdsStatus.AVAILABLE:
+        if rds.status is not RdsStatus.AVAILABLE or rds.halted:
             raise AwsRefusal(
                 "InvalidDBInstanceState",
                 f"Instance {identifier} is not currently in the available state.",
             )
         action = rds.failover if force_failover else rds.reboot
         self._on_loop(self._begin(action(), started=lambda: rds.status is not RdsStatus.AVAILABLE))
+
+    def stop_db(self, identifier: str) -> None:
+        self._on_loop(self._db_power(identifier, on=False))
+
+    def start_db(self, identifier: str) -> None:
+        self._on_loop(self._db_power(identifier, on=True))
+
+    async def _db_power(self, identifier: str, *, on: bool) -> None:
+        backing = self._plane.backing
+        if backing is None or backing.rds.identifier != identifier:
+            raise AwsRefusal("DBInstanceNotFound", f"DBInstance {identifier} not found.")
+        try:
+            await (backing.rds.unhalt() if on else backing.rds.halt())
+        except InvalidDBInstanceState as error:
+            raise AwsRefusal("InvalidDBInstanceState", str(error)) from None
 
     # -- ElastiCache --
 

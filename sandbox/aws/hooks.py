@@ -9,6 +9,8 @@ calls a game day depends on do what AWS does to the sandbox (through
 - RDS DescribeDBInstances: the live status, AZ and SecondaryAvailabilityZone,
   and the endpoint proxy's address.
 - RDS DescribeEvents: moto's creation events, plus reboots and failovers.
+- RDS Stop/StartDBInstance: the endpoint refuses connections (storage kept) and
+  accepts them again.
 - ElastiCache TestFailover and DescribeEvents: not in moto; here `CLUSTER
   FAILOVER` on the node group's replica, and the replication group's events.
 - ElastiCache DescribeReplicationGroups: the live nodes, primary first.
@@ -61,6 +63,8 @@ MOTO_INTERNALS: tuple[tuple[Any, str], ...] = (
     (RDSResponse, "backend"),
     (RDSBackend, "describe_db_instances"),
     (RDSBackend, "describe_events"),
+    (RDSBackend, "stop_db_instance"),
+    (RDSBackend, "start_db_instance"),
     (DBInstance, "address"),
     (ElastiCacheResponse, "elasticache_backend"),
     (ElastiCacheBackend, "describe_replication_groups"),
@@ -104,6 +108,8 @@ def install(effects: Effects) -> None:
     _replace(RDSBackend, "describe_db_instances", _wrap_describe_db_instances)
     _replace(RDSBackend, "describe_events", _wrap_describe_rds_events)
     _replace(DBInstance, "address", property(_db_address))
+    _replace(RDSBackend, "stop_db_instance", _wrap_db_power("stop_db_instance", on=False))
+    _replace(RDSBackend, "start_db_instance", _wrap_db_power("start_db_instance", on=True))
     _replace(ElastiCacheResponse, "test_failover", _test_failover)
     _replace(ElastiCacheResponse, "describe_events", _describe_cache_events)
     _replace(ElastiCacheBackend, "describe_replication_groups", _wrap_describe_groups)
@@ -170,6 +176,23 @@ def _reboot_db_instance(self: RDSResponse) -> ActionResult:
         _call(RDSClientError, effects.reboot_db, identifier, force_failover=force_failover)
         _refresh_db(database)
     return ActionResult({"DBInstance": database})
+
+
+def _wrap_db_power(name: str, *, on: bool) -> Callable[..., Any]:
+    """Stop/StartDBInstance: moto checks the state (from the live view), the sandbox acts."""
+
+    def hooked(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        original = hooked.__moto_original__  # type: ignore[attr-defined]
+        database = original(self, db_instance_identifier, *args, **kwargs)
+        effects = _effects()
+        if db_instance_identifier in effects.db_identifiers():
+            act = effects.start_db if on else effects.stop_db
+            _call(RDSClientError, act, db_instance_identifier)
+            _refresh_db(database)
+        return database
+
+    hooked.__name__ = name
+    return hooked
 
 
 def _wrap_describe_db_instances(self: RDSBackend, *args: Any, **kwargs: Any) -> Any:

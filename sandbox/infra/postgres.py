@@ -48,6 +48,7 @@ import asyncpg
 
 from sandbox.infra.rds_status import (
     EVENT_MESSAGES,
+    InvalidDBInstanceState,
     RdsAction,
     RdsEvent,
     RdsStatus,
@@ -465,6 +466,7 @@ class RdsInstance:
         self._primary: PgServer | None = None
         self._standby: PgServer | None = None
         self._replication_password = ""
+        self._halted = False  # StopDBInstance: the endpoint refuses, the data stays
         self.proxy = TcpProxy(endpoint.host, endpoint.port, nodes[0].endpoint, name=identifier)
 
     # -- what DescribeDBInstances / DescribeEvents would show --
@@ -472,6 +474,10 @@ class RdsInstance:
     @property
     def status(self) -> RdsStatus:
         return self._status
+
+    @property
+    def halted(self) -> bool:
+        return self._halted
 
     @property
     def events(self) -> list[RdsEvent]:
@@ -553,6 +559,25 @@ class RdsInstance:
                 self._transition(RdsAction.FAIL)
                 raise
             self._transition(RdsAction.REBOOT_COMPLETED)
+
+    async def halt(self) -> None:
+        """StopDBInstance: every connection reset, new ones refused; storage kept."""
+        async with self._lock:
+            if self._status is not RdsStatus.AVAILABLE or self._halted:
+                raise InvalidDBInstanceState(f"cannot stop {self.identifier}: not available")
+            self.proxy.pause()
+            self.proxy.drop_all()
+            self._halted = True
+            self._record("DB instance stopped")
+
+    async def unhalt(self) -> None:
+        """StartDBInstance after `halt`: the endpoint accepts connections again."""
+        async with self._lock:
+            if not self._halted:
+                raise InvalidDBInstanceState(f"cannot start {self.identifier}: not stopped")
+            await self.proxy.resume()
+            self._halted = False
+            self._record("DB instance started")
 
     async def __aenter__(self) -> RdsInstance:
         await self.start()

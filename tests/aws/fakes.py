@@ -54,6 +54,14 @@ class RecordingEffects:
             AwsEvent(identifier, "db-instance", "Multi-AZ instance failover started.", _now())
         )
 
+    def stop_db(self, identifier: str) -> None:
+        self.calls.append(("stop_db", (identifier,)))
+        self.status = "stopped"
+
+    def start_db(self, identifier: str) -> None:
+        self.calls.append(("start_db", (identifier,)))
+        self.status = "available"
+
     def cache_groups(self) -> Sequence[str]:
         return ["harmonyflow-redis"]
 

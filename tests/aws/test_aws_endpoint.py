@@ -244,3 +244,27 @@ def test_nodes_cannot_be_terminated_and_other_instances_touch_no_node(
     assert error_code(lambda: ec2.stop_instances(InstanceIds=["i-0123456789abcdef0"]))[0] == (
         "InvalidInstanceID.NotFound"
     )
+
+
+def test_stop_and_start_db_instance(endpoint: tuple[AwsEndpoint, RecordingEffects]) -> None:
+    server, effects = endpoint
+    rds = server.client("rds")
+    assert (
+        rds.stop_db_instance(DBInstanceIdentifier="harmonyflow-db")["DBInstance"][
+            "DBInstanceStatus"
+        ]
+        == "stopped"
+    )
+    assert error_code(lambda: rds.stop_db_instance(DBInstanceIdentifier="harmonyflow-db"))[0] == (
+        "InvalidDBInstanceState"
+    )
+    assert error_code(lambda: rds.reboot_db_instance(DBInstanceIdentifier="harmonyflow-db"))[0] == (
+        "InvalidDBInstanceState"
+    )
+    assert (
+        rds.start_db_instance(DBInstanceIdentifier="harmonyflow-db")["DBInstance"][
+            "DBInstanceStatus"
+        ]
+        == "available"
+    )
+    assert effects.calls == [("stop_db", ("harmonyflow-db",)), ("start_db", ("harmonyflow-db",))]

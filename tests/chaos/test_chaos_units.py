@@ -48,6 +48,13 @@ def journal(**overrides: Any) -> dict[str, Any]:
         pytest.param(journal(status="interrupted"), ["run interrupted"], id="interrupted"),
         pytest.param(
             journal(
+                status="interrupted", safeguard={"triggered_by": "fault-window error ratio 0.4"}
+            ),
+            ["run interrupted", "safeguard stopped the method: fault-window error ratio 0.4"],
+            id="safeguard",
+        ),
+        pytest.param(
+            journal(
                 steady_states={
                     "before": MET,
                     "during": [MET, unmet("answers", False)],

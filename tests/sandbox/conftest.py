@@ -27,16 +27,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHarness
         assert not survivors, f"processes outlived the sandbox: {survivors}"
 
 
-@pytest.fixture
-def servers_installed() -> None:
-    """PostgreSQL 15 and redis-server, which `make setup` installs; missing is a failure."""
-    if (
-        not Path("/usr/lib/postgresql/15/bin/postgres").exists()
-        or not Path("/usr/bin/redis-server").exists()
-    ):
-        pytest.fail("PostgreSQL 15 or redis-server is not installed (make setup installs them)")
-
-
 @pytest.fixture(scope="module")
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -1,0 +1,126 @@
+"""Control: fault windows in the load timeline, and a safeguard on the fault's error budget.
+
+Every action of the method (except the load's own) opens a fault window that lasts
+until the next action or until the load is judged, so the probes that wait for
+recovery count as the fault's aftermath and the load's errors are judged in the
+window they happened in. During the
+method a safeguard reads the load's timeline every `interval` seconds; once the
+fault window's error ratio exceeds `max_error_ratio` (with at least `min_requests`
+requests in it) it stops the run the way SIGUSR1 does: the method ends and the
+rollbacks run. The journal records what triggered it.
+
+    controls:
+      - name: load
+        provider:
+          type: python
+          module: resilience.chaos.controls.load
+          arguments: {max_error_ratio: 0.2, min_requests: 20}
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from chaoslib.exit import exit_gracefully
+
+from resilience.chaos import load
+from resilience.load.runner import LoadRun
+from resilience.slo import Window
+
+log = logging.getLogger("chaostoolkit")
+LOAD_ACTIONS = {"start_load", "stop_load", "load_slos_met"}
+HOLDS = {"hold"}  # keeps the open fault window open
+
+
+class _State:
+    in_rollbacks = False
+    open_fault: str | None = None
+    stop = threading.Event()
+    watcher: threading.Thread | None = None
+    triggered: str | None = None
+
+
+def fault_error_ratio(run: LoadRun) -> tuple[float, int]:
+    """(failed / requests, requests) in the fault window so far; (0, 0) before any fault."""
+    stats = run.result().windows().get(Window.FAULT)
+    if stats is None:
+        return 0.0, 0
+    requests = sum(e.requests for key, e in stats.endpoints.items() if key[0] != "LEDGER")
+    failed = sum(e.failed for key, e in stats.endpoints.items() if key[0] != "LEDGER")
+    return (failed / requests if requests else 0.0), requests
+
+
+def _is_fault(activity: dict[str, Any]) -> bool:
+    func = (activity.get("provider") or {}).get("func")
+    return activity.get("type") == "action" and func not in LOAD_ACTIONS and not _State.in_rollbacks
+
+
+def _judges_load(activity: dict[str, Any]) -> bool:
+    return (activity.get("provider") or {}).get("func") in LOAD_ACTIONS - {"start_load"}
+
+
+def before_activity_control(context: dict[str, Any], **kwargs: Any) -> None:
+    """A fault window runs from an action's start until the next action, or until the
+    load is judged: the probes after an action (waiting for recovery) and the holds
+    are its aftermath."""
+    if _State.in_rollbacks or (context.get("provider") or {}).get("func") in HOLDS:
+        return
+    if (_is_fault(context) or _judges_load(context)) and _State.open_fault is not None:
+        load.mark("end", _State.open_fault)
+        _State.open_fault = None
+    if _is_fault(context):
+        _State.open_fault = str(context.get("name"))
+        load.mark("start", _State.open_fault)
+
+
+def before_method_control(
+    context: dict[str, Any],
+    max_error_ratio: float = 0.2,
+    min_requests: int = 20,
+    interval: float = 2.0,
+    **kwargs: Any,
+) -> None:
+    _State.stop.clear()
+    _State.triggered = None
+
+    def watch() -> None:
+        while not _State.stop.wait(float(interval)):
+            current = load.active()
+            if current is None or current.result is not None:
+                continue
+            ratio, requests = fault_error_ratio(current.run)
+            if requests >= int(min_requests) and ratio > float(max_error_ratio):
+                _State.triggered = (
+                    f"fault-window error ratio {ratio:.3f} over {requests} requests"
+                    f" exceeds the budget {float(max_error_ratio):.3f}"
+                )
+                log.error("safeguard: %s; stopping the method, rollbacks follow", _State.triggered)
+                exit_gracefully()
+                return
+
+    _State.watcher = threading.Thread(target=watch, name="load-safeguard", daemon=True)
+    _State.watcher.start()
+
+
+def after_method_control(context: dict[str, Any], **kwargs: Any) -> None:
+    _State.stop.set()
+    if _State.watcher is not None:
+        _State.watcher.join(10)
+
+
+def before_rollback_control(context: dict[str, Any], **kwargs: Any) -> None:
+    _State.stop.set()
+    if _State.open_fault is not None:
+        load.mark("end", _State.open_fault)
+        _State.open_fault = None
+    _State.in_rollbacks = True
+
+
+def after_experiment_control(context: dict[str, Any], state: dict[str, Any], **kwargs: Any) -> None:
+    """Stop any load still running; record the safeguard's verdict in the journal."""
+    _State.stop.set()
+    load.stop_all()
+    if _State.triggered is not None:
+        state["safeguard"] = {"triggered_by": _State.triggered}

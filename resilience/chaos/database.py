@@ -1,0 +1,68 @@
+"""The session database made unreachable and back: a readiness dependency lost.
+
+StopDBInstance keeps the storage and refuses every connection, the way a database
+outage looks to the pods. chaostoolkit-aws can stop an instance but has no start;
+these actions write the start into the recovery journal first and make it the
+rollback.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chaosaws import aws_client
+
+from resilience.chaos import recovery
+from resilience.chaos.waiting import seconds_until
+
+__all__ = ["start_db_instance", "stop_db_instance"]
+
+
+def stop_db_instance(
+    db_instance_identifier: str,
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stop the DB instance: its endpoint refuses connections until `start_db_instance`."""
+    recovery.record("start-db", {"db_instance_identifier": db_instance_identifier})
+    answer = aws_client("rds", configuration, secrets).stop_db_instance(
+        DBInstanceIdentifier=db_instance_identifier
+    )
+    return {
+        "db_instance_identifier": db_instance_identifier,
+        "status": answer["DBInstance"]["DBInstanceStatus"],
+    }
+
+
+def start_db_instance(
+    db_instance_identifier: str,
+    timeout: float = 300.0,
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start a stopped DB instance and wait until it is `available` (bounded by `timeout`).
+
+    Does nothing to an instance that is not stopped, so it is safe as a rollback.
+    """
+    rds = aws_client("rds", configuration, secrets)
+    [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
+    began = time.monotonic()
+    if db["DBInstanceStatus"] == "stopped":
+        rds.start_db_instance(DBInstanceIdentifier=db_instance_identifier)
+
+    def check() -> tuple[bool, str]:
+        [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
+        return db["DBInstanceStatus"] == "available", str(db["DBInstanceStatus"])
+
+    seconds_until(check, timeout, f"DB instance {db_instance_identifier} available")
+    for undo in recovery.pending(recovery.read()):
+        if (
+            undo.kind == "start-db"
+            and undo.target.get("db_instance_identifier") == db_instance_identifier
+        ):
+            recovery.mark_done(undo.id)
+    return {
+        "db_instance_identifier": db_instance_identifier,
+        "seconds": round(time.monotonic() - began, 3),
+    }

@@ -1,0 +1,217 @@
+"""Every experiment with the stock `chaos run` against a sandbox: it runs, and the
+cluster ends as it started. Then the suite's own runner, strict where `chaos run`
+is lenient, and interruptions in the middle of an AZ drain."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from resilience.chaos import recovery
+from resilience.chaos.verdict import failures
+from tests.aws.clients import boto
+from tests.builders import REPO_ROOT
+from tests.sandbox.cluster_harness import wait_for
+from tests.sandbox.live import LiveSandbox
+
+pytestmark = pytest.mark.usefixtures("servers_installed")
+EXPERIMENTS = REPO_ROOT / "experiments"
+CHAOS = Path(sys.executable).with_name("chaos")
+# experiments that fail on the seed's settings: a finding, asserted as such below
+FINDINGS = {"liveness-hang": "service-answers = False"}
+
+
+def env(live: LiveSandbox, tmp_path: Path) -> dict[str, str]:
+    return {
+        **live.env(),
+        **live.exports,
+        "HARMONYFLOW_RECOVERY_JOURNAL": str(tmp_path / "recovery.jsonl"),
+        "HARMONYFLOW_REPORTS_DIR": str(tmp_path / "reports"),
+    }
+
+
+def cluster_state(live: LiveSandbox) -> dict[str, Any]:
+    """What "as it started" means: nodes, deployments, replicas, the DB, the instances."""
+    core, apps = client.CoreV1Api(live.api), client.AppsV1Api(live.api)
+    nodes = core.list_node().items
+    deployments = apps.list_namespaced_deployment("harmonyflow").items
+    [db] = boto(live.exports, "rds").describe_db_instances()["DBInstances"]
+    reservations = boto(live.exports, "ec2").describe_instances()["Reservations"]
+    return {
+        "cordoned": sorted(n.metadata.name for n in nodes if n.spec.unschedulable),
+        "nodes_ready": sum(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+            for n in nodes
+        ),
+        "deployments": {
+            d.metadata.name: (d.spec.replicas, d.spec.template.spec.containers[0].image)
+            for d in deployments
+        },
+        "db": db["DBInstanceStatus"],
+        "instances": sorted({i["State"]["Name"] for r in reservations for i in r["Instances"]}),
+    }
+
+
+def whole(live: LiveSandbox) -> bool:
+    deployments = client.AppsV1Api(live.api).list_namespaced_deployment("harmonyflow").items
+    return all(
+        (d.status.available_replicas or 0) == d.spec.replicas == (d.status.ready_replicas or 0)
+        and (d.status.replicas or 0) == d.spec.replicas
+        for d in deployments
+    )
+
+
+def run_stock_chaos(
+    live: LiveSandbox, tmp_path: Path, experiment: Path, *args: str
+) -> dict[str, Any]:
+    journal = tmp_path / "journal.json"
+    done = subprocess.run(
+        [
+            str(CHAOS),
+            "--no-version-check",
+            "--no-log-file",
+            "run",
+            "--journal-path",
+            str(journal),
+            *args,
+            str(experiment),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(live, tmp_path),
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert journal.exists(), done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(journal.read_text())
+    return result
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pod-kill",
+        "az-drain",
+        "rds-failover",
+        "redis-failover",
+        "rolling-update",
+        "bad-release",
+        pytest.param("az-power-loss", marks=pytest.mark.slow),
+        pytest.param("liveness-hang", marks=pytest.mark.slow),
+        pytest.param("readiness-dependency", marks=pytest.mark.slow),
+        pytest.param("hpa-surge", marks=pytest.mark.slow),
+    ],
+)
+def test_experiment_runs_with_stock_chaos_and_leaves_the_cluster_as_it_was(
+    chaos_sandbox: LiveSandbox, tmp_path: Path, name: str
+) -> None:
+    wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
+    before = cluster_state(chaos_sandbox)
+    assert before["cordoned"] == [] and before["db"] == "available"
+    journal = run_stock_chaos(chaos_sandbox, tmp_path, EXPERIMENTS / f"{name}.yaml")
+    reasons = failures(journal)
+    if name in FINDINGS:
+        assert any(FINDINGS[name] in reason for reason in reasons), reasons
+    else:
+        assert reasons == [], reasons
+    wait_for(lambda: whole(chaos_sandbox), 180, "the deployment whole after the experiment")
+    wait_for(lambda: cluster_state(chaos_sandbox) == before, 120, "the cluster as it started")
+    assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
+    assert list((tmp_path / "reports").glob("journal-*.json")), (
+        "the journal control wrote the journal"
+    )
+
+
+def resilience(live: LiveSandbox, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "resilience.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(live, tmp_path),
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+
+
+def test_runner_fails_a_bad_release_left_without_its_rollback(
+    chaos_sandbox: LiveSandbox, tmp_path: Path
+) -> None:
+    experiment = yaml.safe_load((EXPERIMENTS / "bad-release.yaml").read_text())
+    experiment["method"] = [a for a in experiment["method"] if a["name"] != "roll-back-release"]
+    path = tmp_path / "bad-release-no-undo.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
+    before = cluster_state(chaos_sandbox)
+    process = resilience(
+        chaos_sandbox, tmp_path, "chaos", "run", str(path), "--var", "recovery_timeout=15"
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err[-2000:]
+    assert "chaos: FAILED: activity 'time-to-recovery' failed" in out, out
+    assert "whole not reached after 15 s" in out, out
+    wait_for(
+        lambda: cluster_state(chaos_sandbox) == before, 180, "the rollback restored the release"
+    )
+
+
+def zone_cordoned(live: LiveSandbox, zone: str) -> bool:
+    nodes = (
+        client.CoreV1Api(live.api)
+        .list_node(label_selector=f"topology.kubernetes.io/zone={zone}")
+        .items
+    )
+    return bool(nodes) and all(n.spec.unschedulable for n in nodes)
+
+
+@pytest.mark.parametrize(
+    "how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["sigint", "sigterm", "kill-9"]
+)
+def test_an_interrupted_az_drain_still_uncordons(
+    chaos_sandbox: LiveSandbox, tmp_path: Path, how: signal.Signals
+) -> None:
+    wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
+    zone = "us-west-2a"
+    process = resilience(
+        chaos_sandbox,
+        tmp_path,
+        "chaos",
+        "run",
+        str(EXPERIMENTS / "az-drain.yaml"),
+        "--var",
+        f"zone={zone}",
+        "--var",
+        "hold_seconds=120",
+    )
+    try:
+        wait_for(lambda: zone_cordoned(chaos_sandbox, zone), 90, f"{zone} cordoned by the drain")
+        time.sleep(1)
+        process.send_signal(how)
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate(timeout=30)
+        if how is not signal.SIGKILL:  # whatever happened, leave the zone uncordoned
+            resilience(chaos_sandbox, tmp_path, "recover").communicate(timeout=120)
+    assert process.returncode != 0
+    if how is signal.SIGKILL:
+        assert zone_cordoned(chaos_sandbox, zone), "kill -9 leaves no chance to roll back"
+        recover = resilience(chaos_sandbox, tmp_path, "recover")
+        out, err = recover.communicate(timeout=120)
+        assert recover.returncode == 0, err
+        assert "recover: uncordoned" in out, out
+    assert not zone_cordoned(chaos_sandbox, zone)
+    assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
+    wait_for(lambda: whole(chaos_sandbox), 180, "the deployment whole again")
