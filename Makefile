@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-m conformance"`.
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: setup system-packages test lint typecheck unit
+.PHONY: setup system-packages test lint typecheck unit gameday
 
 setup: system-packages $(STAMP)
 
@@ -32,3 +32,9 @@ unit: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test: lint typecheck unit
+
+# The standard game day against the local sandbox (started and stopped for it when
+# none runs), or: make gameday GAMEDAY_ARGS="--kube-context staging". Report in reports/.
+GAMEDAY_ARGS ?=
+gameday: setup
+	$(BIN)/resilience gameday $(GAMEDAY_ARGS)

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     from resilience.load import certify  # noqa: PLC0415 - the load runner only when asked
 
     certify.add_command(commands)
+    from resilience.gameday import cli as gameday_cli  # noqa: PLC0415 - game days
+
+    gameday_cli.add_command(commands)
+    from resilience.report import cli as report_cli  # noqa: PLC0415 - reports
+
+    report_cli.add_command(commands)
     return parser
 
 

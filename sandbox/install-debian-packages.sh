@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the sandbox runs for real: PostgreSQL, Redis and
-# nginx. Idempotent: does nothing when they are already there. As root it uses
-# apt-get and keeps the packages' own services from starting (the sandbox runs
-# its own instances on loopback); otherwise it says what to install.
+# nginx; and chromium, in which the tests open game-day reports. Idempotent: does
+# nothing when they are already there. As root it uses apt-get and keeps the
+# packages' own services from starting (the sandbox runs its own instances on
+# loopback); otherwise it says what to install.
 set -euo pipefail
 
 have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
@@ -12,6 +13,7 @@ missing=()
 have_postgres || missing+=(postgresql)
 have redis-server || missing+=(redis-server)
 have nginx || missing+=(nginx)
+have chromium || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
