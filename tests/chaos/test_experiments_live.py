@@ -104,8 +104,9 @@ def run_stock_chaos(
         "pod-kill",
         "az-drain",
         "rds-failover",
-        "redis-failover",
-        "rolling-update",
+        # covered in CI by tests/sandbox/test_sandbox_aws.py and suites/test_rolling_update.py
+        pytest.param("redis-failover", marks=pytest.mark.slow),
+        pytest.param("rolling-update", marks=pytest.mark.slow),
         "bad-release",
         pytest.param("az-power-loss", marks=pytest.mark.slow),
         pytest.param("liveness-hang", marks=pytest.mark.slow),
