@@ -102,12 +102,14 @@ def run_stock_chaos(
     "name",
     [
         "pod-kill",
-        "az-drain",
-        "rds-failover",
-        # covered in CI by tests/sandbox/test_sandbox_aws.py and suites/test_rolling_update.py
+        # in CI elsewhere: the drain by the interruption tests below and the suites,
+        # the failovers by tests/sandbox/test_sandbox_aws.py, the releases by the
+        # runner test below and suites/test_rolling_update.py
+        pytest.param("az-drain", marks=pytest.mark.slow),
+        pytest.param("rds-failover", marks=pytest.mark.slow),
         pytest.param("redis-failover", marks=pytest.mark.slow),
         pytest.param("rolling-update", marks=pytest.mark.slow),
-        "bad-release",
+        pytest.param("bad-release", marks=pytest.mark.slow),
         pytest.param("az-power-loss", marks=pytest.mark.slow),
         pytest.param("liveness-hang", marks=pytest.mark.slow),
         pytest.param("readiness-dependency", marks=pytest.mark.slow),
