@@ -214,9 +214,9 @@ def test_an_interrupted_az_drain_still_uncordons(
         assert zone_cordoned(chaos_sandbox, zone), "kill -9 leaves no chance to roll back"
         # the experiment's Locust (its own process group) outlives a kill -9 of the run;
         # it is bounded by its run time, and stopped here so the test leaves nothing behind
-        for process in psutil.process_iter(["cmdline"]):
-            if str(tmp_path) in " ".join(process.info["cmdline"] or []):
-                process.terminate()
+        for stray in psutil.process_iter(["cmdline"]):
+            if str(tmp_path) in " ".join(stray.info["cmdline"] or []):
+                stray.terminate()
         recover = resilience(chaos_sandbox, tmp_path, "recover")
         out, err = recover.communicate(timeout=120)
         assert recover.returncode == 0, err
