@@ -14,63 +14,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import websocket
 
+from resilience.traffic import Ack, lost_writes, write_gap
 
-@dataclass(frozen=True)
-class Ack:
-    session: str
-    version: int
-    state: dict[str, Any]
-    at: float = 0.0  # time.monotonic() of the acknowledgement
-
-
-def write_gap(acked: Iterable[Ack], fault_at: float) -> float | None:
-    """The longest pause between acknowledged writes from `fault_at` on, in seconds.
-
-    That is the time from the last write acknowledged before the fault took hold
-    to the first one after it, wherever in the window the fault actually bit (the
-    call that triggers it returns before or after the outage starts). None when no
-    write was acknowledged on one side of `fault_at` (the service never recovered).
-
-    >>> write_gap([Ack("s", 1, {}, 9.5), Ack("s", 2, {}, 10.2), Ack("s", 3, {}, 12.0)], 10.0)
-    1.8
-    """
-    times = sorted(ack.at for ack in acked)
-    before = [t for t in times if t <= fault_at]
-    after = [t for t in times if t > fault_at]
-    if not before or not after:
-        return None
-    window = [before[-1], *after]
-    return round(max(b - a for a, b in itertools.pairwise(window)), 6)
-
-
-def lost_writes(acked: Iterable[Ack], final: dict[str, tuple[int, dict[str, Any]]]) -> list[str]:
-    """Every acknowledged write must be visible: the final version is at least the acked one,
-    and where nothing was written after it, the state is the acked state.
-
-    >>> lost_writes([Ack("a", 2, {"n": 2})], {"a": (1, {"n": 1})})
-    ['a: acknowledged version 2 but the service has version 1']
-    """
-    latest: dict[str, Ack] = {}
-    for ack in acked:
-        if ack.session not in latest or ack.version > latest[ack.session].version:
-            latest[ack.session] = ack
-    findings = []
-    for session, ack in sorted(latest.items()):
-        version, state = final.get(session, (0, {}))
-        if version < ack.version:
-            findings.append(
-                f"{session}: acknowledged version {ack.version} "
-                f"but the service has version {version}"
-            )
-        elif version == ack.version and state != ack.state:
-            findings.append(f"{session}: version {version} holds {state}, acknowledged {ack.state}")
-    return findings
+__all__ = ["Ack", "Follower", "Writer", "lost_writes", "request", "sequence_faults", "write_gap"]
 
 
 def sequence_faults(seqs: list[int], last: int) -> list[str]:
