@@ -313,13 +313,19 @@ class LoadRun:
             self.mark_fault_end(name)
 
     def wait_for_requests(self, count: int, timeout: float) -> bool:
-        """Until the timeline holds `count` requests (load is flowing), at most `timeout` s."""
+        """Until `count` requests succeeded (load is flowing), at most `timeout` s.
+
+        Failures do not count: against a target that refuses everything this is False.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.running:
-            if sum(r.ok + r.failed for r in self.timeline().records) >= count:
+            if self._successes() >= count:
                 return True
             time.sleep(0.5)
-        return sum(r.ok + r.failed for r in self.timeline().records) >= count
+        return self._successes() >= count
+
+    def _successes(self) -> int:
+        return sum(r.ok for r in self.timeline().records)
 
     def marks(self) -> list[FaultMark]:
         return read_marks(self.chaos_file)

@@ -4,6 +4,7 @@ local, `--processes` and master/worker mode, and leaves no process behind."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,13 @@ def test_an_exception_in_the_block_stops_locust(server: str, tmp_path: Path) -> 
         raise RuntimeError("chaos went wrong")
     assert not run.running and not locust_processes()
     assert run.result().stopped_by_runner
+
+
+def test_failed_requests_are_not_load_flowing(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = int(probe.getsockname()[1])
+    with LoadRun(plan(tmp_path, host=f"http://127.0.0.1:{closed}", run_time=600.0)) as run:
+        assert not run.wait_for_requests(1, timeout=8)
+        assert sum(r.failed for r in run.timeline().records) > 0, "requests were sent and failed"
+    assert not run.running and not locust_processes()
