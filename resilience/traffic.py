@@ -10,9 +10,10 @@ verdicts are pure functions over what it recorded:
 - `write_gap`: the longest pause between acknowledged writes around a fault;
 - `check_error_budget`: failed requests within a fraction of all requests.
 
-This is the stand-in until the Locust runner (resilience/load) drives REST and
-WebSocket load: both implement `LoadSession` (start, stop, outcome), so a suite
-asks the `load` fixture for one and never cares which it got.
+`SessionTraffic` is the correctness witness every suite keeps next to its load:
+a handful of sessions whose every acknowledged write is checked afterwards. The
+load itself is Locust's REST and WebSocket users (resilience.suite_load), behind
+the `LoadSession` protocol: start, mark fault windows, stop, judge per window.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -263,14 +265,19 @@ class TrafficError(RuntimeError):
 
 
 class LoadSession(Protocol):
-    """What the suites need from load: start it, stop it, read what it saw.
+    """What the suites need from load: start it, mark each fault, stop it, judge it.
 
-    `SessionTraffic` implements it today; the Locust runner will too.
+    `fault(name)` marks its block as a fault window; `check(what)` judges the load's
+    SLOs per window (baseline / fault / recovery) once it is stopped, each violation
+    naming the SLO, the window and the observed value. resilience.suite_load's
+    `LocustLoad` is the implementation.
     """
 
     def start(self) -> LoadSession: ...
     def stop(self) -> TrafficOutcome: ...
     def outcome(self) -> TrafficOutcome: ...
+    def fault(self, name: str) -> AbstractContextManager[None]: ...
+    def check(self, what: str) -> CheckResult: ...
     def __enter__(self) -> LoadSession: ...
     def __exit__(
         self,

@@ -18,19 +18,25 @@ Every test marked `resilience`:
 reports/timelines/ and its path printed with the failure.
 
 `traffic` sends bounded REST traffic through the ingress and keeps the ledger of
-acknowledged writes (the correctness witness). `load` is where Locust REST and
-WebSocket load plugs in (see `make_load`); today it sends nothing.
+acknowledged writes (the correctness witness). `load` runs Locust's REST and
+WebSocket users (a suite profile from loadtests/profiles/) around a test's faults:
+~10 s of baseline, the marked fault windows, ~10 s of recovery (both
+$HARMONYFLOW_LOAD_WINDOW_SECONDS), then SLOs judged per window; its reports go to
+reports/load/, and no Locust process may outlive it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from resilience.chaos.recovery import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
 from resilience.observe import Monitors, MonitorScope
 from resilience.policy import IntendedPolicy
 from resilience.suite_findings import (
@@ -39,6 +45,13 @@ from resilience.suite_findings import (
     new_finding,
     record_finding,
 )
+from resilience.suite_load import (
+    BASELINE_SECONDS,
+    LocustLoad,
+    kill_left,
+    locust_left,
+    suite_profile,
+)
 from resilience.suite_target import (
     LiveTarget,
     TargetNotHealthyError,
@@ -46,11 +59,12 @@ from resilience.suite_target import (
     take_snapshot,
     wait_healthy,
 )
-from resilience.traffic import LoadSession, SessionTraffic, TrafficOutcome, create_sessions
+from resilience.traffic import LoadSession, SessionTraffic, create_sessions
 
 STEADY_TIMEOUT_SECONDS = 120.0
 RESTORE_TIMEOUT_SECONDS = 240.0
 MONITOR_SYNC_SECONDS = 20.0
+LOAD_WINDOW_VARIABLE = "HARMONYFLOW_LOAD_WINDOW_SECONDS"
 CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
@@ -141,42 +155,79 @@ def traffic(target: LiveTarget) -> Iterator[Callable[..., SessionTraffic]]:
         running.stop()
 
 
-class NoLoad:
-    """The load of a suite until the Locust runner plugs in: sends nothing."""
-
-    def __init__(self, profile: str) -> None:
-        self.profile = profile
-
-    def start(self) -> LoadSession:
-        return self
-
-    def stop(self) -> TrafficOutcome:
-        return TrafficOutcome()
-
-    def outcome(self) -> TrafficOutcome:
-        return TrafficOutcome()
-
-    def __enter__(self) -> LoadSession:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+def load_window_seconds() -> float:
+    """Seconds of baseline before the first fault and of recovery after the last one:
+    $HARMONYFLOW_LOAD_WINDOW_SECONDS, else 10. The seeded-fault twins shorten it (they
+    judge the seeded fault, not the load)."""
+    text = os.environ.get(LOAD_WINDOW_VARIABLE, "").strip()
+    try:
+        seconds = float(text) if text else BASELINE_SECONDS
+    except ValueError:
+        raise pytest.UsageError(f"{LOAD_WINDOW_VARIABLE}: {text!r} is not a number") from None
+    if not 0 <= seconds <= 300:
+        raise pytest.UsageError(f"{LOAD_WINDOW_VARIABLE}: expected 0..300 seconds, got {text}")
+    return seconds
 
 
-def make_load(target: LiveTarget, profile: str) -> LoadSession:
-    """THE place Locust load plugs in: return a LoadSession running `profile` against
-    `target.base_url` (REST + WebSocket users, the profile's shape and error budget).
-
-    Suites already wrap every fault in `with load("<profile>") as background:` and
-    check `background.outcome()` when it sent requests.
-    """
-    return NoLoad(profile)
+def make_load(target: LiveTarget, profile: str, out_dir: Path) -> LoadSession:
+    """Locust REST + WebSocket users running the suite's profile against `target.base_url`
+    (`loadtests/profiles/suite-<profile>.yaml`, else `<profile>.yaml`), writing its
+    timeline, CSV, HTML and log to `out_dir`."""
+    window = load_window_seconds()
+    return LocustLoad(
+        suite_profile(profile),
+        target.base_url,
+        out_dir,
+        baseline_seconds=window,
+        recovery_seconds=window,
+    )
 
 
 @pytest.fixture
-def load(target: LiveTarget) -> Callable[[str], LoadSession]:
-    """`with load("rolling-update") as background: ...` -- background load for one phase."""
-    return lambda profile: make_load(target, profile)
+def load(
+    request: pytest.FixtureRequest, target: LiveTarget, reports_dir: Path
+) -> Iterator[Callable[[str], LoadSession]]:
+    """`with load("pod-kill") as background:` -- Locust load around one test's faults.
+
+    Mark each fault with `background.fault(name)`; after the block, judge it with
+    `background.check(what).raise_if_violated()`. Teardown stops every run still going
+    and fails the test if any Locust process of its runs is left (found with psutil).
+    """
+    started: list[LocustLoad] = []
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+
+    def start(profile: str) -> LoadSession:
+        name = f"{_file_name(request.node.nodeid)}-{profile}-{stamp}-{len(started)}"
+        out_dir = reports_dir / "load" / name
+        session = make_load(target, profile, out_dir)
+        assert isinstance(session, LocustLoad)
+        started.append(session)
+        request.node.user_properties.append(("load", str(session.out_dir)))
+        return session
+
+    yield start
+    try:
+        for session in started:
+            session.stop()
+            figures = session.figures()
+            request.node.user_properties.append((f"load {session.profile.name}", figures))
+            print(f"load {session.profile.name}: {figures}")
+    finally:
+        left = locust_left([s.out_dir for s in started])
+        if left:
+            kill_left(left)
+            pytest.fail(
+                "Locust processes outlived their run and were killed: "
+                + ", ".join(f"pid {p.pid}" for p in left),
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def recovery_journal(monkeypatch: pytest.MonkeyPatch, reports_dir: Path) -> None:
+    """Chaos actions called from a test journal their undo under the run's reports dir
+    (`resilience recover` with HARMONYFLOW_RECOVERY_JOURNAL set to it replays them)."""
+    monkeypatch.setenv(RECOVERY_JOURNAL_VARIABLE, str(reports_dir / "recovery.jsonl"))
 
 
 def _file_name(nodeid: str) -> str:

@@ -5,8 +5,10 @@
   readiness and is restarted by liveness within period x failureThreshold +
   timeout, plus the kill's grace period (upstream sends SIGTERM and waits up to
   terminationGracePeriodSeconds before the restart).
-- Losing a readiness dependency (PostgreSQL, through the RDS API) takes pods out
-  of the endpoints without restarting them: no restart storm.
+- Losing a readiness dependency (PostgreSQL stopped through the RDS API,
+  StopDBInstance, and always started again) takes pods out of the endpoints
+  without restarting them: no restart storm; under Locust load, the service is
+  clean again once the database is back (suite-database-outage.yaml).
 - A slow start (the `slow-start` image) is protected by the startup probe: no
   kill while it starts, not Ready (no traffic) until it has started.
 
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 
+from resilience.chaos.database import start_db_instance, stop_db_instance
 from resilience.observe import (
     Monitors,
     State,
@@ -35,6 +38,7 @@ from resilience.policy import IntendedPolicy, ProbeKind
 from resilience.suite_canary import canary_deployment
 from resilience.suite_drift import deployment_drift
 from resilience.suite_target import CANARY_LABEL, LiveTarget, delete_canary
+from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience
 
@@ -48,6 +52,7 @@ HANG_AFTER_SECONDS = 8
 SLOW_START_SECONDS = 25
 SLACK_SECONDS = 2.0  # whole-second server timestamps and watch delivery
 OUTAGE_LIMIT_SECONDS = 60.0
+DB_START_TIMEOUT_SECONDS = 120.0
 
 
 @pytest.mark.timeout(60)
@@ -196,37 +201,46 @@ def test_slow_start_is_protected_by_the_startup_probe(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts(
-    target: LiveTarget, intended_policy: IntendedPolicy, monitors: Monitors
+    target: LiveTarget,
+    intended_policy: IntendedPolicy,
+    monitors: Monitors,
+    load: Callable[[str], LoadSession],
+    recovery_journal: None,
 ) -> None:
     replicas = intended_policy.rollout.replicas
     selector = dict(intended_policy.selector)
-    with monitors.mark("database-outage", f"{DB_INSTANCE} rebooting continuously") as mark:
-        reboots = keep_database_down(
+    with (
+        load("database-outage") as background,
+        background.fault("database-outage"),
+        monitors.mark("database-outage", f"{DB_INSTANCE} stopped") as mark,
+    ):
+        down = keep_database_down(
             lambda: unready_pods_seen(monitors.timeline.states(), selector) >= replicas,
             OUTAGE_LIMIT_SECONDS,
         )
-    monitors.timeline.wait_for(
-        lambda s: sum(p.ready and p.active for p in s.pods_matching(selector)) >= replicas,
-        90,
-        "every pod Ready again after the database came back",
-    )
+        monitors.timeline.wait_for(
+            lambda s: sum(p.ready and p.active for p in s.pods_matching(selector)) >= replicas,
+            90,
+            "every pod Ready again after the database came back",
+        )
     states = monitors.timeline.states()
     histories = pod_histories(states, selector)
     went = {n: h for n, h in histories.items() if any(not t.ready for t in h.transitions[1:])}
     restarted = {n: h.restarts for n, h in histories.items() if h.restarts}
-    print(f"{reboots} reboots; pods that left the endpoints: {sorted(went)}")
+    print(f"{DB_INSTANCE} stopped for {down:.1f}s; pods that left the endpoints: {sorted(went)}")
     assert not restarted, (
         "pods restarted while the database was down (liveness must not depend on it, or every "
         "pod restarts at once): "
         + "; ".join(f"{n}: exit {r[0].exit_code} {r[0].reason}" for n, r in restarted.items())
     )
     assert went, (
-        f"no pod left the endpoints during {OUTAGE_LIMIT_SECONDS:.0f}s of database outage "
-        f"({reboots} reboots of {DB_INSTANCE}): readiness does not follow the database; "
-        "requests kept reaching pods that cannot serve them"
+        f"no pod left the endpoints during {down:.0f}s of database outage ({DB_INSTANCE} "
+        "stopped): readiness does not follow the database; requests kept reaching pods that "
+        "cannot serve them"
     )
     for history in went.values():
         check_readiness_recovered_without_restart(history, since=mark.start).raise_if_violated()
+    background.check(f"outage of {DB_INSTANCE}").raise_if_violated()
 
 
 def unready_pods_seen(states: list[State], selector: dict[str, str]) -> int:
@@ -234,32 +248,19 @@ def unready_pods_seen(states: list[State], selector: dict[str, str]) -> int:
     return sum(1 for h in histories.values() if any(not t.ready for t in h.transitions[1:]))
 
 
-def keep_database_down(done, limit: float) -> int:  # type: ignore[no-untyped-def]
-    """Reboot the RDS instance again each time it is available, until `done()` or `limit` s.
+def keep_database_down(done: Callable[[], bool], limit: float) -> float:
+    """Stop the RDS instance until `done()` or `limit` s; always start it again.
 
-    A reboot without failover restarts PostgreSQL in place; back to back they
-    make a database that is down most of the time, through the RDS API only.
+    StopDBInstance makes the endpoint refuse every connection until the start, the
+    same way on every run (resilience.chaos.database). The start, which waits until
+    the instance is `available`, runs in a `finally`. Returns the seconds it was down.
     """
-    rds = boto3.client("rds")
-    deadline = time.monotonic() + limit
-    reboots = 0
+    began = time.monotonic()
+    stop_db_instance(DB_INSTANCE)
     try:
+        deadline = began + limit
         while time.monotonic() < deadline and not done():
-            [db] = rds.describe_db_instances(DBInstanceIdentifier=DB_INSTANCE)["DBInstances"]
-            if db["DBInstanceStatus"] == "available":
-                rds.reboot_db_instance(DBInstanceIdentifier=DB_INSTANCE)
-                reboots += 1
-            time.sleep(0.05)
+            time.sleep(0.2)
     finally:
-        wait_available(rds, 60)
-    return reboots
-
-
-def wait_available(rds: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        [db] = rds.describe_db_instances(DBInstanceIdentifier=DB_INSTANCE)["DBInstances"]
-        if db["DBInstanceStatus"] == "available":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{DB_INSTANCE} not available again within {timeout:.0f}s")
+        start_db_instance(DB_INSTANCE, timeout=DB_START_TIMEOUT_SECONDS)
+    return time.monotonic() - began

@@ -9,7 +9,11 @@ context, interlocks, AWS from the environment, --base-url). After each twin the
 sandbox is put back with `kubectl apply -k deploy/overlays/sandbox`.
 
 Three twins run in CI (one per mechanism: observed rollout limits, live
-configuration, observed disruption budget); the longer ones are `slow`.
+configuration, observed disruption budget); the longer ones are `slow`, among
+them HPA maxReplicas lowered below what the load needs. The twins shorten the
+suites' load windows to a few seconds (HARMONYFLOW_LOAD_WINDOW_SECONDS): they
+judge the seeded fault, not the load; the load's own verdicts are proven able to
+fail in tests/test_traffic.py (a sequence gap on a seeded loopback server).
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from tests.builders import REPO_ROOT
 
 NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
+HPA = "session-state-service-hpa"
 CONTEXT = "harmonyflow-sandbox"
 SUITE_TIMEOUT_SECONDS = 600
+# Seconds of load before and after each fault: the twins judge the seeded fault, not the load.
+TWIN_LOAD_WINDOW = "3"
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +109,7 @@ def run_suite(
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
-        env={**os.environ, **session.aws_env},
+        env={**os.environ, **session.aws_env, "HARMONYFLOW_LOAD_WINDOW_SECONDS": TWIN_LOAD_WINDOW},
         timeout=SUITE_TIMEOUT_SECONDS,
         check=False,
     )
@@ -157,6 +164,12 @@ def drops_writes(api: client.ApiClient, session: SandboxSession) -> None:
     patch_deployment(api, container_patch(image="ghcr.io/harmonyflow/session-state:drops-writes"))
 
 
+def hpa_max_3(api: client.ApiClient, session: SandboxSession) -> None:
+    client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
+        HPA, NAMESPACE, {"spec": {"maxReplicas": 3}}
+    )
+
+
 TWINS = [
     pytest.param(
         max_unavailable_3,
@@ -198,6 +211,17 @@ TWINS = [
         "suites/test_probes.py::test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts",
         ("no pod left the endpoints during", "database outage"),
         id="readiness-on-liveness-path-db-outage",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        hpa_max_3,
+        "suites/test_hpa.py::test_hpa_scales_up_within_its_limits_under_load_and_back_to_min",
+        (
+            "maxReplicas is 3 on the cluster (deploy/base says 10)",
+            "the load needs",
+            "desiredReplicas stays at 3",
+        ),
+        id="hpa-max-below-the-need",
         marks=pytest.mark.slow,
     ),
 ]

@@ -1,19 +1,55 @@
 """Table tests of the suites' pure helpers: traffic verdicts, drift, steady state, canaries,
-sandbox exports -- and SessionTraffic against a tiny loopback service."""
+sandbox exports, the load's SLO verdicts and the HPA helpers -- and SessionTraffic and
+the suites' Locust load against tiny loopback services."""
 
 from __future__ import annotations
 
 import copy
+import doctest
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from resilience import suite_hpa, suite_load
+from resilience.load.profile import load_profile
+from resilience.load.timeline import parse_lines, window_stats
+from resilience.observe import State, hpa_steps
+from resilience.observe.records import (
+    Condition,
+    DeploymentObservation,
+    EventType,
+    HpaObservation,
+    MetricObservation,
+    ResourceKind,
+)
+from resilience.observe.timeline import TimelineEvent, fold
+from resilience.slo import Slo, SloKind, Status, Verdict, Window
 from resilience.suite_canary import canary_deployment
 from resilience.suite_drift import deployment_drift, pdb_drift
+from resilience.suite_hpa import (
+    at_minimum,
+    ceiling_reached,
+    check_scale_down_waited,
+    hpa_drift,
+    scale_times,
+    scaled_up,
+    with_live_behavior,
+)
+from resilience.suite_load import (
+    LoadNotFlowingError,
+    LocustLoad,
+    locust_left,
+    outcome_of,
+    slo_check,
+    suite_profile,
+    window_figures,
+)
 from resilience.suite_sandbox import parse_exports
 from resilience.suite_target import CANARY_LABEL, health_problems
 from resilience.traffic import (
@@ -26,6 +62,7 @@ from resilience.traffic import (
     lost_writes,
     write_gap,
 )
+from tests.load.seeded import serving
 
 
 @pytest.mark.parametrize(
@@ -314,3 +351,346 @@ def test_session_traffic_counts_acks_and_failures_within_its_bounds(service: str
     assert len(result.acked) == 8
     assert [a.version for a in result.acked] == list(range(1, 9))
     assert "HTTP 503 not ready" in result.samples[0].describe()
+
+
+# ---- Locust load of the suites (resilience.suite_load) ----
+
+
+def verdict(name: str, window: Window, status: Status, observed: float, detail: str) -> Verdict:
+    return Verdict(Slo(name, SloKind.ERROR_RATE, 0.02, window), status, observed, detail)
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "problems", "limits"),
+    [
+        pytest.param(
+            [verdict("fault-window-error-budget", Window.FAULT, Status.PASS, 0.01, "ok")],
+            [],
+            [],
+            id="all-pass",
+        ),
+        pytest.param(
+            [verdict("fault-window-error-budget", Window.FAULT, Status.SKIPPED, 0, "no fault")],
+            [],
+            [],
+            id="skipped-is-not-a-failure",
+        ),
+        pytest.param(
+            [
+                verdict("baseline-error-rate", Window.BASELINE, Status.PASS, 0.0, "ok"),
+                verdict("recovery-error-rate", Window.RECOVERY, Status.FAIL, 0.1, "rate 0.1"),
+            ],
+            [],
+            ["load.slo.recovery-error-rate"],
+            id="one-fails",
+        ),
+        pytest.param([], ["no request was recorded"], ["load.run"], id="run-problem"),
+    ],
+)
+def test_slo_check(verdicts: list[Verdict], problems: list[str], limits: list[str]) -> None:
+    result = slo_check(verdicts, "kill of pod-a", [("GET /s", "HTTPError 503", 4)], problems)
+    assert [v.limit for v in result.violations] == limits
+
+
+def test_slo_check_names_the_slo_the_window_the_value_and_the_errors() -> None:
+    failed = verdict(
+        "fault-window-error-budget",
+        Window.FAULT,
+        Status.FAIL,
+        0.1,
+        "error rate in window fault = 0.1000 (4/40), limit <= 0.02",
+    )
+    result = slo_check([failed], "kill of pod-a", [("GET /api/v1/sessions/[id]", "HTTP 503", 4)])
+    message = result.violations[0].message
+    for phrase in (
+        "kill of pod-a",
+        "load SLO fault-window-error-budget failed (window fault)",
+        "= 0.1000 (4/40), limit <= 0.02",
+        "GET /api/v1/sessions/[id]: HTTP 503 (x4)",
+    ):
+        assert phrase in message
+    assert result.violations[0].observed == 0.1
+
+
+def test_window_figures_and_outcome_leave_the_ledger_out() -> None:
+    timeline = parse_lines(
+        [
+            '{"kind":"requests","t":10,"type":"GET","name":"/s","ok":8,"fail":2,"lat":{}}',
+            '{"kind":"requests","t":10,"type":"LEDGER","name":"read verified","ok":5,"fail":0}',
+        ]
+    )
+    assert outcome_of(timeline, 3.0) == TrafficOutcome(requests=10, failures=2, seconds=3.0)
+    windows = window_stats(timeline, [], 10.0, 11.0)
+    assert window_figures(windows) == {
+        "all": "2/10 failed in 1.0s",
+        "baseline": "2/10 failed in 1.0s",
+    }
+
+
+def test_every_suite_has_its_profile() -> None:
+    for suite in ("rolling-update", "pod-kill", "az-drain", "rds-failover", "hpa"):
+        profile = suite_profile(suite)
+        assert profile.name == f"suite-{suite}"
+        assert {"no-lost-or-stale-data", "no-sequence-gaps-or-duplicates"} <= {
+            s.name for s in profile.slos
+        }
+    assert suite_profile("smoke").name == "smoke"  # no suite-smoke: the shared one
+
+
+def ws_profile(tmp_path: Path) -> Any:
+    path = tmp_path / "ws.yaml"
+    path.write_text(
+        """description: WebSocket users on the seeded server
+load:
+  locustfiles: [sessions_ws.py]
+  users: 2
+  spawn_rate: 2
+  run_time: 60s
+  env: {HF_WAIT_MIN: "0.05", HF_WAIT_MAX: "0.1", HF_TIMEOUT: "3"}
+slos:
+  - name: fault-window-error-budget
+    kind: error_rate
+    window: fault
+    max_ratio: 0.05
+  - name: no-sequence-gaps-or-duplicates
+    kind: failures
+    max_failures: 0
+    types: [WS]
+    names: [seq gap, seq duplicate]
+"""
+    )
+    return load_profile(path)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("mode", "violated"),
+    [
+        pytest.param("healthy", [], id="healthy"),
+        pytest.param("skip", ["load.slo.no-sequence-gaps-or-duplicates"], id="seq-gap"),
+    ],
+)
+def test_locust_load_marks_the_fault_judges_per_window_and_leaves_nothing(
+    tmp_path: Path, mode: str, violated: list[str]
+) -> None:
+    with serving(mode) as url:
+        load = LocustLoad(
+            ws_profile(tmp_path), url, tmp_path / "load", baseline_seconds=1, recovery_seconds=1
+        )
+        with load as background, background.fault("kill"):
+            time.sleep(1.0)
+        assert not load.run.running
+    result = load.check("the fault")
+    assert [v.limit for v in result.violations] == violated, result.summary()
+    assert {"baseline", "fault", "recovery"} <= set(load.figures())
+    windows = load.result.windows()
+    assert windows[Window.RECOVERY].seconds >= 1.0
+    assert not locust_left([load.out_dir])
+    if violated:
+        assert "failed (window all): failures in window all = " in result.violations[0].message
+        assert "WS seq gap" in result.violations[0].message
+
+
+def test_an_exception_in_the_fault_stops_locust_at_once(tmp_path: Path) -> None:
+    with serving("healthy") as url:
+        load = LocustLoad(
+            ws_profile(tmp_path), url, tmp_path / "load", baseline_seconds=0, recovery_seconds=30
+        )
+        began = time.monotonic()
+        with pytest.raises(RuntimeError), load as background, background.fault("kill"):
+            raise RuntimeError("the fault went wrong")
+        assert time.monotonic() - began < 25  # no recovery wait on the way out
+    assert not load.run.running and not locust_left([load.out_dir])
+
+
+def test_locust_load_that_cannot_reach_the_target_says_so(tmp_path: Path) -> None:
+    load = LocustLoad(
+        ws_profile(tmp_path), "http://127.0.0.1:9", tmp_path / "load", flowing_timeout=6
+    )
+    with pytest.raises(LoadNotFlowingError, match=r"fewer than \d+ requests succeeded.*refused"):
+        load.start()
+    assert not load.run.running and not locust_left([load.out_dir])
+
+
+# ---- the HPA suite's helpers (resilience.suite_hpa) ----
+
+
+def live_hpa(base_manifests: Any) -> dict[str, Any]:
+    [hpa] = [o for o in base_manifests.objects if o.kind == "HorizontalPodAutoscaler"]
+    return copy.deepcopy(dict(hpa.body))
+
+
+def hpa_max_3(body: dict[str, Any]) -> None:
+    body["spec"]["maxReplicas"] = 3
+
+
+def hpa_cpu_90(body: dict[str, Any]) -> None:
+    body["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] = 90
+
+
+def hpa_no_memory(body: dict[str, Any]) -> None:
+    body["spec"]["metrics"] = body["spec"]["metrics"][:1]
+
+
+def hpa_other_target(body: dict[str, Any]) -> None:
+    body["spec"]["scaleTargetRef"]["name"] = "other"
+
+
+def hpa_sandbox_behavior(body: dict[str, Any]) -> None:
+    body["spec"]["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": 30}}
+
+
+@pytest.mark.parametrize(
+    ("change", "fields"),
+    [
+        pytest.param(None, [], id="as-deployed"),
+        pytest.param(hpa_sandbox_behavior, [], id="behavior-windows-are-no-drift"),
+        pytest.param(hpa_max_3, ["spec.maxReplicas"], id="max-lowered"),
+        pytest.param(hpa_cpu_90, ["spec.metrics[cpu]"], id="cpu-target"),
+        pytest.param(hpa_no_memory, ["spec.metrics[memory]"], id="memory-metric-gone"),
+        pytest.param(hpa_other_target, ["spec.scaleTargetRef"], id="scales-something-else"),
+    ],
+)
+def test_hpa_drift(
+    base_manifests: Any, intended_policy: Any, change: Any, fields: list[str]
+) -> None:
+    body = live_hpa(base_manifests)
+    if change is not None:
+        change(body)
+    assert [d.field for d in hpa_drift(body, intended_policy)] == fields
+
+
+def test_the_checks_use_the_live_behavior(base_manifests: Any, intended_policy: Any) -> None:
+    body = live_hpa(base_manifests)
+    assert with_live_behavior(intended_policy, body).hpa.scale_down_stabilization_seconds == 300
+    hpa_sandbox_behavior(body)
+    policy = with_live_behavior(intended_policy, body)
+    assert policy.hpa.scale_down_stabilization_seconds == 30
+    assert policy.hpa.max_replicas == intended_policy.hpa.max_replicas
+
+
+def observed_hpa(
+    current: int,
+    desired: int,
+    cpu: int | None = None,
+    maximum: int = 10,
+    limited: str = "",
+    scaled_at: float | None = None,
+) -> HpaObservation:
+    conditions = [Condition("ScalingActive", "True")]
+    if limited:
+        conditions.append(Condition("ScalingLimited", "True", limited))
+    return HpaObservation(
+        name="session-state-service-hpa",
+        min_replicas=3,
+        max_replicas=maximum,
+        current_replicas=current,
+        desired_replicas=desired,
+        last_scale_time=scaled_at,
+        metrics=() if cpu is None else (MetricObservation("Resource", "cpu", cpu),),
+        conditions=tuple(conditions),
+    )
+
+
+@pytest.mark.parametrize(
+    ("observed", "message"),
+    [
+        pytest.param(
+            observed_hpa(3, 3, cpu=140, maximum=3, limited="TooManyReplicas"),
+            "the load needs 6 replicas (cpu at 140% of the 70% target on 3 pods), but "
+            "maxReplicas is 3 on the cluster (deploy/base says 10): desiredReplicas stays at 3",
+            id="capped-below-the-need",
+        ),
+        pytest.param(observed_hpa(3, 6, cpu=140), None, id="free-to-scale"),
+        pytest.param(
+            observed_hpa(5, 5, cpu=60, maximum=5, limited="TooManyReplicas"), None, id="no-need"
+        ),
+        pytest.param(
+            observed_hpa(3, 6, cpu=140, maximum=6, limited="TooManyReplicas"),
+            None,
+            id="still-growing",
+        ),
+        pytest.param(observed_hpa(3, 3, maximum=3, limited="TooManyReplicas"), None, id="no-cpu"),
+    ],
+)
+def test_ceiling_reached(intended_policy: Any, observed: Any, message: str | None) -> None:
+    found = ceiling_reached(observed, intended_policy.hpa)
+    assert (found.message if found else None) == (
+        None
+        if message is None
+        else f"hpa session-state-service-hpa: {message}, "
+        "ScalingLimited TooManyReplicas; the service cannot grow to what the load needs"
+    )
+    if found is not None:
+        assert found.limit == "hpa.maxReplicas" and found.observed == 6
+
+
+T0 = 1_700_000_000.0
+
+
+def hpa_states(*moments: tuple[float, HpaObservation]) -> list[State]:
+    events = [
+        TimelineEvent(i, T0 + wall, wall, EventType.MODIFIED, ResourceKind.HPA, observation)
+        for i, (wall, observation) in enumerate(moments)
+    ]
+    return fold(events)
+
+
+@pytest.mark.parametrize(
+    ("down_at", "violated"),
+    [
+        pytest.param(12.0, True, id="too-soon"),
+        pytest.param(31.5, False, id="after-the-window"),
+    ],
+)
+def test_scale_down_waits_the_stabilization_window(
+    intended_policy: Any, down_at: float, violated: bool
+) -> None:
+    states = hpa_states(
+        (0.0, observed_hpa(3, 3, cpu=40, scaled_at=None)),
+        (1.0, observed_hpa(3, 6, cpu=140, scaled_at=T0 + 1)),
+        (2.0, observed_hpa(6, 6, cpu=100, scaled_at=T0 + 1)),  # asks for 9: the last high one
+        (5.0, observed_hpa(6, 6, cpu=20, scaled_at=T0 + 1)),
+        (down_at, observed_hpa(6, 3, cpu=20, scaled_at=T0 + down_at)),
+    )
+    result = check_scale_down_waited(states, intended_policy, 30)
+    assert (not result.ok) == violated, result.summary()
+    if violated:
+        assert "sooner than the scale-down stabilization window of 30s" in result.summary()
+    times = scale_times(
+        states, hpa_steps(states, intended_policy.hpa.name), intended_policy, T0, T0
+    )
+    assert times.peak_replicas == 6 and times.first_scale_up == 1.0
+    assert times.first_scale_down == down_at
+
+
+@pytest.mark.parametrize("module", [suite_load, suite_hpa], ids=lambda m: m.__name__)
+def test_docstring_examples(module: Any) -> None:
+    assert doctest.testmod(module).failed == 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "ready", "hpa", "up", "at_min"),
+    [
+        pytest.param(3, 3, (3, 3), False, True, id="steady-at-min"),
+        pytest.param(6, 4, (3, 6), False, False, id="new-pods-starting"),
+        pytest.param(6, 6, (3, 6), True, False, id="new-pods-ready"),
+        pytest.param(3, 3, (6, 3), False, False, id="hpa-not-synced-yet"),
+    ],
+)
+def test_scaled_up_and_at_minimum(
+    intended_policy: Any,
+    spec: int,
+    ready: int,
+    hpa: tuple[int, int],
+    up: bool,
+    at_min: bool,
+) -> None:
+    deployment = DeploymentObservation(
+        name=intended_policy.deployment, spec_replicas=spec, replicas=spec, ready=ready
+    )
+    state = State(
+        deployments={deployment.name: deployment},
+        hpas={intended_policy.hpa.name: observed_hpa(*hpa)},
+    )
+    assert (scaled_up(state, intended_policy), at_minimum(state, intended_policy)) == (up, at_min)
