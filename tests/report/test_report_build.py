@@ -36,16 +36,29 @@ def test_report_of_a_recorded_day(tmp_path: Path) -> None:
     assert rds["time_to_recovery_s"] == 0.0  # the pods never noticed
     assert pod_kill["experiment_figures"] == {"time-to-recovery": 11.5}
     assert any("steady state deviated after" in f["text"] for f in rds["findings"])
-    # pod-kill: 0.5 + 0.3 * (1 - (11 / 450) / 0.05) + 0.2 * (1 - 11 / 60) = 0.817
+    # B is the chaos profile's fault-window budget, read from loadtests/profiles
+    budget = report["error_budget"]
+    assert budget == chaos_fault_budget()
+    # pod-kill: 0.5 + 0.3 * (1 - (11 / 450) / B) + 0.2 * (1 - 11 / 60)
     # rds-failover: 0 + 0.3 * 1 + 0.2 * 1 = 0.5 (failed, no errors, never disrupted)
     assert report["score"] == round(
-        100 * (0.5 + 0.3 * (1 - 11 / 450 / 0.05) + 0.2 * (1 - 11 / 60) + 0.5) / 2
+        100 * (0.5 + 0.3 * (1 - 11 / 450 / budget) + 0.2 * (1 - 11 / 60) + 0.5) / 2
     )
-    assert report["score"] == 66
     assert "0.5*V + 0.3*E + 0.2*R" in report["score_formula"]
     assert report["trend"] is None
     for name in ("index.html", "report.json", "junit.xml"):
         assert (run_dir / name).is_file()
+
+
+def chaos_fault_budget() -> float:
+    """The chaos profile's fault-window error-rate limit, read from its YAML."""
+    profile = yaml.safe_load((REPO_ROOT / "loadtests" / "profiles" / "chaos.yaml").read_text())
+    (limit,) = (
+        slo["max_ratio"]
+        for slo in profile["slos"]
+        if slo["kind"] == "error_rate" and slo.get("window") == "fault"
+    )
+    return float(limit)
 
 
 def raw_failures(run_dir: Path, start: float, end: float) -> tuple[int, int]:
@@ -174,8 +187,9 @@ def test_resilience_report_rebuilds_from_the_stored_data(tmp_path: Path) -> None
     run_dir = write_run(tmp_path)
     done = resilience("report", run_dir.name, "--reports-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
-    assert "report: FAIL, score 66/100" in done.stdout
     first = json.loads((run_dir / "report.json").read_text())
+    assert f"report: FAIL, score {first['score']}/100" in done.stdout
+    assert first["score"] == build_report(write_run(tmp_path / "again"), secrets=[]).report["score"]
     (run_dir / "index.html").unlink()
     assert resilience("report", run_dir.name, "--reports-dir", str(tmp_path)).returncode == 0
     assert json.loads((run_dir / "report.json").read_text())["steps"] == first["steps"]
