@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -49,6 +49,7 @@ from resilience.target import Target, TargetUnreachableError, check_reachable, l
 REPO_ROOT = Path(__file__).resolve().parent
 OVERLAYS = ("sandbox", "staging")
 SANDBOX_CONTEXT = "harmonyflow-sandbox"
+SANDBOX_EXTRAS = pytest.StashKey[tuple[str, ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,6 +107,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The session's sandbox runs the optional parts (RabbitMQ, monitoring) that the
+    selected tests ask for with `@pytest.mark.sandbox_with(...)`, and only those."""
+    config.stash[SANDBOX_EXTRAS] = tuple(
+        sorted(
+            {
+                str(extra)
+                for item in items
+                for marker in item.iter_markers("sandbox_with")
+                for extra in marker.args
+            }
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def deploy_dir(pytestconfig: pytest.Config) -> Path:
     path = Path(pytestconfig.getoption("--deploy-dir"))
@@ -153,7 +169,8 @@ def target(
             state = tmp_path_factory.mktemp("sandbox")
             keep = bool(pytestconfig.getoption("--keep-sandbox"))
             try:
-                session = _start_sandbox(state)
+                extras: tuple[str, ...] = pytestconfig.stash.get(SANDBOX_EXTRAS, ())
+                session = _start_sandbox(state, extras)
                 live = _connect(
                     pytestconfig,
                     intended_policy,
@@ -182,9 +199,9 @@ def _point_clients_at(env: pytest.MonkeyPatch, live: LiveTarget) -> None:
     env.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(live.kubeconfig))
 
 
-def _start_sandbox(state: Path) -> SandboxSession:
+def _start_sandbox(state: Path, extras: Sequence[str]) -> SandboxSession:
     try:
-        return sandbox_up(state)
+        return sandbox_up(state, [flag for extra in extras for flag in ("--with", extra)])
     except ResilienceError as error:
         pytest.fail(f"the sandbox did not start: {error}", pytrace=False)
 

@@ -17,6 +17,7 @@ from kubernetes import client, config
 from resilience.errors import InvalidInputError, ResilienceError
 from sandbox import cluster
 from sandbox.aws.inventory import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION
+from sandbox.infra.extras import EXTRAS, parse_extras
 from sandbox.state import ENV_VAR, kubeconfig_path, state_dir
 
 NAMESPACE = "harmonyflow"
@@ -45,6 +46,14 @@ def add_commands(commands: Any) -> None:
             )
             action.add_argument(
                 "--no-apply", action="store_true", help="boot the control plane only"
+            )
+            action.add_argument(
+                "--with",
+                dest="extras",
+                action="append",
+                default=[],
+                metavar="|".join(EXTRAS),
+                help="also run an optional part of the seed (repeatable)",
             )
             for flag, default, kind in (
                 ("--node-monitor-grace-period", 50, float),
@@ -92,6 +101,12 @@ def _daemon_flags(arguments: argparse.Namespace) -> list[str]:
             if value <= 0:
                 raise InvalidInputError(f"--{name.replace('_', '-')} must be positive, got {value}")
             flags += [f"--{name.replace('_', '-')}", str(value)]
+    try:
+        extras = parse_extras(arguments.extras)
+    except ValueError as error:
+        raise InvalidInputError(f"--with: {error}") from None
+    for extra in sorted(extras):
+        flags += ["--with", extra]
     return flags
 
 
@@ -141,6 +156,12 @@ def _env(arguments: argparse.Namespace) -> int:
     if state.aws_url:
         for name, value in aws_environment(state.aws_url).items():
             print(f"export {name}={value}")
+    if state.amqp_urls:
+        print(f"export HARMONYFLOW_AMQP_URLS={','.join(state.amqp_urls)}")
+    if state.prometheus_url:
+        print(f"export PROMETHEUS_URL={state.prometheus_url}")
+    if state.alertmanager_url:
+        print(f"export ALERTMANAGER_URL={state.alertmanager_url}")
     return 0
 
 

@@ -14,6 +14,7 @@ import signal
 import time
 from pathlib import Path
 
+from sandbox.infra.extras import EXTRAS, parse_extras
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.state import ENV_VAR, SandboxState, kubeconfig_path
@@ -35,6 +36,9 @@ async def serve(options: ControlPlaneOptions) -> None:
             time.time(),
             ingress_url=plane.ingress_url,
             aws_url=plane.aws_url,
+            amqp_urls=plane.amqp_urls,
+            prometheus_url=plane.prometheus_url,
+            alertmanager_url=plane.alertmanager_url,
         ).write(options.state_dir)
         logging.info("sandbox serving at %s", url)
         await stop.wait()
@@ -60,6 +64,14 @@ def main() -> None:
         action="store_true",
         help="no PostgreSQL, Redis or nginx: the Kubernetes side alone",
     )
+    run.add_argument(
+        "--with",
+        dest="extras",
+        action="append",
+        choices=EXTRAS,
+        default=[],
+        help="an optional part of the seed to run too (repeatable)",
+    )
     arguments = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -72,6 +84,7 @@ def main() -> None:
         hpa_sync_period=arguments.hpa_sync_period,
         default_toleration_seconds=arguments.default_unreachable_toleration_seconds,
         backing_services=not arguments.no_backing_services,
+        extras=parse_extras(arguments.extras),
     )
     asyncio.run(serve(options))
 

@@ -25,6 +25,9 @@ class SandboxState:
     started_at: float
     ingress_url: str = ""
     aws_url: str = ""
+    amqp_urls: tuple[str, ...] = ()
+    prometheus_url: str = ""
+    alertmanager_url: str = ""
 
     def write(self, directory: Path) -> None:
         path = directory / "state.json"
@@ -41,6 +44,7 @@ def read_state(directory: Path) -> SandboxState | None:
     path = directory / "state.json"
     try:
         data = json.loads(path.read_text())
+        data["amqp_urls"] = tuple(data.get("amqp_urls", ()))
         return SandboxState(**data)
     except (FileNotFoundError, ValueError, TypeError):
         return None

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class BackingServices:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, extras: frozenset[str] = frozenset()) -> None:
+        self.extras = extras
         self.rds = RdsInstance(state_dir)
         self.redis = RedisCluster(state_dir)
         self.nginx = NginxProcess(state_dir)

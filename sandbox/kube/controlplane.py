@@ -73,6 +73,9 @@ class ControlPlaneOptions:
     # EC2 / RDS / ElastiCache API on loopback (moto with the sandbox's hooks); on for
     # `resilience sandbox up`, off for tests of the Kubernetes side alone.
     aws_endpoint: bool = False
+    # Optional parts of the seed, off unless asked for (`--with rabbitmq`,
+    # `--with monitoring`): see sandbox/infra/extras.py for why.
+    extras: frozenset[str] = frozenset()
 
     @classmethod
     def from_flags(
@@ -83,6 +86,7 @@ class ControlPlaneOptions:
         hpa_sync_period: float | None = None,
         default_toleration_seconds: int | None = None,
         backing_services: bool = True,
+        extras: frozenset[str] = frozenset(),
     ) -> ControlPlaneOptions:
         overrides: dict[str, Any] = {}
         if node_monitor_grace_period is not None:
@@ -98,6 +102,7 @@ class ControlPlaneOptions:
             settings=settings,
             backing_services=backing_services,
             aws_endpoint=True,
+            extras=extras,
         )
 
 
@@ -113,7 +118,7 @@ class ControlPlane:
         self.images = ImageRegistry()
         self.kubelets: dict[str, Kubelet] = {}
         self.backing: BackingServices | None = (
-            BackingServices(options.state_dir) if options.backing_services else None
+            BackingServices(options.state_dir, options.extras) if options.backing_services else None
         )
         self.aws: AwsEndpoint | None = None
         self._aws_effects: ControlPlaneEffects | None = None
@@ -203,6 +208,21 @@ class ControlPlane:
     @property
     def ingress_url(self) -> str:
         return self.backing.nginx.url if self.backing is not None else ""
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The RabbitMQ nodes' AMQP URLs (none unless started `--with rabbitmq`)."""
+        return ()
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus's URL ('' unless started `--with monitoring`)."""
+        return ""
+
+    @property
+    def alertmanager_url(self) -> str:
+        """Alertmanager's URL ('' unless started `--with monitoring`)."""
+        return ""
 
     def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)
