@@ -22,7 +22,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from sandbox.kube import discovery, eventsview, patching, podlogs, tables
+from sandbox.kube import discovery, eventsview, patching, podlogs, statemetrics, tables
 from sandbox.kube.clock import rfc3339
 from sandbox.kube.errors import (
     ApiError,
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 KubeObject = dict[str, Any]
 JSON = "application/json"
 EvictFunction = Callable[[str, str, KubeObject], KubeObject]
+# Standby server ("host:port") -> seconds behind its primary; only the known ones. The
+# function answers {} rather than raise when a server cannot be asked.
+ReplicationLagFunction = Callable[[], Awaitable[dict[str, float]]]
+METRICS_LAG_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -67,6 +71,9 @@ class ApiServer:
         self.metrics = metrics
         self.config = config
         self.evict = evict
+        # Set by the control plane when it runs the RDS pair (pg_replication_lag_seconds).
+        self.replication_lag: ReplicationLagFunction | None = None
+        self.requests: dict[tuple[str, str, str], int] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -96,6 +103,14 @@ class ApiServer:
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        response = await self._answer(request, handler)
+        key = (*_request_labels(request), str(response.status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        return response
+
+    async def _answer(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as error:
@@ -112,6 +127,10 @@ class ApiServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        if path == "/metrics":
+            if request.method != "GET":
+                raise method_not_allowed(f"the server does not allow this method on {path}")
+            return await self._state_metrics()
         fixed = self._fixed_routes(path)
         if fixed is not None:
             if request.method != "GET":
@@ -144,6 +163,20 @@ class ApiServer:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return document
         return None
+
+    async def _state_metrics(self) -> web.Response:
+        """kube-state-metrics' series and the API server's counters, from the store now."""
+        lag: dict[str, float] = {}
+        if self.replication_lag is not None:
+            try:
+                lag = await asyncio.wait_for(self.replication_lag(), METRICS_LAG_TIMEOUT_SECONDS)
+            except TimeoutError:  # unknown lag: the series is left out, the scrape works
+                log.debug("replication lag unknown: no answer within the scrape's budget")
+        state = statemetrics.snapshot_state(self.store, self.requests, lag)
+        return web.Response(
+            text=statemetrics.render(state),
+            headers={"Content-Type": statemetrics.CONTENT_TYPE},
+        )
 
     # ---- resources ----
 
@@ -653,6 +686,24 @@ def _view_filter(text: str | None, rt: ResourceType) -> Callable[[KubeObject], b
         parse_field_selector(text, rt.key)  # a bad selector is a 400 before streaming starts
         return lambda _obj: True
     return parse_field_selector(text, rt.key).matches
+
+
+def _request_labels(request: web.Request) -> tuple[str, str]:
+    """(verb, resource) as apiserver_request_total counts them: LIST and WATCH for
+    collections, GET for one object, DELETECOLLECTION; resource '' off the REST tree."""
+    method = request.method
+    try:
+        info = parse_path(request.path.rstrip("/") or "/")
+    except ApiError:
+        return method, ""
+    if info.resource is None:
+        return method, ""
+    verb = method
+    if method == "GET" and info.name is None:
+        verb = "WATCH" if request.query.get("watch") in ("true", "1") else "LIST"
+    elif method == "DELETE" and info.name is None:
+        verb = "DELETECOLLECTION"
+    return verb, info.resource.plural
 
 
 def _page(items: list[KubeObject], query: Any, version: str) -> tuple[list[KubeObject], str, str]:

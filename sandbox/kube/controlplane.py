@@ -19,7 +19,9 @@ from typing import Any
 from sandbox.aws.effects import ControlPlaneEffects
 from sandbox.aws.endpoint import AwsEndpoint
 from sandbox.images.registry import ImageRegistry
+from sandbox.infra import monitoring
 from sandbox.infra.backing import BackingServices
+from sandbox.infra.extras import MONITORING
 from sandbox.infra.ingress_controller import IngressController
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
@@ -33,6 +35,7 @@ from sandbox.kube.controllers.nodelifecycle import NodeLifecycleController
 from sandbox.kube.controllers.replicaset import ReplicaSetController
 from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
+from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.metrics import MetricsStore
@@ -121,6 +124,7 @@ class ControlPlane:
             BackingServices(options.state_dir, options.extras) if options.backing_services else None
         )
         self.aws: AwsEndpoint | None = None
+        self.monitoring: monitoring.Monitoring | None = None
         self._aws_effects: ControlPlaneEffects | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._kubelet_tasks: dict[str, asyncio.Task[None]] = {}
@@ -158,6 +162,11 @@ class ControlPlane:
         if self.backing is not None:
             await self.backing.start()
         url = await self.api.start()
+        if self.backing is not None:
+            rds = self.backing.rds
+            self.api.replication_lag = lambda: monitoring.replication_lag(rds)
+            if MONITORING in self.options.extras:
+                await self._start_monitoring(url)
         resync = self.options.settings.controller_resync_seconds
         for controller in self.controllers():
             self._spawn(run_controller(controller, self.store, resync), controller.name)
@@ -168,6 +177,15 @@ class ControlPlane:
             self.aws = AwsEndpoint(self._aws_effects)
             await asyncio.to_thread(self.aws.start)
         return url
+
+    async def _start_monitoring(self, api_url: str) -> None:
+        """Prometheus and Alertmanager, with a kubeconfig of their own (the sandbox's is
+        written by the CLI after start() returns)."""
+        state_dir = self.options.state_dir
+        kubeconfig = write_kubeconfig(state_dir / "monitoring" / "kubeconfig", api_url)
+        self.monitoring = monitoring.Monitoring(state_dir, api_url, kubeconfig)
+        await self.monitoring.start()
+        log.info("monitoring started in %.1f s", self.monitoring.start_seconds or 0.0)
 
     def start_kubelet(self, node: NodeConfig) -> Kubelet:
         kubelet = Kubelet(
@@ -185,7 +203,10 @@ class ControlPlane:
         return kubelet
 
     async def stop(self) -> None:
-        """The AWS endpoint, kubelets (they stop every pod process), controllers, the API."""
+        """Monitoring, the AWS endpoint, kubelets (they stop every pod process), controllers,
+        the API."""
+        if self.monitoring is not None:
+            await self.monitoring.stop()
         if self.aws is not None:
             await asyncio.to_thread(self.aws.stop)
         if self._aws_effects is not None:
@@ -217,12 +238,12 @@ class ControlPlane:
     @property
     def prometheus_url(self) -> str:
         """Prometheus's URL ('' unless started `--with monitoring`)."""
-        return ""
+        return self.monitoring.prometheus_url if self.monitoring is not None else ""
 
     @property
     def alertmanager_url(self) -> str:
         """Alertmanager's URL ('' unless started `--with monitoring`)."""
-        return ""
+        return self.monitoring.alertmanager_url if self.monitoring is not None else ""
 
     def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)
