@@ -34,7 +34,7 @@ from tests.sandbox.live import LiveSandbox, started
 
 DEPLOYMENT = "session-state-service"
 DASHBOARD = REPO_ROOT / "deploy" / "monitoring" / "grafana" / "session-state.json"
-ALERT = "SessionStateTooFewReadyPods"
+ALERT = "SessionStateBelowDisruptionBudget"
 
 
 def get_json(url: str, path: str, **query: str) -> Any:

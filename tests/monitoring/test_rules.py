@@ -21,6 +21,7 @@ AMTOOL = "/usr/bin/amtool"
 ALERTS = (
     "SessionStateHighErrorRate",
     "SessionStateHighLatencyP99",
+    "SessionStateBelowDisruptionBudget",
     "SessionStateTooFewReadyPods",
     "SessionStateHpaAtMax",
     "DatabaseReplicaLagHigh",
