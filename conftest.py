@@ -177,7 +177,7 @@ def target(
                     namespace,
                     str(session.kubeconfig),
                     SANDBOX_CONTEXT,
-                    session.aws_env,
+                    session.service_env,
                     session.ingress_url,
                 )
                 _point_clients_at(env, live)
@@ -225,13 +225,13 @@ def _connect(
     namespace: str,
     kubeconfig: str | None,
     context: str,
-    aws_env: dict[str, str],
+    service_env: dict[str, str],
     base_url: str,
 ) -> LiveTarget:
     """Read, check and describe the target; one clear failure for each way it can be wrong."""
     confirmation = pytestconfig.getoption("--allow-production")
     try:
-        where = load_target(kubeconfig, context, namespace, env={**os.environ, **aws_env})
+        where = load_target(kubeconfig, context, namespace, env={**os.environ, **service_env})
         where.check_safety(
             SafetySettings(allow_production=confirmation is not None, confirmation=confirmation)
         )
@@ -250,7 +250,7 @@ def _connect(
         deployment=policy.deployment,
         service=policy.deployment,
         base_url=url.rstrip("/"),
-        aws_env=aws_env,
+        service_env=service_env,
         kind="cluster" if pytestconfig.getoption("--kube-context") else "sandbox",
     )
 

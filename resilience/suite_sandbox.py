@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 UP_TIMEOUT_SECONDS = 240.0
 DOWN_TIMEOUT_SECONDS = 90.0
 ENV_TIMEOUT_SECONDS = 30.0
+SERVICE_VARIABLES = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "HARMONYFLOW_AMQP_URLS")
 INGRESS_VARIABLE = "HARMONYFLOW_INGRESS_URL"
 
 
@@ -45,8 +46,12 @@ class SandboxSession:
         return self.exports.get(INGRESS_VARIABLE, "")
 
     @property
-    def aws_env(self) -> dict[str, str]:
-        return {k: v for k, v in self.exports.items() if k.startswith("AWS_")}
+    def service_env(self) -> dict[str, str]:
+        """The AWS settings and the endpoints of the optional parts (Prometheus,
+        Alertmanager, RabbitMQ) the clients need besides the kubeconfig."""
+        return {
+            k: v for k, v in self.exports.items() if k.startswith("AWS_") or k in SERVICE_VARIABLES
+        }
 
 
 def parse_exports(text: str) -> dict[str, str]:

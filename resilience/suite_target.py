@@ -54,7 +54,7 @@ class LiveTarget:
     deployment: str
     service: str
     base_url: str
-    aws_env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, str] = field(default_factory=dict)
     # For reports and messages only; suites must not branch on it.
     kind: Literal["sandbox", "cluster"] = "cluster"
 
@@ -74,11 +74,12 @@ class LiveTarget:
         return f"{self.kind} context {self.context} ({self.server}), namespace {self.namespace}"
 
     def client_env(self) -> dict[str, str]:
-        """What kubectl, chaostoolkit-kubernetes and boto3 need to reach this target."""
+        """What kubectl, chaostoolkit-kubernetes, boto3 and the Prometheus and RabbitMQ
+        clients need to reach this target."""
         return {
             "KUBECONFIG": str(self.kubeconfig),
             "KUBERNETES_CONTEXT": self.context,
-            **self.aws_env,
+            **self.service_env,
         }
 
     def kubectl(self, *args: str, timeout: float = 120.0) -> str:

@@ -109,7 +109,11 @@ def run_suite(
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
-        env={**os.environ, **session.aws_env, "HARMONYFLOW_LOAD_WINDOW_SECONDS": TWIN_LOAD_WINDOW},
+        env={
+            **os.environ,
+            **session.service_env,
+            "HARMONYFLOW_LOAD_WINDOW_SECONDS": TWIN_LOAD_WINDOW,
+        },
         timeout=SUITE_TIMEOUT_SECONDS,
         check=False,
     )
