@@ -164,6 +164,7 @@ ALLOWED_OVERLAY_CHANGES: dict[str, tuple[str, ...]] = {
     "Deployment": (
         f"{CONTAINER}.env[name=DB_URL].value",
         f"{CONTAINER}.env[name=REDIS_URL].value",
+        f"{CONTAINER}.env[name=AMQP_URLS].value",
         f"{CONTAINER}.env[name=LOG_LEVEL].value",
     ),
     "HorizontalPodAutoscaler": ("spec.behavior", "spec.behavior.**"),

@@ -473,6 +473,7 @@ def test_fault_table_behaviours() -> None:
         "crash": (False, False, False, False, True, "checked"),
         "slow-responses": (False, False, False, False, False, "checked"),
         "errors": (False, False, False, False, False, "checked"),
+        "drops-events": (False, False, False, False, False, "checked"),
     }
     assert all(f.description and "\n" not in f.description for f in FAULTS.values())
 

@@ -2,7 +2,11 @@
 
 Start-up never waits for a dependency: the process listens at once (liveness 200),
 migrates PostgreSQL in the background (retrying) and is ready when PostgreSQL and
-Redis answer. Shutdown, on SIGTERM or SIGINT, within SHUTDOWN_TIMEOUT_SECONDS:
+Redis answer. With AMQP_URLS set, every write also fills the outbox and a `Relay`
+task publishes it to RabbitMQ; readiness never depends on the broker (an outage only
+delays events), so the broker is no part of the health checks.
+
+Shutdown, on SIGTERM or SIGINT, within SHUTDOWN_TIMEOUT_SECONDS:
 
 1. readiness fails at once (the pod leaves the endpoints);
 2. after DRAIN_DELAY_SECONDS, every WebSocket is closed with 1001;
@@ -34,6 +38,7 @@ from sandbox.images.session_state.middleware import MIDDLEWARES
 from sandbox.images.session_state.model import MAX_BODY_BYTES
 from sandbox.images.session_state.pubsub import Listener, Publisher
 from sandbox.images.session_state.redisconn import RedisConnector
+from sandbox.images.session_state.relay import BrokerLink, Relay
 from sandbox.images.session_state.service import AfterCommit, SessionService
 from sandbox.images.session_state.state import RUNTIME, Runtime
 from sandbox.images.session_state.writes import CommittedWrites, WriteBehind, WritePath
@@ -46,7 +51,7 @@ CACHE_REPAIR_INTERVAL = 1.0
 def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
     metrics = Metrics()
     timings = settings.timings
-    db = Database(settings.db, timings.db_timeout, settings.db_pool_size)
+    db = Database(settings.db, timings.db_timeout, settings.db_pool_size, bool(settings.amqp))
     redis = RedisConnector(settings.redis, timings.redis_timeout)
     hub = Hub(db, metrics)
     cache = SessionCache(redis, timings.cache_ttl, metrics)
@@ -67,6 +72,16 @@ def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
         service=SessionService(db, cache, writes),
     )
     return runtime, write_behind
+
+
+def build_relay(runtime: Runtime) -> Relay | None:
+    """The outbox relay, when AMQP_URLS names brokers (else no outbox rows are written)."""
+    settings = runtime.settings
+    if not settings.amqp:
+        return None
+    link = BrokerLink(settings.amqp, runtime.metrics)
+    ready = lambda: runtime.service.ready_for_writes  # noqa: E731
+    return Relay(runtime.db, link, runtime.metrics, settings.fault, ready)
 
 
 def build_apps(runtime: Runtime) -> tuple[web.Application, web.Application]:
@@ -132,6 +147,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.runtime, self.write_behind = build_runtime(settings)
+        self.relay = build_relay(self.runtime)
         self.runners: list[web.AppRunner] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.exit_code: list[int] = []
@@ -162,12 +178,14 @@ class Server:
             "resync",
         )
         self._spawn(repair_cache_forever(runtime), "cache-repair")
+        if self.relay is not None:
+            self._spawn(self.relay.run_forever(), "outbox-relay")
         if self.write_behind is not None:
             self._spawn(self.write_behind.flush_forever(runtime.metrics.write_buffer.set), "flush")
         if settings.fault.crashes:
             self._spawn(crash_when_due(runtime, self.exit_code), "crash")
         log.info(
-            "session-state %s%s listening on %s:%d and :%d; db %s, redis %s",
+            "session-state %s%s listening on %s:%d and :%d; db %s, redis %s, amqp %s",
             settings.version,
             f" (fault {settings.fault.name})" if settings.fault.name else "",
             settings.bind_host,
@@ -175,6 +193,7 @@ class Server:
             settings.ws_port,
             settings.db.describe(),
             settings.redis.describe(),
+            ", ".join(node.describe() for node in settings.amqp) or "off",
         )
 
     def install_signals(self) -> None:

@@ -4,6 +4,12 @@ A missing or invalid setting is a `ConfigError` whose message is one line and ne
 holds a secret; `__main__` prints it and exits 2. Secrets are every non-empty
 `SECRET_*` value plus a password embedded in a URL; `redact` removes them from text.
 
+`AMQP_URLS` (optional) lists the RabbitMQ nodes, one amqp:// URL each; without it the
+service writes no outbox rows and runs no relay (see `db` and `relay`). The password
+is `SECRET_AMQP_PASSWORD` (as for the database) or the URLs' own, and is a secret;
+with neither, the AMQP client sends its default ("guest"), which a broker refuses
+unless it has such a user.
+
     >>> s = parse_settings({"DB_URL": "postgresql://app@127.0.0.1:5432/app",
     ...                     "REDIS_URL": "redis://127.0.0.1:6379",
     ...                     "SECRET_DB_PASSWORD": "pw-123"}, [])
@@ -20,7 +26,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from sandbox.images.session_state.faults import FAULTS, Fault, fault_named
 
@@ -63,6 +69,22 @@ class RedisTarget:
 
     def describe(self) -> str:
         return f"redis://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AmqpTarget:
+    """One RabbitMQ node; `url` carries the password, so only `describe()` is ever logged."""
+
+    url: str = field(repr=False)
+    host: str
+    port: int
+    user: str
+    vhost: str
+
+    def describe(self) -> str:
+        """`amqp://user@host:port/vhost`, never with the password."""
+        scheme = "amqps" if self.url.startswith("amqps:") else "amqp"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.vhost}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,7 @@ class Settings:
     db_pool_size: int = 10
     http_port: int = HTTP_PORT
     ws_port: int = WS_PORT
+    amqp: tuple[AmqpTarget, ...] = ()
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -136,7 +159,10 @@ def parse_settings(env: Mapping[str, str], argv: Sequence[str]) -> Settings:
     secrets = {value for key, value in env.items() if key.startswith("SECRET_") and value}
     db = parse_db_url(_required(env, "DB_URL"), env.get("SECRET_DB_PASSWORD", ""))
     redis = parse_redis_url(_required(env, "REDIS_URL"), env.get("SECRET_REDIS_PASSWORD", ""))
+    amqp = parse_amqp_urls(env.get("AMQP_URLS", ""), env.get("SECRET_AMQP_PASSWORD", ""))
     secrets |= {s for s in (db.password, _url_password(redis.url)) if s}
+    amqp_passwords = {_url_password(node.url) for node in amqp} - {""}
+    secrets |= amqp_passwords | {quote(s, safe="") for s in amqp_passwords}
     return Settings(
         db=db,
         redis=redis,
@@ -147,6 +173,7 @@ def parse_settings(env: Mapping[str, str], argv: Sequence[str]) -> Settings:
         version=env.get("SERVICE_VERSION", "dev"),
         secrets=frozenset(secrets),
         db_pool_size=parse_pool_size(env.get("DB_POOL_SIZE", "")),
+        amqp=amqp,
     )
 
 
@@ -224,6 +251,54 @@ def parse_redis_url(url: str, password: str) -> RedisTarget:
         netloc = f":{password}@{parts.netloc.rsplit('@', 1)[-1]}"
         url = parts._replace(netloc=netloc).geturl()
     return RedisTarget(url=url, host=parts.hostname, port=port)
+
+
+def parse_amqp_urls(text: str, password: str) -> tuple[AmqpTarget, ...]:
+    """AMQP_URLS: comma-separated `amqp://user@host:port/vhost`, one per node ('' = none).
+
+    `password` (SECRET_AMQP_PASSWORD), when set, wins over a URL's own. The messages
+    name the node by its position, never by the text, which may hold a password.
+
+        >>> [n.describe() for n in parse_amqp_urls("amqp://u@h1:5672/, amqp://u@h2/", "")]
+        ['amqp://u@h1:5672/', 'amqp://u@h2:5672/']
+    """
+    if not text.strip():
+        return ()
+    nodes = [part.strip() for part in text.split(",")]
+    return tuple(_parse_amqp_url(url, password, n) for n, url in enumerate(nodes, 1))
+
+
+def _parse_amqp_url(url: str, password: str, position: int) -> AmqpTarget:
+    where = f"AMQP_URLS: node {position}"
+    if not url:
+        raise ConfigError(f"{where} is empty")
+    try:
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: not a URL of the form amqp://user@host:port/vhost") from None
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ConfigError(f"{where}: scheme must be amqp or amqps, got {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{where}: expected amqp://user@host:port/vhost (no host)")
+    if explicit_port == 0:
+        raise ConfigError(f"{where}: port must be between 1 and 65535")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{where}: query parameters are not supported")
+    user = unquote(parts.username or "")
+    if not user:
+        raise ConfigError(f"{where}: a user is required (amqp://user@host:port/vhost)")
+    port = explicit_port or (5671 if parts.scheme == "amqps" else 5672)
+    vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
+    secret = password or unquote(parts.password or "")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = (
+        f"{quote(user, safe='')}:{quote(secret, safe='')}@"
+        if secret
+        else f"{quote(user, safe='')}@"
+    )
+    full = urlunsplit((parts.scheme, f"{netloc}{host}:{port}", "/" + vhost, "", ""))
+    return AmqpTarget(url=full, host=parts.hostname, port=port, user=user, vhost=unquote(vhost))
 
 
 def parse_log_level(text: str) -> int:

@@ -4,6 +4,13 @@ Every write locks the session row, checks If-Match, updates `sessions` and appen
 `session_events` in one transaction; it returns only after COMMIT, so that a 2xx means
 the write is durable. `seq` counts the events of one session id (1, 2, ...), also
 across a delete and a re-create, so that a subscriber's `since` stays meaningful.
+
+The transactional outbox: when AMQP is configured (`outbox=True`), the same transaction
+also inserts one `outbox` row per event, so an event exists exactly when its write
+committed; `relay` publishes the rows later, and a broker outage never touches the
+request path. Without AMQP_URLS no outbox rows are written at all: nobody would ever
+publish them, and an ever-growing table of unpublishable rows helps no one. The
+table itself is always migrated, so that turning AMQP on needs no schema change.
 """
 
 from __future__ import annotations
@@ -70,7 +77,22 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             FOR EACH ROW EXECUTE FUNCTION session_events_append_only();
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE IF NOT EXISTS outbox (
+            id bigserial PRIMARY KEY,
+            event_id uuid NOT NULL UNIQUE,
+            routing_key text NOT NULL,
+            payload jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            published_at timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+        """,
+    ),
 )
+EXCHANGE = "harmonyflow.sessions"  # topic, durable: routing key `session.<kind>`
 
 _SESSION_COLUMNS = """
     s.id, s.owner, s.version, s.state,
@@ -86,15 +108,48 @@ class Written:
     event: Event
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """One event waiting for the relay; `payload` is the AMQP message body."""
+
+    id: int
+    event_id: str
+    routing_key: str
+    payload: JsonObject
+
+
+def routing_key(kind: EventKind) -> str:
+    return f"session.{kind}"
+
+
+def outbox_payload(event: Event, event_id: str) -> JsonObject:
+    """The message body of one event: what a consumer needs to match it to a write.
+
+    >>> e = Event("s1", 2, 2, "updated", {"a": 1}, "2026-01-01T00:00:00+00:00")
+    >>> outbox_payload(e, "e1")["version"], routing_key(e.kind)
+    (2, 'session.updated')
+    """
+    return {
+        "event_id": event_id,
+        "session_id": event.session,
+        "version": event.version,
+        "kind": event.kind,
+        "occurred_at": event.at,
+    }
+
+
 # What a write does to the current row: (kind, new state) or raises a ServiceError.
 Change = Callable[[Session], tuple[EventKind, JsonObject | None]]
 
 
 class Database:
-    def __init__(self, target: DbTarget, timeout: float, max_connections: int = 10) -> None:
+    def __init__(
+        self, target: DbTarget, timeout: float, max_connections: int = 10, outbox: bool = False
+    ) -> None:
         self.target = target
         self.timeout = timeout
         self.max_connections = max_connections
+        self.outbox = outbox  # True when AMQP is configured: every event gets an outbox row
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -205,7 +260,7 @@ class Database:
             )
             if inserted is None:
                 raise Conflict(f"session {session_id} already exists")
-            event = await _append(conn, session_id, 1, "created", request.state)
+            event = await _append(conn, session_id, 1, "created", request.state, self.outbox)
         session = Session(session_id, request.owner, 1, request.state, event.seq)
         return Written(session, event)
 
@@ -235,10 +290,53 @@ class Database:
                     state,
                     version,
                 )
-            event = await _append(conn, session_id, version, kind, state)
+            event = await _append(conn, session_id, version, kind, state, self.outbox)
         if kind == "deleted" or state is None:
             return Written(None, event)
         return Written(Session(session_id, current.owner, version, state, event.seq), event)
+
+    # ---- the outbox, for the relay ----
+
+    async def outbox_pending(self) -> int:
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            count = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return int(count or 0)
+
+    async def prune_outbox(self, older_than_seconds: float) -> int:
+        """Delete rows published more than `older_than_seconds` ago; the count deleted."""
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            status = await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                older_than_seconds,
+            )
+        return int(status.split()[-1])
+
+
+async def claim_outbox(
+    conn: asyncpg.Connection | PoolConnectionProxy, limit: int
+) -> list[OutboxRow]:
+    """Lock up to `limit` unpublished rows in id order, skipping rows another relay holds.
+
+    Call inside a transaction: the locks last until it ends, so concurrent relays
+    (one per pod) never publish the same row at the same time.
+    """
+    rows = await conn.fetch(
+        "SELECT id, event_id, routing_key, payload FROM outbox WHERE published_at IS NULL"
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [
+        OutboxRow(int(r["id"]), str(r["event_id"]), r["routing_key"], r["payload"]) for r in rows
+    ]
+
+
+async def mark_published(
+    conn: asyncpg.Connection | PoolConnectionProxy, ids: Sequence[int]
+) -> None:
+    if ids:
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", list(ids)
+        )
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -253,6 +351,7 @@ async def _append(
     version: int,
     kind: EventKind,
     state: JsonObject | None,
+    outbox: bool,
 ) -> Event:
     row = await conn.fetchrow(
         "INSERT INTO session_events (session_id, seq, version, kind, state)"
@@ -265,7 +364,16 @@ async def _append(
         state,
     )
     assert row is not None
-    return _event(row)
+    event = _event(row)
+    if outbox:
+        event_id = str(uuid.uuid4())
+        await conn.execute(
+            "INSERT INTO outbox (event_id, routing_key, payload) VALUES ($1, $2, $3)",
+            event_id,
+            routing_key(kind),
+            outbox_payload(event, event_id),
+        )
+    return event
 
 
 def _session(row: Any) -> Session:

@@ -17,6 +17,7 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `crash`           | exits 1 after CRASH_AFTER_SECONDS (default 2): CrashLoopBackOff      |
 | `slow-responses`  | every `/api/` request answers SLOW_MS (300) ms late; probes are fast |
 | `errors`          | one `/api/` request in ERROR_EVERY (5) answers 500 as JSON           |
+| `drops-events`    | the outbox relay marks events published without publishing them     |
 
 The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry shows them).
 
@@ -56,6 +57,7 @@ class Fault:
     crashes: bool = False
     api_delay_ms: float = 0.0
     api_error_every: int = 0
+    drops_events: bool = False
 
 
 HEALTHY = Fault("", "the reference service: no seeded fault")
@@ -110,6 +112,11 @@ FAULT_TABLE: tuple[Fault, ...] = (
         "errors",
         f"one /api/ request in {ERROR_EVERY} answers 500 as JSON; health probes stay Ready",
         api_error_every=ERROR_EVERY,
+    ),
+    Fault(
+        "drops-events",
+        "the outbox relay marks session events published without publishing them to AMQP",
+        drops_events=True,
     ),
 )
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in FAULT_TABLE}

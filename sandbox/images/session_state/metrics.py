@@ -65,6 +65,20 @@ class Metrics:
             "acknowledged writes not yet committed (drops-writes fault only)",
             registry=r,
         )
+        # The transactional outbox and its relay to RabbitMQ (relay.py); absent AMQP_URLS
+        # they stay 0. `pending` is refreshed by the relay loop, not on every write.
+        self.outbox_pending = Gauge(
+            "session_state_outbox_pending", "outbox rows not yet published to AMQP", registry=r
+        )
+        self.outbox_published = Counter(
+            "session_state_outbox_published", "outbox events published (confirmed)", registry=r
+        )
+        self.broker_connected = Gauge(
+            "session_state_broker_connected", "1 while connected to a RabbitMQ node", registry=r
+        )
+        self.broker_errors = Counter(
+            "session_state_broker_errors", "RabbitMQ connection and publish errors", registry=r
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (route, method, str(status))
