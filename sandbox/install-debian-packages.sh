@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the sandbox runs for real: PostgreSQL, Redis and
-# nginx; and chromium, in which the tests open game-day reports. Idempotent: does
+# Installs the Debian packages the sandbox runs for real: PostgreSQL, Redis, nginx,
+# RabbitMQ, Prometheus and Alertmanager (with promtool and amtool, which check
+# deploy/monitoring); and chromium, in which the tests open game-day reports. Idempotent: does
 # nothing when they are already there. As root it uses apt-get and keeps the
 # packages' own services from starting (the sandbox runs its own instances on
 # loopback); otherwise it says what to install.
@@ -14,6 +15,9 @@ have_postgres || missing+=(postgresql)
 have redis-server || missing+=(redis-server)
 have nginx || missing+=(nginx)
 have chromium || missing+=(chromium)
+have rabbitmq-server || missing+=(rabbitmq-server)
+have promtool || missing+=(prometheus)
+have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
