@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 ACTION_MODULES = (
+    "resilience.chaos.brokers",
     "resilience.chaos.database",
     "resilience.chaos.deployments",
     "resilience.chaos.nodes",
@@ -20,7 +21,11 @@ ACTION_MODULES = (
     "resilience.chaos.pods",
     "resilience.chaos.zones",
 )
-PROBE_MODULES = ("resilience.chaos.probes",)
+PROBE_MODULES = (
+    "resilience.chaos.broker_probes",
+    "resilience.chaos.probes",
+    "resilience.chaos.prometheus",
+)
 
 
 def discover(discover_system: bool = True) -> Any:

@@ -17,6 +17,8 @@ and the field (`plan.yaml: steps[2].experiment: unknown experiment 'pod-kil'`).
         timeout: 300               # past it the step is interrupted (its rollbacks run)
       - experiment: hpa-surge
         optional: true             # skipped, not refused, when the file does not exist
+      - experiment: az-drain
+        expect_alerts: [SessionStateTooFewReadyPods]  # must fire by the end of its recovery
 
 The game day passes `load_profile=external` to every experiment that declares
 `load_profile` (the day's own load runs across all steps); a step's `vars` win.
@@ -54,7 +56,16 @@ _PLAN_KEYS = {
     "recovery_budget_seconds",
     "steps",
 }
-_STEP_KEYS = {"experiment", "name", "vars", "timeout", "optional", "recovery_budget_seconds"}
+_STEP_KEYS = {
+    "experiment",
+    "name",
+    "vars",
+    "timeout",
+    "optional",
+    "recovery_budget_seconds",
+    "expect_alerts",
+}
+_ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class Step:
     variables: Mapping[str, str] = field(default_factory=dict)  # --var, load_profile included
     timeout: float = 600.0
     recovery_budget: float = 120.0
+    expect_alerts: tuple[str, ...] = ()  # Prometheus alert names
 
     @property
     def skipped(self) -> bool:
@@ -173,16 +185,30 @@ def _step(
         raise InvalidInputError(f"{where}: {at}.name: expected a lowercase slug, got {name!r}")
     timeout = _seconds(raw, "timeout", 600.0, where, at + ".")
     budget = _seconds(raw, "recovery_budget_seconds", default_budget, where, at + ".")
+    alerts = _alert_names(raw.get("expect_alerts", []), where, at)
     experiment = _resolve(reference, experiments, base_dir)
     if experiment is None:
         if optional:
-            return Step(name, reference, None, {}, timeout, budget)
+            return Step(name, reference, None, {}, timeout, budget, alerts)
         known = ", ".join(sorted(experiments)) or "none"
         raise InvalidInputError(
             f"{where}: {at}.experiment: unknown experiment {reference!r} (known: {known})"
         )
     variables = _variables(raw.get("vars", {}), experiment, where, at)
-    return Step(name, reference, experiment.path, variables, timeout, budget)
+    return Step(name, reference, experiment.path, variables, timeout, budget, alerts)
+
+
+def _alert_names(raw: Any, where: str, at: str) -> tuple[str, ...]:
+    """`expect_alerts`: a list of Prometheus alert names (the rules' `alert:`)."""
+    if not isinstance(raw, list):
+        raise InvalidInputError(f"{where}: {at}.expect_alerts: expected a list of alert names")
+    for index, name in enumerate(raw):
+        if not isinstance(name, str) or not _ALERT_NAME.match(name):
+            raise InvalidInputError(
+                f"{where}: {at}.expect_alerts[{index}]: expected an alert name like "
+                f"'SessionStateTooFewReadyPods', got {name!r}"
+            )
+    return tuple(dict.fromkeys(raw))
 
 
 def _variables(raw: Any, experiment: Experiment, where: str, at: str) -> dict[str, str]:

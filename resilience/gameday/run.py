@@ -41,6 +41,7 @@ from resilience.observe.monitors import Monitors, MonitorScope
 from resilience.observe.recovery import ready_spread
 from resilience.policy import IntendedPolicy
 from resilience.report import record as files
+from resilience.report.alerts import capture_alerts
 from resilience.report.record import RunRecord, StepRecord, StepStatus
 
 TICK = 1.0
@@ -48,6 +49,7 @@ FLOWING_REQUESTS = 20
 FLOWING_TIMEOUT = 60.0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class Gameday:
                     note="experiment file not found (optional step)" if s.skipped else "",
                     recovery_budget=s.recovery_budget,
                     timeout=s.timeout,
+                    expect_alerts=s.expect_alerts,
                 )
                 for i, s in enumerate(self.plan.steps)
             ),
@@ -321,6 +324,7 @@ class Gameday:
             except ResilienceError as error:
                 notes.append(str(error))
             self.monitors.export_jsonl(self.run_dir / files.OBSERVE)
+        self._capture_alerts()
         pending = recovery.pending(recovery.read(self.recovery_journal))
         if pending or self.interrupts.interrupted:
             self.progress.say(f"gameday: resilience recover ({len(pending)} pending undo(s))")
@@ -343,6 +347,12 @@ class Gameday:
             self.record, ended=time.time(), interrupted=self.interrupts.interrupted
         )
         files.write_record(self.run_dir, self.record)
+
+    def _capture_alerts(self) -> None:
+        """Prometheus's firing alerts over the run, once, into alerts.json (or why not)."""
+        url = {**os.environ, **self.target.exports}.get(PROMETHEUS_URL_ENV)
+        end = self.record.load_stopped or time.time()
+        capture_alerts(self.run_dir, url, self.record.started, end)
 
     # ---- helpers ----
 

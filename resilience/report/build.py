@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from resilience.policy import IntendedPolicy
 from resilience.report import findings as find
 from resilience.report import record as files
 from resilience.report import series
+from resilience.report.alerts import AlertsCapture, read_alerts, step_alerts
 from resilience.report.junit import junit_xml
 from resilience.report.page import render_page
 from resilience.report.record import RunRecord, StepRecord
@@ -57,6 +58,7 @@ class RunData:
     watch: WatchTimeline
     profile: Profile | None
     journals: Mapping[int, dict[str, Any]]
+    alerts: AlertsCapture = field(default_factory=lambda: AlertsCapture(False))
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def read_run(run_dir: Path) -> RunData:
         watch,
         _profile(run_dir, record.load_profile),
         journals,
+        read_alerts(run_dir),
     )
 
 
@@ -238,6 +241,7 @@ def analyse(data: RunData) -> dict[str, Any]:
         "problems": list(record.problems),
         "recovered": list(record.recovered),
         "findings": [f for s in steps for f in s["findings"]],
+        "alerts": {"collected": data.alerts.collected, "note": data.alerts.note},
         "artifacts": _artifacts(data.run_dir),
     }
     previous = previous_report(data.run_dir.parent, record.plan, record.run_id, record.started)
@@ -283,6 +287,7 @@ def _step(
         "log": step.log,
         "findings": [],
     }
+    entry["alerts"], alert_findings = step_alerts(data.alerts, windows, step.expect_alerts)
     if windows is None or step.started is None or step.ended is None:
         entry["verdict"] = "SKIP" if step.status == "skipped" else "NOT RUN"
         entry["findings"] = (
@@ -321,7 +326,7 @@ def _step(
     entry["verdict"] = "PASS" if passed else "FAIL"
     entry["findings"] = _step_findings(
         data, step, windows, states, journal_failures, recovered, entry
-    )
+    ) + [_finding(step, kind, text) for kind, text in alert_findings]
     return entry
 
 

@@ -73,6 +73,7 @@ its start to the end of its rollbacks); darker bands: the fault actions inside t
 {chart_svg}
 <h2>Steps</h2>
 {_steps_table(report["steps"])}
+{_alerts_note(report.get("alerts") or {})}
 {"".join(_step_section(step) for step in report["steps"])}
 <h2>The whole day</h2>
 {
@@ -176,9 +177,44 @@ def _step_section(step: Mapping[str, Any]) -> str:
 until the Deployment had all its Ready pods spread over the zones again, read from the watch
 timeline){by_experiment}.</p>
 {errors}
+{_alerts_table(step.get("alerts") or {})}
 {f"<ul class='f'>{findings}</ul>" if findings else "<p class='muted'>no findings</p>"}
 {details}
 """
+
+
+def _alerts_note(alerts: Mapping[str, Any]) -> str:
+    if alerts.get("collected"):
+        return (
+            "<p class='muted'>Alerts: Prometheus's firing alerts (<code>ALERTS</code>) over the "
+            "run, per step window, from <code>alerts.json</code>.</p>"
+        )
+    return f"<p class='muted'>Alerts: {html.escape(str(alerts.get('note') or 'not collected'))}</p>"
+
+
+def _alerts_table(alerts: Mapping[str, Any]) -> str:
+    """Per window, the alerts that fired; expected ones that never fired flagged."""
+    if not alerts.get("collected") or "fault" not in alerts:
+        return ""
+    expected = alerts.get("expected") or []
+    missing = alerts.get("missing") or []
+    rows: list[list[Cell]] = [
+        [window, ", ".join(alerts.get(window) or []) or "none"]
+        for window in ("baseline", "fault", "recovery")
+    ]
+    if expected:
+        rows.append(
+            [
+                "expected",
+                (
+                    ", ".join(f"{n} (did not fire)" if n in missing else n for n in expected),
+                    "FAIL" if missing else "PASS",
+                ),
+            ]
+        )
+    return "<table class='alerts'><caption>alerts</caption>" + _table(
+        ["window", "alerts firing"], rows
+    ).removeprefix("<table>")
 
 
 def _trend_line(trend: Mapping[str, Any] | None) -> str:

@@ -8,6 +8,7 @@ record holds times and names, never a live object and never a credential:
       plan.yaml           the plan as it was run
       policy.json         the intended policy the run was judged against (deploy/base)
       observe.jsonl       every watch event of the day (resilience.observe codec)
+      alerts.json         Prometheus's firing alerts over the run, or why not (report.alerts)
       load/               Locust: timeline.jsonl, chaos.jsonl (the step marks), CSVs, HTML, log
       steps/NN-<name>/    journal.json (chaos run --journal), output.log, the journal control's copy
       index.html, report.json, junit.xml   (built by resilience.report.build)
@@ -51,6 +52,7 @@ class StepRecord:
     steady_before: tuple[str, ...] = ()  # problems seen while waiting for a steady state
     recovery_budget: float = 120.0
     timeout: float = 600.0
+    expect_alerts: tuple[str, ...] = ()  # the plan's: must fire in fault or recovery
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,13 @@ def record_from_json(data: Mapping[str, Any], source: str = RECORD) -> RunRecord
         raise InvalidInputError(f"{source}: not a {FORMAT} record")
     try:
         steps = tuple(
-            StepRecord(**{**raw, "steady_before": tuple(raw.get("steady_before") or ())})
+            StepRecord(
+                **{
+                    **raw,
+                    "steady_before": tuple(raw.get("steady_before") or ()),
+                    "expect_alerts": tuple(raw.get("expect_alerts") or ()),
+                }
+            )
             for raw in data["steps"]
         )
         fields = {k: v for k, v in data.items() if k != "steps"}

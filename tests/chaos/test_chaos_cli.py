@@ -180,7 +180,11 @@ def test_every_experiment_passes_chaos_validate(tmp_path: Path, experiment: str)
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "HARMONYFLOW_INGRESS_URL": "http://127.0.0.1:9"},
+        env={
+            **os.environ,
+            "HARMONYFLOW_INGRESS_URL": "http://127.0.0.1:9",
+            "PROMETHEUS_URL": "http://127.0.0.1:9",
+        },
         cwd=tmp_path,
         timeout=120,
         check=False,

@@ -8,12 +8,15 @@ The day (T0 = Unix 1_700_000_000):
   replacement Pending from T0+23, Ready at T0+32 -> time to recovery 12 s;
 - step 2 rds-failover T0+60..T0+80 (failed: the steady state deviated after);
 - step 3 hpa-surge: skipped (optional, missing).
+- alerts.json (Prometheus, step 1 s): SessionStateTooFewReadyPods firing T0+25..T0+34
+  (pod-kill's fault window; pod-kill expects it), SessionStateHighErrorRate at T0+57..58
+  (rds-failover's baseline); rds-failover expects DatabaseReplicaLagHigh, which never fired.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +243,13 @@ def write_run(
                 recovery_budget=60.0,
             )
         )
+    steps = [
+        replace(s, expect_alerts=alerts)
+        for s, alerts in zip(
+            steps, [("SessionStateTooFewReadyPods",), ("DatabaseReplicaLagHigh",)], strict=True
+        )
+    ]
+    (run_dir / "alerts.json").write_text(json.dumps(alerts_file()))
     steps.append(
         StepRecord(3, "hpa-surge", "hpa-surge", "skipped", note="experiment file not found")
     )
@@ -261,6 +271,35 @@ def write_run(
     )
     write_record(run_dir, record)
     return run_dir
+
+
+def alerts_file() -> dict[str, Any]:
+    """alerts.json as the game day writes it from Prometheus's range query."""
+
+    def series(name: str, first: int, last: int) -> dict[str, Any]:
+        return {
+            "metric": {
+                "__name__": "ALERTS",
+                "alertname": name,
+                "alertstate": "firing",
+                "severity": "page",
+            },
+            "values": [[T0 + t, "1"] for t in range(first, last + 1)],
+        }
+
+    return {
+        "format": "harmonyflow-alerts/v1",
+        "query": 'ALERTS{alertstate="firing"}',
+        "start": T0 - 5,
+        "end": T0 + 100,
+        "collected": True,
+        "step": 1.0,
+        "prometheus": "http://127.0.3.40:9090",
+        "series": [
+            series("SessionStateTooFewReadyPods", 25, 34),
+            series("SessionStateHighErrorRate", 57, 58),
+        ],
+    }
 
 
 def as_dict(record: RunRecord) -> dict[str, Any]:
