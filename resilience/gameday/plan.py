@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from resilience.alert_rules import load_alert_rules
 from resilience.errors import InvalidInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -207,6 +208,13 @@ def _alert_names(raw: Any, where: str, at: str) -> tuple[str, ...]:
             raise InvalidInputError(
                 f"{where}: {at}.expect_alerts[{index}]: expected an alert name like "
                 f"'SessionStateTooFewReadyPods', got {name!r}"
+            )
+    known = load_alert_rules()
+    for index, name in enumerate(raw):
+        if name not in known:
+            raise InvalidInputError(
+                f"{where}: {at}.expect_alerts[{index}]: no alert {name!r} in "
+                f"deploy/monitoring/rules (known: {', '.join(sorted(known))})"
             )
     return tuple(dict.fromkeys(raw))
 

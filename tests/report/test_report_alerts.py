@@ -172,6 +172,11 @@ def test_a_plan_step_may_expect_alerts() -> None:
         pytest.param("A", "steps[0].expect_alerts: expected a list of alert names", id="not-list"),
         pytest.param(["bad name"], "steps[0].expect_alerts[0]: expected an alert name", id="name"),
         pytest.param([3], "expect_alerts[0]: expected an alert name", id="number"),
+        pytest.param(
+            ["SessionStateTooFewReadyPod"],
+            "expect_alerts[0]: no alert 'SessionStateTooFewReadyPod' in deploy/monitoring/rules",
+            id="unknown",
+        ),
     ],
 )
 def test_bad_expect_alerts_is_one_line(value: object, message: str) -> None:
