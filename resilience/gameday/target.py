@@ -36,6 +36,9 @@ SANDBOX_FLAGS = (
     "10",
     "--hpa-sync-period",
     "5",
+    # Prometheus and Alertmanager: the report lists the alerts that fired per window.
+    "--with",
+    "monitoring",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
