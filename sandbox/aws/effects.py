@@ -15,7 +15,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sandbox.aws.inventory import AwsEvent, CacheMember, DbView, NodeInstance
+from sandbox.aws.inventory import AwsEvent, BrokerInstance, CacheMember, DbView, NodeInstance
 from sandbox.infra.rds_status import InvalidDBInstanceState, RdsStatus
 from sandbox.infra.redis_cluster import Role
 
@@ -40,6 +40,7 @@ class Effects(Protocol):
     """The sandbox behind the AWS resources; a recording fake stands in for it in tests."""
 
     def node_instances(self) -> Sequence[NodeInstance]: ...
+    def broker_instances(self) -> Sequence[BrokerInstance]: ...
     def db_identifiers(self) -> Sequence[str]: ...
     def db_view(self, identifier: str) -> DbView | None: ...
     def reboot_db(self, identifier: str, *, force_failover: bool) -> None: ...
@@ -77,6 +78,17 @@ class ControlPlaneEffects:
             for node in self._plane.options.nodes
         ]
 
+    def broker_instances(self) -> Sequence[BrokerInstance]:
+        """The RabbitMQ nodes' instances (none unless the sandbox runs `--with rabbitmq`)."""
+        backing = self._plane.backing
+        rabbitmq = backing.rabbitmq if backing is not None else None
+        if rabbitmq is None:
+            return []
+        return [
+            BrokerInstance.of(node.index, node.instance_name, node.amqp.host)
+            for node in rabbitmq.nodes
+        ]
+
     def power_off(self, instance_ids: Sequence[str]) -> None:
         self._on_loop(self._power(instance_ids, on=False))
 
@@ -93,6 +105,19 @@ class ControlPlaneEffects:
                 kubelet.power_on()
             else:
                 kubelet.power_off()
+        backing = self._plane.backing
+        rabbitmq = backing.rabbitmq if backing is not None else None
+        brokers = [b for b in self.broker_instances() if b.instance_id in wanted]
+        if rabbitmq is not None and brokers:
+            # AWS answers "stopping"/"pending" at once; the node stops or boots behind it.
+            nodes = [b.index for b in brokers]
+            act = rabbitmq.start_node if on else rabbitmq.stop_node
+
+            async def powering() -> None:
+                for index in nodes:
+                    await act(index)
+
+            await self._begin(powering(), started=lambda: True)
 
     # -- RDS --
 

@@ -15,7 +15,8 @@ calls a game day depends on do what AWS does to the sandbox (through
   FAILOVER` on the node group's replica, and the replication group's events.
 - ElastiCache DescribeReplicationGroups: the live nodes, primary first.
 - EC2 Stop/Start/RebootInstances: besides moto's state change, the node's
-  kubelet powers off or on.
+  kubelet powers off or on, or the RabbitMQ node of a broker instance
+  (`rabbitmq-1..3`, only when the sandbox runs `--with rabbitmq`) stops or starts.
 
 They patch moto's classes, so they rely on its internals: `check_moto()` names
 every attribute it needs and fails loudly when an upgrade removes one, and the
@@ -43,6 +44,7 @@ from moto.rds.responses import RDSResponse
 
 from sandbox.aws.effects import AwsRefusal, Effects
 from sandbox.aws.inventory import (
+    BROKER_INSTANCE_TYPE,
     CACHE_NODE_TYPE,
     DB_ENGINE,
     DB_ENGINE_VERSION,
@@ -333,7 +335,9 @@ def _wrap_describe_groups(self: ElastiCacheBackend, *args: Any, **kwargs: Any) -
 
 
 def _managed(instances: Sequence[Instance]) -> list[str]:
-    known = {node.instance_id for node in _effects().node_instances()}
+    effects = _effects()
+    known = {node.instance_id for node in effects.node_instances()}
+    known |= {broker.instance_id for broker in effects.broker_instances()}
     return [instance.id for instance in instances if instance.id in known]
 
 
@@ -410,6 +414,22 @@ def seed(clients: Any, effects: Effects) -> None:
         ec2.modify_instance_attribute(
             InstanceId=node.instance_id, DisableApiTermination={"Value": True}
         )
+    for broker in effects.broker_instances():
+        with instance_ids([broker.instance_id]):
+            ec2.run_instances(
+                ImageId=image,
+                MinCount=1,
+                MaxCount=1,
+                InstanceType=BROKER_INSTANCE_TYPE,
+                Placement={"AvailabilityZone": broker.zone},
+                PrivateIpAddress=broker.private_ip,
+                TagSpecifications=[
+                    {
+                        "ResourceType": "instance",
+                        "Tags": [{"Key": k, "Value": v} for k, v in broker.tags().items()],
+                    }
+                ],
+            )
     rds = clients("rds")
     for identifier in effects.db_identifiers():
         rds.create_db_instance(

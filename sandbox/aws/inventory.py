@@ -59,6 +59,38 @@ class NodeInstance:
         }
 
 
+BROKER_ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
+BROKER_INSTANCE_TYPE = "m5.large"
+
+
+def broker_instance_id(index: int) -> str:
+    """The fixed EC2 id of broker node `index` (0-based): `i-0f000000000000031` for rabbitmq-1.
+
+    >>> broker_instance_id(2)
+    'i-0f000000000000033'
+    """
+    return f"i-0f0000000000000{31 + index:02d}"
+
+
+@dataclass(frozen=True)
+class BrokerInstance:
+    """The EC2 instance of one self-managed RabbitMQ node (`rabbitmq-1` ...)."""
+
+    instance_id: str
+    zone: str
+    private_ip: str
+    name: str
+    index: int
+
+    @classmethod
+    def of(cls, index: int, name: str, host: str) -> BrokerInstance:
+        zone = BROKER_ZONES[index % len(BROKER_ZONES)]
+        return cls(broker_instance_id(index), zone, host, name, index)
+
+    def tags(self) -> dict[str, str]:
+        return {"Name": self.name, "harmonyflow:role": "rabbitmq"}
+
+
 @dataclass(frozen=True)
 class DbView:
     """What DescribeDBInstances shows of a sandbox DB instance right now."""

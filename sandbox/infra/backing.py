@@ -2,7 +2,8 @@
 
 "RDS" `harmonyflow-db` (PostgreSQL primary + synchronous standby behind its
 endpoint proxy), "ElastiCache" `harmonyflow-redis` (a 6-node Redis cluster) and
-the nginx ingress. They start concurrently; if one fails, the others are
+the nginx ingress; with `--with rabbitmq` also the 3-node RabbitMQ cluster
+(sandbox/infra/rabbitmq_cluster.py). They start concurrently; if one fails, the others are
 stopped before the error goes up, so a failed `up` leaves nothing behind.
 """
 
@@ -12,8 +13,10 @@ import asyncio
 import logging
 from pathlib import Path
 
+from sandbox.infra.extras import RABBITMQ
 from sandbox.infra.nginx_process import NginxProcess
 from sandbox.infra.postgres import RdsInstance
+from sandbox.infra.rabbitmq_cluster import RabbitmqCluster
 from sandbox.infra.redis_cluster import RedisCluster
 
 log = logging.getLogger(__name__)
@@ -25,20 +28,25 @@ class BackingServices:
         self.rds = RdsInstance(state_dir)
         self.redis = RedisCluster(state_dir)
         self.nginx = NginxProcess(state_dir)
+        self.rabbitmq: RabbitmqCluster | None = (
+            RabbitmqCluster(state_dir) if RABBITMQ in extras else None
+        )
 
     async def start(self) -> None:
-        results = await asyncio.gather(
-            self.rds.start(), self.redis.start(), self.nginx.start(), return_exceptions=True
-        )
+        starts = [self.rds.start(), self.redis.start(), self.nginx.start()]
+        if self.rabbitmq is not None:
+            starts.append(self.rabbitmq.start())
+        results = await asyncio.gather(*starts, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             await self.stop()
             raise failures[0]
 
     async def stop(self) -> None:
-        results = await asyncio.gather(
-            self.nginx.stop(), self.redis.stop(), self.rds.stop(), return_exceptions=True
-        )
+        stops = [self.nginx.stop(), self.redis.stop(), self.rds.stop()]
+        if self.rabbitmq is not None:
+            stops.append(self.rabbitmq.stop())
+        results = await asyncio.gather(*stops, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 log.error("stopping a backing service failed: %r", result)

@@ -123,16 +123,22 @@ def parse_env_file(text: str) -> dict[str, str]:
     return values
 
 
-def read_db_password(path: Path = SECRETS_FILE) -> str:
-    """The `harmonyflow` role's password from the overlay's secrets file (never logged)."""
+def read_sandbox_secret(key: str, path: Path = SECRETS_FILE) -> str:
+    """A value of the overlay's secrets file (never logged): the pods get the same one
+    through the Secret the overlay generates from it."""
     try:
         values = parse_env_file(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise InfraError(f"cannot read the database password file {path}: {error}") from error
-    password = values.get(PASSWORD_KEY, "")
-    if not password:
-        raise InfraError(f"{path} has no {PASSWORD_KEY}")
-    return password
+        raise InfraError(f"cannot read the sandbox secrets file {path}: {error}") from error
+    value = values.get(key, "")
+    if not value:
+        raise InfraError(f"{path} has no {key}")
+    return value
+
+
+def read_db_password(path: Path = SECRETS_FILE) -> str:
+    """The `harmonyflow` role's password."""
+    return read_sandbox_secret(PASSWORD_KEY, path)
 
 
 def render_postgresql_conf() -> str:

@@ -233,7 +233,8 @@ class ControlPlane:
     @property
     def amqp_urls(self) -> tuple[str, ...]:
         """The RabbitMQ nodes' AMQP URLs (none unless started `--with rabbitmq`)."""
-        return ()
+        rabbitmq = self.backing.rabbitmq if self.backing is not None else None
+        return rabbitmq.amqp_urls if rabbitmq is not None else ()
 
     @property
     def prometheus_url(self) -> str:

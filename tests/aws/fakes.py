@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sandbox.aws.effects import AwsRefusal
-from sandbox.aws.inventory import AwsEvent, CacheMember, DbView, NodeInstance
+from sandbox.aws.inventory import AwsEvent, BrokerInstance, CacheMember, DbView, NodeInstance
 
 NODES = (
     NodeInstance(
@@ -21,6 +21,10 @@ NODES = (
     ),
 )
 
+BROKERS = tuple(
+    BrokerInstance.of(index, f"rabbitmq-{index + 1}", f"127.0.3.{30 + index}") for index in range(3)
+)
+
 
 @dataclass
 class RecordingEffects:
@@ -32,9 +36,14 @@ class RecordingEffects:
     status: str = "available"
     recorded: list[AwsEvent] = field(default_factory=list)
     primaries: dict[str, int] = field(default_factory=dict)
+    # none unless a test asks, as the sandbox has none unless it runs `--with rabbitmq`
+    brokers: tuple[BrokerInstance, ...] = ()
 
     def node_instances(self) -> Sequence[NodeInstance]:
         return NODES
+
+    def broker_instances(self) -> Sequence[BrokerInstance]:
+        return self.brokers
 
     def db_identifiers(self) -> Sequence[str]:
         return ["harmonyflow-db"]
