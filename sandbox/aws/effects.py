@@ -114,8 +114,8 @@ class ControlPlaneEffects:
             act = rabbitmq.start_node if on else rabbitmq.stop_node
 
             async def powering() -> None:
-                for index in nodes:
-                    await act(index)
+                # Together: after a full stop each node waits for its peers to boot.
+                await asyncio.gather(*(act(index) for index in nodes))
 
             await self._begin(powering(), started=lambda: True)
 

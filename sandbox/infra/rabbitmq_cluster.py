@@ -287,7 +287,11 @@ class RabbitmqCluster:
                 return
             if self._epmd is None or not self._epmd.running:
                 raise InfraError("rabbitmq: the cluster is not running (start() first)")
-            await self._boot([spec])
+            await self._spawn(spec)
+            server = self._processes[spec.index]
+        # Waited for outside the lock: after a full stop a node waits for its peers
+        # (Mnesia), so the peers' own starts must be able to proceed meanwhile.
+        await self._wait_amqp(spec, server)
 
     async def __aenter__(self) -> RabbitmqCluster:
         await self.start()
@@ -357,7 +361,7 @@ class RabbitmqCluster:
             cwd=directory,
         )
 
-    async def _wait_amqp(self, spec: RabbitNodeSpec) -> None:
+    async def _wait_amqp(self, spec: RabbitNodeSpec, server: ServerProcess | None = None) -> None:
         async def answers() -> bool:
             return await _amqp_open(spec.amqp)
 
@@ -365,7 +369,7 @@ class RabbitmqCluster:
             answers,
             what=f"{spec.instance_name} ({spec.nodename}) accepting AMQP on {spec.amqp}",
             timeout=self.timeout,
-            server=self._processes[spec.index],
+            server=server or self._processes[spec.index],
             interval=0.3,
         )
 
