@@ -12,6 +12,11 @@ SANDBOX_FLAGS = [
     "20",
     "--default-unreachable-toleration-seconds",
     "10",
+    # the broker experiments stop RabbitMQ nodes and ask Prometheus about the outbox
+    "--with",
+    "rabbitmq",
+    "--with",
+    "monitoring",
 ]
 
 

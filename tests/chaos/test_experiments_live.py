@@ -115,6 +115,9 @@ def run_stock_chaos(
         pytest.param("liveness-hang", marks=pytest.mark.slow),
         pytest.param("readiness-dependency", marks=pytest.mark.slow),
         pytest.param("hpa-surge", marks=pytest.mark.slow),
+        # in CI by suites/test_broker.py (one node lost, and the drops-events twin)
+        pytest.param("broker-node-loss", marks=pytest.mark.slow),
+        pytest.param("broker-outage", marks=pytest.mark.slow),
     ],
 )
 def test_experiment_runs_with_stock_chaos_and_leaves_the_cluster_as_it_was(
