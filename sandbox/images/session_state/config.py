@@ -98,7 +98,7 @@ class Timings:
     startup: float = 40.0
     crash_after: float = 2.0
     burn_ms: float = 50.0
-    flush_interval: float = 1.0
+    flush_interval: float = 3.0  # drops-writes only: the window of writes a SIGTERM loses
     poll_interval: float = 1.0
     resync_interval: float = 5.0
     cache_ttl: float = 60.0

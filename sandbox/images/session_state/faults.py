@@ -12,7 +12,7 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `slow-start`      | not ready for STARTUP_SECONDS (default 40); live all along           |
 | `ignore-sigterm`  | ignores SIGTERM: only SIGKILL at the end of the grace period stops it|
 | `ready-before-db` | readiness 200 without checking PostgreSQL or Redis                   |
-| `drops-writes`    | acks writes before COMMIT, flushes every second, SIGTERM loses them  |
+| `drops-writes`    | acks writes before COMMIT, flushes every 3 s, SIGTERM loses them     |
 | `burns-cpu`       | every request burns about BURN_MS (default 50) ms of CPU             |
 | `crash`           | exits 1 after CRASH_AFTER_SECONDS (default 2): CrashLoopBackOff      |
 | `slow-responses`  | every `/api/` request answers SLOW_MS (300) ms late; probes are fast |
@@ -90,7 +90,7 @@ FAULT_TABLE: tuple[Fault, ...] = (
     ),
     Fault(
         "drops-writes",
-        "acks writes before COMMIT from a buffer flushed every second; SIGTERM loses them",
+        "acks writes before COMMIT from a buffer flushed every 3 s; SIGTERM loses them",
         write_behind=True,
     ),
     Fault(
