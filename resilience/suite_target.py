@@ -21,7 +21,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from resilience.errors import ResilienceError
 
 REQUEST_TIMEOUT = 15.0
 POLL_SECONDS = 0.5
+FAULT_ENV = "SESSION_STATE_FAULT"
 CANARY_LABEL = "harmonyflow.io/suite-canary"
 
 
@@ -103,6 +104,17 @@ class LiveTarget:
         if done.returncode != 0:
             raise KubectlError(f"kubectl {' '.join(args)}: {done.stderr.strip() or done.stdout}")
         return done.stdout
+
+    def set_fault(self, fault: str) -> None:
+        """Roll every replica onto one of the reference service's seeded faults
+        (`SESSION_STATE_FAULT`); a `destructive` test gets the template put back."""
+        container = {"name": self.deployment, "env": [{"name": FAULT_ENV, "value": fault}]}
+        client.AppsV1Api(self.api).patch_namespaced_deployment(
+            self.deployment,
+            self.namespace,
+            {"spec": {"template": {"spec": {"containers": [container]}}}},
+            _request_timeout=REQUEST_TIMEOUT,
+        )
 
     def read_deployment(self) -> dict[str, Any]:
         """The live Deployment as API JSON (camelCase)."""
@@ -368,3 +380,15 @@ def delete_canary(target: LiveTarget, name: str, timeout: float = 60.0) -> None:
             return
         time.sleep(POLL_SECONDS)
     raise TargetNotHealthyError(f"canary {name}: pods still present {timeout:g}s after deletion")
+
+
+def wait_until(
+    condition: Callable[[], bool], seconds: float, what: str, interval: float = POLL_SECONDS
+) -> float:
+    """Seconds until `condition()` held; an AssertionError naming `what` after `seconds`."""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        if condition():
+            return time.monotonic() - began
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {seconds:.0f} s")

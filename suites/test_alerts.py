@@ -30,14 +30,13 @@ from resilience.alert_rules import alert_rule
 from resilience.chaos.nodes import drain_zone, uncordon_zone
 from resilience.chaos.prometheus import alerts_firing, query_within
 from resilience.policy import IntendedPolicy
-from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
+from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
 
 pytestmark = [pytest.mark.resilience, pytest.mark.sandbox_with("monitoring")]
 
 ERROR_ALERT = "SessionStateHighErrorRate"
 SHORTFALL_ALERT = "SessionStateTooFewReadyPods"
-FAULT_ENV = "SESSION_STATE_FAULT"
 # Prometheus needs a few scrapes and a rule evaluation before a 1m rate means anything.
 SIGNAL_SECONDS = 120.0
 # Beyond an alert's `for:`: scrape and evaluation intervals, and Alertmanager's intake.
@@ -51,16 +50,6 @@ def require_monitoring() -> None:
     missing = [name for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL") if not os.environ.get(name)]
     if missing:
         pytest.fail(f"these suites need {' and '.join(missing)} (the sandbox: --with monitoring)")
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> float:
-    """Seconds it took until `condition()`; fails naming `what` after `seconds`."""
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        if condition():
-            return time.monotonic() - began
-        time.sleep(2.0)
-    pytest.fail(f"{what}: not within {seconds:.0f} s", pytrace=False)
 
 
 @pytest.mark.destructive
@@ -79,7 +68,7 @@ def test_promql_steady_state_holds_when_healthy_and_fails_in_an_error_storm(
     try:
         seconds = wait_until(healthy, SIGNAL_SECONDS, f"{bound.query} <= {bound.value}")
         print(f"healthy: {bound.query} <= {bound.value} after {seconds:.0f} s of traffic")
-        set_fault(target, "errors")
+        target.set_fault("errors")
         seconds = wait_until(
             lambda: not healthy(),
             SIGNAL_SECONDS + 60,
@@ -88,17 +77,6 @@ def test_promql_steady_state_holds_when_healthy_and_fails_in_an_error_storm(
         print(f"error storm: the steady-state probe failed after {seconds:.0f} s")
     finally:
         requests.stop()
-
-
-def set_fault(target: LiveTarget, fault: str) -> None:
-    """Roll every replica onto the service's seeded fault (restored by `destructive`)."""
-    container = {"name": target.deployment, "env": [{"name": FAULT_ENV, "value": fault}]}
-    target.apps.patch_namespaced_deployment(
-        target.deployment,
-        target.namespace,
-        {"spec": {"template": {"spec": {"containers": [container]}}}},
-        _request_timeout=REQUEST_TIMEOUT,
-    )
 
 
 def shortfall(target: LiveTarget) -> int:

@@ -31,7 +31,7 @@ import pytest
 from resilience.broker import EventCollector, EventVerdict, event_verdict, urls_from_env
 from resilience.chaos.brokers import broker_instances, start_broker_nodes, stop_broker_nodes
 from resilience.chaos.prometheus import query_value
-from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
+from resilience.suite_target import LiveTarget, wait_until
 from resilience.traffic import ErrorBudget, SessionTraffic, TrafficOutcome, check_error_budget
 
 pytestmark = [pytest.mark.resilience, pytest.mark.sandbox_with("rabbitmq", "monitoring")]
@@ -43,7 +43,6 @@ RECOVERY_SECONDS = 150.0
 DELIVERY_SECONDS = 60.0
 PENDING = "sum(session_state_outbox_pending)"
 NO_ERRORS = ErrorBudget(max_error_rate=0.0)
-FAULT_ENV = "SESSION_STATE_FAULT"
 
 
 @pytest.fixture
@@ -67,15 +66,6 @@ def brokers_restarted() -> Iterator[None]:
     finally:
         start_broker_nodes()
         wait_until(lambda: len(broker_instances()) == 3, RECOVERY_SECONDS, "every broker running")
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        if condition():
-            return time.monotonic() - began
-        time.sleep(1.0)
-    raise AssertionError(f"{what}: not within {seconds:.0f} s")
 
 
 def outbox_pending() -> float:
@@ -163,13 +153,7 @@ def test_the_whole_broker_cluster_lost_delays_events_but_loses_none(
 def test_twin_a_release_that_drops_events_fails_the_event_check(
     target: LiveTarget, collector: EventCollector, traffic: Callable[..., SessionTraffic]
 ) -> None:
-    container = {"name": target.deployment, "env": [{"name": FAULT_ENV, "value": "drops-events"}]}
-    target.apps.patch_namespaced_deployment(
-        target.deployment,
-        target.namespace,
-        {"spec": {"template": {"spec": {"containers": [container]}}}},
-        _request_timeout=REQUEST_TIMEOUT,
-    )
+    target.set_fault("drops-events")
     target.kubectl("rollout", "status", f"deployment/{target.deployment}", "--timeout=120s")
     requests = traffic(sessions=2, max_seconds=60)
     time.sleep(5.0)

@@ -26,7 +26,7 @@ import pytest
 from resilience.chaos.probes import rds_instance
 from resilience.observe import Monitors, check_readiness_recovered_without_restart, pod_histories
 from resilience.policy import IntendedPolicy
-from resilience.suite_target import LiveTarget
+from resilience.suite_target import LiveTarget, wait_until
 from resilience.traffic import (
     LoadSession,
     SessionTraffic,
@@ -116,12 +116,3 @@ def wait_available(timeout: float) -> dict[str, Any]:
             return db
         time.sleep(0.5)
     raise AssertionError(f"{DB_INSTANCE} still {seen} {timeout:.0f}s after the forced failover")
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
