@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resilience.load.windows import FaultMark, window_of, window_seconds
+from resilience.load.windows import FaultMark, second_window, window_seconds
 from resilience.slo import EndpointStats, Window, WindowStats, merge_histograms, percentile
 
 Key = tuple[str, str]  # (request type, name)
@@ -134,11 +134,12 @@ def window_stats(
     timeline: Timeline, marks: Sequence[FaultMark], run_start: float, run_end: float
 ) -> dict[Window, WindowStats]:
     """Every window that happened, with its endpoints' totals. A record counts in the
-    window of its second's midpoint, and in ALL."""
+    window of its second (`second_window`: a second a fault touched is the fault's),
+    and in ALL."""
     seconds = window_seconds(marks, run_start, run_end)
     grouped: dict[Window, dict[Key, list[RequestRecord]]] = {w: {} for w in seconds}
     for record in timeline.records:
-        for window in (Window.ALL, window_of(record.t + 0.5, marks)):
+        for window in (Window.ALL, second_window(record.t, marks)):
             if window in grouped:
                 grouped[window].setdefault(record.key, []).append(record)
     return {

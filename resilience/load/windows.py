@@ -58,6 +58,23 @@ def window_of(t: float, marks: Sequence[FaultMark]) -> Window:
     return Window.RECOVERY
 
 
+def second_window(second: int, marks: Sequence[FaultMark]) -> Window:
+    """The window of a whole second of requests (the timeline's records): FAULT when any
+    fault was active at any moment of [second, second + 1), else the window of its middle.
+
+    Requests within one second cannot be told apart; when a fault starts or ends inside
+    it, those requests may have met the fault, so they count against the fault's budget,
+    never against the steady state around it.
+
+        >>> marks = [FaultMark("failover", start=54.52, end=56.12)]
+        >>> [second_window(s, marks).value for s in (53, 54, 55, 56, 57)]
+        ['baseline', 'fault', 'fault', 'fault', 'recovery']
+    """
+    if any(m.start < second + 1 and (m.end is None or m.end > second) for m in marks):
+        return Window.FAULT
+    return window_of(second + 0.5, marks)
+
+
 def window_seconds(
     marks: Sequence[FaultMark], run_start: float, run_end: float
 ) -> dict[Window, float]:

@@ -12,6 +12,7 @@ from resilience.load.windows import (
     MarkEvent,
     marks_from_events,
     parse_mark_event,
+    second_window,
     window_of,
     window_seconds,
 )
@@ -41,6 +42,28 @@ OPEN = FaultMark("failover", 40.0, None)
 )
 def test_window_of(t: float, marks: list[FaultMark], window: Window) -> None:
     assert window_of(t, marks) is window
+
+
+FAILOVER = FaultMark("failover", 54.52, 56.12)
+
+
+@pytest.mark.parametrize(
+    ("second", "marks", "window"),
+    [
+        pytest.param(53, [FAILOVER], Window.BASELINE, id="whole-second-before"),
+        # the fault starts after this second's middle: its requests may have met it
+        pytest.param(54, [FAILOVER], Window.FAULT, id="second-the-fault-starts-in"),
+        pytest.param(55, [FAILOVER], Window.FAULT, id="inside"),
+        pytest.param(56, [FAILOVER], Window.FAULT, id="second-the-fault-ends-in"),
+        pytest.param(57, [FAILOVER], Window.RECOVERY, id="whole-second-after"),
+        pytest.param(9, [KILL], Window.BASELINE, id="ends-exactly-at-the-start"),
+        pytest.param(20, [KILL], Window.RECOVERY, id="starts-exactly-at-the-end"),
+        pytest.param(10**6, [OPEN], Window.FAULT, id="never-ended"),
+        pytest.param(3, [], Window.BASELINE, id="no-marks"),
+    ],
+)
+def test_second_window(second: int, marks: list[FaultMark], window: Window) -> None:
+    assert second_window(second, marks) is window
 
 
 @pytest.mark.parametrize(
