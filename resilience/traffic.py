@@ -164,7 +164,8 @@ def lost_writes(
     acked: Iterable[Ack], final: Mapping[str, tuple[int, Mapping[str, Any]]]
 ) -> list[str]:
     """Every acknowledged write must be visible: the final version is at least the acked one,
-    and where nothing was written after it, the state is the acked state.
+    and where nothing was written after it, the state is the acked state. A session read
+    back as version 0 is gone (versions start at 1), and its creation was acknowledged.
 
     >>> lost_writes([Ack("a", 2, {"n": 2})], {"a": (1, {"n": 1})})
     ['session a: acknowledged version 2 but the service has version 1']
@@ -173,7 +174,11 @@ def lost_writes(
     for ack in acked:
         if ack.session not in latest or ack.version > latest[ack.session].version:
             latest[ack.session] = ack
-    findings = []
+    findings = [
+        f"session {session}: its creation was acknowledged but the service no longer has it"
+        for session, (version, _) in sorted(final.items())
+        if version == 0 and session not in latest
+    ]
     for session, ack in sorted(latest.items()):
         version, state = final.get(session, (0, {}))
         if version < ack.version:
@@ -250,10 +255,14 @@ def create_sessions(base: str, count: int, owner: str = "resilience-suite") -> l
 
 
 def read_back(base: str, sessions: Iterable[str]) -> dict[str, tuple[int, Mapping[str, Any]]]:
-    """The final (version, state) of every session; raises TrafficError when one is unreadable."""
+    """The final (version, state) of every session, (0, {}) for one the service lost (404);
+    raises TrafficError when one is unreadable."""
     final: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for session in sessions:
         status, body = request(base, "GET", f"{SESSIONS_PATH}/{session}")
+        if status == 404:
+            final[session] = (0, {})
+            continue
         if status != 200 or not isinstance(body, dict):
             raise TrafficError(f"GET {SESSIONS_PATH}/{session} answered {status}: {body}")
         final[session] = (int(body["version"]), dict(body["state"]))

@@ -102,6 +102,8 @@ def test_write_gap(times: list[float], fault_at: float, gap: float | None) -> No
         pytest.param([Ack("a", 2, {"n": 2})], {"a": (1, {"n": 1})}, 1, id="version-lost"),
         pytest.param([Ack("a", 2, {"n": 2})], {"a": (2, {"n": 1})}, 1, id="state-differs"),
         pytest.param([Ack("a", 1, {}), Ack("b", 1, {})], {}, 2, id="sessions-gone"),
+        pytest.param([], {"a": (0, {}), "b": (1, {})}, 1, id="created-then-gone"),
+        pytest.param([Ack("a", 2, {})], {"a": (0, {})}, 1, id="written-then-gone"),
     ],
 )
 def test_lost_writes(acked: list[Ack], final: dict[str, Any], lost: int) -> None:

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from resilience.traffic import read_back as traffic_read_back
 from tests.aws.clients import aws_cli as run_aws_cli
 from tests.aws.clients import boto as boto_client
 from tests.aws.clients import cli_env
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live import DEPLOYMENT, NAMESPACE, LiveSandbox, create_sessions
-from tests.sandbox.traffic import Writer, lost_writes, request, write_gap
+from tests.sandbox.traffic import Writer, lost_writes, write_gap
 
 pytestmark = pytest.mark.usefixtures("servers_installed")
 
@@ -64,12 +65,7 @@ def writing(live: LiveSandbox, sessions: int = 6) -> Iterator[Writer]:
 
 
 def read_back(live: LiveSandbox, writer: Writer) -> list[str]:
-    final = {}
-    for session in writer.sessions:
-        status, body = request(live.ingress, "GET", f"/api/v1/sessions/{session}")
-        assert status == 200, body
-        final[session] = (int(body["version"]), body["state"])
-    return lost_writes(writer.acked, final)
+    return lost_writes(writer.acked, traffic_read_back(live.ingress, writer.sessions))
 
 
 def failover_and_recover(
