@@ -29,7 +29,7 @@ typecheck: setup
 
 # pytest exits 5 when a selection holds no test; that is not a failure.
 unit: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test: lint typecheck unit
 

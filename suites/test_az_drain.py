@@ -14,8 +14,12 @@
   finding (reports/findings.json and the warnings summary), not a failure.
 - While the service runs short of a pod, a drain of a second zone (a node-group
   upgrade marching on) must be held back by the budget.
-- After the uncordon, the spread returns to one pod per zone.
-Nodes are always uncordoned, in a `finally`.
+- After the uncordon, the spread returns to one pod per zone (when the replicas were
+  spread before the drain: a skew left by an earlier rollout is recorded as a finding,
+  and the recovery is then judged on the replica count alone).
+The zones drained are the busiest ones (an uneven spread must not let the drain hit an
+empty zone and test nothing); the first one within the disruption budget, which the
+blast-radius interlock enforces. Nodes are always uncordoned, in a `finally`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from resilience.observe import (
     check_recovery,
     measure_recovery,
 )
+from resilience.observe.recovery import is_recovered, ready_spread
+from resilience.observe.zones import active_pods_per_zone, busiest_zone, zone_to_drain
 from resilience.policy import IntendedPolicy
 from resilience.suite_drift import deployment_drift, pdb_drift
 from resilience.suite_target import LiveTarget
@@ -68,14 +74,6 @@ def test_live_budget_and_zone_spread_are_the_intended_ones(
     )
 
 
-def pods_in_zone(state: State, policy: IntendedPolicy, zone: str) -> list[str]:
-    return [
-        p.name
-        for p in state.pods_matching(policy.selector)
-        if p.active and state.zone_of(p) == zone
-    ]
-
-
 def settled(state: State, policy: IntendedPolicy) -> bool:
     """Every replica either Ready or Pending unscheduled: the drain's outcome is visible."""
     pods = [p for p in state.pods_matching(policy.selector) if p.active]
@@ -93,9 +91,19 @@ def test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon(
     load: Callable[[str], LoadSession],
     finding: Callable[[str, str], None],
 ) -> None:
-    zones = intended_policy.zones.zones
-    first, second = zones[0], zones[1]
-    on_first = pods_in_zone(monitors.timeline.current, intended_policy, first)
+    before = ready_spread(monitors.timeline.current, intended_policy)
+    spread_before = before.skew <= intended_policy.zones.max_skew
+    if not spread_before:
+        finding(
+            "Replicas were not spread over the zones before the AZ drain",
+            f"ready pods per zone {dict(before.zones)} (skew {before.skew}, maxSkew "
+            f"{intended_policy.zones.max_skew}): left by an earlier rollout; the recovery is "
+            "judged on the replica count alone",
+        )
+    first = zone_to_drain(
+        monitors.timeline.current, intended_policy, disruption_budget(intended_policy)
+    )
+    on_first = active_pods_per_zone(monitors.timeline.current, intended_policy)[first]
     enforce(
         [
             blast_radius_refusal(
@@ -104,6 +112,7 @@ def test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon(
         ]
     )
     requests = traffic()
+    cordoned = [first]  # uncordon only what this test cordoned: staging may have its own
     with load("az-drain") as background:
         try:
             with background.fault("drain"), monitors.mark("drain", first):
@@ -112,19 +121,26 @@ def test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon(
                     lambda s: settled(s, intended_policy), SETTLE_SECONDS, "the drain to settle"
                 )
             report_pending_replacements(monitors.timeline.current, intended_policy, first, finding)
+            second = busiest_zone(monitors.timeline.current, intended_policy, besides=first)
+            cordoned.append(second)
             with background.fault("second-drain"), monitors.mark("second-drain", second):
                 held = second_drain_is_held(target, second)
         finally:
-            for zone in (second, first):
+            for zone in reversed(cordoned):
                 uncordon_zone(zone)
         # The evictions are over: judge the budget before waiting for the spread, which a
         # broken budget may never give back (nothing moves running pods after an uncordon).
         check_disruption_budget(monitors.timeline.states(), intended_policy).raise_if_violated()
         with background.fault("uncordon"), monitors.mark("uncordon", f"{first}, {second}") as mark:
             monitors.timeline.wait_for(
-                lambda s: spread_restored(s, intended_policy),
+                lambda s: is_recovered(
+                    ready_spread(s, intended_policy),
+                    intended_policy.rollout.replicas,
+                    intended_policy,
+                    spread_before,
+                ),
                 SPREAD_LIMIT_SECONDS,
-                "one pod per zone",
+                "one pod per zone" if spread_before else "every replica Ready",
             )
     outcome = requests.stop()
     states = monitors.timeline.states()
@@ -132,7 +148,9 @@ def test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon(
     budget = check_disruption_budget(states, intended_policy)
     print(f"disruption budget: {dict(budget.details)}")
     budget.raise_if_violated()
-    recovery = measure_recovery(states, intended_policy, monitors.timeline.marks[mark.id])
+    recovery = measure_recovery(
+        states, intended_policy, monitors.timeline.marks[mark.id], spread=spread_before
+    )
     check_recovery(recovery, SPREAD_LIMIT_SECONDS).raise_if_violated()
     check_error_budget(outcome, DRAIN_BUDGET, f"drain of {first}").raise_if_violated()
     background.check(f"drain of {first}").raise_if_violated()
@@ -162,15 +180,3 @@ def second_drain_is_held(target: LiveTarget, zone: str) -> str:
     except ActivityFailed as refused:
         return f"held: {refused}"
     return f"went through: {result}"
-
-
-def spread_restored(state: State, policy: IntendedPolicy) -> bool:
-    pods = [p for p in state.pods_matching(policy.selector) if p.active and p.ready]
-    per_zone = {zone: 0 for zone in policy.zones.zones}
-    for pod in pods:
-        zone = state.zone_of(pod)
-        if zone in per_zone:
-            per_zone[zone] += 1
-    return len(pods) >= policy.rollout.replicas and (
-        max(per_zone.values()) - min(per_zone.values()) <= policy.zones.max_skew
-    )

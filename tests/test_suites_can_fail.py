@@ -193,7 +193,8 @@ TWINS = [
     pytest.param(
         pdb_removed,
         "suites/test_az_drain.py::test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon",
-        ("left 1 Ready pods, fewer than minAvailable 2",),
+        # "left N": an earlier twin's rollout may leave the zones uneven
+        ("Ready pods, fewer than minAvailable 2",),
         id="pdb-removed",
     ),
     pytest.param(
