@@ -79,6 +79,18 @@ def test_rollout_seen_by_the_monitors_passes_the_rollout_limits(
         with monitors.mark("rollout", image):
             set_image(sandbox, namespace, image)
             monitors.timeline.wait_for(rolled_out(image), 120, "the rollout to finish")
+        # The timeline catches up with what the API lists, object for object (pods may still
+        # get status updates after the rollout, so "caught up" is: same pods, no older copy).
+        listed = client.CoreV1Api(sandbox.api_client()).list_namespaced_pod(namespace).items
+        now = {p.metadata.name: int(p.metadata.resource_version) for p in listed}
+        monitors.timeline.wait_for(
+            lambda state: (
+                state.pods.keys() == now.keys()
+                and all(int(state.pods[name].resource_version) >= rv for name, rv in now.items())
+            ),
+            30,
+            "the timeline to catch up with the API's pod list",
+        )
     finally:
         monitors.stop(timeout=10)
     policy = policy_for(namespace, body)
@@ -102,11 +114,6 @@ def test_rollout_seen_by_the_monitors_passes_the_rollout_limits(
     }
     seen = {e.observation.name for e in monitors.timeline.events if e.kind.value == "Pod"}
     assert created and created <= seen, created - seen
-    # ... and the final state is what the API says now, object for object.
-    listed = client.CoreV1Api(sandbox.api_client()).list_namespaced_pod(namespace).items
-    final = monitors.timeline.current.pods
-    now = {p.metadata.name: p.metadata.resource_version for p in listed}
-    assert {name: pod.resource_version for name, pod in final.items()} == now
 
     exported = monitors.export_jsonl(tmp_path / "timeline.jsonl")
     loaded = load_jsonl(exported)
