@@ -12,15 +12,26 @@ SANDBOX_FLAGS = [
     "20",
     "--default-unreachable-toleration-seconds",
     "10",
-    # the broker experiments stop RabbitMQ nodes and ask Prometheus about the outbox
-    "--with",
-    "rabbitmq",
-    "--with",
-    "monitoring",
 ]
+# The broker experiments stop RabbitMQ nodes and ask Prometheus about the outbox. Three
+# Erlang VMs take ~18 s to start and a core's share while up, so only when one is selected.
+BROKER_FLAGS = ["--with", "rabbitmq", "--with", "monitoring"]
+
+
+def broker_experiment_selected(request: pytest.FixtureRequest) -> bool:
+    """Whether this module's selected tests include a broker experiment."""
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        name = str(callspec.params.get("name", "")) if callspec is not None else ""
+        if getattr(item, "module", None) is request.module and name.startswith("broker-"):
+            return True
+    return False
 
 
 @pytest.fixture(scope="module")
-def chaos_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
+def chaos_sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSandbox]:
     """One sandbox for a module of experiments (`resilience sandbox up`, then `down`)."""
-    yield from started(tmp_path_factory.mktemp("chaos") / "sandbox", SANDBOX_FLAGS)
+    flags = SANDBOX_FLAGS + (BROKER_FLAGS if broker_experiment_selected(request) else [])
+    yield from started(tmp_path_factory.mktemp("chaos") / "sandbox", flags)

@@ -162,7 +162,15 @@ def test_runner_fails_a_bad_release_left_without_its_rollback(
     wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
     before = cluster_state(chaos_sandbox)
     process = resilience(
-        chaos_sandbox, tmp_path, "chaos", "run", str(path), "--var", "recovery_timeout=15"
+        chaos_sandbox,
+        tmp_path,
+        "chaos",
+        "run",
+        str(path),
+        "--var",
+        "recovery_timeout=15",
+        "--var",
+        "stall_seconds=5",  # the image never becomes ready: a longer hold shows nothing more
     )
     out, err = process.communicate(timeout=300)
     assert process.returncode == 1, err[-2000:]
