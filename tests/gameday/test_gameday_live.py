@@ -24,6 +24,7 @@ import pytest
 from kubernetes import client
 
 from resilience.chaos import recovery
+from resilience.report.alerts import read_alerts
 from tests.builders import REPO_ROOT
 from tests.chaos.conftest import SANDBOX_FLAGS
 from tests.chaos.test_experiments_live import cluster_state, whole
@@ -37,7 +38,9 @@ SHORT = REPO_ROOT / "experiments" / "gameday" / "short.yaml"
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
-    yield from started(tmp_path_factory.mktemp("gameday") / "sandbox", SANDBOX_FLAGS)
+    # as `make gameday` runs it: with Prometheus and Alertmanager, whose alerts the report lists
+    flags = [*SANDBOX_FLAGS, "--with", "monitoring"]
+    yield from started(tmp_path_factory.mktemp("gameday") / "sandbox", flags)
 
 
 def gameday(live: LiveSandbox, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -136,6 +139,8 @@ def test_a_short_game_day_writes_a_full_report(sandbox: LiveSandbox, tmp_path: P
         assert (run_dir / "load" / name).is_file(), name
     assert (run_dir / "observe.jsonl").stat().st_size > 1000
     assert len(list((run_dir / "steps").glob("*/journal.json"))) == 2
+    alerts = read_alerts(run_dir)
+    assert alerts.collected, alerts.note
     no_leaks(run_dir)
     wait_for(lambda: cluster_state(sandbox) == before, 120, "the cluster as it started")
     assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
