@@ -42,7 +42,14 @@ from resilience.errors import ResilienceError
 from resilience.interlocks import InterlockRefused, SafetySettings
 from resilience.manifests import RenderedManifests, render
 from resilience.policy import IntendedPolicy, policy_from_manifests
-from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_running, sandbox_up
+from resilience.suite_sandbox import (
+    SandboxSession,
+    requested_extras,
+    sandbox_down,
+    sandbox_running,
+    sandbox_up,
+    with_flags,
+)
 from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
 from resilience.target import Target, TargetUnreachableError, check_reachable, load_target
 
@@ -107,19 +114,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The session's sandbox runs the optional parts (RabbitMQ, monitoring) that the
     selected tests ask for with `@pytest.mark.sandbox_with(...)`, and only those."""
-    config.stash[SANDBOX_EXTRAS] = tuple(
-        sorted(
-            {
-                str(extra)
-                for item in items
-                for marker in item.iter_markers("sandbox_with")
-                for extra in marker.args
-            }
-        )
-    )
+    config.stash[SANDBOX_EXTRAS] = requested_extras(items)
 
 
 @pytest.fixture(scope="session")
@@ -201,7 +200,7 @@ def _point_clients_at(env: pytest.MonkeyPatch, live: LiveTarget) -> None:
 
 def _start_sandbox(state: Path, extras: Sequence[str]) -> SandboxSession:
     try:
-        return sandbox_up(state, [flag for extra in extras for flag in ("--with", extra)])
+        return sandbox_up(state, with_flags(extras))
     except ResilienceError as error:
         pytest.fail(f"the sandbox did not start: {error}", pytrace=False)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from resilience.errors import ResilienceError
 
@@ -91,6 +93,26 @@ def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]
         check=False,
         stdin=subprocess.DEVNULL,
     )
+
+
+def requested_extras(items: Iterable[pytest.Item]) -> tuple[str, ...]:
+    """The optional sandbox parts (RabbitMQ, monitoring) that `items` ask for with
+    `@pytest.mark.sandbox_with(...)`: a sandbox starts only what the selected tests need."""
+    return tuple(
+        sorted(
+            {
+                str(extra)
+                for item in items
+                for marker in item.iter_markers("sandbox_with")
+                for extra in marker.args
+            }
+        )
+    )
+
+
+def with_flags(extras: Iterable[str]) -> list[str]:
+    """`resilience sandbox up` flags for the extras: --with NAME for each."""
+    return [flag for extra in extras for flag in ("--with", extra)]
 
 
 def sandbox_up(

@@ -30,6 +30,7 @@ EXPERIMENTS = REPO_ROOT / "experiments"
 CHAOS = Path(sys.executable).with_name("chaos")
 # experiments that fail on the seed's settings: a finding, asserted as such below
 FINDINGS = {"liveness-hang": "service-answers = False"}
+BROKER_PARTS = pytest.mark.sandbox_with("rabbitmq", "monitoring")
 
 
 def env(live: LiveSandbox, tmp_path: Path) -> dict[str, str]:
@@ -115,9 +116,10 @@ def run_stock_chaos(
         pytest.param("liveness-hang", marks=pytest.mark.slow),
         pytest.param("readiness-dependency", marks=pytest.mark.slow),
         pytest.param("hpa-surge", marks=pytest.mark.slow),
-        # in CI by suites/test_broker.py (one node lost, and the drops-events twin)
-        pytest.param("broker-node-loss", marks=pytest.mark.slow),
-        pytest.param("broker-outage", marks=pytest.mark.slow),
+        # in CI by suites/test_broker.py (one node lost, and the drops-events twin); they
+        # stop RabbitMQ nodes and ask Prometheus about the outbox
+        pytest.param("broker-node-loss", marks=[pytest.mark.slow, BROKER_PARTS]),
+        pytest.param("broker-outage", marks=[pytest.mark.slow, BROKER_PARTS]),
     ],
 )
 def test_experiment_runs_with_stock_chaos_and_leaves_the_cluster_as_it_was(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from resilience.traffic import read_back as traffic_read_back
+from resilience.traffic import read_back
 from tests.aws.clients import aws_cli as run_aws_cli
 from tests.aws.clients import boto as boto_client
 from tests.aws.clients import cli_env
@@ -64,8 +64,8 @@ def writing(live: LiveSandbox, sessions: int = 6) -> Iterator[Writer]:
         thread.join(30)
 
 
-def read_back(live: LiveSandbox, writer: Writer) -> list[str]:
-    return lost_writes(writer.acked, traffic_read_back(live.ingress, writer.sessions))
+def lost_acknowledged_writes(live: LiveSandbox, writer: Writer) -> list[str]:
+    return lost_writes(writer.acked, read_back(live.ingress, writer.sessions))
 
 
 def failover_and_recover(
@@ -90,7 +90,7 @@ def failover_and_recover(
     record_property(f"{label}_write_gap_seconds", gap)
     print(f"{label}: write gap {gap} s, {writer.failures} failed writes")
     assert gap is not None, "no write was acknowledged after the failover"
-    assert read_back(live, writer) == [], "an acknowledged write was lost"
+    assert lost_acknowledged_writes(live, writer) == [], "an acknowledged write was lost"
     assert after["AvailabilityZone"] == before["SecondaryAvailabilityZone"]
     assert after["SecondaryAvailabilityZone"] == before["AvailabilityZone"]
     return after
@@ -158,7 +158,7 @@ def test_elasticache_test_failover_under_load(live: LiveSandbox) -> None:
     assert f"Test Failover API called for node group {shard['NodeGroupId']}" in messages
     print(f"TestFailover: {writer.failures} failed of {attempts} writes")
     assert writer.failures <= max(5, attempts // 20), "errors beyond 5% during a cache failover"
-    assert read_back(live, writer) == []
+    assert lost_acknowledged_writes(live, writer) == []
 
 
 def nodes_in(live: LiveSandbox, zone: str) -> list[Any]:
