@@ -65,11 +65,24 @@ def prometheus_alerts(url: str, name: str, namespace: str) -> list[dict[str, Any
 
 @pytest.fixture(scope="module")
 def service(sandbox: SandboxHarness) -> Iterator[tuple[str, list[str]]]:
-    """The service's Deployment (3 testapp replicas), Service and PDB in a fresh namespace."""
+    """The service's Deployment (3 testapp replicas), Service and PDB in a fresh namespace.
+
+    Like deploy/base, the Deployment requires one replica per zone (maxSkew 1,
+    DoNotSchedule), which the zone labels of the scraped targets then show.
+    """
     namespace = sandbox.new_namespace()
     api = sandbox.api_client()
     labels = {"app": DEPLOYMENT}
-    client.AppsV1Api(api).create_namespaced_deployment(namespace, app_deployment(DEPLOYMENT))
+    deployment = app_deployment(DEPLOYMENT)
+    deployment["spec"]["template"]["spec"]["topologySpreadConstraints"] = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": labels},
+        }
+    ]
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
     client.CoreV1Api(api).create_namespaced_service(
         namespace,
         {
@@ -145,7 +158,7 @@ def test_prometheus_discovers_every_pod_with_its_labels(
         assert labels["node"].startswith("ip-127-0-1-") and labels["zone"].startswith("us-west-2")
         # testapp serves no /metrics: the scrape reached the pod and got its 404.
         assert "404" in target["lastError"], target
-    assert len({t["labels"]["zone"] for t in targets}) == 3  # one replica per zone
+    assert len({t["labels"]["zone"] for t in targets}) == 3  # the spread constraint's doing
 
 
 def test_the_control_plane_job_is_up_and_matches_the_deployment(

@@ -21,6 +21,7 @@ from sandbox.kube.controllers.scheduler import (
     REASON_UNSCHEDULABLE,
     ZONE_LABEL,
     Scheduler,
+    default_spread_selector,
     fit_error_message,
     least_allocated_score,
     memory_bytes,
@@ -514,6 +515,127 @@ def test_schedule_anyway_prefers_the_emptier_zone() -> None:
     ]
     decision = schedule(make_pod("new", spec=soft), six_nodes(), pods, random.Random(3))
     assert decision.node_name in ("node-c1", "node-c2")
+
+
+REPLICASET = {
+    "apiVersion": "apps/v1",
+    "kind": "ReplicaSet",
+    "name": "web-5d8f",
+    "uid": "uid-rs",
+    "controller": True,
+}
+
+
+def service(selector: dict[str, str] | None, namespace: str = "default") -> KubeObject:
+    return {"metadata": {"name": "svc", "namespace": namespace}, "spec": {"selector": selector}}
+
+
+def replicaset(match_labels: dict[str, str]) -> KubeObject:
+    return {"metadata": {"name": "web-5d8f"}, "spec": {"selector": {"matchLabels": match_labels}}}
+
+
+@pytest.mark.parametrize(
+    ("services", "controller", "matching", "not_matching"),
+    [
+        pytest.param([], None, [], [{"app": "web"}], id="nothing-selects-it"),
+        pytest.param(
+            [service({"app": "web"})], None, [{"app": "web"}], [{"app": "api"}], id="its-service"
+        ),
+        pytest.param(
+            [service({"app": "web"}, namespace="other")],
+            None,
+            [],
+            [{"app": "web"}],
+            id="another-namespace-s-service",
+        ),
+        pytest.param(
+            [service({"app": "api"})], None, [], [{"app": "web"}], id="a-service-for-others"
+        ),
+        pytest.param([service(None)], None, [], [{"app": "web"}], id="a-selectorless-service"),
+        pytest.param(
+            [],
+            replicaset({"app": "web", "pod-template-hash": "5d8f"}),
+            [{"app": "web", "pod-template-hash": "5d8f"}],
+            [{"app": "web"}],
+            id="its-replicaset",
+        ),
+        pytest.param(
+            [service({"app": "web"})],
+            replicaset({"pod-template-hash": "5d8f"}),
+            [{"app": "web", "pod-template-hash": "5d8f"}],
+            [{"app": "web", "pod-template-hash": "0000"}],
+            id="service-and-replicaset-merged",
+        ),
+    ],
+)
+def test_default_spread_selector(
+    services: list[KubeObject],
+    controller: KubeObject | None,
+    matching: list[dict[str, str]],
+    not_matching: list[dict[str, str]],
+) -> None:
+    pod = make_pod("p", labels={"app": "web", "pod-template-hash": "5d8f"})
+    selector = default_spread_selector(pod, services, controller)
+    assert selector.empty == (not matching)  # an empty selector would match everything
+    for labels in matching:
+        assert selector.matches(labels)
+    for labels in not_matching if matching else []:
+        assert not selector.matches(labels)
+
+
+def test_system_defaults_apply_only_without_declared_constraints() -> None:
+    selector = default_spread_selector(make_pod("p"), [service({"app": "web"})], None)
+    defaults = spread_constraints(make_pod("p"), selector)
+    assert [(c.topology_key, c.max_skew, c.hard) for c in defaults] == [
+        ("kubernetes.io/hostname", 3, False),
+        (ZONE_LABEL, 5, False),
+    ]
+    declared = spread_constraints(make_pod("p", spec=spread()), selector)
+    assert [(c.topology_key, c.max_skew, c.hard) for c in declared] == [(ZONE_LABEL, 1, True)]
+    assert spread_constraints(make_pod("p"), default_spread_selector(make_pod("p"), [], None)) == []
+
+
+def test_system_defaults_prefer_the_zone_without_replicas() -> None:
+    """Zones a and b hold a replica each on their first node: the next one goes to zone c."""
+    pods = [make_pod("web-a", node="node-a1"), make_pod("web-b", node="node-b1")]
+    selector = default_spread_selector(make_pod("new"), [service({"app": "web"})], None)
+    for seed in range(10):
+        decision = schedule(make_pod("new"), six_nodes(), pods, random.Random(seed), selector)
+        assert decision.node_name in ("node-c1", "node-c2"), decision.scores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_replicaset_pods_without_constraints_spread_over_the_zones(seed: int) -> None:
+    """A Deployment that declares no spreading still gets one replica per zone, as upstream."""
+    clock = ManualClock()
+    store = new_store(clock)
+    for node in six_nodes():
+        add_node(store, node)
+    created = store.create(
+        "apps/replicasets",
+        {
+            "metadata": {"name": "web-5d8f", "namespace": "default"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                },
+            },
+        },
+    )
+    owner = {**REPLICASET, "uid": created["metadata"]["uid"]}
+    for index in range(3):
+        add_pod(store, make_pod(f"web-{index}", owner=owner))
+    scheduler = Scheduler(store, clock, ControlPlaneSettings(), rng=random.Random(seed))
+    for key in list(scheduler.all_keys()):
+        scheduler.reconcile(key)
+    zones = {
+        store.get("nodes", "", p["spec"]["nodeName"])["metadata"]["labels"][ZONE_LABEL]
+        for p in store.list("pods")
+    }
+    assert zones == set(ZONES)
 
 
 def test_least_allocated_prefers_the_idle_node() -> None:

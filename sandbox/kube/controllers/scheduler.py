@@ -8,7 +8,10 @@ NodeAffinity (nodeSelector and required node affinity), NodeResourcesFit
 (cpu, memory, pod count against allocatable) and PodTopologySpread (hard
 constraints). Scoring is least-allocated plus, for ScheduleAnyway constraints,
 PodTopologySpread's skew score (weight 2); ties are broken by a seeded
-`random.Random`.
+`random.Random`. A pod without topologySpreadConstraints gets the plugin's system
+defaults (`defaultingType: System`: hostname maxSkew 3 and zone maxSkew 5, both
+ScheduleAnyway) over the selector of the Services that select it and its controlling
+ReplicaSet or StatefulSet, so replicas spread over nodes and zones as on a real cluster.
 
 A pod that fits nowhere gets `PodScheduled=False, reason=Unschedulable` and a
 FailedScheduling event with upstream's FitError message, and is retried when a
@@ -51,6 +54,13 @@ DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 DEFAULT_MAX_PODS = 110
 MAX_NODE_SCORE = 100
 SPREAD_SCORE_WEIGHT = 2  # the default profile weighs PodTopologySpread 2, NodeResourcesFit 1
+# podtopologyspread.systemDefaultConstraints: (topologyKey, maxSkew), all ScheduleAnyway.
+SYSTEM_DEFAULT_SPREAD = ((HOSTNAME_LABEL, 3), (ZONE_LABEL, 5))
+# The controllers whose selector helper.DefaultSelector adds (no ReplicationControllers here).
+CONTROLLER_RESOURCES = {
+    ("apps/v1", "ReplicaSet"): "apps/replicasets",
+    ("apps/v1", "StatefulSet"): "apps/statefulsets",
+}
 
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
@@ -435,14 +445,71 @@ class SpreadConstraint:
     honor_node_affinity: bool = True
     honor_node_taints: bool = False
     self_match: bool = True
+    system_default: bool = False  # from SYSTEM_DEFAULT_SPREAD, not the pod's spec
 
 
-def spread_constraints(pod: Mapping[str, Any]) -> list[SpreadConstraint]:
-    """The pod's topologySpreadConstraints, with matchLabelKeys folded into the selector."""
+def default_spread_selector(
+    pod: Mapping[str, Any],
+    services: Iterable[Mapping[str, Any]],
+    controller: Mapping[str, Any] | None,
+) -> LabelSelector:
+    """helper.DefaultSelector: what the system default spread constraints count.
+
+    The selectors of the pod's namespace's Services that select it, merged, plus the
+    requirements of its controlling ReplicaSet or StatefulSet (`controller`, already
+    looked up by the caller from the pod's controller ownerReference).
+
+    >>> pod = {"metadata": {"namespace": "ns", "labels": {"app": "web", "tier": "a"}}}
+    >>> service = {"metadata": {"namespace": "ns"}, "spec": {"selector": {"app": "web"}}}
+    >>> default_spread_selector(pod, [service], None).matches({"app": "web"})
+    True
+    >>> default_spread_selector(pod, [], None).empty
+    True
+    """
+    metadata = pod.get("metadata") or {}
+    namespace, labels = metadata.get("namespace"), metadata.get("labels") or {}
+    merged: dict[str, str] = {}
+    for service in services:
+        if (service.get("metadata") or {}).get("namespace") != namespace:
+            continue
+        selector = (service.get("spec") or {}).get("selector") or {}
+        if selector and all(labels.get(key) == value for key, value in selector.items()):
+            merged.update(selector)
+    requirements = [Requirement(key, "=", (str(value),)) for key, value in sorted(merged.items())]
+    if controller is not None:
+        owned = selector_from_match((controller.get("spec") or {}).get("selector"))
+        if owned is not None:
+            requirements.extend(owned.requirements)
+    return LabelSelector(tuple(requirements))
+
+
+def spread_constraints(
+    pod: Mapping[str, Any], default_selector: LabelSelector | None = None
+) -> list[SpreadConstraint]:
+    """The pod's topologySpreadConstraints, with matchLabelKeys folded into the selector.
+
+    A pod that declares none gets the system defaults over `default_selector` (see
+    `default_spread_selector`); an empty default selector means no spreading at all.
+    """
     metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     labels = metadata.get("labels") or {}
+    declared = spec.get("topologySpreadConstraints") or []
+    if not declared:
+        if default_selector is None or default_selector.empty:
+            return []
+        return [
+            SpreadConstraint(
+                max_skew=max_skew,
+                topology_key=key,
+                hard=False,
+                selector=default_selector,
+                self_match=default_selector.matches(labels),
+                system_default=True,
+            )
+            for key, max_skew in SYSTEM_DEFAULT_SPREAD
+        ]
     result = []
-    for raw in spec.get("topologySpreadConstraints") or []:
+    for raw in declared:
         base = selector_from_match(raw.get("labelSelector"))
         requirements = list(base.requirements) if base is not None else []
         for key in raw.get("matchLabelKeys") or []:
@@ -541,7 +608,8 @@ def spread_scores(
 
     raw = sum over constraints of (matching pods in the node's domain * log(domains + 2)
     + maxSkew - 1); the fewest matching pods scores highest. A candidate without one of
-    the topology keys scores 0.
+    the topology keys scores 0, except under the system defaults, where that constraint
+    is skipped for it (upstream's requireAllTopologies is false then).
     """
     soft = [c for c in constraints if not c.hard]
     names = [(n.get("metadata") or {}).get("name", "") for n in candidates]
@@ -551,11 +619,13 @@ def spread_scores(
     per_constraint = [spread_domain_counts(c, pod, nodes, pods) for c in soft]
     for name, node in zip(names, candidates, strict=True):
         labels = (node.get("metadata") or {}).get("labels") or {}
-        if not all(c.topology_key in labels for c in soft):
+        if not all(c.topology_key in labels or c.system_default for c in soft):
             raw[name] = None
             continue
         total = 0.0
         for constraint, counts in zip(soft, per_constraint, strict=True):
+            if constraint.topology_key not in labels:
+                continue
             weight = math.log(len(counts) + 2)
             count = counts.get(str(labels[constraint.topology_key]), 0)
             total += count * weight + (constraint.max_skew - 1)
@@ -643,8 +713,12 @@ def schedule(
     nodes: Sequence[Mapping[str, Any]],
     pods: Sequence[Mapping[str, Any]],
     rng: random.Random,
+    default_selector: LabelSelector | None = None,
 ) -> ScheduleDecision:
     """Pick a node for `pod` among `nodes`, given every pod in the cluster.
+
+    `default_selector` is what the system default spread constraints count when the pod
+    declares none (`default_spread_selector`).
 
     Worked example (reference 4.5): zones a, b, c with two nodes each, zone c cordoned,
     pods of app=web one in a and one in b, a third evicted from c and pending again with
@@ -658,7 +732,7 @@ def schedule(
     by_node: dict[str, list[Mapping[str, Any]]] = {}
     for other in bound:
         by_node.setdefault(other["spec"]["nodeName"], []).append(other)
-    constraints = spread_constraints(pod)
+    constraints = spread_constraints(pod, default_selector)
     hard = [c for c in constraints if c.hard]
     hard_keys = [c.topology_key for c in hard]
     hard_spread = [(c, spread_domain_counts(c, pod, nodes, bound, hard_keys)) for c in hard]
@@ -786,7 +860,11 @@ class Scheduler:
             self._pending.discard((namespace, name))
             return None
         decision = schedule(
-            pod, self.store.snapshot("nodes"), self.store.snapshot("pods"), self.rng
+            pod,
+            self.store.snapshot("nodes"),
+            self.store.snapshot("pods"),
+            self.rng,
+            default_spread_selector(pod, self.store.snapshot("services"), self._controller(pod)),
         )
         if decision.node_name is None:
             self._pending.add((namespace, name))
@@ -794,6 +872,18 @@ class Scheduler:
             return None
         self._pending.discard((namespace, name))
         self._bind(pod, decision.node_name)
+        return None
+
+    def _controller(self, pod: KubeObject) -> KubeObject | None:
+        """The pod's controlling ReplicaSet or StatefulSet, looked up by name as upstream."""
+        metadata = pod["metadata"]
+        for owner in metadata.get("ownerReferences") or []:
+            if owner.get("controller"):
+                key = (str(owner.get("apiVersion", "")), str(owner.get("kind", "")))
+                resource = CONTROLLER_RESOURCES.get(key)
+                if resource is None:
+                    return None
+                return self.store.find(resource, metadata.get("namespace", ""), owner["name"])
         return None
 
     def _bind(self, pod: KubeObject, node_name: str) -> None:
