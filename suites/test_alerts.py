@@ -29,6 +29,8 @@ from kubernetes.client.exceptions import ApiException
 from resilience.alert_rules import alert_rule
 from resilience.chaos.nodes import drain_zone, uncordon_zone
 from resilience.chaos.prometheus import alerts_firing, query_within
+from resilience.observe import Monitors
+from resilience.observe.zones import busiest_zone
 from resilience.policy import IntendedPolicy
 from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
@@ -87,24 +89,6 @@ def shortfall(target: LiveTarget) -> int:
     return max(0, wanted - available)
 
 
-def busiest_zone(target: LiveTarget, policy: IntendedPolicy) -> str:
-    """The zone running the most of the service's pods (an earlier rollout may have left
-    the spread uneven; draining an empty zone would test nothing)."""
-    zone_of = {
-        node.metadata.name: (node.metadata.labels or {}).get("topology.kubernetes.io/zone")
-        for node in target.core.list_node(_request_timeout=REQUEST_TIMEOUT).items
-    }
-    pods = target.core.list_namespaced_pod(
-        target.namespace, label_selector=target.label_selector, _request_timeout=REQUEST_TIMEOUT
-    ).items
-    counts = {zone: 0 for zone in policy.zones.zones}
-    for pod in pods:
-        zone = zone_of.get(pod.spec.node_name or "")
-        if zone in counts:
-            counts[zone] += 1
-    return max(counts, key=lambda zone: (counts[zone], zone))
-
-
 def alertmanager_has(name: str) -> bool:
     url = f"{os.environ['ALERTMANAGER_URL']}/api/v2/alerts?filter=alertname%3D%22{name}%22"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -116,7 +100,7 @@ def alertmanager_has(name: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_too_few_ready_pods_fires_during_an_az_drain_without_a_pdb(
-    target: LiveTarget, intended_policy: IntendedPolicy
+    target: LiveTarget, intended_policy: IntendedPolicy, monitors: Monitors
 ) -> None:
     require_monitoring()
     rule = alert_rule(SHORTFALL_ALERT)
@@ -130,7 +114,8 @@ def test_too_few_ready_pods_fires_during_an_az_drain_without_a_pdb(
         except ApiException as error:
             if error.status != 404:
                 raise
-    zone = busiest_zone(target, intended_policy)
+    # An earlier rollout may have left the spread uneven; draining an empty zone tests nothing.
+    zone = busiest_zone(monitors.timeline.current, intended_policy)
     short_since: float | None = None
     fired_after: float | None = None
     began = time.monotonic()
