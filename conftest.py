@@ -43,7 +43,9 @@ from resilience.interlocks import InterlockRefused, SafetySettings
 from resilience.manifests import RenderedManifests, render
 from resilience.policy import IntendedPolicy, policy_from_manifests
 from resilience.suite_sandbox import (
+    TEST_PARTS,
     SandboxSession,
+    in_part,
     requested_extras,
     sandbox_down,
     sandbox_running,
@@ -107,6 +109,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="export every test's timeline to the reports directory, not only failed ones",
     )
     group.addoption(
+        "--part",
+        default="all",
+        choices=TEST_PARTS,
+        help="run only the tests on the full sandbox (fixed addresses, one at a time), or "
+        "only the rest; `make test` runs both side by side (default: all)",
+    )
+    group.addoption(
         "--reports-dir",
         default=str(REPO_ROOT / "reports"),
         metavar="DIR",
@@ -116,8 +125,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The session's sandbox runs the optional parts (RabbitMQ, monitoring) that the
-    selected tests ask for with `@pytest.mark.sandbox_with(...)`, and only those."""
+    """`--part` keeps the tests of one part. The session's sandbox then runs the optional
+    parts (RabbitMQ, monitoring) that the selected tests ask for with
+    `@pytest.mark.sandbox_with(...)`, and only those."""
+    part = config.getoption("--part")
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        markers = [marker.name for marker in item.iter_markers()]
+        callspec = getattr(item, "callspec", None)  # parametrize arguments are no fixtures
+        arguments = set(callspec.params) if callspec is not None else set()
+        fixtures = set(getattr(item, "fixturenames", ())) - arguments
+        (kept if in_part(part, markers, fixtures) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     config.stash[SANDBOX_EXTRAS] = requested_extras(items)
 
 

@@ -15,6 +15,9 @@ from kubernetes import client, config
 
 from tests.builders import REPO_ROOT
 
+# `sandbox up` here starts whole sandboxes on the fixed addresses: one at a time.
+pytestmark = pytest.mark.full_sandbox
+
 
 def resilience(state: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARMONYFLOW_SANDBOX_DIR": str(state)}

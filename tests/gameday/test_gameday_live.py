@@ -31,7 +31,11 @@ from tests.chaos.test_experiments_live import cluster_state, whole
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live import LiveSandbox, started
 
-pytestmark = [pytest.mark.gameday, pytest.mark.usefixtures("servers_installed")]
+pytestmark = [
+    pytest.mark.gameday,
+    pytest.mark.full_sandbox,
+    pytest.mark.usefixtures("servers_installed"),
+]
 PLANTED = "hf-planted-gameday-token-7c6b5a4d3e2f"
 SHORT = REPO_ROOT / "experiments" / "gameday" / "short.yaml"
 
