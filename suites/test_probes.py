@@ -161,7 +161,6 @@ def test_hung_container_leaves_the_endpoints_and_is_restarted_by_liveness(
     )
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_slow_start_is_protected_by_the_startup_probe(
     target: LiveTarget, intended_policy: IntendedPolicy, monitors: Monitors
@@ -198,7 +197,6 @@ def test_slow_start_is_protected_by_the_startup_probe(
     )
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts(
     target: LiveTarget,

@@ -202,21 +202,20 @@ TWINS = [
         "suites/test_probes.py::test_hung_container_leaves_the_endpoints_and_is_restarted_by_liveness",
         ("no restart after the liveness failure began", "failureThreshold 3 + timeout 1s = 31s"),
         id="hang-without-liveness",
-        marks=pytest.mark.slow,
+        marks=pytest.mark.slow,  # 80 s; its suite test runs in CI
     ),
     pytest.param(
         drops_writes,
         "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes",
         ("lost acknowledged writes", "acknowledged version"),
         id="drops-writes",
-        marks=pytest.mark.slow,
     ),
     pytest.param(
         readiness_on_liveness_path,
         "suites/test_probes.py::test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts",
         ("no pod left the endpoints during", "database outage"),
         id="readiness-on-liveness-path-db-outage",
-        marks=pytest.mark.slow,
+        marks=pytest.mark.slow,  # 80 s; its suite test runs in CI
     ),
     pytest.param(
         hpa_max_3,
