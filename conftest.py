@@ -43,9 +43,7 @@ from resilience.interlocks import InterlockRefused, SafetySettings
 from resilience.manifests import RenderedManifests, render
 from resilience.policy import IntendedPolicy, policy_from_manifests
 from resilience.suite_sandbox import (
-    TEST_PARTS,
     SandboxSession,
-    in_part,
     requested_extras,
     sandbox_down,
     sandbox_running,
@@ -54,6 +52,7 @@ from resilience.suite_sandbox import (
 )
 from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
 from resilience.target import Target, TargetUnreachableError, check_reachable, load_target
+from tests.run_parts import TEST_PARTS, in_part
 
 REPO_ROOT = Path(__file__).resolve().parent
 OVERLAYS = ("sandbox", "staging")

@@ -17,8 +17,35 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
+
+# Fixtures that stand for a whole sandbox on its fixed loopback addresses (127.0.3.x), of
+# which a machine runs one at a time: the suites' target and the live tests' sandboxes.
+FULL_SANDBOX_FIXTURES = frozenset(
+    {"target", "live", "live_sandbox", "full_sandbox", "chaos_sandbox", "twin_sandbox"}
+)
+FULL_SANDBOX_MARKERS = frozenset({"full_sandbox", "sandbox_with"})
+# `pytest --part`: all tests, only those on the full sandbox, or only the others, so that
+# `make test` can run the two parts side by side.
+TEST_PARTS = ("all", "full-sandbox", "rest")
+
+
+def needs_full_sandbox(markers: Iterable[str], fixtures: Iterable[str]) -> bool:
+    """Whether a test runs on the full sandbox: it says so with a marker (`full_sandbox`, or
+    `sandbox_with` for optional parts) or uses one of the fixtures that start it."""
+    return bool(FULL_SANDBOX_MARKERS.intersection(markers)) or bool(
+        FULL_SANDBOX_FIXTURES.intersection(fixtures)
+    )
+
+
+def in_part(part: str, markers: Iterable[str], fixtures: Iterable[str]) -> bool:
+    """Whether a test with these markers and fixtures belongs to `part` (one of TEST_PARTS)."""
+    if part == "all":
+        return True
+    return needs_full_sandbox(markers, fixtures) == (part == "full-sandbox")
+
 
 NO_TESTS = 5
 # Bounded: pytest-timeout bounds each test, this bounds the whole part.

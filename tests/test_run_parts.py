@@ -6,8 +6,8 @@ import doctest
 
 import pytest
 
-from resilience.suite_sandbox import in_part, needs_full_sandbox
 from tests import run_parts
+from tests.run_parts import in_part, needs_full_sandbox
 
 
 @pytest.mark.parametrize(

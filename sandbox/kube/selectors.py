@@ -96,6 +96,14 @@ def selector_from_match(selector: Mapping[str, Any] | None) -> LabelSelector | N
     return LabelSelector(tuple(requirements))
 
 
+def service_selector(service: Mapping[str, Any]) -> LabelSelector | None:
+    """A Service selects by equality on spec.selector; none (or empty) means unmanaged."""
+    selector = (service.get("spec") or {}).get("selector")
+    if not selector:
+        return None
+    return selector_from_match({"matchLabels": selector})
+
+
 def selector_string(match_labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
 

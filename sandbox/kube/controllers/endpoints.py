@@ -24,7 +24,7 @@ from sandbox.kube.controllers.scheduler import (
     namespaced_key,
 )
 from sandbox.kube.errors import ApiError
-from sandbox.kube.selectors import LabelSelector, selector_from_match
+from sandbox.kube.selectors import LabelSelector, service_selector
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import DELETED, Change, Store
 
@@ -43,14 +43,6 @@ SLICES = "discovery.k8s.io/endpointslices"
 def is_pod_ready(pod: Mapping[str, Any]) -> bool:
     """podutil.IsPodReady: the Ready condition is True."""
     return condition_status(pod, "Ready") == "True"
-
-
-def service_selector(service: Mapping[str, Any]) -> LabelSelector | None:
-    """A Service selects by equality on spec.selector; none (or empty) means unmanaged."""
-    selector = (service.get("spec") or {}).get("selector")
-    if not selector:
-        return None
-    return selector_from_match({"matchLabels": selector})
 
 
 def is_headless(service: Mapping[str, Any]) -> bool:

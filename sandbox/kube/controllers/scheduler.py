@@ -33,7 +33,12 @@ from typing import Any
 
 from sandbox.kube.clock import Clock, rfc3339
 from sandbox.kube.errors import ApiError
-from sandbox.kube.selectors import LabelSelector, Requirement, selector_from_match
+from sandbox.kube.selectors import (
+    LabelSelector,
+    Requirement,
+    selector_from_match,
+    service_selector,
+)
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import DELETED, Change, Store
 
@@ -468,14 +473,13 @@ def default_spread_selector(
     """
     metadata = pod.get("metadata") or {}
     namespace, labels = metadata.get("namespace"), metadata.get("labels") or {}
-    merged: dict[str, str] = {}
+    requirements: list[Requirement] = []
     for service in services:
-        if (service.get("metadata") or {}).get("namespace") != namespace:
-            continue
-        selector = (service.get("spec") or {}).get("selector") or {}
-        if selector and all(labels.get(key) == value for key, value in selector.items()):
-            merged.update(selector)
-    requirements = [Requirement(key, "=", (str(value),)) for key, value in sorted(merged.items())]
+        selector = service_selector(service)
+        if (service.get("metadata") or {}).get("namespace") == namespace and (
+            selector is not None and selector.matches(labels)
+        ):
+            requirements.extend(selector.requirements)
     if controller is not None:
         owned = selector_from_match((controller.get("spec") or {}).get("selector"))
         if owned is not None:
