@@ -32,26 +32,41 @@ IMAGE = "ghcr.io/harmonyflow/session-state"
 SMOKE_SECONDS = "25"
 
 
-def rolled_out(apps: client.AppsV1Api, image: str) -> bool:
-    found = apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE, _request_timeout=10)
+def rolled_out(api: client.ApiClient, image: str) -> bool:
+    """The rollout is done and no pod of another image is left, terminating or not.
+
+    status.replicas leaves terminating pods out, and a terminating pod of the seeded
+    image could still answer the next test's first requests.
+    """
+    found = client.AppsV1Api(api).read_namespaced_deployment(
+        DEPLOYMENT, NAMESPACE, _request_timeout=10
+    )
     spec, status = found.spec, found.status
+    pods = client.CoreV1Api(api).list_namespaced_pod(
+        NAMESPACE, label_selector=f"app={DEPLOYMENT}", _request_timeout=10
+    )
     return (
         spec.template.spec.containers[0].image == image
         and (status.observed_generation or 0) >= (found.metadata.generation or 0)
         and (status.updated_replicas or 0) == spec.replicas
         and (status.available_replicas or 0) == spec.replicas
-        and (status.replicas or 0) == spec.replicas  # old pods gone, not just unready
+        and all(
+            p.metadata.deletion_timestamp is None and p.spec.containers[0].image == image
+            for p in pods.items
+        )
     )
 
 
 def set_image(live: LiveSandbox, tag: str, timeout: float = 180) -> None:
     """Patch the Deployment's image through the Python client; wait for the rollout."""
-    apps = client.AppsV1Api(live.api())
+    api = live.api()
     image = f"{IMAGE}:{tag}"
     patch = {"spec": {"template": {"spec": {"containers": [{"name": DEPLOYMENT, "image": image}]}}}}
-    apps.patch_namespaced_deployment(DEPLOYMENT, NAMESPACE, patch, _request_timeout=10)
+    client.AppsV1Api(api).patch_namespaced_deployment(
+        DEPLOYMENT, NAMESPACE, patch, _request_timeout=10
+    )
     deadline = time.monotonic() + timeout
-    while not rolled_out(apps, image):
+    while not rolled_out(api, image):
         assert time.monotonic() < deadline, f"rollout to {image} not done in {timeout:.0f}s"
         time.sleep(0.5)
 

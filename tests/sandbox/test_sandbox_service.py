@@ -181,7 +181,7 @@ def test_rollout_keeps_the_ingress_endpoint_set_right(live: LiveSandbox) -> None
                     f"{entry['method']} {entry['uri']} at {started:.3f} went to "
                     f"{ip}, not ready or terminating (history {served.get(ip)})"
                 )
-    assert writer.acked, "no write went through during the rollout"
+    assert writer.acked, f"no write went through during the rollout: {writer.failure_statuses}"
     assert not violations, violations[:5]
 
 

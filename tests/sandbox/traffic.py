@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ class Writer:
     max_seconds: float = 120.0
     acked: list[Ack] = field(default_factory=list)
     failures: int = 0
+    failure_statuses: Counter[int] = field(default_factory=Counter)  # 0: no answer
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -95,6 +97,7 @@ class Writer:
                 self.acked.append(Ack(session, int(body["version"]), state, time.monotonic()))
             else:
                 self.failures += 1
+                self.failure_statuses[status] += 1
                 time.sleep(0.05)
 
 
