@@ -9,7 +9,7 @@ Also here, because every test needs them before and after its fault:
 
 - `health_problems` (pure): why the target is not in its steady state -- the
   Deployment not whole, paused, nodes cordoned or NotReady, too few ready
-  endpoints;
+  endpoints, pods still terminating;
 - `wait_healthy`: that check, polled with a bound;
 - `take_snapshot` / `restore`: the Deployment's template and strategy and the
   PodDisruptionBudgets before a destructive test, put back after it.
@@ -156,8 +156,13 @@ def health_problems(
     nodes: Sequence[Mapping[str, Any]],
     ready_endpoints: int,
     canaries: Sequence[str] = (),
+    terminating: Sequence[str] = (),
 ) -> list[str]:
     """Why the target is not in its steady state; empty when it is.
+
+    Pods still terminating count against it: the Deployment's status leaves them out,
+    yet they may still answer requests (until the ingress drops them) and their watch
+    events would land in the next test's timeline.
 
     >>> health_problems({"metadata": {"name": "web", "generation": 2},
     ...                  "spec": {"replicas": 3},
@@ -198,17 +203,24 @@ def health_problems(
         problems.append(f"only {ready_endpoints} ready endpoints for {desired} replicas")
     if canaries:
         problems.append(f"suite canaries left behind: {', '.join(canaries)}")
+    if terminating:
+        problems.append(f"pods still terminating: {', '.join(terminating)}")
     return problems
 
 
 def current_problems(target: LiveTarget) -> list[str]:
     deployment = target.read_deployment()
     nodes = target.core.list_node(_request_timeout=REQUEST_TIMEOUT)
+    core: Any = target.core
+    pods = core.list_namespaced_pod(
+        target.namespace, label_selector=target.label_selector, _request_timeout=REQUEST_TIMEOUT
+    )
     return health_problems(
         deployment,
         [_json(target.api, n) for n in nodes.items or []],
         target.ready_endpoints(),
         canaries_left(target),
+        sorted(p.metadata.name for p in pods.items or [] if p.metadata.deletion_timestamp),
     )
 
 

@@ -277,6 +277,22 @@ def test_health_problems(
         assert phrase in problem
 
 
+@pytest.mark.parametrize(
+    ("terminating", "expected"),
+    [
+        pytest.param([], [], id="none"),
+        pytest.param(["web-a", "web-b"], ["pods still terminating: web-a, web-b"], id="two"),
+    ],
+)
+def test_terminating_pods_keep_the_target_from_its_steady_state(
+    terminating: list[str], expected: list[str]
+) -> None:
+    problems = health_problems(deployment_status(), [], 3, [], terminating)
+    assert len(problems) == len(expected), problems
+    for problem, phrase in zip(problems, expected, strict=True):
+        assert phrase in problem
+
+
 def test_canary_keeps_the_live_probes_and_adds_its_label(base_manifests: Any) -> None:
     live = live_deployment(base_manifests)
     body = canary_deployment(live, "session-state-service", "hang", "img:hang", {"X": "1"})
