@@ -8,9 +8,10 @@ then the suite module runs as a pytest subprocess against that sandbox with
 context, interlocks, AWS from the environment, --base-url). After each twin the
 sandbox is put back with `kubectl apply -k deploy/overlays/sandbox`.
 
-Three twins run in CI (one per mechanism: observed rollout limits, live
-configuration, observed disruption budget); the longer ones are `slow`, among
-them HPA maxReplicas lowered below what the load needs. The twins shorten the
+Four twins run in CI (one per mechanism: observed rollout limits, live
+configuration, observed disruption budget, the write ledger); the longer ones are
+`slow`, among them HPA maxReplicas lowered below what the load needs and a release
+without the zone spread (the spread never comes back after an AZ drain). The twins shorten the
 suites' load windows to a few seconds (HARMONYFLOW_LOAD_WINDOW_SECONDS): they
 judge the seeded fault, not the load; the load's own verdicts are proven able to
 fail in tests/test_traffic.py (a sequence gap on a seeded loopback server).
@@ -18,11 +19,14 @@ fail in tests/test_traffic.py (a sequence gap on a seeded loopback server).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -34,6 +38,7 @@ NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
 HPA = "session-state-service-hpa"
 CONTEXT = "harmonyflow-sandbox"
+ZONE_LABEL = "topology.kubernetes.io/zone"
 SUITE_TIMEOUT_SECONDS = 600
 # Seconds of load before and after each fault: the twins judge the seeded fault, not the load.
 TWIN_LOAD_WINDOW = "3"
@@ -151,17 +156,68 @@ def pdb_removed(api: client.ApiClient, session: SandboxSession) -> None:
     client.PolicyV1Api(api).delete_namespaced_pod_disruption_budget(DEPLOYMENT, NAMESPACE)
 
 
+def remove_from_deployment(session: SandboxSession, path: str) -> None:
+    """A JSON-patch removal, as `kubectl patch --type=json` sends it."""
+    operation = json.dumps([{"op": "remove", "path": path}])
+    patch = ["patch", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE, "--type=json", "-p", operation]
+    kubectl(session, *patch)
+
+
 def no_liveness_probe(api: client.ApiClient, session: SandboxSession) -> None:
-    kubectl(
-        session,
-        "patch",
-        f"deployment/{DEPLOYMENT}",
-        "-n",
-        NAMESPACE,
-        "--type=json",
-        "-p",
-        '[{"op": "remove", "path": "/spec/template/spec/containers/0/livenessProbe"}]',
-    )
+    remove_from_deployment(session, "/spec/template/spec/containers/0/livenessProbe")
+
+
+def zone_spread_removed(api: client.ApiClient, session: SandboxSession) -> None:
+    """A release without the zone spread constraint, started one pod per zone.
+
+    The rollout that drops the constraint may leave two pods in a zone (the scheduler's
+    system defaults only prefer the emptier one); a pod of the fullest zone is deleted
+    until the spread is even, so that the drain, not the injection, makes the skew.
+    """
+    remove_from_deployment(session, "/spec/template/spec/topologySpreadConstraints")
+    for _ in range(REBALANCE_ATTEMPTS):
+        kubectl(session, "rollout", "status", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE)
+        wait_until(lambda: not terminating_pods(api), 60, "the replaced pods to be gone")
+        per_zone = pods_per_zone(api)
+        if max(per_zone.values()) - min(per_zone.values()) <= 1:
+            return
+        fullest = max(per_zone, key=lambda zone: per_zone[zone])
+        victim = next(p for p in running_pods(api) if zone_of(api, p) == fullest)
+        client.CoreV1Api(api).delete_namespaced_pod(victim.metadata.name, NAMESPACE)
+    raise AssertionError(f"the replicas did not spread over the zones: {pods_per_zone(api)}")
+
+
+REBALANCE_ATTEMPTS = 5
+
+
+def running_pods(api: client.ApiClient) -> list[Any]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}")
+    return [p for p in pods.items if p.metadata.deletion_timestamp is None]
+
+
+def terminating_pods(api: client.ApiClient) -> list[str]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}")
+    return [p.metadata.name for p in pods.items if p.metadata.deletion_timestamp is not None]
+
+
+def zone_of(api: client.ApiClient, pod: Any) -> str:
+    node = client.CoreV1Api(api).read_node(pod.spec.node_name)
+    return str(node.metadata.labels[ZONE_LABEL])
+
+
+def pods_per_zone(api: client.ApiClient) -> dict[str, int]:
+    nodes = client.CoreV1Api(api).list_node().items
+    counts = {str(n.metadata.labels[ZONE_LABEL]): 0 for n in nodes}
+    for pod in running_pods(api):
+        counts[zone_of(api, pod)] += 1
+    return counts
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.5)
 
 
 def drops_writes(api: client.ApiClient, session: SandboxSession) -> None:
@@ -196,6 +252,13 @@ TWINS = [
         # "left N": an earlier twin's rollout may leave the zones uneven
         ("Ready pods, fewer than minAvailable 2",),
         id="pdb-removed",
+    ),
+    pytest.param(
+        zone_spread_removed,
+        "suites/test_az_drain.py::test_zone_drain_holds_the_budget_and_the_spread_returns_after_uncordon",
+        ("never back to 3 Ready pods spread over zones within maxSkew 1", "(skew "),
+        id="zone-spread-removed",
+        marks=pytest.mark.slow,  # 4 min: the spread never returns; the suite test runs in CI
     ),
     pytest.param(
         no_liveness_probe,

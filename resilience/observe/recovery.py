@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from resilience.observe.records import PodObservation
 from resilience.observe.timeline import Mark, State
@@ -45,6 +45,7 @@ class Recovery:
     recovered_index: int | None = None
     at_recovery: Spread | None = None
     last: Spread | None = None  # the spread at the last state seen (for messages)
+    max_skew: int | None = None  # the zone policy's limit, when the spread is required
 
     @property
     def recovered(self) -> bool:
@@ -86,6 +87,13 @@ def measure_recovery(
 ) -> Recovery:
     """When, after `mark` started, the Deployment was back to `replicas` Ready pods (and spread)."""
     target = policy.rollout.replicas if replicas is None else replicas
+    found = _first_recovery(states, policy, mark, target, spread)
+    return replace(found, max_skew=policy.zones.max_skew if spread else None)
+
+
+def _first_recovery(
+    states: Iterable[State], policy: IntendedPolicy, mark: Mark, target: int, spread: bool
+) -> Recovery:
     result = Recovery(mark, target, spread)
     for state in states:
         if state.wall < mark.start:
@@ -119,7 +127,7 @@ def measure_recovery(
 def check_recovery(recovery: Recovery, within_seconds: float) -> CheckResult:
     """Recovered, and within `within_seconds` of the mark's start."""
     what = f"{recovery.replicas} Ready pods" + (
-        " spread over zones" if recovery.spread_required else ""
+        f" spread over zones within maxSkew {recovery.max_skew}" if recovery.spread_required else ""
     )
     seconds = recovery.seconds
     details: dict[str, float | int | str] = {"limit_seconds": within_seconds}
@@ -128,7 +136,11 @@ def check_recovery(recovery: Recovery, within_seconds: float) -> CheckResult:
     if seconds is not None and seconds <= within_seconds:
         return CheckResult("recovery", (), details)
     last = recovery.last
-    seen = "" if last is None else f"; last seen {last.ready} Ready, by zone {dict(last.zones)}"
+    seen = (
+        ""
+        if last is None
+        else f"; last seen {last.ready} Ready, by zone {dict(last.zones)} (skew {last.skew})"
+    )
     if seconds is None:
         message = (
             f"recovery after {recovery.mark.name} (started {format_clock(recovery.mark.start)}): "

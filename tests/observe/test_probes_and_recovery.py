@@ -160,6 +160,9 @@ def test_recovery_time_from_a_mark(
         result = check_recovery(recovery, within_seconds=60)
         assert result.first is not None and result.first.limit == RECOVERY_LIMIT
         assert "never back to" in result.first.message
+        if spread:
+            assert "within maxSkew 1" in result.first.message, result.first.message
+            assert "(skew 2)" in result.first.message, result.first.message
     else:
         assert recovery.seconds == pytest.approx(seconds)
         assert check_recovery(recovery, within_seconds=seconds + 1).ok
