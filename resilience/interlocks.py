@@ -127,6 +127,29 @@ def blast_radius_refusal(planned: int, budget: int, action: str = "the action") 
     )
 
 
+def broker_quorum_refusal(
+    running: Sequence[str], stopping: Sequence[str], keep_running: int
+) -> Refusal | None:
+    """Refuse a broker stop that would leave fewer than `keep_running` brokers running.
+
+    A node-loss experiment keeps a quorum (2 of 3): on a cluster already short of a
+    node, stopping one more would be an outage, not the fault the experiment declares.
+
+    >>> print(broker_quorum_refusal(["rabbitmq-1", "rabbitmq-2"], ["rabbitmq-1"], 2))
+    stopping rabbitmq-1 would leave 1 of the 2 running brokers, fewer than keep_running 2
+    """
+    if keep_running < 0:
+        raise InvalidInputError(f"keep_running ({keep_running}) must not be negative")
+    left = len(set(running) - set(stopping))
+    if left >= keep_running:
+        return None
+    return Refusal(
+        "blast-radius",
+        f"stopping {', '.join(sorted(stopping))} would leave {left} of the {len(running)} "
+        f"running brokers, fewer than keep_running {keep_running}",
+    )
+
+
 def disruption_budget(policy: IntendedPolicy) -> int:
     """Pods that may be down at once by intent: replicas - desiredHealthy of the PDB,
     else the rollout's maxUnavailable."""

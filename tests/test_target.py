@@ -15,6 +15,7 @@ from resilience.interlocks import (
     InterlockRefused,
     SafetySettings,
     blast_radius_refusal,
+    broker_quorum_refusal,
     disruption_budget,
     enforce,
     namespace_refusal,
@@ -176,6 +177,27 @@ def test_blast_radius_against_the_intended_budget(planned: int, refused: bool) -
         assert refusal.message == (
             f"terminate_pods would disrupt {planned} pods at once, more than the budget of {budget}"
         )
+
+
+@pytest.mark.parametrize(
+    ("running", "stopping", "keep_running", "left"),
+    [
+        pytest.param(["r1", "r2", "r3"], ["r1"], 2, None, id="one-of-three"),
+        pytest.param(["r1", "r2"], ["r1"], 2, 1, id="already-short"),
+        pytest.param(["r1", "r2", "r3"], ["r1", "r2", "r3"], 0, None, id="outage-declared"),
+        pytest.param(["r1", "r2", "r3"], ["r1", "r2"], 2, 1, id="two-of-three"),
+    ],
+)
+def test_a_broker_stop_keeps_the_declared_quorum(
+    running: list[str], stopping: list[str], keep_running: int, left: int | None
+) -> None:
+    refusal = broker_quorum_refusal(running, stopping, keep_running)
+    if left is None:
+        assert refusal is None
+    else:
+        assert refusal is not None and refusal.rule == "blast-radius"
+        assert f"would leave {left} of the {len(running)} running brokers" in refusal.message
+        assert f"fewer than keep_running {keep_running}" in refusal.message
 
 
 def test_negative_numbers_are_invalid_input() -> None:

@@ -13,7 +13,7 @@ from resilience.chaos.brokers import broker_instances
 from resilience.chaos.prometheus import query_value
 from resilience.chaos.waiting import seconds_until
 
-__all__ = ["outbox_drained_seconds", "running_brokers"]
+__all__ = ["broker_quorum_running", "outbox_drained_seconds", "running_brokers"]
 OUTBOX_PENDING = "sum(session_state_outbox_pending)"
 
 
@@ -22,6 +22,17 @@ def running_brokers(
 ) -> int:
     """How many broker instances are running (3 when the cluster is whole)."""
     return len(broker_instances(configuration=configuration, secrets=secrets))
+
+
+def broker_quorum_running(
+    keep_running: int = 2,
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+) -> bool:
+    """True while at least `keep_running` broker instances run: the majority that quorum
+    queues need to go on taking messages. A steady state that holds through the loss of
+    one node of three, checked before, during and after it."""
+    return len(broker_instances(configuration=configuration, secrets=secrets)) >= int(keep_running)
 
 
 def outbox_drained_seconds(

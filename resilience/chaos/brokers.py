@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from chaosaws import aws_client
-from chaoslib.exceptions import ActivityFailed
+from chaoslib.exceptions import ActivityFailed, InterruptExecution
 
 from resilience.chaos import recovery
+from resilience.interlocks import broker_quorum_refusal
 
 __all__ = ["start_broker_nodes", "stop_broker_nodes"]
 ROLE_TAG = "harmonyflow:role"
@@ -47,6 +48,7 @@ def broker_instances(
 
 def stop_broker_nodes(
     names: Sequence[str] = (),
+    keep_running: int = 0,
     configuration: dict[str, Any] | None = None,
     secrets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -54,7 +56,9 @@ def stop_broker_nodes(
     node when `names` is empty: the whole broker cluster goes down.
 
     Fails when a named node is not a running broker, so a typo never passes as a
-    harmless experiment. The start is journaled before the stop; the rollback is
+    harmless experiment. `keep_running` is the blast radius: when the stop would leave
+    fewer brokers running (a node loss keeps the quorum, 2), nothing is stopped and the
+    run is interrupted. The start is journaled before the stop; the rollback is
     `start_broker_nodes` with the same names.
     """
     running = broker_instances(names, configuration=configuration, secrets=secrets)
@@ -64,6 +68,10 @@ def stop_broker_nodes(
             f"no running broker instance named {', '.join(missing or ['(any)'])}"
             f" (tag {ROLE_TAG}={ROLE})"
         )
+    every = broker_instances(configuration=configuration, secrets=secrets)
+    refusal = broker_quorum_refusal(list(every), list(running), int(keep_running))
+    if refusal is not None:
+        raise InterruptExecution(f"{refusal.message} (keep_running)")
     ids = list(running.values())
     recovery.record("start-instances", {"instance_ids": ids, "brokers": sorted(running)})
     answer = aws_client("ec2", configuration, secrets).stop_instances(InstanceIds=ids)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import yaml
 from kubernetes import client
 
 from resilience.chaos import recovery
+from resilience.chaos.probes import whole
 from resilience.chaos.verdict import failures
 from tests.aws.clients import boto
 from tests.builders import REPO_ROOT
@@ -64,30 +66,31 @@ def cluster_state(live: LiveSandbox) -> dict[str, Any]:
     }
 
 
-def whole(live: LiveSandbox) -> bool:
+def all_whole(live: LiveSandbox) -> bool:
     deployments = client.AppsV1Api(live.api).list_namespaced_deployment("harmonyflow").items
-    return all(
-        (d.status.available_replicas or 0) == d.spec.replicas == (d.status.ready_replicas or 0)
-        and (d.status.replicas or 0) == d.spec.replicas
-        for d in deployments
-    )
+    return all(whole(d) for d in deployments)
 
 
 def run_stock_chaos(
     live: LiveSandbox, tmp_path: Path, experiment: Path, *args: str
 ) -> dict[str, Any]:
     journal = tmp_path / "journal.json"
+    chaos = [str(CHAOS), "--no-version-check", "--no-log-file", "run", "--journal-path"]
+    return journal_of(live, tmp_path, [*chaos, str(journal), *args, str(experiment)], journal)
+
+
+def run_with_the_runner(live: LiveSandbox, tmp_path: Path, experiment: Path) -> dict[str, Any]:
+    """`resilience chaos run`: the hypothesis is also checked during the method."""
+    journal = tmp_path / "journal.json"
+    runner = [sys.executable, "-m", "resilience.cli", "chaos", "run", "--journal"]
+    return journal_of(live, tmp_path, [*runner, str(journal), str(experiment)], journal)
+
+
+def journal_of(
+    live: LiveSandbox, tmp_path: Path, command: list[str], journal: Path
+) -> dict[str, Any]:
     done = subprocess.run(
-        [
-            str(CHAOS),
-            "--no-version-check",
-            "--no-log-file",
-            "run",
-            "--journal-path",
-            str(journal),
-            *args,
-            str(experiment),
-        ],
+        command,
         capture_output=True,
         text=True,
         env=env(live, tmp_path),
@@ -125,16 +128,52 @@ def run_stock_chaos(
 def test_experiment_runs_with_stock_chaos_and_leaves_the_cluster_as_it_was(
     chaos_sandbox: LiveSandbox, tmp_path: Path, name: str
 ) -> None:
-    wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
+    passes_and_leaves_the_cluster_as_it_was(chaos_sandbox, tmp_path, name, run_stock_chaos)
+
+
+RUNNER_EXPERIMENTS = [
+    "pod-kill",
+    "az-drain",
+    "rds-failover",
+    "redis-failover",
+    "rolling-update",
+    "bad-release",
+    "az-power-loss",
+    "liveness-hang",
+    "readiness-dependency",
+    "hpa-surge",
+    pytest.param("broker-node-loss", marks=BROKER_PARTS),
+    pytest.param("broker-outage", marks=BROKER_PARTS),
+]
+
+
+@pytest.mark.slow  # in CI: pod-kill and rds-failover by the short game day
+@pytest.mark.parametrize("name", RUNNER_EXPERIMENTS)
+def test_experiment_holds_its_hypothesis_throughout_with_the_runner(
+    chaos_sandbox: LiveSandbox, tmp_path: Path, name: str
+) -> None:
+    """`resilience chaos run` (and so every game day) checks the hypothesis during the method
+    too: a probe the fault itself must break (a stopped broker, a stopped database's
+    errors) has no place in it. Stock `chaos run` never notices."""
+    passes_and_leaves_the_cluster_as_it_was(chaos_sandbox, tmp_path, name, run_with_the_runner)
+
+
+def passes_and_leaves_the_cluster_as_it_was(
+    chaos_sandbox: LiveSandbox,
+    tmp_path: Path,
+    name: str,
+    run: Callable[[LiveSandbox, Path, Path], dict[str, Any]],
+) -> None:
+    wait_for(lambda: all_whole(chaos_sandbox), 120, "the deployment whole before the experiment")
     before = cluster_state(chaos_sandbox)
     assert before["cordoned"] == [] and before["db"] == "available"
-    journal = run_stock_chaos(chaos_sandbox, tmp_path, EXPERIMENTS / f"{name}.yaml")
+    journal = run(chaos_sandbox, tmp_path, EXPERIMENTS / f"{name}.yaml")
     reasons = failures(journal)
     if name in FINDINGS:
         assert any(FINDINGS[name] in reason for reason in reasons), reasons
     else:
         assert reasons == [], reasons
-    wait_for(lambda: whole(chaos_sandbox), 180, "the deployment whole after the experiment")
+    wait_for(lambda: all_whole(chaos_sandbox), 180, "the deployment whole after the experiment")
     wait_for(lambda: cluster_state(chaos_sandbox) == before, 120, "the cluster as it started")
     assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
     assert list((tmp_path / "reports").glob("journal-*.json")), (
@@ -161,7 +200,7 @@ def test_runner_fails_a_bad_release_left_without_its_rollback(
     experiment["method"] = [a for a in experiment["method"] if a["name"] != "roll-back-release"]
     path = tmp_path / "bad-release-no-undo.yaml"
     path.write_text(yaml.safe_dump(experiment))
-    wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
+    wait_for(lambda: all_whole(chaos_sandbox), 120, "the deployment whole before the experiment")
     before = cluster_state(chaos_sandbox)
     process = resilience(
         chaos_sandbox,
@@ -198,7 +237,7 @@ def zone_cordoned(live: LiveSandbox, zone: str) -> bool:
 def test_an_interrupted_az_drain_still_uncordons(
     chaos_sandbox: LiveSandbox, tmp_path: Path, how: signal.Signals
 ) -> None:
-    wait_for(lambda: whole(chaos_sandbox), 120, "the deployment whole before the experiment")
+    wait_for(lambda: all_whole(chaos_sandbox), 120, "the deployment whole before the experiment")
     zone = "us-west-2a"
     process = resilience(
         chaos_sandbox,
@@ -236,4 +275,4 @@ def test_an_interrupted_az_drain_still_uncordons(
         assert "recover: uncordoned" in out, out
     assert not zone_cordoned(chaos_sandbox, zone)
     assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
-    wait_for(lambda: whole(chaos_sandbox), 180, "the deployment whole again")
+    wait_for(lambda: all_whole(chaos_sandbox), 180, "the deployment whole again")

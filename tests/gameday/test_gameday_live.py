@@ -25,9 +25,10 @@ from kubernetes import client
 
 from resilience.chaos import recovery
 from resilience.report.alerts import read_alerts
+from resilience.suite_sandbox import requested_extras, with_flags
 from tests.builders import REPO_ROOT
 from tests.chaos.conftest import SANDBOX_FLAGS
-from tests.chaos.test_experiments_live import cluster_state, whole
+from tests.chaos.test_experiments_live import all_whole, cluster_state
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live import LiveSandbox, started
 
@@ -41,9 +42,14 @@ SHORT = REPO_ROOT / "experiments" / "gameday" / "short.yaml"
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
-    # as `make gameday` runs it: with Prometheus and Alertmanager, whose alerts the report lists
-    flags = [*SANDBOX_FLAGS, "--with", "monitoring"]
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSandbox]:
+    """As `make gameday` starts it: with Prometheus and Alertmanager, whose alerts the report
+    lists, and RabbitMQ when a selected test asks for it (the standard day's broker step)."""
+    selected = (i for i in request.session.items if getattr(i, "module", None) is request.module)
+    extras = sorted({"monitoring", *requested_extras(selected)})
+    flags = SANDBOX_FLAGS + with_flags(extras)
     yield from started(tmp_path_factory.mktemp("gameday") / "sandbox", flags)
 
 
@@ -117,7 +123,7 @@ def raw_fault_failures(run_dir: Path, start: float, end: float) -> int:
 
 
 def test_a_short_game_day_writes_a_full_report(sandbox: LiveSandbox, tmp_path: Path) -> None:
-    wait_for(lambda: whole(sandbox), 120, "the deployment whole before the game day")
+    wait_for(lambda: all_whole(sandbox), 120, "the deployment whole before the game day")
     before = cluster_state(sandbox)
     out = finish(gameday(sandbox, tmp_path, "--plan", str(SHORT)), 420)
     run_dir = the_run(tmp_path)
@@ -169,7 +175,7 @@ def test_ctrl_c_in_a_step_rolls_back_and_still_writes_the_report(
         f"  - {{experiment: az-drain, vars: {{zone: {zone}, hold_seconds: 120}}, timeout: 300}}\n"
         "  - experiment: rds-failover\n"
     )
-    wait_for(lambda: whole(sandbox), 120, "the deployment whole before the game day")
+    wait_for(lambda: all_whole(sandbox), 120, "the deployment whole before the game day")
     before = cluster_state(sandbox)
     process = gameday(sandbox, tmp_path, "--plan", str(plan))
     try:
@@ -198,14 +204,15 @@ def test_ctrl_c_in_a_step_rolls_back_and_still_writes_the_report(
     assert "The game day stopped early" in (run_dir / "index.html").read_text()
     assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
     no_leaks(run_dir)
-    wait_for(lambda: whole(sandbox), 180, "the deployment whole again")
+    wait_for(lambda: all_whole(sandbox), 180, "the deployment whole again")
     wait_for(lambda: cluster_state(sandbox) == before, 120, "the cluster as it started")
 
 
 @pytest.mark.slow
+@pytest.mark.sandbox_with("rabbitmq")
 def test_the_standard_game_day(sandbox: LiveSandbox, tmp_path: Path) -> None:
-    """The default plan, as `make gameday` runs it (about 10 minutes)."""
-    wait_for(lambda: whole(sandbox), 120, "the deployment whole before the game day")
+    """The default plan, as `make gameday` runs it (about 15 minutes)."""
+    wait_for(lambda: all_whole(sandbox), 120, "the deployment whole before the game day")
     before = cluster_state(sandbox)
     began = time.monotonic()
     out = finish(gameday(sandbox, tmp_path), 1500)
@@ -216,11 +223,13 @@ def test_the_standard_game_day(sandbox: LiveSandbox, tmp_path: Path) -> None:
         "rolling-update",
         "az-drain",
         "rds-failover",
+        "redis-failover",
+        "broker-node-loss",
         "hpa-surge",
         "az-power-loss",
     ]
-    assert all(s["verdict"] in ("PASS", "FAIL", "SKIP") for s in report["steps"]), out[-3000:]
-    assert time.monotonic() - began < 15 * 60
+    assert all(s["verdict"] in ("PASS", "FAIL") for s in report["steps"]), out[-3000:]
+    assert time.monotonic() - began < 20 * 60
     no_leaks(run_dir)
-    wait_for(lambda: whole(sandbox), 300, "the deployment whole again")
+    wait_for(lambda: all_whole(sandbox), 300, "the deployment whole again")
     wait_for(lambda: cluster_state(sandbox) == before, 180, "the cluster as it started")

@@ -23,6 +23,7 @@ import psutil
 import pytest
 from kubernetes import client
 
+from resilience.chaos.probes import whole
 from resilience.load.runner import append_mark
 from resilience.load.timeline import read_timeline
 from tests.builders import REPO_ROOT
@@ -41,15 +42,12 @@ def rolled_out(api: client.ApiClient, image: str) -> bool:
     found = client.AppsV1Api(api).read_namespaced_deployment(
         DEPLOYMENT, NAMESPACE, _request_timeout=10
     )
-    spec, status = found.spec, found.status
     pods = client.CoreV1Api(api).list_namespaced_pod(
         NAMESPACE, label_selector=f"app={DEPLOYMENT}", _request_timeout=10
     )
     return (
-        spec.template.spec.containers[0].image == image
-        and (status.observed_generation or 0) >= (found.metadata.generation or 0)
-        and (status.updated_replicas or 0) == spec.replicas
-        and (status.available_replicas or 0) == spec.replicas
+        found.spec.template.spec.containers[0].image == image
+        and whole(found)
         and all(
             p.metadata.deletion_timestamp is None and p.spec.containers[0].image == image
             for p in pods.items
