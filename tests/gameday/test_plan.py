@@ -132,12 +132,13 @@ def test_the_standard_plan_is_valid_and_in_order() -> None:
         "rolling-update",
         "az-drain",
         "rds-failover",
+        "redis-failover",
+        "broker-node-loss",
         "hpa-surge",
         "az-power-loss",
     ]
     for step in standard.steps:
-        if not step.skipped:
-            assert step.path is not None and step.path.parent == EXPERIMENTS_DIR
+        assert step.path is not None and step.path.parent == EXPERIMENTS_DIR
 
 
 def test_an_experiment_given_as_a_path(tmp_path: Path) -> None:
