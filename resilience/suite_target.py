@@ -21,7 +21,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -208,6 +208,15 @@ def health_problems(
     return problems
 
 
+def terminating_pods(pods: Iterable[Any]) -> list[str]:
+    """The pods being deleted (Kubernetes models), by name.
+
+    The Deployment's status leaves them out, yet they may still answer requests until the
+    ingress drops them: a test that waits for a rollout waits for these to be gone too.
+    """
+    return sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is not None)
+
+
 def current_problems(target: LiveTarget) -> list[str]:
     deployment = target.read_deployment()
     nodes = target.core.list_node(_request_timeout=REQUEST_TIMEOUT)
@@ -220,7 +229,7 @@ def current_problems(target: LiveTarget) -> list[str]:
         [_json(target.api, n) for n in nodes.items or []],
         target.ready_endpoints(),
         canaries_left(target),
-        sorted(p.metadata.name for p in pods.items or [] if p.metadata.deletion_timestamp),
+        terminating_pods(pods.items or []),
     )
 
 

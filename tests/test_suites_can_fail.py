@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,9 @@ import pytest
 from kubernetes import client, config
 
 from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up
+from resilience.suite_target import terminating_pods
 from tests.builders import REPO_ROOT
+from tests.sandbox.cluster_harness import wait_for
 
 NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
@@ -175,49 +176,39 @@ def zone_spread_removed(api: client.ApiClient, session: SandboxSession) -> None:
     until the spread is even, so that the drain, not the injection, makes the skew.
     """
     remove_from_deployment(session, "/spec/template/spec/topologySpreadConstraints")
+    core = client.CoreV1Api(api)
     for _ in range(REBALANCE_ATTEMPTS):
         kubectl(session, "rollout", "status", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE)
-        wait_until(lambda: not terminating_pods(api), 60, "the replaced pods to be gone")
-        per_zone = pods_per_zone(api)
-        if max(per_zone.values()) - min(per_zone.values()) <= 1:
+        wait_for(lambda: not terminating_pods(service_pods(api)), 60, "the old pods to be gone")
+        by_zone = pods_by_zone(api)
+        counts = [len(names) for names in by_zone.values()]
+        if max(counts) - min(counts) <= 1:
             return
-        fullest = max(per_zone, key=lambda zone: per_zone[zone])
-        victim = next(p for p in running_pods(api) if zone_of(api, p) == fullest)
-        client.CoreV1Api(api).delete_namespaced_pod(victim.metadata.name, NAMESPACE)
-    raise AssertionError(f"the replicas did not spread over the zones: {pods_per_zone(api)}")
+        fullest = max(by_zone, key=lambda zone: len(by_zone[zone]))
+        core.delete_namespaced_pod(by_zone[fullest][0], NAMESPACE)
+    raise AssertionError(f"the replicas did not spread over the zones: {pods_by_zone(api)}")
 
 
 REBALANCE_ATTEMPTS = 5
 
 
-def running_pods(api: client.ApiClient) -> list[Any]:
-    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}")
-    return [p for p in pods.items if p.metadata.deletion_timestamp is None]
+def service_pods(api: client.ApiClient) -> list[Any]:
+    return (
+        client.CoreV1Api(api)
+        .list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}")
+        .items
+    )
 
 
-def terminating_pods(api: client.ApiClient) -> list[str]:
-    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}")
-    return [p.metadata.name for p in pods.items if p.metadata.deletion_timestamp is not None]
-
-
-def zone_of(api: client.ApiClient, pod: Any) -> str:
-    node = client.CoreV1Api(api).read_node(pod.spec.node_name)
-    return str(node.metadata.labels[ZONE_LABEL])
-
-
-def pods_per_zone(api: client.ApiClient) -> dict[str, int]:
+def pods_by_zone(api: client.ApiClient) -> dict[str, list[str]]:
+    """Every zone (empty ones too) with the names of its running pods."""
     nodes = client.CoreV1Api(api).list_node().items
-    counts = {str(n.metadata.labels[ZONE_LABEL]): 0 for n in nodes}
-    for pod in running_pods(api):
-        counts[zone_of(api, pod)] += 1
-    return counts
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.5)
+    zone_of_node = {n.metadata.name: str(n.metadata.labels[ZONE_LABEL]) for n in nodes}
+    by_zone: dict[str, list[str]] = {zone: [] for zone in zone_of_node.values()}
+    for pod in service_pods(api):
+        if pod.metadata.deletion_timestamp is None and pod.spec.node_name in zone_of_node:
+            by_zone[zone_of_node[pod.spec.node_name]].append(pod.metadata.name)
+    return by_zone
 
 
 def drops_writes(api: client.ApiClient, session: SandboxSession) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -51,7 +52,7 @@ from resilience.suite_load import (
     window_figures,
 )
 from resilience.suite_sandbox import parse_exports
-from resilience.suite_target import CANARY_LABEL, health_problems
+from resilience.suite_target import CANARY_LABEL, health_problems, terminating_pods
 from resilience.traffic import (
     Ack,
     ErrorBudget,
@@ -275,6 +276,23 @@ def test_health_problems(
     assert len(problems) == len(expected), problems
     for problem, phrase in zip(problems, expected, strict=True):
         assert phrase in problem
+
+
+def pod(name: str, deleting: bool) -> Any:
+    deleted_at = "2026-11-27T00:00:00Z" if deleting else None
+    return SimpleNamespace(metadata=SimpleNamespace(name=name, deletion_timestamp=deleted_at))
+
+
+@pytest.mark.parametrize(
+    ("pods", "expected"),
+    [
+        pytest.param([], [], id="none"),
+        pytest.param([pod("b", False), pod("a", False)], [], id="all-running"),
+        pytest.param([pod("b", True), pod("c", False), pod("a", True)], ["a", "b"], id="two"),
+    ],
+)
+def test_terminating_pods_by_name(pods: list[Any], expected: list[str]) -> None:
+    assert terminating_pods(pods) == expected
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Any
 from resilience.chaos.brokers import broker_instances
 from resilience.chaos.prometheus import query_value
 from resilience.chaos.waiting import seconds_until
+from resilience.interlocks import broker_quorum_refusal
 
 __all__ = ["broker_quorum_running", "outbox_drained_seconds", "running_brokers"]
 OUTBOX_PENDING = "sum(session_state_outbox_pending)"
@@ -32,7 +33,8 @@ def broker_quorum_running(
     """True while at least `keep_running` broker instances run: the majority that quorum
     queues need to go on taking messages. A steady state that holds through the loss of
     one node of three, checked before, during and after it."""
-    return len(broker_instances(configuration=configuration, secrets=secrets)) >= int(keep_running)
+    running = list(broker_instances(configuration=configuration, secrets=secrets))
+    return broker_quorum_refusal(running, [], int(keep_running)) is None
 
 
 def outbox_drained_seconds(

@@ -211,7 +211,7 @@ def test_ctrl_c_in_a_step_rolls_back_and_still_writes_the_report(
 @pytest.mark.slow
 @pytest.mark.sandbox_with("rabbitmq")
 def test_the_standard_game_day(sandbox: LiveSandbox, tmp_path: Path) -> None:
-    """The default plan, as `make gameday` runs it (about 15 minutes)."""
+    """The default plan, as `make gameday` runs it (about 8 minutes here)."""
     wait_for(lambda: all_whole(sandbox), 120, "the deployment whole before the game day")
     before = cluster_state(sandbox)
     began = time.monotonic()

@@ -28,17 +28,14 @@ from resilience.load.runner import append_mark
 from resilience.load.timeline import read_timeline
 from tests.builders import REPO_ROOT
 from tests.load.conftest import DEPLOYMENT, NAMESPACE, LiveSandbox, resilience
+from tests.sandbox.live import only_pods_of
 
 IMAGE = "ghcr.io/harmonyflow/session-state"
 SMOKE_SECONDS = "25"
 
 
 def rolled_out(api: client.ApiClient, image: str) -> bool:
-    """The rollout is done and no pod of another image is left, terminating or not.
-
-    status.replicas leaves terminating pods out, and a terminating pod of the seeded
-    image could still answer the next test's first requests.
-    """
+    """The rollout is done and no pod of another image is left, terminating or not."""
     found = client.AppsV1Api(api).read_namespaced_deployment(
         DEPLOYMENT, NAMESPACE, _request_timeout=10
     )
@@ -48,10 +45,7 @@ def rolled_out(api: client.ApiClient, image: str) -> bool:
     return (
         found.spec.template.spec.containers[0].image == image
         and whole(found)
-        and all(
-            p.metadata.deletion_timestamp is None and p.spec.containers[0].image == image
-            for p in pods.items
-        )
+        and only_pods_of(pods.items, image)
     )
 
 

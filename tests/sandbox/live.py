@@ -15,6 +15,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from resilience.suite_target import terminating_pods
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.traffic import request
@@ -63,24 +64,11 @@ class LiveSandbox:
             f"{DEPLOYMENT}=ghcr.io/harmonyflow/session-state:{tag}",
         )
         self.kubectl("rollout", "status", f"deploy/{DEPLOYMENT}", "-n", NAMESPACE, "--timeout=180s")
+        # `rollout status` returns while the old pods still shut down
         wait_for(
-            lambda: self.only_pods_of(f"ghcr.io/harmonyflow/session-state:{tag}"),
+            lambda: only_pods_of(self.pods(), f"ghcr.io/harmonyflow/session-state:{tag}"),
             60,
             f"the pods of images other than {tag} to be gone",
-        )
-
-    def only_pods_of(self, image: str) -> bool:
-        """True once every pod runs `image` and none is terminating.
-
-        `rollout status` returns while old pods still shut down (status.replicas leaves
-        terminating pods out), and a terminating pod can still take a request until
-        nginx drops it; the next test must not meet the previous image.
-        """
-        pods = self.pods()
-        return all(
-            p.metadata.deletion_timestamp is None
-            and [c.image for c in p.spec.containers] == [image]
-            for p in pods
         )
 
     def pods(self) -> list[Any]:
@@ -89,6 +77,14 @@ class LiveSandbox:
             .list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}")
             .items
         )
+
+
+def only_pods_of(pods: list[Any], image: str) -> bool:
+    """Every pod runs `image` and none is terminating: the next test cannot meet the
+    previous image (a terminating pod still takes requests until nginx drops it)."""
+    return not terminating_pods(pods) and all(
+        [c.image for c in p.spec.containers] == [image] for p in pods
+    )
 
 
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
