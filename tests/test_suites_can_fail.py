@@ -8,10 +8,10 @@ then the suite module runs as a pytest subprocess against that sandbox with
 context, interlocks, AWS from the environment, --base-url). After each twin the
 sandbox is put back with `kubectl apply -k deploy/overlays/sandbox`.
 
-Four twins run in CI (one per mechanism: observed rollout limits, live
-configuration, observed disruption budget, the write ledger); the longer ones are
-`slow`, among them HPA maxReplicas lowered below what the load needs and a release
-without the zone spread (the spread never comes back after an AZ drain). The twins shorten the
+Three twins run in CI (one per mechanism: observed rollout limits, live
+configuration, observed disruption budget); the longer ones are `slow`, among them
+HPA maxReplicas lowered below what the load needs and a release without the zone
+spread (the spread never comes back after an AZ drain). The twins shorten the
 suites' load windows to a few seconds (HARMONYFLOW_LOAD_WINDOW_SECONDS): they
 judge the seeded fault, not the load; the load's own verdicts are proven able to
 fail in tests/test_traffic.py (a sequence gap on a seeded loopback server).
@@ -263,6 +263,10 @@ TWINS = [
         "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes",
         ("lost acknowledged writes", "acknowledged version"),
         id="drops-writes",
+        # Slow again: its 3 s load windows sometimes show the fault as stale 404s (the
+        # error budget fails first) instead of a lost write. The ledger's own twins in CI:
+        # tests/sandbox/test_sandbox_service.py and test_session_state_lifecycle.py.
+        marks=pytest.mark.slow,
     ),
     pytest.param(
         readiness_on_liveness_path,
