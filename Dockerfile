@@ -19,6 +19,9 @@ RUN apt-get update \
 RUN groupadd --gid 10001 gameday && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home gameday
 
 WORKDIR /app
+# The same lock file CI installs (make setup): exact versions, checked against their hashes.
+COPY requirements ./requirements
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/lock.txt && pip check
 COPY pyproject.toml README.md ./
 COPY resilience ./resilience
 COPY sandbox ./sandbox
@@ -26,7 +29,8 @@ COPY experiments ./experiments
 COPY loadtests ./loadtests
 COPY deploy ./deploy
 # editable: the suite finds experiments/, loadtests/ and deploy/ beside its package
-RUN pip install --no-cache-dir -e . && python -m compileall -q resilience loadtests
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
+    && python -m compileall -q resilience loadtests
 
 ENV HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 10001:10001

@@ -165,12 +165,7 @@ def dockerfile_findings(text: str, dockerignore: str = "") -> list[str]:
         if not _pinned(image):
             found.append(f"base image {image!r} is not pinned (a version tag or a digest)")
     for op, args in lines:
-        if op in ("ENV", "ARG"):
-            for name, value in _assignments(args):
-                if _SECRET_NAME.search(name) and value:
-                    found.append(f"{op} {name} carries a value in the image")
-        if op in ("COPY", "ADD") and re.search(r"\.env\b|kubeconfig|\.kube\b|id_rsa|\.pem\b", args):
-            found.append(f"{op} {args}: copies credentials into the image")
+        found += _instruction_findings(op, args)
     users = [args.split()[0] for op, args in lines if op == "USER" and args.split()]
     if not users:
         found.append("no USER: the container runs as root")
@@ -180,6 +175,43 @@ def dockerfile_findings(text: str, dockerignore: str = "") -> list[str]:
     for needed in (".sandbox", "reports", ".venv", ".git", "**/*.env"):
         if needed not in ignored:
             found.append(f".dockerignore does not exclude {needed}")
+    return found
+
+
+def _instruction_findings(op: str, args: str) -> list[str]:
+    found = []
+    if op in ("ENV", "ARG"):
+        for name, value in _assignments(args):
+            if _SECRET_NAME.search(name) and value:
+                found.append(f"{op} {name} carries a value in the image")
+    if op in ("COPY", "ADD") and re.search(r"\.env\b|kubeconfig|\.kube\b|id_rsa|\.pem\b", args):
+        found.append(f"{op} {args}: copies credentials into the image")
+    if op == "RUN":
+        found += _unlocked_installs(args)
+    return found
+
+
+def _unlocked_installs(run: str) -> list[str]:
+    """The image must run what CI tested: every `pip install` takes the hash-checked lock
+    file, or installs the project alone on top of it (`--no-deps`); anything else resolves
+    versions on the day the image is built.
+
+    >>> _unlocked_installs("pip install --require-hashes --no-deps -r requirements/lock.txt")
+    []
+    >>> [finding.split(":")[0] for finding in _unlocked_installs("pip install -e . && ls")]
+    ['RUN pip install -e .']
+    """
+    found = []
+    for command in re.split(r"&&|;|\|\|", run):
+        words = command.split()
+        if "pip" not in words or "install" not in words:
+            continue
+        from_lock = "--require-hashes" in words and "-r" in words
+        if not from_lock and "--no-deps" not in words:
+            found.append(
+                f"RUN {' '.join(words)}: resolves its own versions; install from the lock file "
+                "(--require-hashes -r requirements/lock.txt) and the project with --no-deps"
+            )
     return found
 
 

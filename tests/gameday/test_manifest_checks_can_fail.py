@@ -120,6 +120,11 @@ def test_cronjob_faults_are_found(change: str, message: str) -> None:
             ("COPY deploy ./deploy", "COPY .sandbox/kubeconfig /root/.kube/config"),
             "copies credentials",
         ),
+        (
+            ("--require-hashes --no-deps -r requirements/lock.txt", "-r requirements/lock.txt"),
+            "resolves its own versions",
+        ),
+        (("--no-deps --no-build-isolation -e .", "-e ."), "resolves its own versions"),
     ],
 )
 def test_dockerfile_faults_are_found(change: tuple[str, str], message: str) -> None:

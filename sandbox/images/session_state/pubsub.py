@@ -88,7 +88,7 @@ class Listener:
         finally:
             self._set_connected(False)
             with contextlib.suppress(*REDIS_UNAVAILABLE):
-                await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(pubsub.aclose(), 1.0)
 
     def _received(self, data: object) -> None:
         try:
