@@ -38,6 +38,7 @@ class SloKind(enum.Enum):
     LATENCY = "latency"  # percentile of successful response times <= limit (ms)
     ERROR_RATE = "error_rate"  # failures / requests <= limit (a ratio: the error budget)
     FAILURES = "failures"  # number of failures <= limit (e.g. 0 stale reads)
+    EVENTS = "events"  # number of matching entries, failed or not, <= limit (0 sockets lost)
     THROUGHPUT = "throughput"  # successful requests per second >= limit
 
 
@@ -177,6 +178,9 @@ def evaluate_one(slo: Slo, stats: WindowStats | None) -> Verdict:
     chosen = select(stats, slo.requests)
     if slo.kind is SloKind.FAILURES:
         return _at_most(slo, float(chosen.failed), f"failures {where} = {chosen.failed}")
+    if slo.kind is SloKind.EVENTS:
+        detail = f"{slo.requests.describe()} {where} = {chosen.requests}"
+        return _at_most(slo, float(chosen.requests), detail)
     if chosen.requests < slo.min_requests:
         detail = (
             f"only {chosen.requests} request(s) {where} ({slo.requests.describe()}), "

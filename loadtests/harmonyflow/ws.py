@@ -7,7 +7,11 @@ Entries it reports (request type, name):
 - `WS ping`             ping -> pong round trip (the message RTT)
 - `WS fanout`           an update made over REST until its event is pushed here
                         (end to end: REST write, commit, pub/sub, delivery)
-- `WS disconnect`       a failure each time the socket is lost (close code or error)
+- `WS disconnect`       each time the socket is lost: a success when the server closed
+                        it with a close frame saying it goes away (1001 or 1012), a
+                        failure when it did not (a reset, an end of stream without a
+                        close frame (1006), a timeout, another close code); the failure
+                        names which
 - `WSRECONN reconnect`  time from losing the socket to being subscribed again; the
                         entry's total response time is the time spent disconnected
 - `WS seq gap`          a failure per gap in a session's pushed seqs (`len` = events missing)
@@ -16,6 +20,13 @@ Entries it reports (request type, name):
 Everything runs in the user's own greenlet, one request at a time: replies are
 correlated by order (one ping in flight) and events by (session, version). Every
 wait has a deadline.
+
+A pod that shuts down well closes its sockets with 1001 while the client may be
+sending: a ping written after the close frame arrived fails with a broken pipe. That is
+the client's own race, not the service's failure, so a request cut short by a graceful
+close is not reported; the close is (`WS disconnect`, a success), and the reconnect
+measures what the user felt. Frames are read here, not by websocket-client's
+`recv_data`, whose automatic close reply raises on a reset socket and hides the code.
 """
 
 from __future__ import annotations
@@ -36,8 +47,46 @@ WSRECONN = "WSRECONN"
 Fire = Callable[..., None]
 
 
+# RFC 6455 §7.4.1 1001 "going away" (a server going down) and IANA's 1012 "service
+# restart": what a pod that is told to terminate must send its clients.
+GRACEFUL_CLOSE_CODES = frozenset({1001, 1012})
+# RFC 6455 §7.1.5: the connection closed without a close frame.
+NO_CLOSE_FRAME = 1006
+# After a failed send, how long to look for a close frame the server had already sent.
+CLOSE_FRAME_GRACE_SECONDS = 0.5
+
+
 class Disconnected(Exception):
-    """The socket is gone (closed by the server, reset, or timed out)."""
+    """The socket is gone: closed by the server with `code`, reset, or timed out."""
+
+    def __init__(self, how: str, code: int = NO_CLOSE_FRAME) -> None:
+        super().__init__(how)
+        self.code = code
+
+    @property
+    def graceful(self) -> bool:
+        """The server said it is going away: the shutdown the service promises.
+
+        >>> Disconnected("closed by the server (1001)", 1001).graceful
+        True
+        >>> Disconnected("ConnectionResetError, no close frame (1006)").graceful
+        False
+        """
+        return self.code in GRACEFUL_CLOSE_CODES
+
+
+def closed_with(data: bytes) -> Disconnected:
+    """The loss a close frame's payload describes (no status code reads as 1005).
+
+    >>> closed_with(b"\\x03\\xe9bye").code, closed_with(b"").code
+    (1001, 1005)
+    """
+    code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+    return Disconnected(f"closed by the server ({code})", code)
+
+
+def lost_without_close(error: BaseException) -> Disconnected:
+    return Disconnected(f"{type(error).__name__}, no close frame ({NO_CLOSE_FRAME})")
 
 
 class SequenceGap(Exception):
@@ -120,7 +169,8 @@ class SessionSocket:
                     self._event(WS, "fanout", began, error=NoPush("no push within timeout"))
                     return False
         except Disconnected as error:
-            self._event(WS, "fanout", began, error=error)
+            if not error.graceful:  # else the reconnect's replay delivers it
+                self._event(WS, "fanout", began, error=error)
             return False
         self._event(WS, "fanout", began)
         return True
@@ -141,20 +191,37 @@ class SessionSocket:
         began = time.perf_counter()
         deadline = began + self.timeout
         try:
-            self._socket.send(json.dumps(message))
+            try:
+                self._socket.send(json.dumps(message))
+            except (OSError, websocket.WebSocketException) as error:
+                raise self._lose(self._close_left_behind(error)) from None
             while True:
                 answer = self._receive(deadline)
                 if answer is None:
-                    raise TimeoutError(f"no {name} answer within timeout")
+                    raise self._lose(Disconnected(f"no {name} answer within {self.timeout}s"))
                 if done(answer):
                     break
-        except (Disconnected, TimeoutError, OSError, websocket.WebSocketException) as error:
-            self._event(WS, name, began, error=error)
-            if not isinstance(error, Disconnected):
-                self._lose(Disconnected(f"{type(error).__name__} during {name}"))
+        except Disconnected as lost:
+            if not lost.graceful:
+                self._event(WS, name, began, error=lost)
             return False
         self._event(WS, name, began)
         return True
+
+    def _close_left_behind(self, error: BaseException) -> Disconnected:
+        """After a failed send: the close frame the server sent before it, if one waits
+        in the receive buffer (the client's race with a graceful close), else the error."""
+        socket = self._socket
+        deadline = time.perf_counter() + CLOSE_FRAME_GRACE_SECONDS
+        while socket is not None and time.perf_counter() < deadline:
+            socket.settimeout(max(0.01, deadline - time.perf_counter()))
+            try:
+                opcode, data = _read_message(socket)
+            except (OSError, websocket.WebSocketException):
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return closed_with(data)
+        return lost_without_close(error)
 
     def _receive(self, deadline: float) -> Any:
         """One text message, parsed and accounted; None at the deadline; `Disconnected`."""
@@ -166,14 +233,13 @@ class SessionSocket:
             return None
         socket.settimeout(remaining)
         try:
-            opcode, data = socket.recv_data(control_frame=False)
+            opcode, data = _read_message(socket)
         except websocket.WebSocketTimeoutException:
             return None
         except (OSError, websocket.WebSocketException) as error:
-            raise self._lose(Disconnected(type(error).__name__)) from None
+            raise self._lose(lost_without_close(error)) from None
         if opcode == websocket.ABNF.OPCODE_CLOSE:
-            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
-            raise self._lose(Disconnected(f"closed by the server ({code})"))
+            raise self._lose(closed_with(data))
         try:
             message = json.loads(data)
         except ValueError:
@@ -197,9 +263,10 @@ class SessionSocket:
             self._versions[session] = version
 
     def _lose(self, error: Disconnected) -> Disconnected:
-        """The socket is gone: report it once, remember when, drop it."""
+        """The socket is gone: report it once (a failure unless the server closed it
+        gracefully), remember when, drop it."""
         now = time.perf_counter()
-        self._event(WS, "disconnect", now, error=error)
+        self._event(WS, "disconnect", now, error=None if error.graceful else error)
         self._lost_at = self._lost_at or now  # a failed resubscribe keeps the first loss
         self._drop()
         return error
@@ -230,6 +297,33 @@ class SessionSocket:
             context={},
             start_time=time.time() - elapsed,
         )
+
+
+def _read_message(socket: websocket.WebSocket) -> tuple[int, bytes]:
+    """The next data message or close frame; pings are answered, pongs skipped.
+
+    Unlike `recv_data`, a close frame is returned before any reply is attempted, so a
+    reset after it cannot hide the code the server sent.
+    """
+    while True:
+        receive_frame: Callable[[], Any] = socket.recv_frame
+        frame = receive_frame()
+        if frame.opcode in (
+            websocket.ABNF.OPCODE_TEXT,
+            websocket.ABNF.OPCODE_BINARY,
+            websocket.ABNF.OPCODE_CONT,
+        ):
+            socket.cont_frame.validate(frame)
+            socket.cont_frame.add(frame)
+            if socket.cont_frame.is_fire(frame):
+                opcode, whole = socket.cont_frame.extract(frame)
+                data = whole.data
+                return int(opcode), data.encode() if isinstance(data, str) else bytes(data)
+        elif frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return websocket.ABNF.OPCODE_CLOSE, bytes(frame.data)
+        elif frame.opcode == websocket.ABNF.OPCODE_PING:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                socket.pong(frame.data)
 
 
 def _answers(message: Any, kind: str, session: str) -> bool:

@@ -49,6 +49,9 @@ STALE = Slo(
     "stale", SloKind.FAILURES, limit=0, requests=RequestSelector(types=frozenset({"LEDGER"}))
 )
 RPS = Slo("rps", SloKind.THROUGHPUT, limit=5.0)
+LOST_SOCKETS = Slo(
+    "lost", SloKind.EVENTS, limit=0, requests=RequestSelector(names=frozenset({"disconnect"}))
+)
 
 
 @pytest.mark.parametrize(
@@ -77,6 +80,13 @@ RPS = Slo("rps", SloKind.THROUGHPUT, limit=5.0)
         pytest.param(RPS, stats(10.0, GET_a=ep(50, 50)), Status.PASS, 5.0, id="rps-ok-only"),
         pytest.param(RPS, stats(10.0, GET_a=ep(49, 0)), Status.FAIL, 4.9, id="rps-low"),
         pytest.param(RPS, stats(0.0, GET_a=ep(49, 0)), Status.FAIL, 0.0, id="rps-no-time"),
+        pytest.param(LOST_SOCKETS, stats(GET_a=ep(9, 1)), Status.PASS, 0.0, id="none-lost"),
+        pytest.param(
+            LOST_SOCKETS, stats(WS_disconnect=ep(2, 0)), Status.FAIL, 2.0, id="graceful-counts"
+        ),
+        pytest.param(
+            LOST_SOCKETS, stats(WS_disconnect=ep(1, 1)), Status.FAIL, 2.0, id="every-loss"
+        ),
     ],
 )
 def test_evaluate(
