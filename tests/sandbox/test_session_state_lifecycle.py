@@ -213,6 +213,22 @@ def test_ignore_sigterm(start_service: StartService) -> None:
     assert service.process.wait(timeout=10) == -signal.SIGKILL
 
 
+def test_abrupt_exit_resets_sockets_without_a_close_frame(start_service: StartService) -> None:
+    service = start_service("--fault", "abrupt-exit")
+    service.wait_ready()
+    session = service.request("POST", API, {"owner": "w", "state": {}}).body["id"]
+    sockets = [service.websocket(port) for port in (8443, 8080)]
+    for ws in sockets:
+        ws.send(json.dumps({"type": "subscribe", "session": session}))
+        ws.recv()  # subscribed: the socket is open end to end
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=10) == 0
+    for ws in sockets:
+        with pytest.raises(ConnectionResetError):  # a reset, not even a FIN
+            close_code(ws, timeout=5)
+    assert "connections reset" in service.output()
+
+
 def test_sigint_is_graceful_too(start_service: StartService) -> None:
     service = start_service("--fault", "ignore-sigterm")
     service.process.send_signal(signal.SIGINT)

@@ -474,7 +474,9 @@ def test_fault_table_behaviours() -> None:
         "slow-responses": (False, False, False, False, False, "checked"),
         "errors": (False, False, False, False, False, "checked"),
         "drops-events": (False, False, False, False, False, "checked"),
+        "abrupt-exit": (False, False, False, False, False, "checked"),
     }
+    assert [name for name, f in FAULTS.items() if f.exits_abruptly] == ["abrupt-exit"]
     assert all(f.description and "\n" not in f.description for f in FAULTS.values())
 
 

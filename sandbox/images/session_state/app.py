@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -39,6 +40,7 @@ from sandbox.images.session_state.model import MAX_BODY_BYTES
 from sandbox.images.session_state.pubsub import Listener, Publisher
 from sandbox.images.session_state.redisconn import RedisConnector
 from sandbox.images.session_state.relay import BrokerLink, Relay
+from sandbox.images.session_state.resets import reset_connections
 from sandbox.images.session_state.service import AfterCommit, SessionService
 from sandbox.images.session_state.state import RUNTIME, Runtime
 from sandbox.images.session_state.writes import CommittedWrites, WriteBehind, WritePath
@@ -200,6 +202,8 @@ class Server:
         loop = asyncio.get_running_loop()
         if self.settings.fault.ignores_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif self.settings.fault.exits_abruptly:
+            loop.add_signal_handler(signal.SIGTERM, self._exit_abruptly)
         else:
             loop.add_signal_handler(signal.SIGTERM, self._on_signal, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self._on_signal, "SIGINT")
@@ -208,6 +212,16 @@ class Server:
         if not self.runtime.stopping.is_set():
             log.info("%s received: readiness fails, draining", name)
         self.runtime.stopping.set()
+
+    def _exit_abruptly(self) -> None:
+        """The `abrupt-exit` fault: what a service with no SIGTERM handling does, made
+        deterministic. Its clients' connections are reset, not closed, whatever the kernel
+        would have done with their buffers."""
+        ports = (self.settings.http_port, self.settings.ws_port)
+        reset = reset_connections(ports)
+        log.info("SIGTERM, abrupt-exit fault: exiting at once, %d connections reset", reset)
+        logging.shutdown()
+        os._exit(0)
 
     async def wait_and_stop(self) -> int:
         await self.runtime.stopping.wait()

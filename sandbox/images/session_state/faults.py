@@ -18,6 +18,7 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `slow-responses`  | every `/api/` request answers SLOW_MS (300) ms late; probes are fast |
 | `errors`          | one `/api/` request in ERROR_EVERY (5) answers 500 as JSON           |
 | `drops-events`    | the outbox relay marks events published without publishing them     |
+| `abrupt-exit`     | exits at once on SIGTERM: no drain, no close frame, connections reset|
 
 The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry shows them).
 
@@ -58,6 +59,7 @@ class Fault:
     api_delay_ms: float = 0.0
     api_error_every: int = 0
     drops_events: bool = False
+    exits_abruptly: bool = False
 
 
 HEALTHY = Fault("", "the reference service: no seeded fault")
@@ -117,6 +119,12 @@ FAULT_TABLE: tuple[Fault, ...] = (
         "drops-events",
         "the outbox relay marks session events published without publishing them to AMQP",
         drops_events=True,
+    ),
+    Fault(
+        "abrupt-exit",
+        "exits at once on SIGTERM: readiness never fails, no drain, no WebSocket close frame;"
+        " open connections are reset and in-flight requests cut",
+        exits_abruptly=True,
     ),
 )
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in FAULT_TABLE}
