@@ -55,16 +55,17 @@ def add_commands(commands: Any) -> None:
                 metavar="|".join(EXTRAS),
                 help="also run an optional part of the seed (repeatable)",
             )
-            for flag, default, kind in (
-                ("--node-monitor-grace-period", 50, float),
-                ("--hpa-sync-period", 15, float),
-                ("--default-unreachable-toleration-seconds", 300, int),
+            for flag, default, kind, metavar in (
+                ("--node-monitor-grace-period", 50, float, "SECONDS"),
+                ("--hpa-sync-period", 15, float, "SECONDS"),
+                ("--default-unreachable-toleration-seconds", 300, int, "SECONDS"),
+                ("--sync-rate-limit", 0.3, float, "PER_SECOND"),
             ):
                 action.add_argument(
                     flag,
                     type=kind,
                     default=None,
-                    metavar="SECONDS",
+                    metavar=metavar,
                     help=f"the upstream flag of that name (default {default})",
                 )
 
@@ -95,6 +96,7 @@ def _daemon_flags(arguments: argparse.Namespace) -> list[str]:
         "node_monitor_grace_period",
         "hpa_sync_period",
         "default_unreachable_toleration_seconds",
+        "sync_rate_limit",
     ):
         value = getattr(arguments, name)
         if value is not None:

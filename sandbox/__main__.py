@@ -59,6 +59,8 @@ def main() -> None:
     # kube-apiserver --default-not-ready-toleration-seconds and
     # --default-unreachable-toleration-seconds, set together
     run.add_argument("--default-unreachable-toleration-seconds", type=int, default=None)
+    # ingress-nginx --sync-rate-limit: syncs per second of the ingress (default 0.3)
+    run.add_argument("--sync-rate-limit", type=float, default=None)
     run.add_argument(
         "--no-backing-services",
         action="store_true",
@@ -83,6 +85,7 @@ def main() -> None:
         node_monitor_grace_period=arguments.node_monitor_grace_period,
         hpa_sync_period=arguments.hpa_sync_period,
         default_toleration_seconds=arguments.default_unreachable_toleration_seconds,
+        sync_rate_limit=arguments.sync_rate_limit,
         backing_services=not arguments.no_backing_services,
         extras=parse_extras(arguments.extras),
     )

@@ -99,6 +99,11 @@ def test_down_cleans_up_after_a_killed_daemon(state: Path) -> None:
             "--hpa-sync-period must be positive",
             id="flag-not-positive",
         ),
+        pytest.param(
+            ["sandbox", "up", "--sync-rate-limit", "-0.3"],
+            "--sync-rate-limit must be positive",
+            id="rate-not-positive",
+        ),
         pytest.param(["sandbox", "launch"], "invalid choice: 'launch'", id="unknown-action"),
         pytest.param(
             ["sandbox", "up", "--timeout", "soon"], "invalid float value", id="not-a-number"
@@ -123,11 +128,14 @@ def test_control_plane_flags_reach_the_daemon(state: Path) -> None:
         "4",
         "--default-unreachable-toleration-seconds",
         "7",
+        "--sync-rate-limit",
+        "2",
     )
     assert up.returncode == 0, up.stderr
     pid = json.loads((state / "state.json").read_text())["pid"]
     cmdline = psutil.Process(pid).cmdline()
     assert cmdline[cmdline.index("--node-monitor-grace-period") + 1] == "12.0"
+    assert cmdline[cmdline.index("--sync-rate-limit") + 1] == "2.0"
     assert cmdline[cmdline.index("--hpa-sync-period") + 1] == "4.0"
     api = config.new_client_from_config(config_file=str(state / "kubeconfig"))
     pod = client.CoreV1Api(api).create_namespaced_pod(

@@ -3,10 +3,11 @@
 As ingress-nginx did before its Lua balancer: every change of an Ingress, a
 Service or an EndpointSlice re-renders nginx.conf (`nginx_config.render_config`
 over `store.snapshot`), and nginx is reloaded only when the text changed.
-Reloads are rate-limited like ingress-nginx's sync queue (a token bucket of one):
-a change after a quiet spell is applied at once, and changes arriving within
-`min_reload_interval` (0.1 s) of the last reload are coalesced into one reload
-at the end of that interval.
+Reloads are rate-limited like ingress-nginx's sync queue (a token bucket of one,
+refilled at `--sync-rate-limit`, upstream's 0.3 per second by default): a change after a
+quiet spell is applied at once, and changes arriving within the interval (3.3 s) of the
+last reload are coalesced into one reload at its end. So a pod that stops serving the
+moment it is told to terminate still gets traffic for up to that long, as on EKS.
 
 Once nginx serves an Ingress, its `status.loadBalancer.ingress` becomes
 `[{"ip": <nginx's listen address>}]` (status subresource); each added or changed
@@ -109,6 +110,16 @@ def reload_delay(last_reload_at: float | None, now: float, min_interval: float) 
     return max(0.0, last_reload_at + min_interval - now)
 
 
+def sync_interval(sync_rate_limit: float) -> float:
+    """Seconds between two syncs at ingress-nginx's `--sync-rate-limit` (syncs per second);
+    never below MIN_RELOAD_INTERVAL_SECONDS, which keeps reloads from piling up.
+
+    >>> round(sync_interval(0.3), 3), sync_interval(100.0)
+    (3.333, 0.1)
+    """
+    return max(MIN_RELOAD_INTERVAL_SECONDS, 1.0 / sync_rate_limit)
+
+
 def _key(obj: Mapping[str, Any]) -> IngressKey:
     metadata = obj.get("metadata") or {}
     return (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
@@ -129,13 +140,17 @@ class IngressController:
         settings: ControlPlaneSettings,
         nginx: NginxProcess,
         *,
-        min_reload_interval: float = MIN_RELOAD_INTERVAL_SECONDS,
+        min_reload_interval: float | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.nginx = nginx
-        self.min_reload_interval = min_reload_interval
+        self.min_reload_interval = (
+            sync_interval(settings.ingress_sync_rate_limit)
+            if min_reload_interval is None
+            else min_reload_interval
+        )
         self.reloads = 0
         self.failed_reloads = 0
         self._rejected: str | None = None  # the last text nginx refused: not retried

@@ -88,6 +88,7 @@ class ControlPlaneOptions:
         node_monitor_grace_period: float | None = None,
         hpa_sync_period: float | None = None,
         default_toleration_seconds: int | None = None,
+        sync_rate_limit: float | None = None,
         backing_services: bool = True,
         extras: frozenset[str] = frozenset(),
     ) -> ControlPlaneOptions:
@@ -98,6 +99,8 @@ class ControlPlaneOptions:
             overrides["hpa_sync_period_seconds"] = hpa_sync_period
         if default_toleration_seconds is not None:
             overrides["default_toleration_seconds"] = default_toleration_seconds
+        if sync_rate_limit is not None:
+            overrides["ingress_sync_rate_limit"] = sync_rate_limit
         settings = dataclasses.replace(ControlPlaneSettings(), **overrides)
         return cls(
             state_dir=state_dir,

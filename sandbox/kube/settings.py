@@ -29,6 +29,10 @@ class ControlPlaneSettings:
     container_backoff_max_seconds: float = 300.0
     container_backoff_reset_seconds: float = 600.0
     metrics_resolution_seconds: float = 15.0
+    # ingress-nginx --sync-rate-limit (cmd/nginx/flags.go, default 0.3): its sync queue is a
+    # token bucket of one refilled at this rate, so an EndpointSlice change reaches nginx at
+    # once after a quiet spell and up to 1/0.3 = 3.3 s late while others keep coming.
+    ingress_sync_rate_limit: float = 0.3
     # API server
     default_toleration_seconds: int = 300  # --default-unreachable-toleration-seconds
     watch_history_events: int = 20_000

@@ -93,7 +93,10 @@ class Timings:
 
     ws_heartbeat: float = 15.0
     shutdown_timeout: float = 20.0
-    drain_delay: float = 1.0
+    # Serving on after SIGTERM until the ingress has dropped the pod: longer than
+    # ingress-nginx's sync interval (1 / --sync-rate-limit 0.3 = 3.3 s) plus a reload, so
+    # no request reaches a closed listener or a closed keep-alive connection.
+    drain_delay: float = 5.0
     hang_after: float = 20.0
     startup: float = 40.0
     crash_after: float = 2.0
