@@ -31,14 +31,13 @@ import psutil
 
 from resilience.errors import ResilienceError
 from resilience.load.certify import PROFILES, plan_for
-from resilience.load.profile import Profile, load_profile, resolve_profile
+from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
 from resilience.load.runner import LoadResult, LoadRun
 from resilience.load.timeline import Timeline, error_counts
 from resilience.observe.violations import CheckResult, Violation
 from resilience.slo import RequestSelector, Status, Verdict, Window, WindowStats, select
-from resilience.traffic import TrafficOutcome
+from resilience.traffic import ErrorBudget, TrafficOutcome
 
-SUITE_PREFIX = "suite-"
 BASELINE_SECONDS = 10.0
 RECOVERY_SECONDS = 10.0
 FLOWING_REQUESTS = 10
@@ -48,6 +47,8 @@ REST_TYPES = frozenset({"GET", "POST", "PUT", "DELETE"})
 SLO_LIMIT_PREFIX = "load.slo."
 RUN_LIMIT = "load.run"
 ERRORS_SHOWN = 3
+# The SLO every suite profile budgets its fault window with (also the witness's budget).
+FAULT_BUDGET_SLO = "fault-window-error-budget"
 
 
 class LoadNotFlowingError(ResilienceError):
@@ -60,8 +61,18 @@ def suite_profile(name: str, profiles_dir: Path = PROFILES) -> Profile:
     >>> suite_profile("pod-kill").name
     'suite-pod-kill'
     """
-    own = profiles_dir / f"{SUITE_PREFIX}{name}.yaml"
-    return load_profile(own if own.is_file() else resolve_profile(name, profiles_dir))
+    own = suite_profile_path(name, profiles_dir)
+    return load_profile(own if own is not None else resolve_profile(name, profiles_dir))
+
+
+def witness_budget(profile: Profile) -> ErrorBudget:
+    """The suite's own traffic is judged by the load's fault-window budget: one standard,
+    read from the profile, for every request the suite sends.
+
+    >>> witness_budget(suite_profile("broker-loss")).describe()
+    '0.00% (fault-window-error-budget)'
+    """
+    return ErrorBudget.from_slo(profile.slo(FAULT_BUDGET_SLO))
 
 
 # ---- verdicts (pure) ----
@@ -183,6 +194,13 @@ class LocustLoad:
         self._ended_early: int | None = None  # Locust's exit code if it ended before stop()
 
     # ---- LoadSession ----
+
+    def witness_budget(self) -> ErrorBudget:
+        return witness_budget(self.profile)
+
+    def limit(self, name: str) -> float:
+        """A recovery limit of the profile (`limits.<name>`), with its reasoning there."""
+        return self.profile.limit(name)
 
     def start(self) -> LocustLoad:
         self._began = time.monotonic()

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from resilience.observe.violations import CheckResult, Violation, format_clock
+from resilience.slo import Slo, SloKind
 
 ERROR_BUDGET_LIMIT = "traffic.errorRate"
 LOST_WRITES_LIMIT = "traffic.lostWrites"
@@ -80,11 +81,42 @@ class TrafficOutcome:
 
 @dataclass(frozen=True)
 class ErrorBudget:
-    """At most `max_error_rate` of the requests may fail, and never fewer than
-    `min_requests` may have been sent (too little traffic proves nothing)."""
+    """At most `max_error_rate` of the requests may fail, or at most `max_failures` of
+    them when set, and never fewer than `min_requests` may have been sent (too little
+    traffic proves nothing). `source` names the profile SLO it was read from."""
 
-    max_error_rate: float
+    max_error_rate: float = 1.0
     min_requests: int = 20
+    max_failures: int | None = None
+    source: str = ""
+
+    @classmethod
+    def from_slo(cls, slo: Slo) -> ErrorBudget:
+        """The witness traffic judged by the same number as the load: a `failures` SLO
+        gives a count, an `error_rate` SLO a ratio.
+
+        >>> from resilience.slo import SloKind
+        >>> ErrorBudget.from_slo(Slo("fault-window-error-budget", SloKind.FAILURES, 0)).describe()
+        '0 failed requests (fault-window-error-budget)'
+        """
+        if slo.kind is SloKind.FAILURES:
+            return cls(max_failures=int(slo.limit), source=slo.name)
+        if slo.kind is SloKind.ERROR_RATE:
+            return cls(max_error_rate=slo.limit, source=slo.name)
+        raise ValueError(f"SLO {slo.name} is a {slo.kind.value} SLO, not an error budget")
+
+    def exceeded_by(self, outcome: TrafficOutcome) -> bool:
+        if self.max_failures is not None:
+            return outcome.failures > self.max_failures
+        return outcome.error_rate > self.max_error_rate
+
+    def describe(self) -> str:
+        limit = (
+            f"{self.max_failures} failed requests"
+            if self.max_failures is not None
+            else f"{self.max_error_rate:.2%}"
+        )
+        return f"{limit} ({self.source})" if self.source else limit
 
 
 def check_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, what: str) -> CheckResult:
@@ -96,11 +128,11 @@ def check_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, what: str) 
     >>> check_error_budget(outcome, ErrorBudget(0.02), "rollout").ok
     True
     """
-    details = {
+    details: dict[str, float | int | str] = {
         "requests": outcome.requests,
         "failures": outcome.failures,
         "error_rate": round(outcome.error_rate, 5),
-        "budget": budget.max_error_rate,
+        "budget": budget.describe(),
     }
     if outcome.requests < budget.min_requests:
         message = (
@@ -116,13 +148,14 @@ def check_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, what: str) 
             ),
             details,
         )
-    if outcome.error_rate <= budget.max_error_rate:
+    if not budget.exceeded_by(outcome):
         return CheckResult("error budget", (), details)
     first = outcome.samples[0] if outcome.samples else None
     message = (
         f"{what}: {outcome.failures} of {outcome.requests} requests through the ingress failed "
-        f"({outcome.error_rate:.2%}), more than the budget of {budget.max_error_rate:.2%}"
+        f"({outcome.error_rate:.2%}), more than the budget of {budget.describe()}"
     )
+    counted = budget.max_failures
     if outcome.samples:
         message += "; first: " + "; ".join(f.describe() for f in outcome.samples[:3])
     return CheckResult(
@@ -130,8 +163,8 @@ def check_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, what: str) 
         (
             Violation(
                 ERROR_BUDGET_LIMIT,
-                budget.max_error_rate,
-                round(outcome.error_rate, 5),
+                budget.max_error_rate if counted is None else counted,
+                round(outcome.error_rate, 5) if counted is None else outcome.failures,
                 first.wall if first else 0.0,
                 -1,
                 message,
@@ -287,6 +320,8 @@ class LoadSession(Protocol):
     def outcome(self) -> TrafficOutcome: ...
     def fault(self, name: str) -> AbstractContextManager[None]: ...
     def check(self, what: str) -> CheckResult: ...
+    def witness_budget(self) -> ErrorBudget: ...
+    def limit(self, name: str) -> float: ...
     def __enter__(self) -> LoadSession: ...
     def __exit__(
         self,

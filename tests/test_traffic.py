@@ -73,6 +73,9 @@ from tests.load.seeded import serving
         pytest.param(TrafficOutcome(100, 1), ErrorBudget(0.01), False, id="at-the-budget"),
         pytest.param(TrafficOutcome(100, 2), ErrorBudget(0.01), True, id="over"),
         pytest.param(TrafficOutcome(5, 0), ErrorBudget(0.5, min_requests=20), True, id="too-few"),
+        pytest.param(TrafficOutcome(900, 0), ErrorBudget(max_failures=0), False, id="none-failed"),
+        pytest.param(TrafficOutcome(900, 1), ErrorBudget(max_failures=0), True, id="one-failed"),
+        pytest.param(TrafficOutcome(90, 2), ErrorBudget(max_failures=2), False, id="at-count"),
     ],
 )
 def test_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, violated: bool) -> None:
@@ -80,6 +83,19 @@ def test_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, violated: bo
     assert (not result.ok) == violated
     if violated:
         assert result.first is not None and result.first.limit == "traffic.errorRate"
+
+
+def test_a_counted_budget_names_the_count_and_its_slo() -> None:
+    budget = ErrorBudget.from_slo(Slo("fault-window-error-budget", SloKind.FAILURES, 0))
+    result = check_error_budget(TrafficOutcome(400, 1), budget, "kill of pod-a")
+    assert result.first is not None
+    assert (result.first.limit_value, result.first.observed) == (0, 1)
+    assert result.first.message == (
+        "kill of pod-a: 1 of 400 requests through the ingress failed (0.25%), more than the "
+        "budget of 0 failed requests (fault-window-error-budget)"
+    )
+    with pytest.raises(ValueError, match="a latency SLO, not an error budget"):
+        ErrorBudget.from_slo(Slo("p95", SloKind.LATENCY, 100))
 
 
 @pytest.mark.parametrize(

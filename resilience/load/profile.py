@@ -19,10 +19,11 @@ between 0 and 1, got 'low'`):
       user_classes: []          # optional: run only these user classes
     slos:
       - name: rest-p95          # unique; the name printed on failure
-        kind: latency           # latency | error_rate | failures | throughput
+        kind: latency           # latency | error_rate | failures | events | throughput
         percentile: 95          # latency only (successful requests only)
         max_ms: 250             # latency: max_ms; error_rate: max_ratio;
-                                # failures: max_failures; throughput: min_rps
+                                # failures: max_failures; events (matching entries,
+                                # failed or not): max_events; throughput: min_rps
         window: all             # all | baseline | fault | recovery
         types: [GET, PUT]       # optional selectors of Locust entries (type, name)
         names: []
@@ -69,6 +70,7 @@ LIMIT_KEYS = {
     SloKind.LATENCY: "max_ms",
     SloKind.ERROR_RATE: "max_ratio",
     SloKind.FAILURES: "max_failures",
+    SloKind.EVENTS: "max_events",
     SloKind.THROUGHPUT: "min_rps",
 }
 _COMMON_SLO_KEYS = frozenset(
@@ -107,12 +109,39 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A number a suite judges with besides the load's SLOs (a recovery time, a write gap),
+    kept beside them with the reasoning that gives it."""
+
+    name: str
+    value: float
+    why: str
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     path: Path
     description: str
     load: LoadSpec
     slos: tuple[Slo, ...]
+    limits: Mapping[str, Limit] = field(default_factory=dict)
+
+    def limit(self, name: str) -> float:
+        """The value of `limits.<name>`; a profile without it is bad input, named."""
+        try:
+            return self.limits[name].value
+        except KeyError:
+            raise InvalidInputError(
+                f"{self.path}: limits.{name}: missing (have: {', '.join(self.limits) or 'none'})"
+            ) from None
+
+    def slo(self, name: str) -> Slo:
+        """The SLO of that name; a profile without it is bad input, named."""
+        for slo in self.slos:
+            if slo.name == name:
+                return slo
+        raise InvalidInputError(f"{self.path}: slos: no SLO named {name!r}")
 
 
 class _Problem(Exception):
@@ -138,6 +167,16 @@ def resolve_profile(name_or_path: str, profiles_dir: Path) -> Path:
     return path
 
 
+SUITE_PREFIX = "suite-"
+
+
+def suite_profile_path(fault: str, profiles_dir: Path) -> Path | None:
+    """`suite-<fault>.yaml`, the SLOs a suite and a game-day step judge that fault by, if
+    the fault has its own."""
+    own = profiles_dir / f"{SUITE_PREFIX}{fault}.yaml"
+    return own if own.is_file() else None
+
+
 def load_profile(path: Path) -> Profile:
     """Read and check one profile file; `InvalidInputError` names the file and the field."""
     try:
@@ -159,7 +198,7 @@ def load_profile(path: Path) -> Profile:
 
 def parse_profile(name: str, path: Path, data: Any) -> Profile:
     document = _mapping(data, "(top level)")
-    _known_keys(document, frozenset({"description", "load", "slos"}), "")
+    _known_keys(document, frozenset({"description", "load", "slos", "limits"}), "")
     description = document.get("description", "")
     if not isinstance(description, str):
         raise _Problem("description", f"expected text, got {_show(description)}")
@@ -175,7 +214,23 @@ def parse_profile(name: str, path: Path, data: Any) -> Profile:
         if slo.name in seen:
             raise _Problem(f"slos[{index}].name", f"duplicate name {slo.name!r}")
         seen.add(slo.name)
-    return Profile(name, path, description, load, slos)
+    return Profile(name, path, description, load, slos, parse_limits(document.get("limits", {})))
+
+
+def parse_limits(data: Any) -> dict[str, Limit]:
+    """`limits: {recovery_seconds: {value: 120, why: "..."}}`: every limit says why."""
+    limits = {}
+    for key, item in _mapping(data, "limits").items():
+        where = f"limits.{key}"
+        entry = _mapping(item, where)
+        _known_keys(entry, frozenset({"value", "why"}), f"{where}.")
+        why = entry.get("why")
+        if not isinstance(why, str) or not why.strip():
+            raise _Problem(f"{where}.why", "missing: say where the number comes from")
+        if "value" not in entry:
+            raise _Problem(f"{where}.value", "missing")
+        limits[str(key)] = Limit(str(key), _number(entry["value"], f"{where}.value", 0), why)
+    return limits
 
 
 def parse_load(data: Any) -> LoadSpec:

@@ -24,6 +24,9 @@ slos:
   - {name: errors, kind: error_rate, max_ratio: 0.5}
   - {name: stale, kind: failures, max_failures: 0, names: [stale read]}
   - {name: rps, kind: throughput, min_rps: 1.5, exclude_types: [LEDGER]}
+  - {name: lost, kind: events, max_events: 0, names: [disconnect]}
+limits:
+  recovery_seconds: {value: 120, why: the runbook's two minutes}
 """
 
 
@@ -51,7 +54,14 @@ def test_smoke_profile_exists_and_is_short() -> None:
 def test_a_good_profile(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, GOOD))
     assert profile.load.run_time == 300.0 and profile.load.users == 2
-    latency, errors, stale, rps = profile.slos
+    latency, errors, stale, rps, lost = profile.slos
+    assert (lost.kind, lost.limit) == (SloKind.EVENTS, 0.0)
+    assert profile.limit("recovery_seconds") == 120.0
+    assert profile.limits["recovery_seconds"].why == "the runbook's two minutes"
+    with pytest.raises(InvalidInputError, match=r"limits\.spread: missing \(have: recovery"):
+        profile.limit("spread")
+    with pytest.raises(InvalidInputError, match="no SLO named 'nope'"):
+        profile.slo("nope")
     assert (latency.kind, latency.limit, latency.percentile) == (SloKind.LATENCY, 100.0, 99.0)
     assert latency.window is Window.FAULT and latency.requests.types == {"GET"}
     assert (errors.kind, errors.limit, errors.window) == (SloKind.ERROR_RATE, 0.5, Window.ALL)
@@ -159,6 +169,21 @@ def replace(old: str, new: str) -> str:
         ),
         pytest.param(
             replace("name: rps", "name: 'two words'"), "slos[3].name: expected a name", id="name"
+        ),
+        pytest.param(
+            replace("{value: 120, why: the runbook's two minutes}", "{value: 120}"),
+            "limits.recovery_seconds.why: missing: say where the number comes from",
+            id="limit-without-why",
+        ),
+        pytest.param(
+            replace("value: 120,", "value: soon,"),
+            "limits.recovery_seconds.value: expected a number",
+            id="limit-not-a-number",
+        ),
+        pytest.param(
+            replace("value: 120,", "seconds: 120,"),
+            "limits.recovery_seconds.seconds: unknown key",
+            id="limit-key",
         ),
         pytest.param(
             replace("percentile: 99,", "percentile: 99, latency: 1,"),
