@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from resilience.chaos.verdict import failures
 from resilience.errors import InvalidInputError
-from resilience.load.profile import Profile, load_profile, resolve_profile
+from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
 from resilience.load.timeline import Timeline, read_timeline
 from resilience.observe.codec import from_jsonable, load_jsonl
 from resilience.observe.recovery import measure_recovery
@@ -29,6 +29,7 @@ from resilience.report import findings as find
 from resilience.report import record as files
 from resilience.report import series
 from resilience.report.alerts import AlertsCapture, read_alerts, step_alerts
+from resilience.report.impact import client_impact
 from resilience.report.junit import junit_xml
 from resilience.report.page import render_page
 from resilience.report.record import RunRecord, StepRecord
@@ -38,7 +39,7 @@ from resilience.report.series import Band
 from resilience.report.svg import Panel, Series, render
 from resilience.report.trends import compare, previous_report, trend_json
 from resilience.report.windows import StepWindows, errors_per_window, step_stats, step_windows
-from resilience.slo import Slo, SloKind, Window
+from resilience.slo import Slo, SloKind, Window, select
 
 FORMAT = "harmonyflow-gameday-report/v1"
 LOAD_ACTIONS = {"start_load", "stop_load", "load_slos_met"}
@@ -59,6 +60,7 @@ class RunData:
     profile: Profile | None
     journals: Mapping[int, dict[str, Any]]
     alerts: AlertsCapture = field(default_factory=lambda: AlertsCapture(False))
+    profiles_dir: Path = REPO_PROFILES  # where each step's suite SLOs are read
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,46 @@ def day_span(data: RunData) -> tuple[float, float]:
 
 def fault_budget(slos: Sequence[Slo]) -> float:
     """The profile's fault-window error budget (the score's B)."""
+    slo = fault_budget_slo(slos)
+    return slo.limit if slo is not None and slo.kind is SloKind.ERROR_RATE else DEFAULT_ERROR_BUDGET
+
+
+def fault_budget_slo(slos: Sequence[Slo]) -> Slo | None:
+    """The SLO that budgets the fault window: an error ratio or a count of failures."""
     for slo in slos:
-        if slo.kind is SloKind.ERROR_RATE and slo.window is Window.FAULT:
-            return slo.limit
-    return DEFAULT_ERROR_BUDGET
+        if slo.window is Window.FAULT and slo.kind in (SloKind.ERROR_RATE, SloKind.FAILURES):
+            return slo
+    return None
+
+
+def step_slos(experiment: str, day_slos: Sequence[Slo], profiles_dir: Path) -> list[Slo]:
+    """The SLOs a step is judged by: the suite's for its fault (`suite-<experiment>.yaml`),
+    so that a game day and `pytest -m resilience` hold one fault to one standard; the
+    day's load profile for a fault no suite owns."""
+    own = suite_profile_path(experiment, profiles_dir)
+    return list(load_profile(own).slos) if own is not None else list(day_slos)
+
+
+def step_score(
+    entry: Mapping[str, Any], step: StepRecord, stats: Any, slos: Sequence[Slo]
+) -> StepScore:
+    """V, E and R of one step, E over the requests its fault budget counts."""
+    budget_slo = fault_budget_slo(slos)
+    fault = stats.get(Window.FAULT) if stats else None
+    chosen = select(fault, budget_slo.requests) if budget_slo and fault is not None else None
+    ratio = None
+    if chosen is not None:
+        ratio = chosen.failed / chosen.requests if chosen.requests else 0.0
+    counted = budget_slo is not None and budget_slo.kind is SloKind.FAILURES
+    return StepScore(
+        entry["verdict"] == "PASS",
+        ratio,
+        fault_budget(slos),
+        entry["time_to_recovery_s"],
+        step.recovery_budget,
+        failures=chosen.failed if chosen is not None and counted else None,
+        max_failures=int(budget_slo.limit) if budget_slo is not None and counted else None,
+    )
 
 
 def journal_actions(journal: Mapping[str, Any]) -> list[tuple[str, float, float]]:
@@ -202,20 +240,13 @@ def analyse(data: RunData) -> dict[str, Any]:
     steps = []
     scores = []
     for step in record.steps:
-        entry = _step(data, step, windows.get(step.index), states, slos, budget)
+        own_slos = step_slos(step.experiment, slos, data.profiles_dir)
+        step_window = windows.get(step.index)
+        entry = _step(data, step, step_window, states, own_slos)
         steps.append(entry)
         if step.status != "skipped":
-            scores.append(
-                StepScore(
-                    entry["verdict"] == "PASS",
-                    (entry["errors"].get("fault") or {}).get("error_ratio")
-                    if step.index in windows
-                    else None,
-                    budget,
-                    entry["time_to_recovery_s"],
-                    step.recovery_budget,
-                )
-            )
+            stats = step_stats(data.load, step.name, step_window) if step_window else None
+            scores.append(step_score(entry, step, stats, own_slos))
             entry["score_component"] = component(scores[-1])
     day_score = score(scores)
     passed = all(s["verdict"] in ("PASS", "SKIP") for s in steps) and not record.interrupted
@@ -255,7 +286,6 @@ def _step(
     windows: StepWindows | None,
     states: Sequence[State],
     slos: Sequence[Slo],
-    budget: float,
 ) -> dict[str, Any]:
     journal = data.journals.get(step.index)
     journal_failures = failures(journal) if journal else []
@@ -321,6 +351,22 @@ def _step(
     entry["time_to_recovery_s"] = (
         round(max(s for s in times if s is not None), 1) if recovered and times else None
     )
+    baseline = errors.get("baseline")
+    impact = client_impact(
+        data.load.records,
+        windows.fault[0],
+        windows.recovery[1],
+        baseline.error_ratio or 0.0 if baseline is not None else 0.0,
+    )
+    entry["client_impact"] = asdict(impact)
+    entry["recovery_measured_by"] = "pods"
+    if recovered and times and all(seconds == 0.0 for seconds in times):
+        # the pods never noticed (a database, cache or broker fault): what users felt is
+        # the measure, not a Deployment that stayed whole
+        entry["recovery_measured_by"] = "clients"
+        back = impact.back_to_baseline_s
+        recovered = back is not None
+        entry["time_to_recovery_s"] = back
     entry["recovered"] = recovered
     passed = step.status == "passed" and all(v.passed for v in verdicts)
     entry["verdict"] = "PASS" if passed else "FAIL"

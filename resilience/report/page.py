@@ -173,9 +173,8 @@ def _step_section(step: Mapping[str, Any]) -> str:
 {e(step["verdict"])}</span></h3>
 <p class="muted">experiment <code>{e(step["experiment"])}</code> {e(variables)}; {note}</p>
 <p>Time to recovery: <b>{_seconds(step.get("time_to_recovery_s"))}</b> (budget
-{step.get("recovery_budget_s")} s; the worst of its faults{per_fault}, each from the fault's start
-until the Deployment had all its Ready pods spread over the zones again, read from the watch
-timeline){by_experiment}.</p>
+{step.get("recovery_budget_s")} s; {_recovery_basis(step, per_fault)}){by_experiment}.</p>
+{_client_impact(step.get("client_impact"))}
 {errors}
 {_alerts_table(step.get("alerts") or {})}
 {f"<ul class='f'>{findings}</ul>" if findings else "<p class='muted'>no findings</p>"}
@@ -190,6 +189,34 @@ def _alerts_note(alerts: Mapping[str, Any]) -> str:
             "run, per step window, from <code>alerts.json</code>.</p>"
         )
     return f"<p class='muted'>Alerts: {html.escape(str(alerts.get('note') or 'not collected'))}</p>"
+
+
+def _recovery_basis(step: Mapping[str, Any], per_fault: str) -> str:
+    if step.get("recovery_measured_by") == "clients":
+        return (
+            "the pods never noticed this fault, so it is what the users felt: from the fault's "
+            "start until the error ratio stayed at the baseline's, read from the load"
+        )
+    return (
+        f"the worst of its faults{per_fault}, each from the fault's start until the Deployment "
+        "had all its Ready pods spread over the zones again, read from the watch timeline"
+    )
+
+
+def _client_impact(impact: Mapping[str, Any] | None) -> str:
+    if not impact:
+        return ""
+    window = impact.get("error_window_s")
+    gap = impact.get("write_gap_s")
+    back = impact.get("back_to_baseline_s")
+    return (
+        "<p>What users felt: error window <b>"
+        + ("no failed request" if window is None else f"{window} s")
+        + "</b> (first to last failed request), write gap <b>"
+        + ("no write on one side" if gap is None else f"{gap} s")
+        + "</b> (last write acknowledged before the fault to the first after it), back to the "
+        + f"baseline error ratio after <b>{_seconds(back)}</b>.</p>"
+    )
 
 
 def _alerts_table(alerts: Mapping[str, Any]) -> str:
