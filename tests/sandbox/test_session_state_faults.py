@@ -1,5 +1,6 @@
-"""The seeded `slow-responses` and `errors` faults: their decisions, table by table, and
-the fault middleware honouring them in process (a real aiohttp server on loopback)."""
+"""The seeded faults' decisions, table by table, and the fault middleware honouring
+`slow-responses` and `errors` in process (a real aiohttp server on loopback). The
+faults that need real PostgreSQL and Redis to show: test_session_state_seeded_faults.py."""
 
 from __future__ import annotations
 
@@ -9,18 +10,26 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from sandbox.images.registry import DEFAULT_REGISTRY, SESSION_STATE
-from sandbox.images.session_state.config import Timings
+from sandbox.images.registry import DEFAULT_REGISTRY, REPO_ROOT, SESSION_STATE
+from sandbox.images.session_state.config import Timings, parse_timings
 from sandbox.images.session_state.faults import (
     ERROR_EVERY,
     FAULTS,
     HEALTHY,
     SLOW_MS,
     Fault,
+    SlotState,
+    dependency_timeout,
+    held_until_drain,
     is_api_request,
+    opens_connection,
+    readiness_dependencies,
+    readiness_verdict,
+    resumes_from_head,
     seeded_error,
 )
 from sandbox.images.session_state.middleware import error_middleware, fault_middleware
@@ -69,6 +78,84 @@ def test_the_new_rows_and_their_images() -> None:
     for tag in ("slow-responses", "errors"):
         image = DEFAULT_REGISTRY.lookup(f"{SESSION_STATE}:{tag}")
         assert image.args == ("--fault", tag)
+
+
+@pytest.mark.parametrize(
+    ("fault", "slot", "opens"),
+    [
+        pytest.param(HEALTHY, "empty", True, id="healthy-first-use"),
+        pytest.param(HEALTHY, "open", False, id="healthy-reuses"),
+        pytest.param(HEALTHY, "closed", True, id="healthy-replaces-a-dead-one"),
+        pytest.param(FAULTS["no-db-reconnect"], "empty", True, id="fault-first-use"),
+        pytest.param(FAULTS["no-db-reconnect"], "open", False, id="fault-reuses"),
+        pytest.param(FAULTS["no-db-reconnect"], "closed", False, id="fault-keeps-a-dead-one"),
+    ],
+)
+def test_only_no_db_reconnect_keeps_a_dead_connection(
+    fault: Fault, slot: SlotState, opens: bool
+) -> None:
+    assert opens_connection(fault, slot) is opens
+
+
+def test_only_no_request_timeout_drops_the_timeouts() -> None:
+    bounded = {name: dependency_timeout(f, 2.0) for name, f in FAULTS.items()}
+    assert bounded.pop("no-request-timeout") is None
+    assert set(bounded.values()) == {2.0}
+    assert dependency_timeout(HEALTHY, 0.5) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("fault", "since", "from_head"),
+    [
+        pytest.param(HEALTHY, 0, False, id="healthy-first"),
+        pytest.param(HEALTHY, 7, False, id="healthy-resume"),
+        pytest.param(FAULTS["ws-resume-from-head"], 0, False, id="fault-first-gets-the-log"),
+        pytest.param(FAULTS["ws-resume-from-head"], 7, True, id="fault-resume-skips"),
+    ],
+)
+def test_only_a_resume_under_the_fault_starts_at_the_head(
+    fault: Fault, since: int, from_head: bool
+) -> None:
+    assert resumes_from_head(fault, since) is from_head
+
+
+def test_only_readiness_ignores_redis_leaves_redis_out() -> None:
+    checked = {name: readiness_dependencies(f) for name, f in FAULTS.items()}
+    assert checked.pop("readiness-ignores-redis") == ("postgresql",)
+    assert set(checked.values()) == {("postgresql", "redis")}
+    fault = FAULTS["readiness-ignores-redis"]
+    assert readiness_verdict(fault, 1.0, 40.0, stopping=False) == "check"
+    assert readiness_verdict(fault, 1.0, 40.0, stopping=True) == "not-ready"
+
+
+@pytest.mark.parametrize(
+    ("fault", "stopping", "path", "held"),
+    [
+        pytest.param(HEALTHY, True, "/api/v1/sessions", False, id="healthy-serves-on"),
+        pytest.param(FAULTS["slow-shutdown"], False, "/api/v1/sessions", False, id="running"),
+        pytest.param(FAULTS["slow-shutdown"], True, "/api/v1/sessions", True, id="api"),
+        pytest.param(FAULTS["slow-shutdown"], True, "/ws", True, id="websocket"),
+        pytest.param(FAULTS["slow-shutdown"], True, "/metrics", True, id="metrics"),
+        pytest.param(FAULTS["slow-shutdown"], True, "/health/ready", False, id="readiness"),
+        pytest.param(FAULTS["slow-shutdown"], True, "/health/live", False, id="liveness"),
+    ],
+)
+def test_slow_shutdown_holds_all_but_the_probes_once_stopping(
+    fault: Fault, stopping: bool, path: str, held: bool
+) -> None:
+    assert held_until_drain(fault, stopping, path) is held
+
+
+def test_slow_shutdown_outlasts_the_deployments_grace_period() -> None:
+    """The default must stay above terminationGracePeriodSeconds, or the kubelet never
+    needs its SIGKILL and the fault is only a slow drain."""
+    manifest = REPO_ROOT / "deploy" / "base" / "deployment.yaml"
+    deployment = next(
+        doc for doc in yaml.safe_load_all(manifest.read_text()) if doc["kind"] == "Deployment"
+    )
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert Timings().slow_shutdown > grace
+    assert parse_timings({"SLOW_SHUTDOWN_SECONDS": "2.5"}).slow_shutdown == 2.5
 
 
 async def _serve(fault: Fault, paths: list[str]) -> list[tuple[int, float, Any]]:

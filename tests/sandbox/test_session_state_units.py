@@ -475,8 +475,21 @@ def test_fault_table_behaviours() -> None:
         "errors": (False, False, False, False, False, "checked"),
         "drops-events": (False, False, False, False, False, "checked"),
         "abrupt-exit": (False, False, False, False, False, "checked"),
+        "no-db-reconnect": (False, False, False, False, False, "checked"),
+        "ws-resume-from-head": (False, False, False, False, False, "checked"),
+        "no-request-timeout": (False, False, False, False, False, "checked"),
+        "readiness-ignores-redis": (False, False, False, False, False, "postgresql-only"),
+        "slow-shutdown": (False, False, False, False, False, "checked"),
     }
     assert [name for name, f in FAULTS.items() if f.exits_abruptly] == ["abrupt-exit"]
+    one_each = {
+        "no-db-reconnect": "keeps_dead_connections",
+        "ws-resume-from-head": "resumes_from_head",
+        "no-request-timeout": "ignores_timeouts",
+        "slow-shutdown": "drains_slowly",
+    }
+    for name, field in one_each.items():
+        assert [n for n, f in FAULTS.items() if getattr(f, field)] == [name]
     assert all(f.description and "\n" not in f.description for f in FAULTS.values())
 
 

@@ -12,6 +12,11 @@ Shutdown, on SIGTERM or SIGINT, within SHUTDOWN_TIMEOUT_SECONDS:
 2. after DRAIN_DELAY_SECONDS, every WebSocket is closed with 1001;
 3. the listeners close and in-flight requests finish;
 4. background tasks stop, the pools close; exit 0.
+
+The `slow-shutdown` fault waits SLOW_SHUTDOWN_SECONDS between 1 and 2, holding every
+request that arrives meanwhile (the probes excepted), then drains as above within
+SHUTDOWN_TIMEOUT_SECONDS: a pod that outlives its grace period, whose clients the
+kubelet's SIGKILL cuts.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from sandbox.images.session_state.cache import SessionCache
 from sandbox.images.session_state.config import Settings
 from sandbox.images.session_state.db import Database
 from sandbox.images.session_state.errors import DB_UNAVAILABLE
-from sandbox.images.session_state.faults import should_crash
+from sandbox.images.session_state.faults import dependency_timeout, should_crash
 from sandbox.images.session_state.hub import Hub
 from sandbox.images.session_state.metrics import Metrics
 from sandbox.images.session_state.middleware import MIDDLEWARES
@@ -52,12 +57,14 @@ CACHE_REPAIR_INTERVAL = 1.0
 
 def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
     metrics = Metrics()
-    timings = settings.timings
-    db = Database(settings.db, timings.db_timeout, settings.db_pool_size, bool(settings.amqp))
-    redis = RedisConnector(settings.redis, timings.redis_timeout)
+    timings, fault = settings.timings, settings.fault
+    db_timeout = dependency_timeout(fault, timings.db_timeout)
+    redis_timeout = dependency_timeout(fault, timings.redis_timeout)
+    db = Database(settings.db, db_timeout, settings.db_pool_size, bool(settings.amqp), fault)
+    redis = RedisConnector(settings.redis, redis_timeout)
     hub = Hub(db, metrics)
     cache = SessionCache(redis, timings.cache_ttl, metrics)
-    after_commit = AfterCommit(hub, cache, Publisher(redis, metrics, timings.redis_timeout))
+    after_commit = AfterCommit(hub, cache, Publisher(redis, metrics, redis_timeout))
     write_behind = (
         WriteBehind(db, after_commit, timings.flush_interval)
         if settings.fault.write_behind
@@ -228,6 +235,12 @@ class Server:
         if self.exit_code:
             await self._abort()
             return self.exit_code[0]
+        if self.settings.fault.drains_slowly:
+            seconds = self.settings.timings.slow_shutdown
+            log.info(
+                "slow-shutdown fault: holding requests and sockets %ss before draining", seconds
+            )
+            await asyncio.sleep(seconds)
         try:
             await asyncio.wait_for(self._drain(), self.settings.timings.shutdown_timeout)
         except TimeoutError:
@@ -240,6 +253,7 @@ class Server:
 
     async def _drain(self) -> None:
         timings = self.settings.timings
+        self.runtime.draining.set()
         if self.write_behind is not None:
             lost = self.write_behind.drop()
             self._cancel_tasks()

@@ -107,6 +107,9 @@ class Timings:
     cache_ttl: float = 60.0
     db_timeout: float = 2.0
     redis_timeout: float = 0.5
+    # slow-shutdown only: how long requests are held after SIGTERM. Above the 30 s
+    # terminationGracePeriodSeconds of deploy/base, so the kubelet's SIGKILL comes first.
+    slow_shutdown: float = 45.0
 
 
 TIMING_ENV = {
@@ -123,6 +126,7 @@ TIMING_ENV = {
     "cache_ttl": "CACHE_TTL_SECONDS",
     "db_timeout": "DB_TIMEOUT_SECONDS",
     "redis_timeout": "REDIS_TIMEOUT_SECONDS",
+    "slow_shutdown": "SLOW_SHUTDOWN_SECONDS",
 }
 
 

@@ -11,22 +11,31 @@ committed; `relay` publishes the rows later, and a broker outage never touches t
 request path. Without AMQP_URLS no outbox rows are written at all: nobody would ever
 publish them, and an ever-growing table of unpublishable rows helps no one. The
 table itself is always migrated, so that turning AMQP on needs no schema change.
+
+Lost connections: asyncpg's pool replaces a connection the server closed (a restart,
+a failover, pg_terminate_backend) on the next acquire, so the healthy service
+recovers by itself once PostgreSQL answers again. The `no-db-reconnect` fault swaps
+in `PinnedPool`, the same pool less that one check (`faults.opens_connection`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from sandbox.images.session_state.config import DbTarget
 from sandbox.images.session_state.errors import Conflict, NotFound, PreconditionFailed
+from sandbox.images.session_state.faults import HEALTHY, Fault, SlotState, opens_connection
 from sandbox.images.session_state.model import (
     CreateRequest,
     Event,
@@ -140,33 +149,140 @@ def outbox_payload(event: Event, event_id: str) -> JsonObject:
 
 # What a write does to the current row: (kind, new state) or raises a ServiceError.
 Change = Callable[[Session], tuple[EventKind, JsonObject | None]]
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+class ConnectionPool(Protocol):
+    """What `Database` and the relay use of a pool: asyncpg's, or the fault's `PinnedPool`."""
+
+    def acquire(
+        self, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[Connection]: ...
+
+    def terminate(self) -> None: ...
+
+
+class _Slot:
+    """One place in `PinnedPool`: the connection it was given, if any, kept for good."""
+
+    def __init__(self) -> None:
+        self.connection: asyncpg.Connection | None = None
+
+    def state(self) -> SlotState:
+        if self.connection is None:
+            return "empty"
+        return "closed" if self.connection.is_closed() else "open"
+
+
+class PinnedPool:
+    """The `no-db-reconnect` fault's pool: a fixed set of slots, each connected on first use.
+
+    It is asyncpg's pool where it matters here (lazy connections, the most recently
+    released slot reused first, the acquire timeout covering the connect) and differs in
+    what `opens_connection` decides for a slot whose connection the server closed: under
+    the fault that slot is handed out as it is, so every query on it fails with
+    `InterfaceError` (a 503) until the process restarts, though PostgreSQL is back.
+    """
+
+    def __init__(
+        self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int, fault: Fault
+    ) -> None:
+        self._connect = connect
+        self._fault = fault
+        self._slots = [_Slot() for _ in range(size)]
+        self._free: asyncio.LifoQueue[_Slot] = asyncio.LifoQueue()
+        for slot in reversed(self._slots):
+            self._free.put_nowait(slot)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, *, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        async with asyncio.timeout(timeout):
+            slot = await self._free.get()
+            try:
+                if opens_connection(self._fault, slot.state()):
+                    await self._reconnect(slot)
+            except BaseException:
+                self._free.put_nowait(slot)
+                raise
+        try:
+            assert slot.connection is not None
+            yield slot.connection
+        finally:
+            self._release(slot)
+
+    async def _reconnect(self, slot: _Slot) -> None:
+        if slot.connection is not None:
+            slot.connection.terminate()
+            slot.connection = None
+        slot.connection = await self._connect()
+
+    def _release(self, slot: _Slot) -> None:
+        connection = slot.connection
+        if connection is not None and not connection.is_closed() and connection.is_in_transaction():
+            # Left mid-transaction (a cancelled request): its state cannot be trusted, and
+            # a closed connection is what this pool keeps for good (as the fault means).
+            connection.terminate()
+        self._free.put_nowait(slot)
+
+    def terminate(self) -> None:
+        for slot in self._slots:
+            if slot.connection is not None:
+                slot.connection.terminate()
 
 
 class Database:
     def __init__(
-        self, target: DbTarget, timeout: float, max_connections: int = 10, outbox: bool = False
+        self,
+        target: DbTarget,
+        timeout: float | None,
+        max_connections: int = 10,
+        outbox: bool = False,
+        fault: Fault = HEALTHY,
     ) -> None:
         self.target = target
-        self.timeout = timeout
+        self.timeout = timeout  # None: no bound on any call (the `no-request-timeout` fault)
         self.max_connections = max_connections
         self.outbox = outbox  # True when AMQP is configured: every event gets an outbox row
-        self._pool: asyncpg.Pool | None = None
+        self.fault = fault
+        self._pool: ConnectionPool | None = None
+
+    def _connect_options(self) -> dict[str, Any]:
+        """Where and how to connect; without a timeout asyncpg's defaults apply (60 s to
+        connect, no bound on a query), as in a service that never set one."""
+        options: dict[str, Any] = {
+            "host": self.target.host,
+            "port": self.target.port,
+            "user": self.target.user,
+            "password": self.target.password or None,
+            "database": self.target.database,
+            "command_timeout": None if self.timeout is None else max(5.0, self.timeout),
+        }
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        return options
 
     async def open(self) -> None:
         """Create the pool; no connection is made until the first query."""
+        if self.fault.keeps_dead_connections:
+            self._pool = PinnedPool(self.connect, self.max_connections, self.fault)
+            return
         self._pool = await asyncpg.create_pool(
-            host=self.target.host,
-            port=self.target.port,
-            user=self.target.user,
-            password=self.target.password or None,
-            database=self.target.database,
+            **self._connect_options(),
             min_size=0,
             max_size=self.max_connections,
             max_inactive_connection_lifetime=30,
-            timeout=self.timeout,
-            command_timeout=max(5.0, self.timeout),
             init=_init_connection,
         )
+
+    async def connect(self) -> asyncpg.Connection:
+        """One connection outside any pool, set up as the pool's are (for `PinnedPool`)."""
+        connection: asyncpg.Connection = await asyncpg.connect(**self._connect_options())
+        try:
+            await _init_connection(connection)
+        except BaseException:
+            connection.terminate()
+            raise
+        return connection
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -174,7 +290,7 @@ class Database:
             pool.terminate()
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> ConnectionPool:
         if self._pool is None:
             raise RuntimeError("Database.open() was not called")
         return self._pool
@@ -312,9 +428,7 @@ class Database:
         return int(status.split()[-1])
 
 
-async def claim_outbox(
-    conn: asyncpg.Connection | PoolConnectionProxy, limit: int
-) -> list[OutboxRow]:
+async def claim_outbox(conn: Connection, limit: int) -> list[OutboxRow]:
     """Lock up to `limit` unpublished rows in id order, skipping rows another relay holds.
 
     Call inside a transaction: the locks last until it ends, so concurrent relays
@@ -330,9 +444,7 @@ async def claim_outbox(
     ]
 
 
-async def mark_published(
-    conn: asyncpg.Connection | PoolConnectionProxy, ids: Sequence[int]
-) -> None:
+async def mark_published(conn: Connection, ids: Sequence[int]) -> None:
     if ids:
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", list(ids)
@@ -346,7 +458,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def _append(
-    conn: asyncpg.Connection | PoolConnectionProxy,
+    conn: Connection,
     session_id: str,
     version: int,
     kind: EventKind,

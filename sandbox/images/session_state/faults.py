@@ -5,20 +5,25 @@ to `python -m sandbox.images.session_state --fault <fault>`; the healthy release
 run with no fault. Every behaviour below is a field of `Fault`, and every decision the
 service takes from it is a pure function of plain data, so a table test covers them.
 
-| fault             | behaviour                                                            |
-|-------------------|----------------------------------------------------------------------|
-| `liveness-hang`   | every handler hangs after HANG_AFTER_SECONDS (default 20)            |
-| `never-ready`     | readiness always 503: Running, never Ready, never restarted          |
-| `slow-start`      | not ready for STARTUP_SECONDS (default 40); live all along           |
-| `ignore-sigterm`  | ignores SIGTERM: only SIGKILL at the end of the grace period stops it|
-| `ready-before-db` | readiness 200 without checking PostgreSQL or Redis                   |
-| `drops-writes`    | acks writes before COMMIT, flushes every 3 s, SIGTERM loses them     |
-| `burns-cpu`       | every request burns about BURN_MS (default 50) ms of CPU             |
-| `crash`           | exits 1 after CRASH_AFTER_SECONDS (default 2): CrashLoopBackOff      |
-| `slow-responses`  | every `/api/` request answers SLOW_MS (300) ms late; probes are fast |
-| `errors`          | one `/api/` request in ERROR_EVERY (5) answers 500 as JSON           |
-| `drops-events`    | the outbox relay marks events published without publishing them     |
-| `abrupt-exit`     | exits at once on SIGTERM: no drain, no close frame, connections reset|
+| fault                     | behaviour                                                            |
+|---------------------------|----------------------------------------------------------------------|
+| `liveness-hang`           | every handler hangs after HANG_AFTER_SECONDS (default 20)            |
+| `never-ready`             | readiness always 503: Running, never Ready, never restarted          |
+| `slow-start`              | not ready for STARTUP_SECONDS (default 40); live all along           |
+| `ignore-sigterm`          | ignores SIGTERM: only the SIGKILL after the grace period stops it    |
+| `ready-before-db`         | readiness 200 without checking PostgreSQL or Redis                   |
+| `drops-writes`            | acks writes before COMMIT, flushes every 3 s, SIGTERM loses them     |
+| `burns-cpu`               | every request burns about BURN_MS (default 50) ms of CPU             |
+| `crash`                   | exits 1 after CRASH_AFTER_SECONDS (default 2): CrashLoopBackOff      |
+| `slow-responses`          | every `/api/` request answers SLOW_MS (300) ms late; probes are fast |
+| `errors`                  | one `/api/` request in ERROR_EVERY (5) answers 500 as JSON           |
+| `drops-events`            | the outbox relay marks events published without publishing them      |
+| `abrupt-exit`             | exits at once on SIGTERM: no drain, no close frame, sockets reset    |
+| `no-db-reconnect`         | a PostgreSQL connection the server closed is never replaced: 503s    |
+| `ws-resume-from-head`     | a WebSocket resuming with `since` > 0 skips to the newest event      |
+| `no-request-timeout`      | no timeout on PostgreSQL or Redis calls: a black hole hangs them     |
+| `readiness-ignores-redis` | readiness checks PostgreSQL only: still Ready with Redis down        |
+| `slow-shutdown`           | holds requests SLOW_SHUTDOWN_SECONDS (45) after SIGTERM: SIGKILLed   |
 
 The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry shows them).
 
@@ -36,10 +41,13 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-Readiness = Literal["checked", "never", "delayed", "unchecked"]
+Readiness = Literal["checked", "never", "delayed", "unchecked", "postgresql-only"]
 Verdict = Literal["check", "ready", "not-ready"]
+SlotState = Literal["empty", "open", "closed"]  # a pool slot: never connected, or its connection
 HEALTHY_TAGS = ("1.0.0", "1.0.1", "1.1.0")
 API_PREFIX = "/api/"
+HEALTH_PREFIX = "/health/"
+DEPENDENCIES = ("postgresql", "redis")
 SLOW_MS = 300.0  # well above any latency SLO the certification profiles set
 ERROR_EVERY = 5  # 20 % of API requests: far over any error budget
 
@@ -60,6 +68,10 @@ class Fault:
     api_error_every: int = 0
     drops_events: bool = False
     exits_abruptly: bool = False
+    keeps_dead_connections: bool = False
+    resumes_from_head: bool = False
+    ignores_timeouts: bool = False
+    drains_slowly: bool = False
 
 
 HEALTHY = Fault("", "the reference service: no seeded fault")
@@ -126,6 +138,37 @@ FAULT_TABLE: tuple[Fault, ...] = (
         " open connections are reset and in-flight requests cut",
         exits_abruptly=True,
     ),
+    Fault(
+        "no-db-reconnect",
+        "the PostgreSQL pool never replaces a connection the server closed: after a restart,"
+        " a failover or pg_terminate_backend, requests needing the database answer 503"
+        " until the process restarts",
+        keeps_dead_connections=True,
+    ),
+    Fault(
+        "ws-resume-from-head",
+        "a WebSocket client resubscribing with since=<the last seq it saw> is resumed from"
+        " the newest event: the events it missed are silently skipped",
+        resumes_from_head=True,
+    ),
+    Fault(
+        "no-request-timeout",
+        "no timeout on PostgreSQL or Redis calls (DB_TIMEOUT_SECONDS and REDIS_TIMEOUT_SECONDS"
+        " ignored): a black-holed dependency hangs requests for as long as the client waits",
+        ignores_timeouts=True,
+    ),
+    Fault(
+        "readiness-ignores-redis",
+        "readiness checks PostgreSQL only: with Redis down the pod stays Ready",
+        readiness="postgresql-only",
+    ),
+    Fault(
+        "slow-shutdown",
+        "after SIGTERM fails readiness but holds requests and WebSockets open for"
+        " SLOW_SHUTDOWN_SECONDS (default 45) before draining: past the 30 s grace period,"
+        " so SIGKILL cuts them",
+        drains_slowly=True,
+    ),
 )
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in FAULT_TABLE}
 
@@ -146,7 +189,8 @@ def readiness_verdict(
     """Whether `/health/ready` checks the dependencies, or answers without looking.
 
     Shutting down always fails readiness, so that the pod leaves the endpoints at once;
-    `ready-before-db` only skips the dependency checks.
+    `ready-before-db` only skips the dependency checks (`readiness_dependencies` says
+    which ones `"check"` means).
     """
     if stopping or fault.readiness == "never":
         return "not-ready"
@@ -188,3 +232,68 @@ def seeded_error(fault: Fault, api_request_number: int) -> bool:
     """
     every = fault.api_error_every
     return every > 0 and api_request_number % every == 0
+
+
+def readiness_dependencies(fault: Fault) -> tuple[str, ...]:
+    """The dependencies a `"check"` verdict looks at.
+
+    The healthy service is Ready only when it can serve as designed, cache and fan-out
+    included. `readiness-ignores-redis` counts Redis as optional, since requests are
+    still answered without it, so a replica that lost Redis stays in the endpoints and
+    the outage never reaches the probes: only reads (all from PostgreSQL now) and
+    WebSocket delivery (polling now) feel it.
+
+        >>> readiness_dependencies(FAULTS["readiness-ignores-redis"])
+        ('postgresql',)
+    """
+    if fault.readiness == "postgresql-only":
+        return DEPENDENCIES[:1]
+    return DEPENDENCIES
+
+
+def opens_connection(fault: Fault, slot: SlotState) -> bool:
+    """Whether acquiring a pool slot connects first, rather than handing out what it holds.
+
+    A connection the server closed (a restart, a failover, pg_terminate_backend) is
+    replaced on the next acquire by asyncpg's pool, which the healthy service uses;
+    `no-db-reconnect` connects a slot once and never again, so every connection the
+    server dropped stays in the pool, failing each request it is handed to.
+
+        >>> [opens_connection(HEALTHY, s) for s in ("empty", "open", "closed")]
+        [True, False, True]
+        >>> [opens_connection(FAULTS["no-db-reconnect"], s) for s in ("empty", "open", "closed")]
+        [True, False, False]
+    """
+    return slot == "empty" or (slot == "closed" and not fault.keeps_dead_connections)
+
+
+def dependency_timeout(fault: Fault, configured: float) -> float | None:
+    """The bound on one PostgreSQL or Redis call: `None` (the client libraries' defaults:
+    wait as long as the socket stays open) under `no-request-timeout`, which is what a
+    service gets that never set one.
+
+        >>> dependency_timeout(HEALTHY, 2.0), dependency_timeout(FAULTS["no-request-timeout"], 2.0)
+        (2.0, None)
+    """
+    return None if fault.ignores_timeouts else configured
+
+
+def resumes_from_head(fault: Fault, since: int) -> bool:
+    """Whether a subscription starts at the session's newest event instead of after `since`.
+
+    Only a resume (`since` > 0: the client says what it saw) is affected, as with a
+    server that treats a resume token as "carry on live": a first subscription still
+    gets the whole log, so the bug shows only to a client that reconnected.
+    """
+    return fault.resumes_from_head and since > 0
+
+
+def held_until_drain(fault: Fault, stopping: bool, path: str) -> bool:
+    """Whether a request waits for the drain to begin before it is handled.
+
+    `slow-shutdown` holds every request that arrives after SIGTERM except the probes:
+    the kubelet sees a pod that terminates as it should (not ready, still live) while
+    clients that still reach it (a keep-alive connection, an ingress not yet synced)
+    wait until the SIGKILL cuts them.
+    """
+    return fault.drains_slowly and stopping and not path.startswith(HEALTH_PREFIX)

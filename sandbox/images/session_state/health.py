@@ -1,4 +1,5 @@
-"""`/health/live` (no dependency is looked at) and `/health/ready` (PostgreSQL and Redis).
+"""`/health/live` (no dependency is looked at) and `/health/ready` (PostgreSQL and Redis;
+PostgreSQL only under the `readiness-ignores-redis` fault).
 
 >>> status, body = readiness_answer({"postgresql": "ok", "redis": "ConnectionError"})
 >>> status, body["error"]["message"]
@@ -8,12 +9,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from sandbox.images.session_state.errors import DB_UNAVAILABLE, REDIS_UNAVAILABLE
-from sandbox.images.session_state.faults import readiness_verdict
+from sandbox.images.session_state.faults import readiness_dependencies, readiness_verdict
 from sandbox.images.session_state.state import RUNTIME, Runtime
 
 CHECK_TIMEOUT = 0.8  # the probes' timeoutSeconds is 1
@@ -47,8 +49,9 @@ async def ready(request: web.Request) -> web.Response:
         reason = "shutting down" if runtime.stopping.is_set() else "starting"
         status, body = readiness_answer({"server": reason})
         return web.json_response(body, status=status)
-    postgresql, redis = await asyncio.gather(check_postgresql(runtime), check_redis(runtime))
-    status, body = readiness_answer({"postgresql": postgresql, "redis": redis})
+    names = readiness_dependencies(runtime.settings.fault)
+    results = await asyncio.gather(*(CHECKS[name](runtime) for name in names))
+    status, body = readiness_answer(dict(zip(names, results, strict=True)))
     return web.json_response(body, status=status)
 
 
@@ -70,6 +73,12 @@ async def check_redis(runtime: Runtime) -> str:
         runtime.metrics.redis_errors.labels("ready").inc()
         return type(error).__name__
     return OK
+
+
+CHECKS: dict[str, Callable[[Runtime], Awaitable[str]]] = {
+    "postgresql": check_postgresql,
+    "redis": check_redis,
+}
 
 
 async def metrics(request: web.Request) -> web.Response:

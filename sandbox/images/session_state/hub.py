@@ -9,6 +9,9 @@ routes live events to subscriptions and, on a timer, asks PostgreSQL for the lat
 seq of every subscribed session, so that an event whose pub/sub message was lost
 (Redis down, a publisher that failed after COMMIT) still arrives: every
 `poll_interval` while pub/sub is down, every `resync_interval` while it is up.
+
+The `ws-resume-from-head` fault only moves where a resumed subscription starts (its
+newest event instead of `since`); everything after that is the healthy delivery.
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ class Subscription:
         source: EventSource,
         metrics: Metrics,
         retry_delay: float = 1.0,
+        from_head: bool = False,
     ) -> None:
         self.session_id = session_id
         self.last_sent = since
+        self.from_head = from_head  # the `ws-resume-from-head` fault: skip to the newest event
         self.head: int | None = None  # None: not yet replayed, so ask the database
         self.buffer: dict[int, Event] = {}
         self.send = send
@@ -75,6 +80,8 @@ class Subscription:
 
     async def run(self) -> None:
         """Send until cancelled or until the socket refuses a send."""
+        if self.from_head:
+            await self._skip_to_head()
         while True:
             step = next_step(self.last_sent, set(self.buffer), self.head)
             if isinstance(step, Send):
@@ -90,6 +97,24 @@ class Subscription:
             await self.send(event)
             self.last_sent = event.seq
             self.metrics.events_pushed.inc()
+
+    async def _skip_to_head(self) -> None:
+        """Count every event up to the session's newest as sent, so only later ones go out:
+        what a server does that resumes a subscriber live instead of from its `since`."""
+        while True:
+            try:
+                heads = await self.source.heads([self.session_id])
+            except DB_UNAVAILABLE as error:
+                self.metrics.db_errors.labels("events").inc()
+                log.warning(
+                    "reading the head of %s failed: %s", self.session_id, type(error).__name__
+                )
+                await asyncio.sleep(self.retry_delay)
+                continue
+            self.last_sent = max(self.last_sent, heads.get(self.session_id, 0))
+            for seq in [seq for seq in self.buffer if seq <= self.last_sent]:
+                del self.buffer[seq]
+            return
 
     async def _fetch(self, after: int) -> None:
         if self.head is not None:

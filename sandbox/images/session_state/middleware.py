@@ -27,6 +27,7 @@ from sandbox.images.session_state.errors import (
 )
 from sandbox.images.session_state.faults import (
     burn_cpu,
+    held_until_drain,
     is_api_request,
     is_hanging,
     seeded_error,
@@ -63,6 +64,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     settings = runtime.settings
+    if held_until_drain(settings.fault, runtime.stopping.is_set(), request.path):
+        await runtime.draining.wait()  # slow-shutdown: SLOW_SHUTDOWN_SECONDS, or the SIGKILL
     if is_hanging(settings.fault, runtime.uptime(), settings.timings.hang_after):
         await runtime.stopping.wait()  # hangs until SIGTERM (or forever, if never sent)
         raise Unavailable("shutting down")

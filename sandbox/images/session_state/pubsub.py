@@ -25,7 +25,7 @@ MAX_BACKOFF = 5.0
 
 
 class Publisher:
-    def __init__(self, redis: RedisConnector, metrics: Metrics, timeout: float) -> None:
+    def __init__(self, redis: RedisConnector, metrics: Metrics, timeout: float | None) -> None:
         self.redis = redis
         self.metrics = metrics
         self.timeout = timeout

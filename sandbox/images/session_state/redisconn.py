@@ -38,9 +38,9 @@ def cluster_enabled(info: dict[str, Any]) -> bool:
 
 
 class RedisConnector:
-    def __init__(self, target: RedisTarget, timeout: float, cooldown: float = 1.0) -> None:
+    def __init__(self, target: RedisTarget, timeout: float | None, cooldown: float = 1.0) -> None:
         self.target = target
-        self.timeout = timeout
+        self.timeout = timeout  # None: redis-py's default, no bound (`no-request-timeout`)
         self.cooldown = cooldown
         self.mode = "unknown"
         self._client: AnyRedis | None = None

@@ -28,6 +28,7 @@ class Runtime:
     service: SessionService
     started: float = field(default_factory=time.monotonic)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    draining: asyncio.Event = field(default_factory=asyncio.Event)  # set when the drain begins
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     def uptime(self) -> float:

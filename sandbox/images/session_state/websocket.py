@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from sandbox.images.session_state.errors import ServiceError, Unavailable
+from sandbox.images.session_state.faults import resumes_from_head
 from sandbox.images.session_state.hub import Subscription
 from sandbox.images.session_state.model import Event, parse_session_id
 from sandbox.images.session_state.state import RUNTIME, Runtime
@@ -166,6 +167,7 @@ class Connection:
             runtime.db,
             runtime.metrics,
             retry_delay=runtime.settings.timings.poll_interval,
+            from_head=resumes_from_head(runtime.settings.fault, message.since),
         )
         runtime.hub.add(subscription)  # before the replay: no live event can slip between
         task = asyncio.create_task(self._pump(subscription))
