@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -175,7 +176,7 @@ class Postgres:
             return False
         return True
 
-    async def _superuser_query(self, sql: str) -> Any:
+    async def _superuser_query(self, sql: str, *args: Any) -> Any:
         conn = await asyncpg.connect(
             host=LOOPBACK,
             port=self.port,
@@ -185,9 +186,21 @@ class Postgres:
             timeout=2,
         )
         try:
-            return await conn.execute(sql)
+            return await conn.fetch(sql, *args) if args else await conn.execute(sql)
         finally:
             await conn.close()
+
+    def terminate_connections(self, user: str = DB_USER) -> int:
+        """End every backend of `user`, as a failover or an operator does to its clients
+        (the server stays up); waits up to 5 s for each to exit. Returns how many ended."""
+        rows = asyncio.run(
+            self._superuser_query(
+                "SELECT pg_terminate_backend(pid, 5000) AS ended FROM pg_stat_activity"
+                " WHERE usename = $1",
+                user,
+            )
+        )
+        return sum(1 for row in rows if row["ended"])
 
     def create_app_database(self) -> None:
         asyncio.run(self._superuser_query(f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{DB_PASSWORD}'"))
@@ -230,6 +243,106 @@ def postgres() -> Iterator[Postgres]:
     finally:
         server.remove()
         assert server.process is None or server.process.poll() is not None
+
+
+# ---- a dependency that stops answering ----
+
+
+class BlackHole:
+    """A TCP forwarder on loopback that can stop answering without closing anything.
+
+    Until `stall()` it joins each connection to `upstream` (a port on 127.0.0.1); after
+    it, and from the start when there is no upstream, connections are accepted and held
+    and every byte either way is swallowed: a peer behind a dead route or a frozen host,
+    which only a timeout ever ends. `close()` (or leaving the `with`) ends every socket
+    and joins every thread, each within a bounded wait.
+    """
+
+    def __init__(self, upstream: int | None = None) -> None:
+        self.upstream = upstream
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener.settimeout(0.2)  # so that the accept loop notices close()
+        self.port = int(self._listener.getsockname()[1])
+        self._stalled = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
+
+    def __enter__(self) -> BlackHole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stall(self) -> None:
+        self._stalled.set()
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _keep(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            self._keep(client)
+            if self.upstream is None or self._stalled.is_set():
+                continue  # held open, never answered
+            try:
+                upstream = socket.create_connection((LOOPBACK, self.upstream), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self._keep(upstream)
+            self._start(self._pump, client, upstream)
+            self._start(self._pump, upstream, client)
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            if self._stalled.is_set():
+                continue  # swallowed: the other side never hears of it
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        self._acceptor.join(timeout=10)  # first: no socket is taken in after the snapshot
+        self._listener.close()
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in threads:
+            thread.join(timeout=5)
+        threads.append(self._acceptor)
+        assert not any(thread.is_alive() for thread in threads), "a black-hole thread hangs"
 
 
 # ---- Redis ----
