@@ -34,6 +34,7 @@ from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up
 from resilience.suite_target import terminating_pods
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
+from tests.sandbox.live import only_pods_of
 
 NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
@@ -215,6 +216,17 @@ def drops_writes(api: client.ApiClient, session: SandboxSession) -> None:
     patch_deployment(api, container_patch(image="ghcr.io/harmonyflow/session-state:drops-writes"))
 
 
+def abrupt_exit(api: client.ApiClient, session: SandboxSession) -> None:
+    """Every replica on the release that exits at once: the pod killed is one of them."""
+    image = "ghcr.io/harmonyflow/session-state:abrupt-exit"
+    patch_deployment(api, container_patch(image=image))
+    wait_for(
+        lambda: len(pods := service_pods(api)) == 3 and only_pods_of(pods, image),
+        180,
+        f"only pods of {image}",
+    )
+
+
 def hpa_max_3(api: client.ApiClient, session: SandboxSession) -> None:
     client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
         HPA, NAMESPACE, {"spec": {"maxReplicas": 3}}
@@ -267,6 +279,12 @@ TWINS = [
         # error budget fails first) instead of a lost write. The ledger's own twins in CI:
         # tests/sandbox/test_sandbox_service.py and test_session_state_lifecycle.py.
         marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        abrupt_exit,
+        "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes",
+        ("load SLO websocket-closes-graceful failed", "no close frame (1006)"),
+        id="abrupt-exit",
     ),
     pytest.param(
         readiness_on_liveness_path,

@@ -10,6 +10,7 @@ CLI) tunes a run without editing a locustfile:
 | `HF_SESSIONS_PER_USER` | 3       | sessions a REST user keeps alive                    |
 | `HF_TIMEOUT`           | 10      | seconds before an HTTP or WebSocket wait gives up   |
 | `HF_WS_PATH`           | /ws     | the WebSocket path on the same host                 |
+| `HF_WS_WEIGHT`         | 1       | WebSocket users per REST user (Locust's `weight`)   |
 | `HF_SEED`              | none    | seeds each user's choices (user number added)       |
 
 Importing this module enables the timeline plugin (`--timeline-file`).
@@ -44,6 +45,9 @@ WAIT_MIN = _env_float("HF_WAIT_MIN", 0.5)
 WAIT_MAX = max(WAIT_MIN, _env_float("HF_WAIT_MAX", 1.5))
 TIMEOUT = _env_float("HF_TIMEOUT", 10.0)
 SESSIONS_PER_USER = max(1, int(_env_float("HF_SESSIONS_PER_USER", 3)))
+# Sockets are cheap and a pod's loss is judged by how its sockets end: a profile that
+# must see every pod's shutdown asks for many of them without more REST traffic.
+WS_WEIGHT = max(1, int(_env_float("HF_WS_WEIGHT", 1)))
 _numbers = itertools.count(1)
 
 
@@ -121,6 +125,7 @@ class SessionWsUser(User):
 
     abstract = True
     wait_time = between(WAIT_MIN, WAIT_MAX)
+    weight = WS_WEIGHT
 
     def on_start(self) -> None:
         events = self.environment.events.request

@@ -1,0 +1,318 @@
+"""Detection power: every seeded-fault tag against the suite that owns its concern and the
+short game day, on one sandbox. A PASS is worth what this matrix says it catches.
+
+    flock /tmp/hf-sandbox.lock .venv/bin/python bench/detection_matrix.py [--tags a,b]
+
+For each row the sandbox's Deployment runs the tag (set through the Kubernetes API and
+waited for until no pod of another image is left, terminating or not), then:
+
+1. the owning suite test runs as a pytest subprocess against the sandbox through
+   `--kube-context`, as staging runs it; it has caught the tag when it fails;
+2. the short game day (experiments/gameday/short.yaml) runs against the same sandbox,
+   for the tags whose fault it contains; it has caught the tag when its verdict is FAIL;
+3. the overlay is applied again.
+
+The healthy release must pass both, every fault tag must be caught by both. The script
+prints the matrix (tag x (suite, game day) -> caught / missed / passed, and for each
+catch the first violated limit with its observed value), the share caught, and writes
+the whole as JSON under reports/detection/. It never asserts: tests/test_detection_matrix.py
+does, on the rows it runs.
+
+Tags whose pods never become Ready (never-ready, crash, slow-start, liveness-hang) are
+injected by their owning suite tests themselves (the rolling-update suite's bad
+release, the probes suites); for those rows the suite test passing is the catch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up
+
+REPO = Path(__file__).resolve().parent.parent
+
+IMAGE = "ghcr.io/harmonyflow/session-state"
+HEALTHY = "1.0.0"
+NAMESPACE = "harmonyflow"
+DEPLOYMENT = "session-state-service"
+CONTEXT = "harmonyflow-sandbox"
+SHORT_DAY = REPO / "experiments" / "gameday" / "short.yaml"
+POD_KILL = (
+    "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes"
+)
+ROLLOUT = "suites/test_rolling_update.py::test_rollout_stays_within_surge_and_availability_limits"
+RDS = (
+    "suites/test_rds_failover.py::test_forced_failover_loses_no_committed_write_and_restarts_no_pod"
+)
+DB_OUTAGE = (
+    "suites/test_probes.py::"
+    "test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts"
+)
+SUITE_TIMEOUT_SECONDS = 900
+GAMEDAY_TIMEOUT_SECONDS = 900
+ROLLOUT_TIMEOUT_SECONDS = 240
+
+
+@dataclass(frozen=True)
+class Row:
+    """One tag, the suite test that owns its concern, and whether the short day has its fault."""
+
+    tag: str
+    suite: str
+    in_short_day: bool
+    why: str
+
+
+ROWS: tuple[Row, ...] = (
+    Row(HEALTHY, POD_KILL, True, "the reference release: must pass both"),
+    Row("abrupt-exit", POD_KILL, True, "sockets reset, no close frame"),
+    Row("drops-writes", POD_KILL, True, "acknowledged writes lost at SIGTERM"),
+    Row("ignore-sigterm", POD_KILL, True, "SIGKILL after the grace period resets its sockets"),
+    Row("errors", POD_KILL, True, "one API request in five answers 500"),
+    Row("slow-shutdown", POD_KILL, True, "SIGKILL cuts its requests and sockets"),
+    Row("ws-resume-from-head", POD_KILL, True, "reconnecting sockets skip missed events"),
+    Row("no-db-reconnect", RDS, True, "dead pool connections after the failover"),
+    Row("no-request-timeout", RDS, True, "requests hang on a dependency that does not answer"),
+    Row("ready-before-db", DB_OUTAGE, False, "ready without its database"),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check said of one tag: `caught` when it failed, with its first violation."""
+
+    ran: bool
+    caught: bool
+    first_violation: str = ""
+    seconds: float = 0.0
+
+
+# ---- pure: reading the runs and the matrix ----
+
+
+def first_failure_line(pytest_output: str) -> str:
+    """The message of pytest's first `FAILED node - message` summary line.
+
+    >>> first_failure_line("x\\nFAILED suites/t.py::a - AssertionError: load SLO s failed\\n")
+    'AssertionError: load SLO s failed'
+    """
+    for line in pytest_output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")) and " - " in line:
+            return line.split(" - ", 1)[1].strip()
+    return ""
+
+
+def first_failed_step(report: dict[str, Any]) -> str:
+    """`<step>: <first finding>` of the first step that did not pass.
+
+    >>> first_failed_step({"steps": [{"name": "a", "verdict": "PASS"},
+    ...   {"name": "b", "verdict": "FAIL", "findings": [{"text": "slo X"}]}]})
+    'b: slo X'
+    """
+    for step in report.get("steps") or []:
+        if step.get("verdict") not in ("PASS", "SKIP"):
+            findings = step.get("findings") or [{"text": step.get("verdict", "")}]
+            return f"{step['name']}: {findings[0]['text']}"
+    return ""
+
+
+def as_expected(row: Row, outcome: Outcome) -> bool:
+    """The healthy release passes; every fault tag is caught."""
+    return outcome.caught == (row.tag != HEALTHY)
+
+
+def render(results: Sequence[tuple[Row, Outcome, Outcome | None]]) -> str:
+    """The matrix as text, one line per tag and check, then the share caught."""
+    lines = []
+    expected = met = 0
+    for row, suite, day in results:
+        for name, outcome in (("suite", suite), ("game day", day)):
+            if outcome is None or not outcome.ran:
+                continue
+            expected += 1
+            met += as_expected(row, outcome)
+            word = "caught" if outcome.caught else "passed"
+            if row.tag != HEALTHY and not outcome.caught:
+                word = "MISSED"
+            if row.tag == HEALTHY and outcome.caught:
+                word = "FALSE ALARM"
+            detail = f": {_short(outcome.first_violation)}" if outcome.first_violation else ""
+            lines.append(f"{row.tag:22} {name:9} {word:11} ({outcome.seconds:.0f} s){detail}")
+    lines.append(f"as expected: {met} of {expected} ({met / expected:.0%})" if expected else "")
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int = 220) -> str:
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ---- I/O ----
+
+
+def kubectl(session: SandboxSession, *args: str, timeout: float = 60) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(session.kubeconfig), "-n", NAMESPACE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "KUBECACHEDIR": str(session.state_dir / "kubecache")},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def run_only(session: SandboxSession, image: str) -> None:
+    """The Deployment on `image`, every pod of it Ready and no other pod left (bounded)."""
+    kubectl(session, "set", "image", f"deployment/{DEPLOYMENT}", f"{DEPLOYMENT}={image}")
+    deadline = time.monotonic() + ROLLOUT_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        pods = json.loads(kubectl(session, "get", "pods", "-l", f"app={DEPLOYMENT}", "-o", "json"))
+        items = pods["items"]
+        images = {c["image"] for p in items for c in p["spec"]["containers"]}
+        terminating = [p for p in items if p["metadata"].get("deletionTimestamp")]
+        ready = [
+            p
+            for p in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p.get("status", {}).get("conditions") or []
+            )
+        ]
+        if images == {image} and not terminating and len(ready) >= 3:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"the Deployment did not run only {image} within {ROLLOUT_TIMEOUT_SECONDS}s")
+
+
+def restore(session: SandboxSession) -> None:
+    kubectl(session, "apply", "-k", str(REPO / "deploy" / "overlays" / "sandbox"), timeout=120)
+    run_only(session, f"{IMAGE}:{HEALTHY}")
+
+
+def run_suite(session: SandboxSession, node: str, reports: Path) -> Outcome:
+    began = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            node,
+            "--kube-context",
+            CONTEXT,
+            "--kubeconfig",
+            str(session.kubeconfig),
+            "--base-url",
+            session.ingress_url,
+            "--reports-dir",
+            str(reports),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rfE",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **session.service_env},
+        timeout=SUITE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    (reports / "pytest.log").parent.mkdir(parents=True, exist_ok=True)
+    (reports / "pytest.log").write_text(done.stdout + done.stderr)
+    caught = done.returncode == 1
+    ran = done.returncode in (0, 1)
+    first = first_failure_line(done.stdout) if caught else ""
+    if not ran:
+        first = f"pytest exit {done.returncode}: {done.stdout[-400:]}"
+    return Outcome(ran, caught, first, time.monotonic() - began)
+
+
+def run_short_day(session: SandboxSession, reports: Path) -> Outcome:
+    began = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "resilience.cli",
+            "gameday",
+            "--plain",
+            "--plan",
+            str(SHORT_DAY),
+            "--reports-dir",
+            str(reports),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "HARMONYFLOW_SANDBOX_DIR": str(session.state_dir)},
+        timeout=GAMEDAY_TIMEOUT_SECONDS,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    runs = sorted(reports.glob("*/report.json"))
+    if done.returncode not in (0, 1) or not runs:
+        return Outcome(False, False, f"gameday exit {done.returncode}: {done.stdout[-400:]}")
+    report = json.loads(runs[-1].read_text())
+    caught = report.get("verdict") != "PASS"
+    first = first_failed_step(report) if caught else ""
+    return Outcome(True, caught, first, time.monotonic() - began)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tags", default="", help="comma-separated tags (default: every row)")
+    parser.add_argument("--no-gameday", action="store_true", help="the suites only")
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "detection")
+    arguments = parser.parse_args(argv)
+    wanted = {t for t in arguments.tags.split(",") if t}
+    unknown = wanted - {row.tag for row in ROWS}
+    if unknown:
+        parser.error(f"--tags: no row for {', '.join(sorted(unknown))}")
+    rows = [row for row in ROWS if not wanted or row.tag in wanted]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = arguments.out / stamp
+    session = sandbox_up(out / "sandbox")
+    results: list[tuple[Row, Outcome, Outcome | None]] = []
+    try:
+        for row in rows:
+            run_only(session, f"{IMAGE}:{row.tag}")
+            suite = run_suite(session, row.suite, out / row.tag / "suite")
+            day = None
+            if row.in_short_day and not arguments.no_gameday:
+                run_only(session, f"{IMAGE}:{row.tag}")
+                day = run_short_day(session, out / row.tag / "gameday")
+            restore(session)
+            results.append((row, suite, day))
+            print(render(results[-1:]).splitlines()[0], flush=True)
+    finally:
+        sandbox_down(out / "sandbox")
+    print(render(results))
+    (out / "matrix.json").write_text(
+        json.dumps(
+            [
+                {"row": asdict(r), "suite": asdict(s), "gameday": asdict(d) if d else None}
+                for r, s, d in results
+            ],
+            indent=2,
+        )
+    )
+    print(f"written: {out / 'matrix.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
