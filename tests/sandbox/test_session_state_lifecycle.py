@@ -213,6 +213,23 @@ def test_ignore_sigterm(start_service: StartService) -> None:
     assert service.process.wait(timeout=10) == -signal.SIGKILL
 
 
+def test_a_socket_opened_during_the_drain_delay_is_served_then_closed_1001(
+    start_service: StartService,
+) -> None:
+    """The ingress may route a reconnecting client to a pod for up to one sync after it
+    left the endpoints: that client must get a socket, not a 503."""
+    service = start_service(DRAIN_DELAY_SECONDS="2")
+    service.wait_ready()
+    session = service.request("POST", API, {"owner": "w", "state": {}}).body["id"]
+    service.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: service.status("/health/ready") == 503, 5, "readiness failing")
+    late = service.websocket()
+    late.send(json.dumps({"type": "subscribe", "session": session}))
+    assert json.loads(late.recv())["type"] == "subscribed"
+    assert close_code(late) == 1001
+    assert service.process.wait(timeout=30) == 0
+
+
 def test_abrupt_exit_resets_sockets_without_a_close_frame(start_service: StartService) -> None:
     service = start_service("--fault", "abrupt-exit")
     service.wait_ready()

@@ -8,8 +8,9 @@ delays events), so the broker is no part of the health checks.
 
 Shutdown, on SIGTERM or SIGINT, within SHUTDOWN_TIMEOUT_SECONDS:
 
-1. readiness fails at once (the pod leaves the endpoints);
-2. after DRAIN_DELAY_SECONDS, every WebSocket is closed with 1001;
+1. readiness fails at once (the pod leaves the endpoints), and for DRAIN_DELAY_SECONDS
+   the service serves on, new WebSockets included, while the ingress catches up;
+2. then every WebSocket is closed with 1001, and new ones are refused with 503;
 3. the listeners close and in-flight requests finish;
 4. background tasks stop, the pools close; exit 0.
 
@@ -259,6 +260,7 @@ class Server:
             self._cancel_tasks()
             log.info("drops-writes fault: exiting without flushing %d acknowledged writes", lost)
         await asyncio.sleep(timings.drain_delay)
+        self.runtime.closing.set()
         await websocket.close_all_sockets(self.runtime, min(5.0, timings.shutdown_timeout / 2))
         for runner in self.runners:
             await runner.cleanup()

@@ -29,6 +29,9 @@ class Runtime:
     started: float = field(default_factory=time.monotonic)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     draining: asyncio.Event = field(default_factory=asyncio.Event)  # set when the drain begins
+    # set when the drain delay is over and every socket is closed with 1001: until then the
+    # ingress may still route new sockets here, and they are served like any other
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     def uptime(self) -> float:

@@ -202,7 +202,10 @@ class Connection:
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     runtime = request.app[RUNTIME]
-    if runtime.stopping.is_set():
+    # Refused only once the sockets are being closed: during the drain delay the ingress
+    # may still send a reconnecting client here (it drops the pod up to one sync later),
+    # and a 503 then is a failed reconnect the client's user sees.
+    if runtime.closing.is_set():
         raise Unavailable("shutting down")
     heartbeat = runtime.settings.timings.ws_heartbeat
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=max(30.0, 2 * heartbeat))
