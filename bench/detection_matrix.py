@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up
+from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up, suite_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,6 @@ IMAGE = "ghcr.io/harmonyflow/session-state"
 HEALTHY = "1.0.0"
 NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
-CONTEXT = "harmonyflow-sandbox"
 SHORT_DAY = REPO / "experiments" / "gameday" / "short.yaml"
 POD_KILL = (
     "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes"
@@ -206,24 +205,7 @@ def restore(session: SandboxSession) -> None:
 def run_suite(session: SandboxSession, node: str, reports: Path) -> Outcome:
     began = time.monotonic()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            node,
-            "--kube-context",
-            CONTEXT,
-            "--kubeconfig",
-            str(session.kubeconfig),
-            "--base-url",
-            session.ingress_url,
-            "--reports-dir",
-            str(reports),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "-rfE",
-        ],
+        suite_command(session, node, reports),
         capture_output=True,
         text=True,
         cwd=REPO,

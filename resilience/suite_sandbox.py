@@ -26,6 +26,7 @@ DOWN_TIMEOUT_SECONDS = 90.0
 ENV_TIMEOUT_SECONDS = 30.0
 SERVICE_VARIABLES = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "HARMONYFLOW_AMQP_URLS")
 INGRESS_VARIABLE = "HARMONYFLOW_INGRESS_URL"
+SANDBOX_CONTEXT = "harmonyflow-sandbox"  # the context of the kubeconfig `sandbox up` writes
 
 
 class SandboxStartError(ResilienceError):
@@ -54,6 +55,30 @@ class SandboxSession:
         return {
             k: v for k, v in self.exports.items() if k.startswith("AWS_") or k in SERVICE_VARIABLES
         }
+
+
+def suite_command(session: SandboxSession, node: str, reports_dir: Path) -> list[str]:
+    """`pytest <node>` against a running sandbox through `--kube-context`, the path staging
+    takes (kubeconfig context, interlocks, AWS from the environment, `--base-url`); run it
+    with `session.service_env` in the environment."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        node,
+        "--kube-context",
+        SANDBOX_CONTEXT,
+        "--kubeconfig",
+        str(session.kubeconfig),
+        "--base-url",
+        session.ingress_url,
+        "--reports-dir",
+        str(reports_dir),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfE",
+    ]
 
 
 def parse_exports(text: str) -> dict[str, str]:

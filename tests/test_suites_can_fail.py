@@ -30,7 +30,13 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up
+from resilience.suite_sandbox import (
+    SANDBOX_CONTEXT,
+    SandboxSession,
+    sandbox_down,
+    sandbox_up,
+    suite_command,
+)
 from resilience.suite_target import terminating_pods
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
@@ -39,7 +45,6 @@ from tests.sandbox.live import only_pods_of
 NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
 HPA = "session-state-service-hpa"
-CONTEXT = "harmonyflow-sandbox"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 SUITE_TIMEOUT_SECONDS = 600
 # Seconds of load before and after each fault: the twins judge the seeded fault, not the load.
@@ -94,25 +99,9 @@ def restored(twin_sandbox: SandboxSession) -> Iterator[None]:
 def run_suite(
     session: SandboxSession, node: str, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    """`pytest <node>` against the running sandbox through --kube-context, as staging runs it."""
+    """The suite test against the running sandbox, as staging runs it."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            node,
-            "--kube-context",
-            CONTEXT,
-            "--kubeconfig",
-            str(session.kubeconfig),
-            "--base-url",
-            session.ingress_url,
-            "--reports-dir",
-            str(tmp_path / "reports"),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-        ],
+        suite_command(session, node, tmp_path / "reports"),
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -384,6 +373,6 @@ def test_a_production_context_is_refused_before_anything_is_touched(tmp_path: Pa
 @pytest.mark.timeout(150)
 def test_a_missing_namespace_fails_naming_it(twin_sandbox: SandboxSession, tmp_path: Path) -> None:
     run = run_against(
-        twin_sandbox.kubeconfig, CONTEXT, tmp_path, "--namespace", "harmonyflow-staging"
+        twin_sandbox.kubeconfig, SANDBOX_CONTEXT, tmp_path, "--namespace", "harmonyflow-staging"
     )
     assert_fails_naming(run, "namespace 'harmonyflow-staging' does not exist")

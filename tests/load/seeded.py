@@ -111,12 +111,19 @@ class SeededServer:
 @contextmanager
 def serving(mode: Mode) -> Iterator[str]:
     """The server in `mode` on 127.0.0.1:<free port>; yields its base URL."""
+    with serving_app(SeededServer(mode).app()) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving_app(app: web.Application) -> Iterator[int]:
+    """An aiohttp app on 127.0.0.1:<free port> in a thread of its own; yields the port."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(SeededServer(mode).app())
+        runner = web.AppRunner(app, shutdown_timeout=1)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -129,7 +136,7 @@ def serving(mode: Mode) -> Iterator[str]:
     asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
     assert ready.wait(10)
     try:
-        yield f"http://127.0.0.1:{holder['port']}"
+        yield int(holder["port"])
     finally:
         asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)

@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
 from harmonyflow.ws import SessionSocket
+
+from tests.load.seeded import serving_app
 
 
 def _reset(request: web.Request) -> None:
@@ -60,34 +59,6 @@ def ending(mode: str) -> web.Application:
     return app
 
 
-@contextmanager
-def serving(mode: str) -> Iterator[str]:
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(ending(mode), shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        holder["runner"] = runner
-        holder["port"] = runner.addresses[0][1]
-        started.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
-    started.wait(10)
-    try:
-        yield f"ws://127.0.0.1:{holder['port']}/ws"
-    finally:
-        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
 def events_of(mode: str) -> list[tuple[str, str, str | None]]:
     """(type, name, error) of what one ping on a socket ending that way reports."""
     fired: list[tuple[str, str, str | None]] = []
@@ -96,8 +67,8 @@ def events_of(mode: str) -> list[tuple[str, str, str | None]]:
         error = event["exception"]
         fired.append((event["request_type"], event["name"], None if error is None else str(error)))
 
-    with serving(mode) as url:
-        sock = SessionSocket(url, fire, timeout=1.0)
+    with serving_app(ending(mode)) as port:
+        sock = SessionSocket(f"ws://127.0.0.1:{port}/ws", fire, timeout=1.0)
         assert sock.ensure_connected()
         if mode == "closed-before-ping":
             time.sleep(0.3)  # the close frame and the reset arrive before the ping
