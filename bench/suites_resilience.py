@@ -166,7 +166,7 @@ class IndependentWatch:
     def __init__(self, kubeconfig: Path) -> None:
         from kubernetes import client, config  # noqa: PLC0415 - not needed by the plugin
 
-        api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        api_client = config.new_client_from_config(config_file=str(kubeconfig))
         self.api = client.CoreV1Api(api_client)
         self.events: list[PodEvent] = []
         self.restarts = 0
@@ -192,7 +192,7 @@ class IndependentWatch:
                         NAMESPACE, label_selector=POD_SELECTOR, _request_timeout=15
                     )
                     version = listed.metadata.resource_version
-                watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+                watcher: Any = watch.Watch()
                 stream = watcher.stream(
                     self.api.list_namespaced_pod,
                     NAMESPACE,
