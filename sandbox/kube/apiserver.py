@@ -22,7 +22,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from sandbox.kube import discovery, eventsview, patching, podlogs, statemetrics, tables
+from sandbox.kube import deletion, discovery, eventsview, patching, podlogs, statemetrics, tables
 from sandbox.kube.clock import rfc3339
 from sandbox.kube.errors import (
     ApiError,
@@ -326,43 +326,39 @@ class ApiServer:
     async def _delete(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
     ) -> web.Response:
+        """The object or a Status, 200 or 202, as `deletion.delete_answer` decides."""
         options = await _delete_options(request)
         preconditions = options.get("preconditions") or {}
-        deleted = self.store.delete(
+        namespace, name = info.namespace or "", _name(info)
+        result = self.store.delete(
             self._key(rt),
-            info.namespace or "",
-            _name(info),
+            namespace,
+            name,
             grace_period_seconds=options.get("gracePeriodSeconds"),
             uid=preconditions.get("uid"),
             resource_version=preconditions.get("resourceVersion"),
         )
-        still_there = self.store.find(self._key(rt), info.namespace or "", _name(info))
-        if rt.key == "pods":
-            return _json(deleted)
-        if still_there is not None:
-            return _json(
-                self._out(rt, still_there),
-                202 if still_there["metadata"].get("finalizers") else 200,
-            )
-        return _json(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": {
-                    "name": _name(info),
-                    "group": rt.group,
-                    "kind": rt.plural,
-                    "uid": deleted["metadata"].get("uid"),
-                },
-            }
+        # Nothing awaits between the two calls, so no other writer can recreate the name.
+        removed = self.store.find(self._key(rt), namespace, name) is None
+        answer = deletion.delete_answer(
+            rt,
+            self._out(rt, result),
+            removed=removed,
+            orphan_dependents=options.get("orphanDependents"),
         )
+        return _json(answer.body, answer.code)
 
     async def _delete_collection(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
     ) -> web.Response:
+        """The List of the matching objects as they were listed, then each one deleted.
+
+        Upstream `Store.DeleteCollection` (k8s.io/apiserver
+        pkg/registry/generic/registry/store.go) answers the list it deleted from, with
+        that list's resourceVersion; an object already gone is skipped (NotFound).
+        """
         options = await _delete_options(request)
+        version = str(self.store.resource_version)
         items = self.store.list(
             self._key(rt),
             info.namespace,
@@ -377,15 +373,12 @@ class ApiServer:
                     item["metadata"]["name"],
                     grace_period_seconds=options.get("gracePeriodSeconds"),
                 )
-        for item in items:
-            item.pop("kind", None)
-            item.pop("apiVersion", None)
         return _json(
             {
                 "kind": rt.list_kind_name,
                 "apiVersion": rt.api_version,
-                "metadata": {"resourceVersion": str(self.store.resource_version)},
-                "items": items,
+                "metadata": {"resourceVersion": version},
+                "items": [_without_type(self._out(rt, item)) for item in items],
             }
         )
 
@@ -774,6 +767,8 @@ async def _read_body(request: web.Request) -> Any:
 
 
 async def _delete_options(request: web.Request) -> KubeObject:
+    """DeleteOptions from the body, with the query parameters clients send instead
+    (the Python client puts grace_period_seconds and orphan_dependents in the query)."""
     options: KubeObject = {}
     raw = await request.read()
     if raw and "protobuf" not in _content_type(request):
@@ -792,7 +787,22 @@ async def _delete_options(request: web.Request) -> KubeObject:
     value = options.get("gracePeriodSeconds")
     if value is not None and not isinstance(value, int):
         raise bad_request("gracePeriodSeconds must be an integer")
+    orphan = request.query.get("orphanDependents")
+    if orphan is not None:
+        # Go's strconv.ParseBool, which decodes the query parameter upstream.
+        if orphan not in _GO_BOOLS:
+            raise bad_request(f"orphanDependents: invalid boolean {orphan!r}")
+        options["orphanDependents"] = _GO_BOOLS[orphan]
+    orphan_value = options.get("orphanDependents")
+    if orphan_value is not None and not isinstance(orphan_value, bool):
+        raise bad_request("orphanDependents must be a boolean")
     return options
+
+
+_GO_BOOLS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
 
 
 def _object_body(body: Any, rt: ResourceType | None) -> KubeObject:

@@ -41,6 +41,12 @@ class ResourceType:
     tracks_generation: bool = False
     list_kind: str = ""
     stored: bool = True  # False for virtual resources (metrics, subresource-only)
+    # DELETE of an object removed at once answers the object rather than a Status
+    # (sandbox/kube/deletion.py): upstream's registry sets `ReturnDeletedObject: true`,
+    # which is also what makes the OpenAPI (and so the typed clients) expect the kind.
+    # kubernetes/kubernetes pkg/registry/core/{namespace,pod,service,serviceaccount}/
+    # storage/storage.go set it; none of the other registries served here do.
+    returns_deleted_object: bool = False
 
     @property
     def api_version(self) -> str:
@@ -85,6 +91,8 @@ RESOURCES: tuple[ResourceType, ...] = (
         ("ns",),
         ("create", "delete", "get", "list", "patch", "update", "watch"),
         (_status("Namespace"),),
+        # REST.Delete answers the Namespace also while it is Terminating.
+        returns_deleted_object=True,
     ),
     ResourceType("", "v1", "nodes", "Node", False, ("no",), subresources=(_status("Node"),)),
     ResourceType(
@@ -100,6 +108,7 @@ RESOURCES: tuple[ResourceType, ...] = (
             _status("Pod"),
         ),
         categories=("all",),
+        returns_deleted_object=True,
     ),
     ResourceType(
         "",
@@ -111,12 +120,15 @@ RESOURCES: tuple[ResourceType, ...] = (
         ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
         (_status("Service"),),
         categories=("all",),
+        returns_deleted_object=True,
     ),
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",), list_kind="EndpointsList"),
     ResourceType("", "v1", "events", "Event", True, ("ev",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     ResourceType("", "v1", "secrets", "Secret", True),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType(
+        "", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), returns_deleted_object=True
+    ),
     ResourceType(
         "apps",
         "v1",

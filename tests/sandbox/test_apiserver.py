@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from sandbox.kube.resources import RESOURCES, ResourceType
 from tests.sandbox.harness import ApiHarness
 
 
@@ -285,3 +288,124 @@ def test_client_mistakes_get_status_errors_never_500(
     assert answer["kind"] == "Status" and answer["code"] == code and answer["reason"]
     alive, _ = raw(api, "GET", "/version")
     assert alive == 200
+
+
+# One object of each kind the typed client can read back: its pydantic models insist on
+# the fields upstream requires (EndpointSlice.addressType, Event.involvedObject, ...).
+_TEMPLATE = {
+    "metadata": {"labels": {"app": "doomed"}},
+    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+}
+_WORKLOAD = {"selector": {"matchLabels": {"app": "doomed"}}, "template": _TEMPLATE}
+_REGARDING = {"kind": "Pod", "name": "p", "namespace": "default"}
+SAMPLES: dict[str, dict[str, Any]] = {
+    "namespaces": {},
+    "nodes": {},
+    "pods": {"spec": _TEMPLATE["spec"]},
+    "services": {"spec": {"selector": {"app": "doomed"}, "ports": [{"port": 80}]}},
+    "endpoints": {"subsets": []},
+    "events": {"involvedObject": _REGARDING, "reason": "Tested", "type": "Normal"},
+    "configmaps": {"data": {"a": "b"}},
+    "secrets": {"data": {"a": "Yg=="}},
+    "serviceaccounts": {},
+    "apps/deployments": {"spec": _WORKLOAD},
+    "apps/replicasets": {"spec": _WORKLOAD},
+    "apps/daemonsets": {"spec": _WORKLOAD},
+    "apps/statefulsets": {"spec": {**_WORKLOAD, "serviceName": "doomed"}},
+    "autoscaling/horizontalpodautoscalers": {
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 3,
+        }
+    },
+    "policy/poddisruptionbudgets": {
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "doomed"}}}
+    },
+    "discovery.k8s.io/endpointslices": {"addressType": "IPv4", "endpoints": []},
+    "networking.k8s.io/ingresses": {
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}
+    },
+    "networking.k8s.io/networkpolicies": {"spec": {"podSelector": {}}},
+    "events.k8s.io/events": {
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": _REGARDING,
+        "reason": "Tested",
+        "action": "Testing",
+        "type": "Normal",
+        "reportingController": "tests",
+        "reportingInstance": "tests-1",
+    },
+    "coordination.k8s.io/leases": {"spec": {"holderIdentity": "tests"}},
+}
+DELETABLE = [rt for rt in RESOURCES if rt.stored and "delete" in rt.verbs]
+
+
+def typed_api(api: ApiHarness, rt: ResourceType) -> Any:
+    """`networking.k8s.io`/`v1` -> `client.NetworkingV1Api`, core -> `CoreV1Api`."""
+    group = rt.group.removesuffix(".k8s.io") or "core"
+    prefix = "".join(part.capitalize() for part in group.split("."))
+    return getattr(client, f"{prefix}{rt.version.capitalize()}Api")(api.api_client())
+
+
+def test_every_deletable_kind_has_a_sample() -> None:
+    assert sorted(SAMPLES) == sorted(rt.key for rt in DELETABLE)
+
+
+@pytest.mark.parametrize("rt", DELETABLE, ids=lambda rt: rt.key)
+def test_the_typed_client_reads_every_delete_answer(api: ApiHarness, rt: ResourceType) -> None:
+    """The kind where upstream's registry returns the deleted object, else a Status.
+
+    The 37.x client validates the answer against the type its OpenAPI gives the
+    operation (V1Service for services), so a wrong answer raises here.
+    """
+    typed = typed_api(api, rt)
+    operation = re.sub(r"(?<!^)(?=[A-Z])", "_", rt.kind).lower()
+    where: tuple[str, ...] = ("default",) if rt.namespaced else ()
+    if rt.namespaced:
+        operation = f"namespaced_{operation}"
+    name = "doomed"
+    body = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[rt.key])}
+    body["metadata"] = {"name": name}
+    getattr(typed, f"create_{operation}")(*where, body)
+
+    answer = getattr(typed, f"delete_{operation}")(name, *where)
+
+    if rt.returns_deleted_object and not isinstance(answer, dict):
+        assert type(answer).__name__ == f"{rt.version.capitalize()}{rt.kind}"  # V1Service
+        assert answer.metadata.name == name
+    elif rt.returns_deleted_object:  # the OpenAPI says Status (namespaces), so a plain dict
+        assert (answer["kind"], answer["metadata"]["name"]) == (rt.kind, name)
+    else:
+        assert isinstance(answer, dict), type(answer)
+        assert (answer["kind"], answer["status"]) == ("Status", "Success")
+        assert (answer["details"]["name"], answer["details"]["kind"]) == (name, rt.plural)
+
+
+def test_delete_answers_the_object_held_by_finalizers_and_202_only_for_orphan_false(
+    api: ApiHarness,
+) -> None:
+    """handlers/delete.go: 202 only when not removed and orphanDependents=false."""
+    path = "/api/v1/namespaces/default/configmaps"
+    for name in ("held", "held-too"):
+        body = {"metadata": {"name": name, "finalizers": ["example.com/hold"]}}
+        raw(api, "POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    code, held = raw(api, "DELETE", f"{path}/held")
+    assert (code, held["kind"]) == (200, "ConfigMap")
+    assert held["metadata"]["deletionTimestamp"]
+    code, accepted = raw(api, "DELETE", f"{path}/held-too?orphanDependents=false")
+    assert (code, accepted["kind"]) == (202, "ConfigMap")
+    code, bad = raw(api, "DELETE", f"{path}/held-too?orphanDependents=maybe")
+    assert (code, bad["reason"]) == (400, "BadRequest")
+
+
+def test_delete_collection_answers_the_list_it_deleted(api: ApiHarness) -> None:
+    core = client.CoreV1Api(api.api_client())
+    for name in ("a", "b"):
+        core.create_namespaced_service_account("default", {"metadata": {"name": name}})
+    before = core.list_namespaced_service_account("default").metadata.resource_version
+    code, listed = raw(api, "DELETE", "/api/v1/namespaces/default/serviceaccounts")
+    assert (code, listed["kind"]) == (200, "ServiceAccountList")
+    assert listed["metadata"]["resourceVersion"] == before
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["a", "b"]
+    assert all("kind" not in item for item in listed["items"])
+    assert core.list_namespaced_service_account("default").items == []
