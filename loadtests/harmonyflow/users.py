@@ -136,6 +136,7 @@ class SessionWsUser(User):
         path = os.environ.get("HF_WS_PATH", "/ws") or "/ws"
         self.socket = SessionSocket(ws_url(self.host or "", path), events.fire, TIMEOUT)
         self.session: str | None = None
+        self._changed_while_away = False
         self._ready()
 
     def on_stop(self) -> None:
@@ -163,4 +164,13 @@ class SessionWsUser(User):
                 return False
             self.session = str(created["id"])
             self.socket.follow(self.session, int(created["seq"]))
-        return self.socket.ensure_connected()
+        if self.socket.lost and not self._changed_while_away:
+            # What the user's other tab does while this one reconnects: the session changes,
+            # and the resumed socket must replay that change. A service that resumes from
+            # the newest event skips it, and the next push shows the gap.
+            self._changed_while_away = True
+            self.api.replace(self.session)
+        connected = self.socket.ensure_connected()
+        if connected:
+            self._changed_while_away = False
+        return connected

@@ -126,6 +126,11 @@ class SessionSocket:
     def connected(self) -> bool:
         return self._socket is not None
 
+    @property
+    def lost(self) -> bool:
+        """The socket was lost and is not back yet (a first connect is no loss)."""
+        return self._lost_at is not None
+
     def ensure_connected(self) -> bool:
         """Connect (and resubscribe every session) unless connected; True when connected."""
         if self._socket is not None:

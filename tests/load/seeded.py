@@ -3,7 +3,10 @@
 aiohttp on 127.0.0.1, port 0, in a thread; just enough of the API for
 `loadtests/sessions_ws.py`: create, replace, and `/ws` with subscribe (replaying from
 `since`) and ping. `skip` leaves seq 3 out of every session's log; `duplicate`
-pushes seq 3 twice; `healthy` does neither.
+pushes seq 3 twice; `healthy` does neither. `restarts` closes every socket with 1001
+RESTART_SECONDS after its subscribe (a pod going away, again and again), and
+`restarts-from-head` does too but resumes a resubscribing client from the newest event
+instead of replaying from its `since`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,18 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-Mode = str  # "healthy" | "skip" | "duplicate"
+Mode = str  # "healthy" | "skip" | "duplicate" | "restarts" | "restarts-from-head"
+RESTART_SECONDS = 0.7  # `restarts*`: how long a socket lives before the server closes it
+
+
+_closing: set[asyncio.Task[bool]] = set()  # kept until done, as asyncio asks
+
+
+def _going_away(socket: web.WebSocketResponse) -> None:
+    if not socket.closed:
+        task = asyncio.ensure_future(socket.close(code=1001, message=b"server shutting down"))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
 @dataclass
@@ -97,11 +111,16 @@ class SeededServer:
                 await socket.send_str(json.dumps({"type": "pong"}))
             elif frame["type"] == "subscribe":
                 session = frame["session"]
+                since = frame.get("since", 0)
                 await socket.send_str(json.dumps({"type": "subscribed", "session": session}))
-                for event in self.sessions[session].events:
-                    if event and event["seq"] > frame.get("since", 0):
+                from_head = self.mode == "restarts-from-head" and since > 0
+                for event in [] if from_head else self.sessions[session].events:
+                    if event and event["seq"] > since:
                         await socket.send_str(json.dumps(event))
                 self.sockets.setdefault(session, []).append(socket)
+                if self.mode.startswith("restarts"):
+                    # a pod going away under its clients, over and over: closed with 1001
+                    asyncio.get_running_loop().call_later(RESTART_SECONDS, _going_away, socket)
         for sockets in self.sockets.values():
             if socket in sockets:
                 sockets.remove(socket)

@@ -71,3 +71,24 @@ def test_the_ws_user_counts_gaps_and_duplicates(
     timeline = read_timeline(tmp_path / "timeline.jsonl")
     missing = sum(r.length for r in timeline.records if r.name == "seq gap")
     assert missing == gap, "each gap skipped exactly one event"
+
+
+@pytest.mark.parametrize(
+    ("seeded_server", "gaps"),
+    [
+        pytest.param("restarts", False, id="replays-since"),
+        pytest.param("restarts-from-head", True, id="resumes-from-head"),
+    ],
+    indirect=["seeded_server"],
+)
+def test_a_resume_that_skips_what_changed_while_away_is_a_gap(
+    seeded_server: str, gaps: bool, tmp_path: Path
+) -> None:
+    """The session changes while the socket is away (the WS user writes it, as a user's
+    other tab would), so a resume from the newest event skips a seq the next push shows."""
+    stats = run_ws_locustfile(seeded_server, tmp_path)
+    assert stats["WS disconnect"]["requests"] >= 3, stats  # the server closed sockets
+    assert stats["WS disconnect"]["failures"] == 0, stats  # with 1001: graceful
+    assert stats["WSRECONN reconnect"]["failures"] == 0, stats
+    gap = stats.get("WS seq gap", {"failures": 0})["failures"]
+    assert (gap > 0) is gaps, stats
