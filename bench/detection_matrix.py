@@ -71,6 +71,9 @@ class Row:
     suite: str
     in_short_day: bool
     why: str
+    # A fault the sandbox cannot deliver yet, so the miss is known and expected until then:
+    # printed as such, and tests/test_detection_matrix.py fails once it is caught.
+    awaits: str = ""
 
 
 ROWS: tuple[Row, ...] = (
@@ -82,7 +85,13 @@ ROWS: tuple[Row, ...] = (
     Row("slow-shutdown", POD_KILL, True, "SIGKILL cuts its requests and sockets"),
     Row("ws-resume-from-head", POD_KILL, True, "reconnecting sockets skip missed events"),
     Row("no-db-reconnect", RDS, True, "dead pool connections after the failover"),
-    Row("no-request-timeout", RDS, True, "requests hang on a dependency that does not answer"),
+    Row(
+        "no-request-timeout",
+        RDS,
+        True,
+        "requests hang on a dependency that does not answer",
+        awaits="issue 16: the sandbox's RDS failover drops connections, never black-holes them",
+    ),
     Row("ready-before-db", DB_OUTAGE, False, "ready without its database"),
 )
 
@@ -101,11 +110,21 @@ class Outcome:
 
 
 def first_failure_line(pytest_output: str) -> str:
-    """The message of pytest's first `FAILED node - message` summary line.
+    """The first violation pytest printed: its first `E` line after a "N violation(s)"
+    header, else the first `E` line, else the `FAILED node - message` summary.
 
-    >>> first_failure_line("x\\nFAILED suites/t.py::a - AssertionError: load SLO s failed\\n")
-    'AssertionError: load SLO s failed'
+    >>> first_failure_line("E   x.InvariantViolated: load SLOs: 1 violation(s)\\n"
+    ...                    "E     kill of p: load SLO s failed\\nFAILED t.py::a\\n")
+    'kill of p: load SLO s failed'
+    >>> first_failure_line("FAILED suites/t.py::a - AssertionError: boom\\n")
+    'AssertionError: boom'
     """
+    errors = [line[1:].strip() for line in pytest_output.splitlines() if line.startswith("E ")]
+    errors = [line for line in errors if line]
+    if errors:
+        if errors[0].endswith("violation(s)") and len(errors) > 1:
+            return errors[1]
+        return errors[0]
     for line in pytest_output.splitlines():
         if line.startswith(("FAILED ", "ERROR ")) and " - " in line:
             return line.split(" - ", 1)[1].strip()
@@ -127,8 +146,9 @@ def first_failed_step(report: dict[str, Any]) -> str:
 
 
 def as_expected(row: Row, outcome: Outcome) -> bool:
-    """The healthy release passes; every fault tag is caught."""
-    return outcome.caught == (row.tag != HEALTHY)
+    """The healthy release passes; every fault tag is caught, but one the sandbox cannot
+    deliver yet (`awaits`), which is missed until it can."""
+    return outcome.caught == (row.tag != HEALTHY and not row.awaits)
 
 
 def render(results: Sequence[tuple[Row, Outcome, Outcome | None]]) -> str:
@@ -147,13 +167,30 @@ def render(results: Sequence[tuple[Row, Outcome, Outcome | None]]) -> str:
                 continue
             met += as_expected(row, outcome)
             word = "caught" if outcome.caught else "passed"
+            said = outcome.first_violation
             if row.tag != HEALTHY and not outcome.caught:
                 word = "MISSED"
+                said = f"known, awaits {row.awaits}" if row.awaits else said
             if row.tag == HEALTHY and outcome.caught:
                 word = "FALSE ALARM"
-            detail = f": {_short(outcome.first_violation)}" if outcome.first_violation else ""
+            detail = f": {_short(said)}" if said else ""
             lines.append(f"{row.tag:22} {name:9} {word:11} ({outcome.seconds:.0f} s){detail}")
-    lines.append(f"as expected: {met} of {expected} ({met / expected:.0%})" if expected else "")
+    caught = sum(
+        1
+        for row, suite, day in results
+        for outcome in (suite, day)
+        if outcome is not None and outcome.ran and outcome.caught and row.tag != HEALTHY
+    )
+    faults = sum(
+        1
+        for row, suite, day in results
+        for outcome in (suite, day)
+        if outcome is not None and outcome.ran and row.tag != HEALTHY
+    )
+    lines.append(
+        f"as expected: {met} of {expected}; fault tags caught: {caught} of {faults}"
+        + (f" ({caught / faults:.0%})" if faults else "")
+    )
     return "\n".join(lines)
 
 
