@@ -418,6 +418,17 @@ class Database:
             count = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         return int(count or 0)
 
+    async def outbox_oldest_pending_seconds(self) -> float:
+        """How long the oldest unpublished event has waited (0 when none waits): under a
+        steady write load there are always a few pending, so "drained" is about age, not
+        count."""
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            age = await conn.fetchval(
+                "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                " FROM outbox WHERE published_at IS NULL"
+            )
+        return float(age or 0.0)
+
     async def prune_outbox(self, older_than_seconds: float) -> int:
         """Delete rows published more than `older_than_seconds` ago; the count deleted."""
         async with self.pool.acquire(timeout=self.timeout) as conn:

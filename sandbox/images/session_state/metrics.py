@@ -70,6 +70,11 @@ class Metrics:
         self.outbox_pending = Gauge(
             "session_state_outbox_pending", "outbox rows not yet published to AMQP", registry=r
         )
+        self.outbox_oldest_pending = Gauge(
+            "session_state_outbox_oldest_pending_seconds",
+            "age of the oldest outbox row not yet published (0 when none is)",
+            registry=r,
+        )
         self.outbox_published = Counter(
             "session_state_outbox_published", "outbox events published (confirmed)", registry=r
         )

@@ -305,6 +305,7 @@ class Relay:
 
     async def _refresh_pending(self) -> None:
         self.metrics.outbox_pending.set(await self.db.outbox_pending())
+        self.metrics.outbox_oldest_pending.set(await self.db.outbox_oldest_pending_seconds())
         now = time.monotonic()
         if now - self._pruned_at >= PRUNE_INTERVAL:
             self._pruned_at = now
