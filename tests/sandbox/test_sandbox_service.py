@@ -22,11 +22,16 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
 from resilience.traffic import read_back
+from sandbox.infra.ingress_controller import sync_interval
+from sandbox.kube.settings import ControlPlaneSettings
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live import DEPLOYMENT, NAMESPACE, LiveSandbox, create_sessions
 from tests.sandbox.traffic import Follower, Writer, lost_writes, request, sequence_faults
 
-PROPAGATION_SECONDS = 1.0  # endpoint change -> nginx reload, measured ~0.15 s
+# Endpoint change -> nginx: up to one ingress sync (ingress-nginx's --sync-rate-limit, the
+# sandbox's default) plus a reload (measured ~0.15 s; 1 s of slack). A terminating pod
+# serves through its drain delay, which is longer, so nothing it answers then is lost.
+PROPAGATION_SECONDS = sync_interval(ControlPlaneSettings().ingress_sync_rate_limit) + 1.0
 
 
 def test_rest_and_websocket_round_trip_through_the_ingress(live: LiveSandbox) -> None:
