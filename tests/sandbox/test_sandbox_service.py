@@ -21,6 +21,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
+from resilience.suite_target import terminating_pods
 from resilience.traffic import read_back
 from sandbox.infra.ingress_controller import sync_interval
 from sandbox.kube.settings import ControlPlaneSettings
@@ -167,7 +168,10 @@ def test_rollout_keeps_the_ingress_endpoint_set_right(live: LiveSandbox) -> None
     writing.start()
     live.kubectl("rollout", "restart", f"deploy/{DEPLOYMENT}", "-n", NAMESPACE)
     live.kubectl("rollout", "status", f"deploy/{DEPLOYMENT}", "-n", NAMESPACE, "--timeout=180s")
-    time.sleep(2)
+    # `rollout status` returns while the old pods drain; the next test must not meet one
+    # the ingress still routes to (its readiness answers 503 until nginx drops it)
+    wait_for(lambda: not terminating_pods(live.pods()), 60, "the old pods to be gone")
+    time.sleep(PROPAGATION_SECONDS)
     writer.stop.set()
     writing.join(30)
     stop.set()
