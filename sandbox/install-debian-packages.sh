@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the sandbox runs for real: PostgreSQL, Redis, nginx,
 # RabbitMQ, Prometheus and Alertmanager (with promtool and amtool, which check
-# deploy/monitoring); and chromium, in which the tests open game-day reports. Idempotent: does
+# deploy/monitoring); nftables, whose nft black-holes a failed database host; and chromium, in which the tests open game-day reports. Idempotent: does
 # nothing when they are already there. As root it uses apt-get and keeps the
 # packages' own services from starting (the sandbox runs its own instances on
 # loopback); otherwise it says what to install.
@@ -18,6 +18,7 @@ have chromium || missing+=(chromium)
 have rabbitmq-server || missing+=(rabbitmq-server)
 have promtool || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
+have nft || missing+=(nftables)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
