@@ -55,19 +55,31 @@ def add_commands(commands: Any) -> None:
                 metavar="|".join(EXTRAS),
                 help="also run an optional part of the seed (repeatable)",
             )
-            for flag, default, kind, metavar in (
-                ("--node-monitor-grace-period", 50, float, "SECONDS"),
-                ("--hpa-sync-period", 15, float, "SECONDS"),
-                ("--default-unreachable-toleration-seconds", 300, int, "SECONDS"),
-                ("--sync-rate-limit", 0.3, float, "PER_SECOND"),
+            upstream = "the upstream flag of that name"
+            rds = "the RDS instance's {} time, as AWS takes it (README, 'The sandbox')"
+            for flag, default, kind, metavar, meaning in (
+                ("--node-monitor-grace-period", 50, float, "SECONDS", upstream),
+                ("--hpa-sync-period", 15, float, "SECONDS", upstream),
+                ("--default-unreachable-toleration-seconds", 300, int, "SECONDS", upstream),
+                ("--sync-rate-limit", 0.3, float, "PER_SECOND", upstream),
+                ("--rds-failover-seconds", 60, float, "SECONDS", rds.format("failover")),
+                ("--rds-reboot-seconds", 60, float, "SECONDS", rds.format("reboot")),
+                ("--rds-stop-seconds", 60, float, "SECONDS", rds.format("stop")),
+                ("--rds-start-seconds", 120, float, "SECONDS", rds.format("start")),
             ):
                 action.add_argument(
                     flag,
                     type=kind,
                     default=None,
                     metavar=metavar,
-                    help=f"the upstream flag of that name (default {default})",
+                    help=f"{meaning} (default {default})",
                 )
+            action.add_argument(
+                "--rds-failover-connections",
+                choices=["blackhole", "reset"],
+                default=None,
+                help="what the failed primary's clients see: silence (default) or a RST",
+            )
 
 
 def _up(arguments: argparse.Namespace) -> int:
@@ -97,12 +109,18 @@ def _daemon_flags(arguments: argparse.Namespace) -> list[str]:
         "hpa_sync_period",
         "default_unreachable_toleration_seconds",
         "sync_rate_limit",
+        "rds_failover_seconds",
+        "rds_reboot_seconds",
+        "rds_stop_seconds",
+        "rds_start_seconds",
     ):
         value = getattr(arguments, name)
         if value is not None:
             if value <= 0:
                 raise InvalidInputError(f"--{name.replace('_', '-')} must be positive, got {value}")
             flags += [f"--{name.replace('_', '-')}", str(value)]
+    if arguments.rds_failover_connections is not None:
+        flags += ["--rds-failover-connections", arguments.rds_failover_connections]
     try:
         extras = parse_extras(arguments.extras)
     except ValueError as error:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from sandbox.infra.extras import EXTRAS, parse_extras
+from sandbox.infra.rds_status import ConnectionFate, RdsTimings
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.state import ENV_VAR, SandboxState, kubeconfig_path
@@ -61,6 +62,20 @@ def main() -> None:
     run.add_argument("--default-unreachable-toleration-seconds", type=int, default=None)
     # ingress-nginx --sync-rate-limit: syncs per second of the ingress (default 0.3)
     run.add_argument("--sync-rate-limit", type=float, default=None)
+    # "RDS" timings (sandbox/infra/rds_status.py RdsTimings says where each default is from)
+    defaults = RdsTimings()
+    for name, default in (
+        ("failover", defaults.failover_seconds),
+        ("reboot", defaults.reboot_seconds),
+        ("stop", defaults.stop_seconds),
+        ("start", defaults.start_seconds),
+    ):
+        run.add_argument(f"--rds-{name}-seconds", type=float, default=default)
+    run.add_argument(
+        "--rds-failover-connections",
+        choices=[fate.value for fate in ConnectionFate],
+        default=defaults.failover_connections.value,
+    )
     run.add_argument(
         "--no-backing-services",
         action="store_true",
@@ -88,6 +103,13 @@ def main() -> None:
         sync_rate_limit=arguments.sync_rate_limit,
         backing_services=not arguments.no_backing_services,
         extras=parse_extras(arguments.extras),
+        rds_timings=RdsTimings(
+            failover_seconds=arguments.rds_failover_seconds,
+            reboot_seconds=arguments.rds_reboot_seconds,
+            stop_seconds=arguments.rds_stop_seconds,
+            start_seconds=arguments.rds_start_seconds,
+            failover_connections=ConnectionFate(arguments.rds_failover_connections),
+        ),
     )
     asyncio.run(serve(options))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import processes
+from sandbox.infra import hostfaults
 from sandbox.state import (
     SandboxState,
     kubeconfig_path,
@@ -116,6 +117,8 @@ def stop(directory: Path, timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
     leftovers = processes.kill_recorded(pids_dir(directory))
     if leftovers:
         notes.append(f"killed {len(leftovers)} leftover pod process(es)")
+    if hostfaults.delete_table_now():
+        notes.append(f"removed the nft table {hostfaults.TABLE} a crashed sandbox left")
     for name in ("state.json", "daemon.pid"):
         (directory / name).unlink(missing_ok=True)
     return notes

@@ -130,15 +130,14 @@ class ControlPlaneEffects:
         if backing is None or backing.rds.identifier != identifier:
             return None
         rds = backing.rds
-        status = "stopped" if rds.halted else str(rds.status)
-        return DbView(status, rds.primary.az, rds.standby.az, rds.endpoint.host, rds.endpoint.port)
+        return DbView(str(rds.status), rds.primary.az, rds.standby.az, rds.endpoint_name, rds.port)
 
     def reboot_db(self, identifier: str, *, force_failover: bool) -> None:
         backing = self._plane.backing
         if backing is None or backing.rds.identifier != identifier:
             raise AwsRefusal("DBInstanceNotFound", f"DBInstance {identifier} not found.")
         rds = backing.rds
-        if rds.status is not RdsStatus.AVAILABLE or rds.halted:
+        if rds.status is not RdsStatus.AVAILABLE:
             raise AwsRefusal(
                 "InvalidDBInstanceState",
                 f"Instance {identifier} is not currently in the available state.",
@@ -153,13 +152,19 @@ class ControlPlaneEffects:
         self._on_loop(self._db_power(identifier, on=True))
 
     async def _db_power(self, identifier: str, *, on: bool) -> None:
+        """AWS answers with `starting` or `stopping`; the rest takes minutes behind it."""
         backing = self._plane.backing
         if backing is None or backing.rds.identifier != identifier:
             raise AwsRefusal("DBInstanceNotFound", f"DBInstance {identifier} not found.")
-        try:
-            await (backing.rds.unhalt() if on else backing.rds.halt())
-        except InvalidDBInstanceState as error:
-            raise AwsRefusal("InvalidDBInstanceState", str(error)) from None
+        rds = backing.rds
+        expected = RdsStatus.STOPPED if on else RdsStatus.AVAILABLE
+        if rds.status is not expected:
+            what = "stopped, it cannot be started" if on else "in available state"
+            raise AwsRefusal("InvalidDBInstanceState", f"Instance {identifier} is not {what}.")
+        before = rds.status
+        await self._begin(
+            rds.unhalt() if on else rds.halt(), started=lambda: rds.status is not before
+        )
 
     # -- ElastiCache --
 

@@ -9,8 +9,8 @@ calls a game day depends on do what AWS does to the sandbox (through
 - RDS DescribeDBInstances: the live status, AZ and SecondaryAvailabilityZone,
   and the endpoint proxy's address.
 - RDS DescribeEvents: moto's creation events, plus reboots and failovers.
-- RDS Stop/StartDBInstance: the endpoint refuses connections (storage kept) and
-  accepts them again.
+- RDS Stop/StartDBInstance: `stopping` then `stopped` (the servers shut down,
+  storage kept), `starting` then `available` (timings: the sandbox's --rds-* flags).
 - ElastiCache TestFailover and DescribeEvents: not in moto; here `CLUSTER
   FAILOVER` on the node group's replica, and the replication group's events.
 - ElastiCache DescribeReplicationGroups: the live nodes, primary first.
@@ -185,6 +185,7 @@ def _wrap_db_power(name: str, *, on: bool) -> Callable[..., Any]:
 
     def hooked(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
         original = hooked.__moto_original__  # type: ignore[attr-defined]
+        self.describe_db_instances(db_instance_identifier)  # moto checks the live status
         database = original(self, db_instance_identifier, *args, **kwargs)
         effects = _effects()
         if db_instance_identifier in effects.db_identifiers():

@@ -1,7 +1,7 @@
 """The sandbox's backing services, started before the pods that need them.
 
 "RDS" `harmonyflow-db` (PostgreSQL primary + synchronous standby behind its
-endpoint proxy), "ElastiCache" `harmonyflow-redis` (a 6-node Redis cluster) and
+DNS name), "ElastiCache" `harmonyflow-redis` (a 6-node Redis cluster) and
 the nginx ingress; with `--with rabbitmq` also the 3-node RabbitMQ cluster
 (sandbox/infra/rabbitmq_cluster.py). They start concurrently; if one fails, the others are
 stopped before the error goes up, so a failed `up` leaves nothing behind.
@@ -15,17 +15,25 @@ from pathlib import Path
 
 from sandbox.infra.extras import RABBITMQ
 from sandbox.infra.nginx_process import NginxProcess
-from sandbox.infra.postgres import RdsInstance
+from sandbox.infra.postgres import NameRecords, RdsInstance
 from sandbox.infra.rabbitmq_cluster import RabbitmqCluster
+from sandbox.infra.rds_status import DEFAULT_TIMINGS, RdsTimings
 from sandbox.infra.redis_cluster import RedisCluster
 
 log = logging.getLogger(__name__)
 
 
 class BackingServices:
-    def __init__(self, state_dir: Path, extras: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        extras: frozenset[str] = frozenset(),
+        *,
+        rds_timings: RdsTimings = DEFAULT_TIMINGS,
+        dns: NameRecords | None = None,
+    ) -> None:
         self.extras = extras
-        self.rds = RdsInstance(state_dir)
+        self.rds = RdsInstance(state_dir, timings=rds_timings, dns=dns)
         self.redis = RedisCluster(state_dir)
         self.nginx = NginxProcess(state_dir)
         self.rabbitmq: RabbitmqCluster | None = (

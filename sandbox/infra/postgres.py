@@ -1,16 +1,23 @@
 """The "RDS" instance `harmonyflow-db`: PostgreSQL 15 Multi-AZ on loopback.
 
 A primary (127.0.3.11, "us-west-2a") and a synchronous hot standby
-(127.0.3.12, "us-west-2b") by streaming replication, behind an endpoint proxy
-(127.0.3.10:5432) standing in for the RDS DNS name. The pods' `DB_URL` points
-at the proxy; `RdsInstance.failover()` does what a Multi-AZ failover does:
+(127.0.3.12, "us-west-2b") by streaming replication. The endpoint is a DNS name
+of RDS's shape (`ENDPOINT_NAME`), answered by the sandbox's cluster DNS with the
+current primary's address and a 5 s TTL; the pods' `DB_URL` names it and
+resolves it on every connect, as an RDS client does. `RdsInstance.failover()` does
+what a Multi-AZ failover does (timings: `RdsTimings`, flags of the sandbox):
 
-1. the proxy resets every open connection and refuses new ones;
+1. the primary's host fails: its address goes silent (nftables drops every
+   packet to and from it, `hostfaults.py`), so established connections hang and
+   new ones time out; or, with `failover_connections=reset`, each gets a RST;
 2. the old primary is stopped at once (immediate shutdown, as a failed host
-   stops) and the standby promoted;
-3. the proxy points at the new primary and accepts connections again;
-4. the old primary's data is discarded and re-based from the new primary
-   (`pg_basebackup -R`); it re-attaches as the synchronous standby.
+   stops; nothing it sends gets out) and the standby promoted;
+3. when the failover duration is over, the DNS record flips to the standby's
+   address and the status goes back to `available`;
+4. the failed host comes back `reboot_seconds` later: its address answers again
+   (stale connections now meet a RST), its data is discarded and re-based from
+   the new primary (`pg_basebackup -R`), and it re-attaches as the synchronous
+   standby.
 
 `synchronous_commit = on` with the standby named in `synchronous_standby_names`
 means a commit is acknowledged only once the standby has flushed it, so no
@@ -39,19 +46,24 @@ import secrets
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
+from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.rds_status import (
+    DEFAULT_TIMINGS,
     EVENT_MESSAGES,
+    ConnectionFate,
     InvalidDBInstanceState,
     RdsAction,
     RdsEvent,
     RdsStatus,
+    RdsTimings,
     next_status,
 )
 from sandbox.infra.supervisor import (
@@ -63,7 +75,6 @@ from sandbox.infra.supervisor import (
     wait_until,
     with_log,
 )
-from sandbox.infra.tcpproxy import TcpProxy
 from sandbox.state import pids_dir
 
 log = logging.getLogger(__name__)
@@ -97,7 +108,9 @@ class PgNodeSpec:
         return f"harmonyflow_db_{self.name}"
 
 
-DEFAULT_ENDPOINT = Endpoint("127.0.3.10", 5432)
+# RDS's shape: <identifier>.<12 characters of the account and region>.<region>.rds.amazonaws.com
+ENDPOINT_NAME = "harmonyflow-db.cx7hfsandbox.us-west-2.rds.amazonaws.com"
+PORT = 5432
 DEFAULT_NODES = (
     PgNodeSpec("a", Endpoint("127.0.3.11", 5432), "us-west-2a"),
     PgNodeSpec("b", Endpoint("127.0.3.12", 5432), "us-west-2b"),
@@ -433,15 +446,21 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class NameRecords(Protocol):
+    """Where the endpoint's name is published (the sandbox's cluster DNS)."""
+
+    def set(self, name: str, addresses: Sequence[str], ttl: int = ...) -> None: ...
+
+
 # --- the instance ----------------------------------------------------------------------
 
 
 class RdsInstance:
-    """`harmonyflow-db`: a Multi-AZ pair behind its endpoint proxy.
+    """`harmonyflow-db`: a Multi-AZ pair behind its DNS name.
 
-    >>> db = RdsInstance(state_dir)             # doctest: +SKIP
-    >>> await db.start(); await db.failover()   # doctest: +SKIP
-    >>> db.primary.az, db.standby.az, db.status # doctest: +SKIP
+    >>> db = RdsInstance(state_dir, dns=records)  # doctest: +SKIP
+    >>> await db.start(); await db.failover()     # doctest: +SKIP
+    >>> db.primary.az, db.standby.az, db.status   # doctest: +SKIP
     ('us-west-2b', 'us-west-2a', 'available')
     """
 
@@ -450,18 +469,24 @@ class RdsInstance:
         state_dir: Path,
         *,
         identifier: str = IDENTIFIER,
-        endpoint: Endpoint = DEFAULT_ENDPOINT,
+        endpoint_name: str = ENDPOINT_NAME,
         nodes: tuple[PgNodeSpec, PgNodeSpec] = DEFAULT_NODES,
+        timings: RdsTimings = DEFAULT_TIMINGS,
+        dns: NameRecords | None = None,
+        faults: HostFaults | None = None,
         secrets_file: Path = SECRETS_FILE,
         pg_bin: Path = PG_BIN,
         timeout: float = 60.0,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.identifier = identifier
-        self.endpoint = endpoint
+        self.endpoint_name = endpoint_name
+        self.timings = timings
         self.timeout = timeout
         self._state_dir = state_dir
         self._specs = nodes
+        self._dns = dns
+        self._faults = faults if faults is not None else HostFaults()
         self._secrets_file = secrets_file
         self._pg_bin = pg_bin
         self._now = now
@@ -471,9 +496,9 @@ class RdsInstance:
         self._root: Path | None = None
         self._primary: PgServer | None = None
         self._standby: PgServer | None = None
+        self._standby_attached = False
         self._replication_password = ""
-        self._halted = False  # StopDBInstance: the endpoint refuses, the data stays
-        self.proxy = TcpProxy(endpoint.host, endpoint.port, nodes[0].endpoint, name=identifier)
+        self._halted = False  # StopDBInstance: the servers are down, the data stays
 
     # -- what DescribeDBInstances / DescribeEvents would show --
 
@@ -498,9 +523,13 @@ class RdsInstance:
         return self._standby.spec if self._standby is not None else self._specs[1]
 
     @property
+    def port(self) -> int:
+        return self.primary.endpoint.port
+
+    @property
     def url(self) -> str:
         """The clients' URL (without the password), as in the pods' `DB_URL`."""
-        return f"postgresql://{DB_USER}@{self.endpoint}/{DB_NAME}"
+        return f"postgresql://{DB_USER}@{self.endpoint_name}:{self.port}/{DB_NAME}"
 
     @property
     def log_dir(self) -> Path:
@@ -521,13 +550,12 @@ class RdsInstance:
     # -- lifecycle --
 
     async def start(self) -> None:
-        """Create the pair and the endpoint; returns once the standby is synchronous."""
+        """Create the pair and publish the name; returns once the standby is synchronous."""
         async with self._lock:
             self._transition(RdsAction.CREATE)
             try:
-                ensure_free(
-                    [self.endpoint, *(spec.endpoint for spec in self._specs)], self.identifier
-                )
+                ensure_free([spec.endpoint for spec in self._specs], self.identifier)
+                await self._faults.start()
                 await self._create(read_db_password(self._secrets_file))
             except BaseException:
                 self._transition(RdsAction.FAIL)
@@ -536,27 +564,34 @@ class RdsInstance:
             self._transition(RdsAction.CREATED)
 
     async def stop(self) -> None:
-        """Stop the proxy and both servers (gracefully, then killed); discard the data."""
+        """Stop both servers (gracefully, then killed); discard the data."""
         async with self._lock:
-            if self._status is RdsStatus.STOPPED:
+            if self._status is RdsStatus.STOPPED and self._root is None:
                 return
-            self._transition(RdsAction.STOP)
+            if self._status is not RdsStatus.STOPPED:
+                self._transition(RdsAction.STOP)
             await self._teardown()
-            self._transition(RdsAction.STOPPED)
+            if self._status is RdsStatus.STOPPING:
+                self._transition(RdsAction.STOPPED)
 
     async def failover(self) -> None:
         """A Multi-AZ failover (see the module docstring); status `rebooting` meanwhile."""
         async with self._lock:
+            if self._status is RdsStatus.AVAILABLE and not self._standby_attached:
+                raise InvalidDBInstanceState(
+                    f"cannot fail over {self.identifier}: its standby is not in sync yet"
+                )
             self._transition(RdsAction.FAILOVER)
             try:
-                await self._failover()
+                failed = await self._failover()
             except BaseException:
                 self._transition(RdsAction.FAIL)
                 raise
             self._transition(RdsAction.FAILOVER_COMPLETED)
+            await self._return_as_standby(failed)
 
     async def reboot(self) -> None:
-        """A reboot without failover: the primary restarts in place; clients see resets."""
+        """A reboot without failover: the primary shuts down, stays down, starts in place."""
         async with self._lock:
             self._transition(RdsAction.REBOOT)
             try:
@@ -567,23 +602,41 @@ class RdsInstance:
             self._transition(RdsAction.REBOOT_COMPLETED)
 
     async def halt(self) -> None:
-        """StopDBInstance: every connection reset, new ones refused; storage kept."""
+        """StopDBInstance: `stopping` (both servers shut down), then `stopped`; data kept."""
         async with self._lock:
-            if self._status is not RdsStatus.AVAILABLE or self._halted:
-                raise InvalidDBInstanceState(f"cannot stop {self.identifier}: not available")
-            self.proxy.pause()
-            self.proxy.drop_all()
+            if self._status is not RdsStatus.AVAILABLE:
+                raise InvalidDBInstanceState(
+                    f"Instance {self.identifier} is not in available state."
+                )
+            self._transition(RdsAction.STOP_INSTANCE)
             self._halted = True
-            self._record("DB instance stopped")
+            began = asyncio.get_running_loop().time()
+            for server in (self._primary, self._standby):
+                if server is not None:
+                    await server.stop()
+            self._standby_attached = False
+            await _sleep_until(began + self.timings.stop_seconds)
+            self._transition(RdsAction.INSTANCE_STOPPED)
 
     async def unhalt(self) -> None:
-        """StartDBInstance after `halt`: the endpoint accepts connections again."""
+        """StartDBInstance after `halt`: `starting` for the start duration, then `available`."""
         async with self._lock:
-            if not self._halted:
-                raise InvalidDBInstanceState(f"cannot start {self.identifier}: not stopped")
-            await self.proxy.resume()
+            if not self._halted or self._status is not RdsStatus.STOPPED:
+                raise InvalidDBInstanceState(
+                    f"Instance {self.identifier} is not stopped, it cannot be started."
+                )
+            self._transition(RdsAction.START_INSTANCE)
+            began = asyncio.get_running_loop().time()
+            try:
+                primary, standby = self._servers()
+                await primary.start(self.timeout)
+                await self._attach_standby(standby, primary, rebase=False)
+                await _sleep_until(began + self.timings.start_seconds)
+            except BaseException:
+                self._transition(RdsAction.FAIL)
+                raise
             self._halted = False
-            self._record("DB instance started")
+            self._transition(RdsAction.INSTANCE_STARTED)
 
     async def __aenter__(self) -> RdsInstance:
         await self.start()
@@ -593,6 +646,19 @@ class RdsInstance:
         await self.stop()
 
     # -- steps --
+
+    def _servers(self) -> tuple[PgServer, PgServer]:
+        if self._primary is None or self._standby is None:
+            raise InfraError(f"{self.identifier} is not running")
+        return self._primary, self._standby
+
+    def _publish(self, primary: PgServer) -> None:
+        """Point the endpoint's name at `primary` (clients see it within the TTL)."""
+        if self._dns is not None:
+            self._dns.set(
+                self.endpoint_name, [primary.spec.endpoint.host], self.timings.dns_ttl_seconds
+            )
+        log.info("%s: %s -> %s", self.identifier, self.endpoint_name, primary.spec.endpoint.host)
 
     async def _create(self, password: str) -> None:
         root = self._make_root()
@@ -609,8 +675,7 @@ class RdsInstance:
         await first.start(self.timeout)
         await self._bootstrap(first, password)
         await self._attach_standby(second, first)
-        self.proxy.switch(first.spec.endpoint)
-        await self.proxy.start()
+        self._publish(first)
 
     async def _bootstrap(self, primary: PgServer, password: str) -> None:
         """Roles and database; statements holding passwords are kept out of the server log."""
@@ -629,9 +694,13 @@ class RdsInstance:
                 await connection.execute(statement)
             await connection.execute(f'CREATE DATABASE "{DB_NAME}" OWNER "{DB_USER}"')
 
-    async def _attach_standby(self, standby: PgServer, primary: PgServer) -> None:
-        """Re-base `standby` from `primary`, start it, and make it the synchronous standby."""
-        await standby.basebackup(primary.spec, self._replication_password, self.timeout)
+    async def _attach_standby(
+        self, standby: PgServer, primary: PgServer, *, rebase: bool = True
+    ) -> None:
+        """Start `standby` (re-based from `primary` unless it already follows it) and make
+        it the synchronous standby."""
+        if rebase:
+            await standby.basebackup(primary.spec, self._replication_password, self.timeout)
         await standby.start(self.timeout)
 
         async def streaming() -> bool:
@@ -653,36 +722,49 @@ class RdsInstance:
             timeout=self.timeout,
             server=standby.process,
         )
+        self._standby_attached = True
 
-    async def _failover(self) -> None:
-        old, new = self._primary, self._standby
-        if old is None or new is None:
-            raise InfraError(f"{self.identifier} is not running")
-        self.proxy.pause()
-        dropped = self.proxy.drop_all()
-        log.info("%s: failover: %d connections reset", self.identifier, dropped)
+    async def _failover(self) -> PgServer:
+        """Steps 1-3 of the module docstring; returns the failed server (now fenced)."""
+        old, new = self._servers()
+        began = asyncio.get_running_loop().time()
+        self._standby_attached = False
+        host = old.spec.endpoint.host
+        if self.timings.failover_connections is ConnectionFate.BLACKHOLE:
+            await self._faults.silence(host)
+        else:
+            await self._faults.reset_connections(host, old.spec.endpoint.port)
         # Fenced as a failed host is: at once, nothing more sent to the standby. Only what
         # the standby already confirmed was acknowledged to clients (synchronous commit).
         await old.stop(immediate=True)
         await new.promote(self.timeout)
-        self.proxy.switch(new.spec.endpoint)
-        await self.proxy.resume()
+        await _sleep_until(began + self.timings.failover_seconds)
         self._primary, self._standby = new, old
+        self._publish(new)
+        log.info(
+            "%s: failover to %s after %.1fs",
+            self.identifier,
+            new.spec.name,
+            asyncio.get_running_loop().time() - began,
+        )
+        return old
+
+    async def _return_as_standby(self, failed: PgServer) -> None:
+        """Step 4: the failed host answers again and follows the new primary."""
+        await asyncio.sleep(self.timings.reboot_seconds)
+        await self._faults.restore(failed.spec.endpoint.host)
+        primary, _ = self._servers()
+        await self._attach_standby(failed, primary)
         self._record(RESTARTED_MESSAGE)
-        await self._attach_standby(old, new)
 
     async def _reboot(self) -> None:
-        primary = self._primary
-        if primary is None:
-            raise InfraError(f"{self.identifier} is not running")
-        self.proxy.pause()
-        self.proxy.drop_all()
+        primary, _ = self._servers()
+        began = asyncio.get_running_loop().time()
         await primary.stop()
+        await _sleep_until(began + self.timings.reboot_seconds)
         await primary.start(self.timeout)
-        await self.proxy.resume()
 
     async def _teardown(self) -> None:
-        await self.proxy.stop()
         errors: list[str] = []
         for server in (self._standby, self._primary):  # the standby first: no reconnect noise
             if server is None:
@@ -691,11 +773,17 @@ class RdsInstance:
                 await server.stop()
             except OSError as error:  # still stop the other one, then report
                 errors.append(with_log(f"stopping {server.spec.name}: {error}", server.log_path))
+        try:
+            await self._faults.stop()
+        except InfraError as error:
+            errors.append(str(error))
         if self._root is not None:  # ours (a crashed run's stays marked for the next start)
             shutil.rmtree(self._root, ignore_errors=True)
             self._marker.unlink(missing_ok=True)
             self._root = None
         self._primary = self._standby = None
+        self._standby_attached = False
+        self._halted = False
         if errors:
             raise InfraError("; ".join(errors))
 
@@ -726,6 +814,11 @@ class RdsInstance:
     def _record(self, message: str) -> None:
         self._events.append(RdsEvent(self._now(), message))
         log.info("%s: %s", self.identifier, message)
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Sleep until the loop time `deadline` (not at all when it has passed)."""
+    await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
 def is_postgres_user_available() -> bool:

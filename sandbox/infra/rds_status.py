@@ -2,7 +2,9 @@
 
 Statuses carry the names RDS reports in `DescribeDBInstances`
 (`DBInstanceStatus`); a Multi-AZ failover runs `available -> rebooting ->
-available`, and so does a plain reboot. An action that RDS would refuse in the current status raises
+available`, and so does a plain reboot. StopDBInstance runs `available ->
+stopping -> stopped`, StartDBInstance `stopped -> starting -> available`. An
+action that RDS would refuse in the current status raises
 `InvalidDBInstanceState`, as RDS answers `InvalidDBInstanceState` (HTTP 400)::
 
     >>> next_status(RdsStatus.AVAILABLE, RdsAction.FAILOVER)
@@ -13,6 +15,7 @@ available`, and so does a plain reboot. An action that RDS would refuse in the c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
@@ -26,6 +29,7 @@ class RdsStatus(StrEnum):
     AVAILABLE = "available"
     REBOOTING = "rebooting"
     STOPPING = "stopping"
+    STARTING = "starting"
     FAILED = "failed"
 
 
@@ -39,6 +43,11 @@ class RdsAction(StrEnum):
     FAIL = "fail"
     STOP = "stop"
     STOPPED = "stopped"
+    # StopDBInstance / StartDBInstance (the sandbox's own start and stop are CREATE and STOP)
+    STOP_INSTANCE = "stop-instance"
+    INSTANCE_STOPPED = "instance-stopped"
+    START_INSTANCE = "start-instance"
+    INSTANCE_STARTED = "instance-started"
 
 
 class RdsEvent(NamedTuple):
@@ -66,6 +75,12 @@ TRANSITIONS: dict[tuple[RdsStatus, RdsAction], RdsStatus] = {
     (RdsStatus.REBOOTING, RdsAction.STOP): RdsStatus.STOPPING,
     (RdsStatus.FAILED, RdsAction.STOP): RdsStatus.STOPPING,
     (RdsStatus.STOPPING, RdsAction.STOPPED): RdsStatus.STOPPED,
+    (RdsStatus.AVAILABLE, RdsAction.STOP_INSTANCE): RdsStatus.STOPPING,
+    (RdsStatus.STOPPING, RdsAction.INSTANCE_STOPPED): RdsStatus.STOPPED,
+    (RdsStatus.STOPPED, RdsAction.START_INSTANCE): RdsStatus.STARTING,
+    (RdsStatus.STARTING, RdsAction.INSTANCE_STARTED): RdsStatus.AVAILABLE,
+    (RdsStatus.STARTING, RdsAction.FAIL): RdsStatus.FAILED,
+    (RdsStatus.STARTING, RdsAction.STOP): RdsStatus.STOPPING,
 }
 
 EVENT_MESSAGES: dict[RdsAction, str] = {
@@ -75,7 +90,49 @@ EVENT_MESSAGES: dict[RdsAction, str] = {
     RdsAction.REBOOT: "DB instance shutdown",
     RdsAction.REBOOT_COMPLETED: "DB instance restarted",
     RdsAction.STOPPED: "DB instance shutdown",
+    RdsAction.INSTANCE_STOPPED: "DB instance stopped",
+    RdsAction.START_INSTANCE: "DB instance is being started",
+    RdsAction.INSTANCE_STARTED: "DB instance started",
 }
+
+
+class ConnectionFate(StrEnum):
+    """What the old primary's clients see when it fails."""
+
+    BLACKHOLE = "blackhole"  # silence: packets dropped, connects time out (a failed host)
+    RESET = "reset"  # a RST on every connection at once, connects refused
+
+
+@dataclass(frozen=True)
+class RdsTimings:
+    """How long the instance's operations take: `python -m sandbox serve --rds-*` flags.
+
+    `failover_seconds`: the RDS User Guide ("Failing over a Multi-AZ DB instance for
+    Amazon RDS"): "Failover times are typically 60-120 seconds." The default is the
+    typical range's low end; the suites' write-gap limit is its high end.
+
+    `reboot_seconds`: how long a rebooted primary stays down, and how long a failed
+    primary's host stays silent before it returns as the new standby. AWS gives no
+    typical figure for a reboot ("depends on the crash recovery process", RDS User
+    Guide, "Rebooting a DB instance"); one failover's length is taken.
+
+    `stop_seconds`, `start_seconds`: StopDBInstance and StartDBInstance take minutes
+    on AWS, with no documented figure; `stopping` lasts one minute and `starting`
+    two here. An experiment about the outage rather than its length (the
+    readiness-dependency one) says what it assumes.
+
+    `failover_connections`: how the failed primary's connections end. A failed host
+    sends nothing (the Aurora PostgreSQL guide on fast failover asks clients for TCP
+    keepalive and socket timeouts because of exactly that); `reset` is the gentler
+    alternative, a RST on each.
+    """
+
+    failover_seconds: float = 60.0
+    reboot_seconds: float = 60.0
+    stop_seconds: float = 60.0
+    start_seconds: float = 120.0
+    failover_connections: ConnectionFate = ConnectionFate.BLACKHOLE
+    dns_ttl_seconds: int = 5  # Route 53 records of RDS endpoints (Aurora DB admin handbook)
 
 
 def next_status(current: RdsStatus, action: RdsAction) -> RdsStatus:
@@ -86,3 +143,6 @@ def next_status(current: RdsStatus, action: RdsAction) -> RdsStatus:
         raise InvalidDBInstanceState(
             f"cannot {action} a DB instance whose status is {current}"
         ) from None
+
+
+DEFAULT_TIMINGS = RdsTimings()

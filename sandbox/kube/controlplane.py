@@ -23,6 +23,7 @@ from sandbox.infra import monitoring
 from sandbox.infra.backing import BackingServices
 from sandbox.infra.extras import MONITORING
 from sandbox.infra.ingress_controller import IngressController
+from sandbox.infra.rds_status import RdsTimings
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.controllers import disruption
@@ -79,6 +80,8 @@ class ControlPlaneOptions:
     # Optional parts of the seed, off unless asked for (`--with rabbitmq`,
     # `--with monitoring`): see sandbox/infra/extras.py for why.
     extras: frozenset[str] = frozenset()
+    # How long the "RDS" instance's failover, reboot, stop and start take (AWS's figures)
+    rds_timings: RdsTimings = field(default_factory=RdsTimings)
 
     @classmethod
     def from_flags(
@@ -91,6 +94,7 @@ class ControlPlaneOptions:
         sync_rate_limit: float | None = None,
         backing_services: bool = True,
         extras: frozenset[str] = frozenset(),
+        rds_timings: RdsTimings | None = None,
     ) -> ControlPlaneOptions:
         overrides: dict[str, Any] = {}
         if node_monitor_grace_period is not None:
@@ -109,6 +113,7 @@ class ControlPlaneOptions:
             backing_services=backing_services,
             aws_endpoint=True,
             extras=extras,
+            rds_timings=rds_timings or RdsTimings(),
         )
 
 
@@ -124,7 +129,9 @@ class ControlPlane:
         self.images = ImageRegistry()
         self.kubelets: dict[str, Kubelet] = {}
         self.backing: BackingServices | None = (
-            BackingServices(options.state_dir, options.extras) if options.backing_services else None
+            BackingServices(options.state_dir, options.extras, rds_timings=options.rds_timings)
+            if options.backing_services
+            else None
         )
         self.aws: AwsEndpoint | None = None
         self.monitoring: monitoring.Monitoring | None = None

@@ -1,20 +1,26 @@
-"""The "RDS" Multi-AZ pair for real: PostgreSQL 15 primary + synchronous standby + proxy.
+"""The "RDS" Multi-AZ pair for real: PostgreSQL 15 primary + synchronous standby, its
+name flipped by a failover, the failed host silenced by nftables.
 
-Each test runs on its own free 127.77.N.0/24 (not the sandbox's 127.0.3.x), so
-that it neither meets a running sandbox nor another test run.
+Each test runs on its own free 127.77.N.0/24 (not the sandbox's 127.0.3.x) and its own
+nft table, so that it neither meets a running sandbox nor another test run. The name
+is published to a record the clients here read before each connect, as a resolver
+with no cache would answer them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +28,7 @@ import psutil
 import pytest
 
 from sandbox import processes
+from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.postgres import (
     PG_BIN,
     PgNodeSpec,
@@ -29,7 +36,7 @@ from sandbox.infra.postgres import (
     is_postgres_user_available,
     read_db_password,
 )
-from sandbox.infra.rds_status import InvalidDBInstanceState
+from sandbox.infra.rds_status import ConnectionFate, InvalidDBInstanceState, RdsTimings
 from sandbox.infra.supervisor import (
     AddressInUseError,
     CommandError,
@@ -39,17 +46,34 @@ from sandbox.infra.supervisor import (
 )
 
 pytestmark = pytest.mark.skipif(
-    not (PG_BIN / "postgres").exists() or not is_postgres_user_available(),
-    reason="needs PostgreSQL 15 in /usr/lib/postgresql/15/bin, a postgres user, and root",
+    not (PG_BIN / "postgres").exists()
+    or not is_postgres_user_available()
+    or not HostFaults.available(),
+    reason="needs PostgreSQL 15 in /usr/lib/postgresql/15/bin, a postgres user, nft, and root",
 )
 
 PASSWORD = read_db_password()
 ROWS = 50
 FAILOVER_EVENTS = [
     "Multi-AZ instance failover started.",
-    "DB instance restarted",
     "Multi-AZ instance failover completed.",
+    "DB instance restarted",  # the failed host, back as the standby
 ]
+# Short, so that the tests take seconds; the sandbox's defaults are AWS's (RdsTimings).
+TIMINGS = RdsTimings(failover_seconds=3.0, reboot_seconds=1.0, stop_seconds=1.0, start_seconds=1.0)
+CLIENT_TIMEOUT = 1.0  # the writers' connect and query bound
+
+
+class Records:
+    """The endpoint's DNS record, as the cluster DNS would hold it."""
+
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+        self.flips: list[tuple[float, list[str]]] = []
+
+    def set(self, name: str, addresses: Sequence[str], ttl: int = 5) -> None:
+        self.addresses = list(addresses)
+        self.flips.append((time.monotonic(), list(addresses)))
 
 
 def free_subnet() -> str:
@@ -65,17 +89,37 @@ def free_subnet() -> str:
     raise RuntimeError("no free 127.77.N.0/24")
 
 
-def make_instance(state_dir: Path, prefix: str | None = None) -> RdsInstance:
+def make_instance(
+    state_dir: Path, prefix: str | None = None, timings: RdsTimings = TIMINGS
+) -> RdsInstance:
     prefix = prefix or free_subnet()
     return RdsInstance(
         state_dir,
-        endpoint=Endpoint(f"{prefix}.10", 5432),
         nodes=(
             PgNodeSpec("a", Endpoint(f"{prefix}.11", 5432), "us-west-2a"),
             PgNodeSpec("b", Endpoint(f"{prefix}.12", 5432), "us-west-2b"),
         ),
+        timings=timings,
+        dns=Records(),
+        faults=HostFaults(table=nft_table(prefix)),
         timeout=30.0,
     )
+
+
+def nft_table(prefix: str) -> str:
+    """The test's own nft table, named after its subnet (a crashed run's is replaced)."""
+    return f"hf_test_{prefix.replace('.', '_')}"
+
+
+def nft_tables() -> str:
+    listing = subprocess.run(["nft", "list", "tables"], check=True, capture_output=True, text=True)
+    return listing.stdout
+
+
+def address(db: RdsInstance) -> str:
+    records = db._dns
+    assert isinstance(records, Records)
+    return records.addresses[0]
 
 
 @pytest.fixture(autouse=True)
@@ -89,16 +133,16 @@ def no_process_survives() -> Iterator[None]:
     assert not survivors, f"processes outlived the test: {survivors}"
 
 
-async def connect(db: RdsInstance) -> asyncpg.Connection:
-    """As the pods do: through the endpoint, as harmonyflow."""
+async def connect(db: RdsInstance, timeout: float = 5.0) -> asyncpg.Connection:
+    """As the pods do: to the address the endpoint's name has now, as harmonyflow."""
     return await asyncpg.connect(
-        host=db.endpoint.host,
-        port=db.endpoint.port,
+        host=address(db),
+        port=db.port,
         user="harmonyflow",
         password=PASSWORD,
         database="harmonyflow",
-        timeout=5,
-        command_timeout=5,
+        timeout=timeout,
+        command_timeout=timeout,
     )
 
 
@@ -116,6 +160,7 @@ class Writer:
     def __init__(self, db: RdsInstance, first_id: int) -> None:
         self.db, self.next_id = db, first_id
         self.acknowledged: list[int] = []
+        self.acknowledged_at: list[float] = []
         self.errors: list[str] = []
         self.stop = asyncio.Event()
 
@@ -124,10 +169,11 @@ class Writer:
         while not self.stop.is_set():
             try:
                 if connection is None:
-                    connection = await connect(self.db)
+                    connection = await connect(self.db, CLIENT_TIMEOUT)
                 self.next_id += 1
                 await connection.execute("INSERT INTO orders (id) VALUES ($1)", self.next_id)
                 self.acknowledged.append(self.next_id)
+                self.acknowledged_at.append(time.monotonic())
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 self.errors.append(type(error).__name__)
                 if connection is not None:
@@ -140,7 +186,7 @@ class Writer:
     async def until_more(self, count: int) -> None:
         """Wait until `count` more writes are acknowledged (bounded)."""
         target = len(self.acknowledged) + count
-        for _ in range(200):
+        for _ in range(400):
             if len(self.acknowledged) >= target:
                 return
             await asyncio.sleep(0.05)
@@ -212,9 +258,10 @@ def test_failover_keeps_every_committed_write_and_swaps_the_azs(tmp_path: Path) 
             assert "rebooting" in statuses
             assert str(db.status) == "available"
             assert (db.primary.az, db.standby.az) == ("us-west-2b", "us-west-2a")
-            assert db.primary.endpoint == db.proxy.target != db.standby.endpoint
+            assert address(db) == db.primary.endpoint.host != db.standby.endpoint.host
             assert await db.standby_sync_state() == "sync"  # the old primary, re-based
-            with pytest.raises((OSError, asyncpg.InterfaceError)):
+            # the failed host is back: a connection left from before meets a RST
+            with pytest.raises((OSError, asyncpg.ConnectionDoesNotExistError)):
                 await held.fetchval("SELECT 1")
             held.terminate()
 
@@ -296,6 +343,8 @@ def test_a_killed_sandbox_leaves_no_server_and_its_data_is_removed_next_time(
     stale = Path((tmp_path / "rds" / "harmonyflow-db.datadir").read_text().strip())
     assert stale.is_dir()
 
+    assert nft_table(prefix) in nft_tables()  # kill -9 ran no cleanup
+
     async def main() -> None:
         db = make_instance(tmp_path, prefix)
         await db.start()
@@ -305,6 +354,7 @@ def test_a_killed_sandbox_leaves_no_server_and_its_data_is_removed_next_time(
             await db.stop()
 
     asyncio.run(main())
+    assert nft_table(prefix) not in nft_tables(), "the nft table outlived the instance"
 
 
 @pytest.fixture
@@ -329,7 +379,7 @@ def test_a_failing_helper_is_reported_with_its_output(tmp_path: Path, fake_pg_bi
         template = make_instance(tmp_path)
         db = RdsInstance(
             tmp_path,
-            endpoint=template.endpoint,
+            faults=HostFaults(table=f"hf_test_{os.getpid()}"),
             nodes=(template.primary, template.standby),
             pg_bin=fake_pg_bin,
         )
@@ -349,7 +399,7 @@ def test_a_binary_that_cannot_be_run_is_named(tmp_path: Path) -> None:
         template = make_instance(tmp_path)
         db = RdsInstance(
             tmp_path,
-            endpoint=template.endpoint,
+            faults=HostFaults(table=f"hf_test_{os.getpid()}"),
             nodes=(template.primary, template.standby),
             pg_bin=tmp_path / "nowhere",
         )
@@ -394,3 +444,91 @@ def test_five_failovers_under_eight_writers(tmp_path: Path) -> None:
 
 def test_postgres_binaries_are_where_the_sandbox_expects() -> None:
     assert shutil.which("pg_basebackup", path=str(PG_BIN))
+
+
+def wait_for_flip(db: RdsInstance) -> float:
+    records = db._dns
+    assert isinstance(records, Records)
+    return records.flips[-1][0]
+
+
+def held_socket(host: str, port: int) -> socket.socket:
+    """A TCP connection to the server, as a pooled client holds one between queries."""
+    held = socket.create_connection((host, port), timeout=2.0)
+    held.settimeout(2.0)
+    return held
+
+
+def how_it_ended(held: socket.socket) -> str:
+    """`silence` (nothing within the timeout), `reset` (RST) or `clean close` (FIN)."""
+    try:
+        data = held.recv(1024)
+    except TimeoutError:
+        return "silence"
+    except ConnectionResetError:
+        return "reset"
+    return "clean close" if data == b"" else f"data {data[:20]!r}"
+
+
+@pytest.mark.parametrize(
+    ("fate", "expected"),
+    [(ConnectionFate.BLACKHOLE, "silence"), (ConnectionFate.RESET, "reset")],
+)
+def test_a_connection_held_across_the_failover_hangs_or_is_reset_and_is_never_closed_cleanly(
+    tmp_path: Path, fate: ConnectionFate, expected: str
+) -> None:
+    timings = RdsTimings(failover_seconds=4.0, reboot_seconds=4.0, failover_connections=fate)
+
+    async def main() -> None:
+        db = make_instance(tmp_path, timings=timings)
+        await db.start()
+        try:
+            old = address(db)
+            held = held_socket(old, db.port)
+            failover = asyncio.create_task(db.failover())
+            while str(db.status) != "rebooting":
+                await asyncio.sleep(0.01)
+            ended = await asyncio.to_thread(how_it_ended, held)
+            held.close()
+            assert ended == expected, f"{fate}: the held connection saw {ended}"
+            if fate is ConnectionFate.BLACKHOLE:
+                # a new connection to the failed host times out instead of being refused
+                with pytest.raises(TimeoutError):
+                    await asyncio.to_thread(held_socket, old, db.port)
+            await failover
+        finally:
+            await db.stop()
+
+    asyncio.run(main())
+
+
+def test_the_measured_unavailability_matches_the_configured_failover_within_a_fifth(
+    tmp_path: Path,
+) -> None:
+    """The longest pause between acknowledged writes is the failover duration: not the
+    instant reconnect of a polite endpoint, and not more than the writers' own timeout
+    on top of it."""
+    configured = 8.0
+    timings = RdsTimings(failover_seconds=configured, reboot_seconds=1.0)
+
+    async def main() -> None:
+        db = make_instance(tmp_path, timings=timings)
+        await db.start()
+        try:
+            await create_table(db, 0)
+            writers = [Writer(db, first_id=index * 1_000_000) for index in range(1, 4)]
+            tasks = [asyncio.create_task(writer.run()) for writer in writers]
+            await asyncio.gather(*(writer.until_more(10) for writer in writers))
+            await db.failover()
+            await asyncio.gather(*(writer.until_more(10) for writer in writers))
+            await stop_and_check_writes(db, writers, tasks)
+            for writer in writers:
+                times = writer.acknowledged_at
+                gap = max(later - earlier for earlier, later in itertools.pairwise(times))
+                assert configured * 0.8 <= gap <= configured * 1.2, (
+                    f"writes paused {gap:.2f}s for a failover configured at {configured:g}s"
+                )
+        finally:
+            await db.stop()
+
+    asyncio.run(main())
