@@ -1,0 +1,391 @@
+"""The sandbox's cluster DNS (the CoreDNS stand-in): authoritative, UDP and TCP, loopback only.
+
+Pods resolve the names of their dependencies through it, as EKS pods resolve
+through CoreDNS: the RDS endpoint (`harmonyflow-db.<id>.us-west-2.rds.amazonaws.com`)
+and the ElastiCache configuration endpoint are names whose records flip on a
+failover, so a client that cached an address, or resolved once at start, meets
+the failover the way it would on AWS.
+
+The server answers only for the zones it serves and never recurses or forwards:
+the sandbox sends nothing off this machine, so a name outside them is REFUSED
+rather than looked up elsewhere. The answer is a pure function of the query,
+the record table and the zones (`answer`, `respond`); the loops here only move
+bytes. Records carry a TTL of five seconds by default because that is what the
+resolvers in front of the pods see on AWS: the Aurora DB admin handbook ("DNS
+caching") says "Aurora DNS zones use a short Time-To-Live (TTL) of five
+seconds", RDS Multi-AZ endpoints behave the same, and the AWS SDK for Java
+guide recommends a JVM DNS TTL of 5 s for AWS endpoints for that reason.
+
+Negative answers carry no SOA record: without one a resolver must not cache
+the NXDOMAIN (RFC 2308, section 5), so a name registered a moment later is
+found at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import struct
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import cast
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from sandbox.infra.supervisor import AddressInUseError, Endpoint, InfraError
+
+log = logging.getLogger(__name__)
+
+DNS_PORT = 53
+DEFAULT_ENDPOINT = Endpoint("127.0.3.53", DNS_PORT)
+DEFAULT_TTL = 5  # seconds, as Route 53 serves RDS/Aurora endpoints (see the module docstring)
+SERVED_ZONES: tuple[str, ...] = ("amazonaws.com.", "cluster.local.")
+UDP_PAYLOAD = 512  # RFC 1035's limit for a query without EDNS
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 default for what we offer and send over UDP
+TCP_MAX = 65535
+TCP_IDLE_SECONDS = 5.0  # RFC 7766 section 6.2.3: idle timeouts of seconds, not minutes
+MAX_TCP_CONNECTIONS = 64
+STOP_WAIT_SECONDS = 5.0
+BIND_ATTEMPTS = 5  # port 0: UDP picks the port, TCP may find it taken; try another
+_HEADER = struct.Struct("!HH")  # id, flags
+_OPCODE_BITS = 0x7800
+
+
+# ---- the record table ----
+
+
+@dataclass(frozen=True)
+class Record:
+    """The A records of one name: several addresses (an ElastiCache configuration endpoint
+    resolves to every node), one TTL."""
+
+    addresses: tuple[str, ...]
+    ttl: int = DEFAULT_TTL
+
+
+def domain_name(name: str | dns.name.Name) -> dns.name.Name:
+    """`Harmonyflow-DB.x.rds.amazonaws.com` and `...amazonaws.com.` are the same key."""
+    parsed = name if isinstance(name, dns.name.Name) else dns.name.from_text(name)
+    return parsed.canonicalize()
+
+
+class RecordTable:
+    """Names to A records; changes take effect with the next query (there is no zone serial)."""
+
+    def __init__(self) -> None:
+        self._records: dict[dns.name.Name, Record] = {}
+
+    def set(self, name: str, addresses: Iterable[str], ttl: int = DEFAULT_TTL) -> None:
+        """Replace the name's records; raises ValueError for a non-IPv4 address or no address."""
+        checked = tuple(str(ipaddress.IPv4Address(address)) for address in addresses)
+        if not checked:
+            raise ValueError(f"{name}: at least one address (remove() deletes a name)")
+        if ttl < 0:
+            raise ValueError(f"{name}: the TTL must not be negative, not {ttl}")
+        self._records[domain_name(name)] = Record(checked, ttl)
+
+    def remove(self, name: str) -> bool:
+        """Forget the name (it answers NXDOMAIN from now on); False if it was not there."""
+        return self._records.pop(domain_name(name), None) is not None
+
+    def lookup(self, name: str | dns.name.Name) -> Record | None:
+        return self._records.get(domain_name(name))
+
+    def view(self) -> Mapping[dns.name.Name, Record]:
+        return MappingProxyType(self._records)
+
+
+# ---- the decision ----
+
+
+def served_zones(zones: Iterable[str]) -> tuple[dns.name.Name, ...]:
+    return tuple(domain_name(zone) for zone in zones)
+
+
+def answer(
+    query: dns.message.Message,
+    records: Mapping[dns.name.Name, Record],
+    zones: Sequence[dns.name.Name],
+) -> dns.message.Message:
+    """The response to a parsed query: authoritative (AA), never recursive (no RA)."""
+    if dns.opcode.from_flags(query.flags) != dns.opcode.QUERY:
+        return _header_response(query.id, query.flags, dns.rcode.NOTIMP)
+    if len(query.question) != 1:
+        return _header_response(query.id, query.flags, dns.rcode.FORMERR)
+    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
+    response.flags &= ~dns.flags.RA
+    question = query.question[0]
+    name = domain_name(question.name)
+    if question.rdclass != dns.rdataclass.IN or not any(name.is_subdomain(z) for z in zones):
+        response.set_rcode(dns.rcode.REFUSED)
+        return response
+    response.flags |= dns.flags.AA
+    record = records.get(name)
+    if record is None:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    elif question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+        response.answer.append(
+            dns.rrset.from_text_list(
+                question.name, record.ttl, dns.rdataclass.IN, dns.rdatatype.A, record.addresses
+            )
+        )
+    return response  # any other type of a known name: NOERROR with no answer (NODATA)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to send back (None: drop the packet) and the name asked about, for the stats."""
+
+    wire: bytes | None
+    name: dns.name.Name | None = None
+    rcode: dns.rcode.Rcode | None = None
+
+
+def respond(
+    wire: bytes,
+    records: Mapping[dns.name.Name, Record],
+    zones: Sequence[dns.name.Name],
+    max_size: int | None = None,
+) -> Reply:
+    """Bytes in, bytes out. `max_size` None is TCP; over UDP the query's EDNS payload (or 512)
+    bounds the reply, and a longer one is sent truncated (TC) for the client to retry on TCP.
+
+    A packet whose header cannot be read, or that is itself a response, gets no reply:
+    answering responses is how two servers loop.
+    """
+    try:
+        query = dns.message.from_wire(wire)
+    except dns.message.ShortHeader:
+        return Reply(None)
+    except (dns.exception.DNSException, ValueError, IndexError, struct.error):
+        if len(wire) < _HEADER.size:
+            return Reply(None)
+        qid, flags = _HEADER.unpack_from(wire)
+        if flags & dns.flags.QR:
+            return Reply(None)
+        formerr = _header_response(qid, flags, dns.rcode.FORMERR)
+        return Reply(formerr.to_wire(), None, dns.rcode.FORMERR)
+    if query.flags & dns.flags.QR:
+        return Reply(None)
+    response = answer(query, records, zones)
+    name = domain_name(query.question[0].name) if len(query.question) == 1 else None
+    limit = TCP_MAX if max_size is None else max_size
+    if max_size is not None and query.edns >= 0:
+        limit = max(UDP_PAYLOAD, min(query.payload, max_size))
+    try:
+        return Reply(response.to_wire(max_size=limit), name, response.rcode())
+    except dns.exception.TooBig:
+        response.answer.clear()
+        response.flags |= dns.flags.TC
+        return Reply(response.to_wire(max_size=limit), name, response.rcode())
+
+
+def _header_response(qid: int, flags: int, rcode: dns.rcode.Rcode) -> dns.message.Message:
+    """A reply with no question (RFC 1035 allows it for errors; dnspython's clients accept it)."""
+    response = dns.message.Message(id=qid)
+    opcode_and_rd = flags & (_OPCODE_BITS | dns.flags.RD)
+    response.flags = dns.flags.QR | opcode_and_rd
+    response.set_rcode(rcode)
+    return response
+
+
+# ---- the server ----
+
+
+@dataclass(frozen=True)
+class DnsStats:
+    queries: int  # answered (every rcode), since start
+    dropped: int  # malformed beyond a header, or responses sent to us
+    tcp_connections: int  # open now
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: ClusterDns) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        wire = self.server.handle(data, max_size=EDNS_PAYLOAD)
+        if wire is not None and self.transport is not None:
+            self.transport.sendto(wire, addr)
+
+
+class ClusterDns:
+    """`dns = ClusterDns(); await dns.start(); dns.set("db.x.rds.amazonaws.com", ["127.0.3.11"])`.
+
+    Tests pass another loopback endpoint (port 0 picks a free one, the same for
+    UDP and TCP), so that they never meet a running sandbox's 127.0.3.53:53.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint = DEFAULT_ENDPOINT,
+        zones: Iterable[str] = SERVED_ZONES,
+        *,
+        tcp_idle_seconds: float = TCP_IDLE_SECONDS,
+        name: str = "cluster-dns",
+    ) -> None:
+        if not ipaddress.ip_address(endpoint.host).is_loopback:
+            raise InfraError(f"{name}: {endpoint.host} is not a loopback address")
+        self.endpoint = endpoint
+        self.name = name
+        self.records = RecordTable()
+        self.zones = served_zones(zones)
+        self._tcp_idle = tcp_idle_seconds
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._bound_port = endpoint.port
+        self._counts: Counter[dns.name.Name] = Counter()
+        self._queries = self._dropped = 0
+
+    # ---- records and stats ----
+
+    def set(self, name: str, addresses: Iterable[str], ttl: int = DEFAULT_TTL) -> None:
+        self.records.set(name, addresses, ttl)
+
+    def remove(self, name: str) -> bool:
+        return self.records.remove(name)
+
+    def lookup(self, name: str) -> Record | None:
+        return self.records.lookup(name)
+
+    def queries(self, name: str) -> int:
+        """Queries about `name` answered since start (any type, any rcode)."""
+        return self._counts[domain_name(name)]
+
+    def stats(self) -> DnsStats:
+        return DnsStats(self._queries, self._dropped, len(self._connections))
+
+    @property
+    def serving(self) -> bool:
+        return self._udp is not None
+
+    def handle(self, wire: bytes, max_size: int | None) -> bytes | None:
+        reply = respond(wire, self.records.view(), self.zones, max_size)
+        if reply.wire is None:
+            self._dropped += 1
+            return None
+        self._queries += 1
+        if reply.name is not None:
+            self._counts[reply.name] += 1
+        return reply.wire
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        """Listen on UDP and TCP; AddressInUseError when the address is taken, InfraError else."""
+        for attempt in range(BIND_ATTEMPTS):
+            await self._bind_udp()
+            try:
+                await self._bind_tcp()
+                return
+            except AddressInUseError:
+                self._close_udp()
+                if self.endpoint.port != 0 or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                # port 0: the port UDP got is taken on TCP; ask for another
+            except InfraError:
+                self._close_udp()
+                raise
+
+    async def stop(self) -> None:
+        """Close both sockets and every TCP connection; returns within a bounded time."""
+        self._close_udp()
+        server, self._tcp = self._tcp, None
+        if server is not None:
+            server.close()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
+        if server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), STOP_WAIT_SECONDS)
+
+    async def _bind_udp(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(self.endpoint.host, self.endpoint.port)
+            )
+        except OSError as error:
+            raise self._bind_error("UDP", error) from error
+        self._udp = transport
+        self._bound_port = int(transport.get_extra_info("sockname")[1])
+
+    async def _bind_tcp(self) -> None:
+        try:
+            self._tcp = await asyncio.start_server(
+                self._serve_tcp, self.endpoint.host, self._bound_port, reuse_address=True
+            )
+        except OSError as error:
+            raise self._bind_error("TCP", error) from error
+        self.endpoint = Endpoint(self.endpoint.host, self._bound_port)
+        log.info("%s: serving %s on %s", self.name, ", ".join(map(str, self.zones)), self.endpoint)
+
+    def _bind_error(self, transport: str, error: OSError) -> InfraError:
+        where = Endpoint(self.endpoint.host, self._bound_port)
+        if error.errno == errno.EADDRINUSE:
+            return AddressInUseError(
+                f"{self.name}: {where} ({transport}) is already in use; is another sandbox"
+                " running? (`resilience sandbox down` stops it)"
+            )
+        return InfraError(f"{self.name}: cannot listen on {where} ({transport}): {error}")
+
+    def _close_udp(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= MAX_TCP_CONNECTIONS:
+            writer.transport.abort()
+            return
+        self._connections.add(task)
+        try:
+            await self._tcp_exchanges(reader, writer)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass  # idle, half a message, or the client went away: drop the connection
+        finally:
+            self._connections.discard(task)
+            writer.transport.abort()
+
+    async def _tcp_exchanges(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Length-prefixed messages until the client closes or stays silent for too long."""
+        while True:
+            async with asyncio.timeout(self._tcp_idle):
+                try:
+                    prefix = await reader.readexactly(2)
+                except asyncio.IncompleteReadError as error:
+                    if not error.partial:
+                        return  # a clean close between messages
+                    raise
+                wire = await reader.readexactly(int.from_bytes(prefix, "big"))
+            reply = self.handle(wire, max_size=None)
+            if reply is None:
+                return
+            writer.write(len(reply).to_bytes(2, "big") + reply)
+            async with asyncio.timeout(self._tcp_idle):
+                await writer.drain()
