@@ -16,8 +16,12 @@ from pathlib import Path
 _RECORD = re.compile(r"^(\S+) (stdout|stderr) [FP] (.*)$")
 
 
+def pod_dir(root: Path, namespace: str, pod: str, uid: str) -> Path:
+    return root / "pods" / f"{namespace}_{pod}_{uid}"
+
+
 def container_dir(root: Path, namespace: str, pod: str, uid: str, container: str) -> Path:
-    return root / "pods" / f"{namespace}_{pod}_{uid}" / container
+    return pod_dir(root, namespace, pod, uid) / container
 
 
 def log_file(root: Path, namespace: str, pod: str, uid: str, container: str, restart: int) -> Path:
