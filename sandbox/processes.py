@@ -16,7 +16,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+RESOLV_CONF = Path("/etc/resolv.conf")
 _LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.unshare.argtypes = [ctypes.c_int]
+_LIBC.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+]
 
 
 def die_with_parent(parent: int, signo: int = signal.SIGKILL) -> Callable[[], None]:
@@ -32,6 +45,77 @@ def die_with_parent(parent: int, signo: int = signal.SIGKILL) -> Callable[[], No
             os._exit(128 + signo)
 
     return preexec
+
+
+def bind_resolv_conf(source: Path, target: Path = RESOLV_CONF) -> None:
+    """In a child before exec: a mount namespace of its own in which `target` shows `source`.
+
+    What containerd does for a pod: the kubelet's resolv.conf is bind-mounted at
+    /etc/resolv.conf, so the pod resolves through the cluster DNS while the host
+    keeps its own. `/` is made recursively private first, or the bind mount would
+    propagate back to the host's namespace (systemd mounts `/` shared). mount(2)
+    follows a symlinked target (a systemd-resolved stub), and fails on a missing
+    one: then the container does not start, rather than run with the host's resolver.
+    Python 3.11 has no os.unshare, hence ctypes. Raises OSError saying which step failed.
+    """
+    where = f'error mounting "{source}" to rootfs at "{target}"'
+    _check(_LIBC.unshare(CLONE_NEWNS), f"{where}: unshare(CLONE_NEWNS)")
+    _check(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), f"{where}: making / private")
+    _check(
+        _LIBC.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND, None),
+        f"{where}: bind mount",
+    )
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+class ContainerSetup:
+    """The `preexec_fn` of a container: die with the sandbox, see the pod's resolv.conf.
+
+    A `preexec_fn` that raises only tells the parent "Exception occurred in
+    preexec_fn."; so the child first writes why to a pipe (closed on exec), and the
+    parent reads it with `failure()` to report the start error as containerd would.
+    Use as a context manager: the pipe is closed on leaving it.
+    """
+
+    def __init__(self, parent: int, resolv_conf: Path | None = None) -> None:
+        self._die_with_parent = die_with_parent(parent)
+        self._resolv_conf = resolv_conf
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+
+    def __call__(self) -> None:
+        self._die_with_parent()
+        if self._resolv_conf is None:
+            return
+        try:
+            bind_resolv_conf(self._resolv_conf, RESOLV_CONF)  # read now: tests move it
+        except OSError as error:
+            why = error.strerror or str(error)
+            os.write(self._write, why.encode(errors="replace")[:4096])
+            raise
+
+    def failure(self) -> str:
+        """What the child wrote before it gave up ('' if nothing)."""
+        try:
+            return os.read(self._read, 4096).decode(errors="replace")
+        except BlockingIOError:
+            return ""
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> ContainerSetup:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def start_time(pid: int) -> str | None:

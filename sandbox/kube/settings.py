@@ -29,6 +29,10 @@ class ControlPlaneSettings:
     container_backoff_max_seconds: float = 300.0
     container_backoff_reset_seconds: float = 600.0
     metrics_resolution_seconds: float = 15.0
+    # --cluster-dns / --cluster-domain: what a ClusterFirst pod's resolv.conf names. The
+    # sandbox's cluster DNS (sandbox.infra.clusterdns) listens on the first address, port 53.
+    cluster_dns: tuple[str, ...] = ("127.0.3.53",)
+    cluster_domain: str = "cluster.local"
     # ingress-nginx --sync-rate-limit (cmd/nginx/flags.go, default 0.3): its sync queue is a
     # token bucket of one refilled at this rate, so an EndpointSlice change reaches nginx at
     # once after a quiet spell and up to 1/0.3 = 3.3 s late while others keep coming.

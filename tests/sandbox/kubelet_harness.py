@@ -154,13 +154,15 @@ def run_cluster(
     nodes: int = 1,
     settings: ControlPlaneSettings = FAST,
     ipam: IpAllocator | None = None,
+    images: ImageRegistry | None = None,
 ) -> None:
     """Start `nodes` kubelets on a fresh store, run the test body, stop everything."""
 
     async def main() -> None:
         store = Store()
         store.create("namespaces", {"metadata": {"name": NAMESPACE}})
-        shared_ipam, metrics, images = ipam or IpAllocator(), MetricsStore(), ImageRegistry()
+        shared_ipam, metrics = ipam or IpAllocator(), MetricsStore()
+        registry = images or ImageRegistry()
         kubelets = [
             Kubelet(
                 node_config(i + 1),
@@ -169,7 +171,7 @@ def run_cluster(
                 settings,
                 metrics,
                 shared_ipam,
-                images,
+                registry,
                 state_dir,
             )
             for i in range(nodes)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
@@ -45,6 +46,7 @@ class PodHost(Protocol):
     ctx: NodeContext
     pod: KubeObject
     pod_ip: str
+    resolv_conf: Path | None  # mounted at /etc/resolv.conf; None: the host's
 
     @property
     def deleting(self) -> bool: ...
@@ -243,6 +245,7 @@ class ContainerWorker:
             self.ctx.pids_dir,
             container_id,
             self.ctx.clock.now,
+            resolv_conf=self.host.resolv_conf,
         )
 
     def _start_failed(self, container_id: str, restart: int, error: OSError) -> None:

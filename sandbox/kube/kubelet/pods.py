@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sandbox.images.registry import ImageNotFoundError
@@ -19,6 +20,7 @@ from sandbox.kube.clock import parse_time
 from sandbox.kube.errors import ApiError
 from sandbox.kube.kubelet.containers import ContainerWorker
 from sandbox.kube.kubelet.context import NodeContext
+from sandbox.kube.kubelet.dns import dns_type, render_resolv_conf, resolv_conf_path
 from sandbox.kube.kubelet.env import PodFacts
 from sandbox.kube.kubelet.ipam import AddressesExhaustedError
 from sandbox.kube.kubelet.runtime import MIN_GRACE_SECONDS, Deadline
@@ -85,6 +87,7 @@ class PodWorker:
             metadata["name"],
         )
         self.pod_ip = ""
+        self.resolv_conf: Path | None = None  # None: the host's /etc/resolv.conf
         self.sandbox_ready = False
         self.terminal = False
         self.removed = False  # the API object is gone
@@ -149,10 +152,46 @@ class PodWorker:
                 if not await self._wait_for_stop(SANDBOX_RETRY_SECONDS):
                     return False
                 continue
+            if not virtual and not self._write_resolv_conf():
+                self.ctx.ipam.release(self.uid)
+                if not await self._wait_for_stop(SANDBOX_RETRY_SECONDS):
+                    return False
+                continue
             self.sandbox_ready = True
             self.publish()
             return True
         return False
+
+    def _write_resolv_conf(self) -> bool:
+        """Write the pod's resolv.conf where its containers will see it (RunPodSandbox does)."""
+        spec, settings = self.pod.get("spec") or {}, self.ctx.settings
+        if dns_type(spec) == "cluster" and not settings.cluster_dns:
+            self.event(
+                "MissingClusterDNS",
+                "pod: kubelet does not have ClusterDNS IP configured and cannot create Pod"
+                ' using "ClusterFirst" policy. Falling back to "Default" policy.',
+                warning=True,
+            )
+        content = render_resolv_conf(
+            spec, self.namespace, settings.cluster_dns, settings.cluster_domain
+        )
+        if content is None:
+            self.resolv_conf = None
+            return True
+        path = resolv_conf_path(self.ctx.state_dir, self.namespace, self.name, self.uid)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        except OSError as error:
+            self.event(
+                "FailedCreatePodSandBox",
+                f"Failed to create pod sandbox: writing {path}: {error}",
+                warning=True,
+            )
+            self.publish()
+            return False
+        self.resolv_conf = path
+        return True
 
     def _is_virtual(self, container: KubeObject) -> bool:
         try:

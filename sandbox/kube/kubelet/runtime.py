@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -166,6 +167,10 @@ class ProcessContainer:
             self._log_file.close()
 
 
+class ContainerStartError(OSError):
+    """The process could not be set up (e.g. its resolv.conf not mounted); it never ran."""
+
+
 def _exit_code(returncode: int | None) -> int:
     if returncode is None:
         return -1
@@ -179,20 +184,30 @@ async def start_process(
     pids_dir: Path,
     container_id: str,
     now: Now,
+    resolv_conf: Path | None = None,
 ) -> ProcessContainer:
-    """Start one container process; raises OSError when it cannot be started."""
+    """Start one container process; raises OSError when it cannot be started.
+
+    With `resolv_conf` the process (and what it forks) sees that file at
+    /etc/resolv.conf, in a mount namespace of its own; if that cannot be set up
+    the process does not run and `ContainerStartError` says why.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pids_dir.mkdir(parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=processes.die_with_parent(os.getpid()),
-        limit=CHUNK,
-    )
+    with processes.ContainerSetup(os.getpid(), resolv_conf) as setup:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                env=dict(env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=setup,
+                limit=CHUNK,
+            )
+        except subprocess.SubprocessError as error:
+            raise ContainerStartError(setup.failure() or str(error)) from error
     pid_file = processes.record(pids_dir, process.pid, " ".join(argv))
     log_file = log_path.open("a", encoding="utf-8")
     log.debug("started %s as pid %d", argv, process.pid)
