@@ -21,9 +21,11 @@ from sandbox.aws.endpoint import AwsEndpoint
 from sandbox.images.registry import ImageRegistry
 from sandbox.infra import monitoring
 from sandbox.infra.backing import BackingServices
+from sandbox.infra.clusterdns import DEFAULT_ENDPOINT, DNS_PORT, ClusterDns
 from sandbox.infra.extras import MONITORING
 from sandbox.infra.ingress_controller import IngressController
 from sandbox.infra.rds_status import RdsTimings
+from sandbox.infra.supervisor import Endpoint
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.controllers import disruption
@@ -46,6 +48,12 @@ from sandbox.kube.store import Store
 log = logging.getLogger(__name__)
 ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def cluster_dns_endpoint(settings: ControlPlaneSettings) -> Endpoint:
+    """Where the cluster DNS listens: the kubelets' first --cluster-dns address, port 53
+    (a resolv.conf cannot name a port)."""
+    return Endpoint(settings.cluster_dns[0], DNS_PORT) if settings.cluster_dns else DEFAULT_ENDPOINT
 
 
 def default_nodes(per_zone: int = 2, zones: tuple[str, ...] = ZONES) -> list[NodeConfig]:
@@ -128,8 +136,16 @@ class ControlPlane:
         self.ipam = IpAllocator()
         self.images = ImageRegistry()
         self.kubelets: dict[str, Kubelet] = {}
+        # kube-system's CoreDNS: there even without backing services; they register their
+        # endpoint names in it (plane.dns.set(name, addresses)).
+        self.dns = ClusterDns(cluster_dns_endpoint(options.settings))
         self.backing: BackingServices | None = (
-            BackingServices(options.state_dir, options.extras, rds_timings=options.rds_timings)
+            BackingServices(
+                options.state_dir,
+                options.extras,
+                rds_timings=options.rds_timings,
+                dns=self.dns,
+            )
             if options.backing_services
             else None
         )
@@ -166,6 +182,7 @@ class ControlPlane:
         ]
 
     async def start(self) -> str:
+        await self.dns.start()  # first: a taken address fails the start with nothing running
         for namespace in NAMESPACES:
             if self.store.find("namespaces", "", namespace) is None:
                 self.store.create("namespaces", {"metadata": {"name": namespace}})
@@ -214,7 +231,7 @@ class ControlPlane:
 
     async def stop(self) -> None:
         """Monitoring, the AWS endpoint, kubelets (they stop every pod process), controllers,
-        the API."""
+        the cluster DNS, backing services, the API."""
         if self.monitoring is not None:
             await self.monitoring.stop()
         if self.aws is not None:
@@ -227,6 +244,7 @@ class ControlPlane:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dns.stop()
         if self.backing is not None:
             await self.backing.stop()
         with contextlib.suppress(Exception):
