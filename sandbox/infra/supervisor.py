@@ -31,7 +31,7 @@ KILL_WAIT_SECONDS = 5.0
 
 @dataclass(frozen=True, order=True)
 class Endpoint:
-    """A TCP address: `Endpoint("127.0.3.10", 5432)` prints as `127.0.3.10:5432`."""
+    """A TCP address: `Endpoint("127.0.3.11", 5432)` prints as `127.0.3.11:5432`."""
 
     host: str
     port: int
