@@ -328,7 +328,8 @@ def _wrap_describe_groups(self: ElastiCacheBackend, *args: Any, **kwargs: Any) -
             group.replication_group_id, group.node_groups[0]["node_group_id"]
         )
         if first:
-            group.configuration_endpoint = {"address": first[0].address, "port": first[0].port}
+            address = effects.cache_configuration_endpoint(group.replication_group_id)
+            group.configuration_endpoint = {"address": address, "port": first[0].port}
     return groups
 
 

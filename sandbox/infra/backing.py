@@ -13,9 +13,11 @@ import asyncio
 import logging
 from pathlib import Path
 
+from sandbox.infra.clusterdns import NameRecords
 from sandbox.infra.extras import RABBITMQ
+from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.nginx_process import NginxProcess
-from sandbox.infra.postgres import NameRecords, RdsInstance
+from sandbox.infra.postgres import RdsInstance
 from sandbox.infra.rabbitmq_cluster import RabbitmqCluster
 from sandbox.infra.rds_status import DEFAULT_TIMINGS, RdsTimings
 from sandbox.infra.redis_cluster import RedisCluster
@@ -33,8 +35,10 @@ class BackingServices:
         dns: NameRecords | None = None,
     ) -> None:
         self.extras = extras
-        self.rds = RdsInstance(state_dir, timings=rds_timings, dns=dns)
-        self.redis = RedisCluster(state_dir)
+        # one nft table for every silenced host (RDS's and ElastiCache's failed primaries)
+        self.faults = HostFaults()
+        self.rds = RdsInstance(state_dir, timings=rds_timings, dns=dns, faults=self.faults)
+        self.redis = RedisCluster(state_dir, faults=self.faults, dns=dns)
         self.nginx = NginxProcess(state_dir)
         self.rabbitmq: RabbitmqCluster | None = (
             RabbitmqCluster(state_dir) if RABBITMQ in extras else None

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import cast
+from typing import Protocol, cast
 
 import dns.exception
 import dns.flags
@@ -65,6 +65,13 @@ _OPCODE_BITS = 0x7800
 
 
 # ---- the record table ----
+
+
+class NameRecords(Protocol):
+    """Where a backing service publishes its endpoint's name (a `ClusterDns`, or a test's
+    stand-in that records the flips)."""
+
+    def set(self, name: str, addresses: Iterable[str], ttl: int = ...) -> None: ...
 
 
 @dataclass(frozen=True)

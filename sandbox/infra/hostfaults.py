@@ -138,6 +138,9 @@ class HostFaults:
         return shutil.which("nft") is not None and shutil.which("ss") is not None
 
     async def start(self) -> None:
+        """Create the table (empty); a no-op when it is there already (a shared instance)."""
+        if self._ready:
+            return
         await _run(Command(("nft", "-f", "-"), render_table(self.table)))
         self._silenced.clear()
         self._ready = True

@@ -46,14 +46,14 @@ import secrets
 import shutil
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import asyncpg
 
+from sandbox.infra.clusterdns import NameRecords
 from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.rds_status import (
     DEFAULT_TIMINGS,
@@ -444,12 +444,6 @@ def _temp_parent() -> Path:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class NameRecords(Protocol):
-    """Where the endpoint's name is published (the sandbox's cluster DNS)."""
-
-    def set(self, name: str, addresses: Sequence[str], ttl: int = ...) -> None: ...
 
 
 # --- the instance ----------------------------------------------------------------------

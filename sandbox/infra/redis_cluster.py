@@ -9,9 +9,16 @@ The plan puts every shard's primary and replica on different addresses and in
 different AZs, and creation checks (and if need be fixes) that the cluster
 matches it.
 
-`RedisCluster.failover(shard)` is ElastiCache's TestFailover for one node group:
-`CLUSTER FAILOVER` on the shard's replica, then a wait until every node agrees
-that the roles swapped; it returns the event messages ElastiCache would emit.
+`RedisCluster.failover(shard)` is ElastiCache's TestFailover for one node group,
+which AWS runs as a failure of the shard's primary: its address goes silent
+(nftables drops its packets both ways, `hostfaults.py`; every node also sends
+from its own address, `bind-source-addr`, so its outgoing bus links go silent
+too). Nothing is commanded: the other primaries mark it failing after
+`cluster-node-timeout` (15 s, Redis's default, which ElastiCache keeps), the
+replica wins the election and takes the slots, and clients meet timeouts, then
+`MOVED` to the new primary. The old primary then answers again, learns the newer
+configuration and rejoins as the replica ("Recovering cache nodes", "Finished
+recovery" in ElastiCache's events).
 
 The pure parts (plan, configuration, parsing `CLUSTER NODES`, checks of a
 topology) are at the top; process and network I/O at the bottom.
@@ -33,6 +40,8 @@ from typing import NamedTuple
 import redis.asyncio
 import redis.exceptions
 
+from sandbox.infra.clusterdns import NameRecords
+from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.supervisor import (
     Endpoint,
     InfraError,
@@ -50,11 +59,16 @@ log = logging.getLogger(__name__)
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
 REPLICATION_GROUP = "harmonyflow-redis"
+# ElastiCache's shape for a cluster-mode group: <group>.<6 characters>.clustercfg.<region>...;
+# it resolves to the nodes' addresses (the sandbox's cluster DNS answers it).
+CONFIGURATION_ENDPOINT = "harmonyflow-redis.hfsbx0.clustercfg.usw2.cache.amazonaws.com"
 DEFAULT_HOSTS = tuple(f"127.0.3.{20 + index}" for index in range(6))
 DEFAULT_PORT = 6379
 BUS_PORT_OFFSET = 10000
 AZS = ("us-west-2a", "us-west-2b", "us-west-2c")
-NODE_TIMEOUT_MS = 5000
+# redis.conf's default cluster-node-timeout (Redis Cluster specification, "Failure
+# detection"): a silent primary is failed over after it plus an election (about 1-2 s).
+NODE_TIMEOUT_MS = 15000
 STOP_TIMEOUT_SECONDS = 10.0
 CLIENT_TIMEOUT_SECONDS = 5.0
 
@@ -190,6 +204,9 @@ def render_redis_conf(node: RedisNodeSpec, directory: Path, node_timeout_ms: int
     lines = [
         f"# {node.name} ({node.az}) - rendered by sandbox/infra/redis_cluster.py",
         f"bind {host}",
+        # Outgoing links (bus, replication) leave from the node's address, so that a
+        # silenced node is cut off both ways, as a failed host is.
+        f"bind-source-addr {host}",
         f"port {port}",
         "protected-mode no",
         "daemonize no",
@@ -347,6 +364,9 @@ class RedisCluster:
         redis_cli: Path = REDIS_CLI,
         timeout: float = 60.0,
         node_timeout_ms: int = NODE_TIMEOUT_MS,
+        faults: HostFaults | None = None,
+        dns: NameRecords | None = None,
+        configuration_endpoint: str = CONFIGURATION_ENDPOINT,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.group = group
@@ -355,6 +375,9 @@ class RedisCluster:
         self._state_dir = state_dir
         self._redis_server, self._redis_cli = redis_server, redis_cli
         self._node_timeout_ms = node_timeout_ms
+        self._faults = faults if faults is not None else HostFaults()
+        self._dns = dns
+        self.configuration_endpoint = configuration_endpoint
         self._now = now
         self._specs = [member for shard in self.shards for member in shard.members]
         self._processes: dict[str, ServerProcess] = {}
@@ -411,12 +434,16 @@ class RedisCluster:
             except BaseException:
                 await self._stop_all()
                 raise
+            if self._dns is not None:
+                hosts = [spec.endpoint.host for spec in self._specs]
+                self._dns.set(self.configuration_endpoint, hosts)
             self._record(f"Replication group {self.group} created")
 
     async def stop(self) -> None:
         """SIGTERM every server (Redis writes its AOF and exits), SIGKILL after a bound."""
         async with self._lock:
             await self._stop_all()
+            await self._faults.stop()
 
     async def failover(self, shard: str) -> list[str]:
         """TestFailover of node group `shard`: its replica takes over; returns the events."""
@@ -427,18 +454,42 @@ class RedisCluster:
             old, new = self.primary_of(shard), self.replica_of(shard)
             messages = failover_messages(shard, old.name, new.name)
             self._record(messages[0])
-            async with self._client(new.endpoint) as client:
-                await _command(client, "CLUSTER", "FAILOVER")
+            await self._faults.silence(old.endpoint.host)
+            try:
+                await self._wait(
+                    lambda: self._promoted(new, old),
+                    f"{new.name} elected for node group {shard} while {old.name} is silent",
+                    self.timeout + self._node_timeout_ms / 1000,
+                )
+            finally:
+                await self._faults.restore(old.endpoint.host)
+            self._record(messages[1])
+            self._record(messages[2])
 
-            async def swapped() -> bool:
+            async def rejoined() -> bool:
                 roles = await self._agreed_roles()
-                return roles is not None and roles[new.name] is Role.PRIMARY
+                return roles is not None and roles[old.name] is Role.REPLICA
 
-            await self._wait(swapped, f"{new.name} taking over node group {shard}")
+            await self._wait(rejoined, f"{old.name} back as the replica of {new.name}")
             await self._refresh()
-            for message in messages[1:]:
-                self._record(message)
+            self._record(messages[3])
             return messages
+
+    async def _promoted(self, new: RedisNode, old: RedisNode) -> bool:
+        """Every node but the silent one sees `new` as a primary with slots, `old` failing."""
+        for spec in self._specs:
+            if spec.name == old.name:
+                continue
+            try:
+                views = {view.endpoint: view for view in await self._views(spec.endpoint)}
+            except (OSError, redis.exceptions.RedisError):
+                return False
+            now_primary, failed = views.get(new.endpoint), views.get(old.endpoint)
+            if now_primary is None or not now_primary.is_primary or not now_primary.slots:
+                return False
+            if failed is not None and not failed.failing:
+                return False
+        return True
 
     async def refresh(self) -> list[RedisNode]:
         """Observe the roles again (a replica may have taken over by itself)."""
@@ -565,11 +616,16 @@ class RedisCluster:
             seen.append(roles)
         return seen[0] if all(roles == seen[0] for roles in seen) else None
 
-    async def _wait(self, check: Callable[[], Awaitable[bool]], what: str) -> None:
+    async def _wait(
+        self, check: Callable[[], Awaitable[bool]], what: str, timeout: float | None = None
+    ) -> None:
         """`wait_until` over the whole cluster; the error names nodes that exited."""
         try:
             await wait_until(
-                check, what=f"{self.group}: {what}", timeout=self.timeout, interval=0.2
+                check,
+                what=f"{self.group}: {what}",
+                timeout=self.timeout if timeout is None else timeout,
+                interval=0.2,
             )
         except NotReadyError as error:
             dead = [name for name, process in self._processes.items() if not process.running]

@@ -83,6 +83,9 @@ class RecordingEffects:
             members.reverse()
         return members
 
+    def cache_configuration_endpoint(self, group: str) -> str:
+        return f"{group}.abcdef.clustercfg.usw2.cache.amazonaws.com"
+
     def test_failover(self, group: str, node_group: str) -> None:
         self.calls.append(("test_failover", (group, node_group)))
         self.primaries[node_group] = self.primaries.get(node_group, 0) + 1

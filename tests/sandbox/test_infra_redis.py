@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
 from sandbox import processes
+from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.redis_cluster import (
     REDIS_CLI,
     REDIS_SERVER,
@@ -41,6 +43,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 SLOTS = 16384
+
+# shorter than the sandbox default (15 s, Redis's), so that the test takes seconds
+NODE_TIMEOUT_MS = 3000
 
 
 def free_hosts() -> list[str]:
@@ -113,7 +118,14 @@ def test_cluster_serves_every_slot_and_a_shard_fails_over(tmp_path: Path) -> Non
     seen_pids: list[int] = []
 
     async def main() -> None:
-        cluster = RedisCluster(tmp_path, hosts=free_hosts(), timeout=30.0)
+        hosts = free_hosts()
+        cluster = RedisCluster(
+            tmp_path,
+            hosts=hosts,
+            timeout=30.0,
+            node_timeout_ms=NODE_TIMEOUT_MS,
+            faults=(faults := HostFaults(table=f"hf_test_{hosts[0].replace('.', '_')}")),
+        )
         await cluster.start()
         try:
             seen_pids.extend(cluster.process_ids())
@@ -138,7 +150,11 @@ def test_cluster_serves_every_slot_and_a_shard_fails_over(tmp_path: Path) -> Non
             assert await read_all(client) == expected
 
             old_primary, old_replica = cluster.primary_of("0002"), cluster.replica_of("0002")
+            began = time.monotonic()
             messages = await cluster.failover("0002")
+            took = time.monotonic() - began
+            # the primary was silent until the cluster itself declared it failed
+            assert took >= NODE_TIMEOUT_MS / 1000, f"the failover took only {took:.1f}s"
             assert messages == [
                 "Test Failover API called for node group 0002",
                 f"Failover from primary node {old_primary.name} to replica node"
@@ -163,6 +179,7 @@ def test_cluster_serves_every_slot_and_a_shard_fails_over(tmp_path: Path) -> Non
                 await cluster.failover("0009")
         finally:
             await cluster.stop()
+            await faults.stop()
         assert cluster.process_ids() == []
 
     asyncio.run(main())
