@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,7 @@ def _up(arguments: argparse.Namespace) -> int:
         cluster.apply_overlay(directory)
         print("sandbox: applied deploy/overlays/sandbox")
         _wait_available(directory, arguments.timeout)
+        _wait_ingress(state.ingress_url, max(1.0, arguments.timeout - (time.monotonic() - began)))
     except cluster.SandboxError as error:
         raise ResilienceError(str(error)) from None
     print(f"sandbox: deployment {DEPLOYMENT} Available after {time.monotonic() - began:.1f}s")
@@ -214,6 +217,30 @@ def _desired(deployment: client.V1Deployment) -> int:
 def _condition(deployment: client.V1Deployment, kind: str) -> client.V1DeploymentCondition | None:
     conditions = (deployment.status.conditions if deployment.status else None) or []
     return next((c for c in conditions if c.type == kind), None)
+
+
+def _wait_ingress(ingress_url: str, timeout: float) -> None:
+    """Until nginx routes to the ready pods: the ingress syncs at most 0.3 times a second
+    (--sync-rate-limit), so a Deployment can be Available up to 3.3 s before nginx knows.
+    A GET of a session that does not exist answers 404 from a pod, 503 from nginx alone."""
+    if not ingress_url:
+        return
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{ingress_url}/api/v1/sessions/sandbox-up", timeout=5):
+                return
+        except urllib.error.HTTPError as error:
+            status = error.code
+            if status != 503:
+                return
+        except OSError:
+            status = 0
+        time.sleep(0.25)
+    raise ResilienceError(
+        f"the ingress {ingress_url} still answers {status or 'nothing'} after {timeout:.0f}s"
+    )
 
 
 def _wait_available(directory: Path, timeout: float) -> None:

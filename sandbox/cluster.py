@@ -117,7 +117,8 @@ def stop(directory: Path, timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
     leftovers = processes.kill_recorded(pids_dir(directory))
     if leftovers:
         notes.append(f"killed {len(leftovers)} leftover pod process(es)")
-    if hostfaults.delete_table_now():
+    # the table is one per machine, like the addresses: only a sandbox that ran here owns it
+    if record is not None and hostfaults.delete_table_now():
         notes.append(f"removed the nft table {hostfaults.TABLE} a crashed sandbox left")
     for name in ("state.json", "daemon.pid"):
         (directory / name).unlink(missing_ok=True)

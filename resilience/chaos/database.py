@@ -24,7 +24,8 @@ def stop_db_instance(
     configuration: dict[str, Any] | None = None,
     secrets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Stop the DB instance: its endpoint refuses connections until `start_db_instance`."""
+    """Stop the DB instance: `stopping` at once (the database shuts down), `stopped` minutes
+    later; nothing answers until `start_db_instance` has brought it back."""
     recovery.record("start-db", {"db_instance_identifier": db_instance_identifier})
     answer = aws_client("rds", configuration, secrets).stop_db_instance(
         DBInstanceIdentifier=db_instance_identifier
@@ -43,19 +44,31 @@ def start_db_instance(
 ) -> dict[str, Any]:
     """Start a stopped DB instance and wait until it is `available` (bounded by `timeout`).
 
-    Does nothing to an instance that is not stopped, so it is safe as a rollback.
+    An instance still `stopping` (a stop takes minutes on AWS, and RDS refuses to start
+    it meanwhile) is waited for first, within the same `timeout`. Does nothing to an
+    instance that is neither, so it is safe as a rollback.
     """
     rds = aws_client("rds", configuration, secrets)
-    [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
     began = time.monotonic()
-    if db["DBInstanceStatus"] == "stopped":
+
+    def status() -> str:
+        [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
+        return str(db["DBInstanceStatus"])
+
+    def settled() -> tuple[bool, str]:
+        now = status()
+        return now != "stopping", now
+
+    seconds_until(settled, timeout, f"DB instance {db_instance_identifier} stopped")
+    if status() == "stopped":
         rds.start_db_instance(DBInstanceIdentifier=db_instance_identifier)
 
     def check() -> tuple[bool, str]:
-        [db] = rds.describe_db_instances(DBInstanceIdentifier=db_instance_identifier)["DBInstances"]
-        return db["DBInstanceStatus"] == "available", str(db["DBInstanceStatus"])
+        now = status()
+        return now == "available", now
 
-    seconds_until(check, timeout, f"DB instance {db_instance_identifier} available")
+    remaining = max(1.0, timeout - (time.monotonic() - began))
+    seconds_until(check, remaining, f"DB instance {db_instance_identifier} available")
     for undo in recovery.pending(recovery.read()):
         if (
             undo.kind == "start-db"

@@ -143,6 +143,12 @@ class ControlPlaneEffects:
                 "InvalidDBInstanceState",
                 f"Instance {identifier} is not currently in the available state.",
             )
+        if force_failover and not rds.standby_attached:
+            raise AwsRefusal(
+                "InvalidDBInstanceState",
+                f"Instance {identifier} cannot fail over: its standby is still being"
+                " re-established after the last failover.",
+            )
         action = rds.failover if force_failover else rds.reboot
         self._on_loop(self._begin(action(), started=lambda: rds.status is not RdsStatus.AVAILABLE))
 

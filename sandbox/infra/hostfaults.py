@@ -156,7 +156,16 @@ class HostFaults:
         if not self._ready:
             await self.start()
         if host not in self._silenced:
-            await _run(silence_command(host, self.table))
+            try:
+                await _run(silence_command(host, self.table))
+            except HostFaultError:
+                # The table went away under us (someone ran `nft flush ruleset`): make it
+                # again, once; a second failure is the error.
+                self._ready = False
+                await self.start()
+                for silenced in self._silenced:
+                    await _run(silence_command(silenced, self.table))
+                await _run(silence_command(host, self.table))
             self._silenced.add(host)
             log.info("host %s silenced: its packets are dropped", host)
 

@@ -529,6 +529,11 @@ class RdsInstance:
     def log_dir(self) -> Path:
         return self._state_dir / "rds"
 
+    @property
+    def standby_attached(self) -> bool:
+        """False from a failover until the failed host is back as the synchronous standby."""
+        return self._standby_attached
+
     async def standby_sync_state(self) -> str | None:
         """`sync_state` of the standby on the primary (`sync` when healthy), None if detached."""
         primary = self._primary

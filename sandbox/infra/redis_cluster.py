@@ -463,6 +463,8 @@ class RedisCluster:
                 )
             finally:
                 await self._faults.restore(old.endpoint.host)
+            # what DescribeReplicationGroups shows from now on, while the old one rejoins
+            self._roles = {**self._roles, new.name: Role.PRIMARY, old.name: Role.REPLICA}
             self._record(messages[1])
             self._record(messages[2])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 import subprocess
 import time
@@ -12,6 +14,8 @@ from typing import Any, TypeVar
 
 from kubernetes import client, config
 
+from sandbox.infra.clusterdns import DNS_PORT
+from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.settings import ControlPlaneSettings
@@ -28,10 +32,27 @@ FAST = ControlPlaneSettings(
 )
 
 
+_harnesses = itertools.count()
+
+
+def private_cluster_dns() -> tuple[str, ...]:
+    """A cluster DNS address of this harness's own (127.0.9.N:53), free right now: the full
+    sandbox, which may run beside these tests, holds 127.0.3.53."""
+    for _ in range(250):
+        host = f"127.0.9.{(os.getpid() + next(_harnesses)) % 250 + 1}"
+        try:
+            ensure_free([Endpoint(host, DNS_PORT)], "cluster DNS")
+        except AddressInUseError:
+            continue
+        return (host,)
+    raise RuntimeError("no free 127.0.9.N:53 for a cluster DNS")
+
+
 class SandboxHarness:
     def __init__(self, directory: Path, settings: ControlPlaneSettings = FAST) -> None:
         self.directory = directory
         self.thread = LoopThread()
+        settings = dataclasses.replace(settings, cluster_dns=private_cluster_dns())
         options = ControlPlaneOptions(state_dir=directory, settings=settings, seed=7)
         self.plane: ControlPlane = self.thread.on_loop(lambda: ControlPlane(options))
         self.url = self.thread.run(self.plane.start())
