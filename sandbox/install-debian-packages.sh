@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the sandbox runs for real: PostgreSQL, Redis, nginx,
 # RabbitMQ, Prometheus and Alertmanager (with promtool and amtool, which check
-# deploy/monitoring); nftables, whose nft black-holes a failed database host; and chromium, in which the tests open game-day reports. Idempotent: does
-# nothing when they are already there. As root it uses apt-get and keeps the
+# deploy/monitoring); nftables, whose nft silences a failed database or cache host; and
+# chromium, in which the tests open game-day reports. Idempotent: does nothing when they
+# are already there. As root it uses apt-get and keeps the
 # packages' own services from starting (the sandbox runs its own instances on
 # loopback); otherwise it says what to install.
 set -euo pipefail
