@@ -24,13 +24,19 @@ import random
 import time
 import uuid
 
-from locust import FastHttpUser, User, between
+from locust import FastHttpUser, User, between, events
 from locust.contrib.fasthttp import FastHttpSession
 
-from . import plugin  # noqa: F401  - registers the timeline plugin's listeners
+from . import (
+    plugin,  # noqa: F401  - registers the timeline plugin's listeners
+    unanswered,
+)
 from .ledger import Ledger
 from .rest import SessionApi
 from .ws import SessionSocket, ws_url
+
+# requests left without an answer get an UNANSWERED entry of their own
+events.request.add_listener(unanswered.listener(events.request))  # type: ignore[no-untyped-call]
 
 
 def _env_float(name: str, default: float) -> float:

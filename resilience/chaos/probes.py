@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "restarts_since_first_call",
     "rollout_seconds",
     "service_answers",
+    "service_answers_promptly",
     "time_to_recovery",
 ]
 
@@ -107,6 +109,37 @@ def service_answers(
     except (OSError, ValueError, KeyError):
         return False
     return bool(read.get("id") == created["id"])
+
+
+def service_answers_promptly(
+    base_url: str, timeout: float = 5.0, configuration: Any = None, secrets: Any = None
+) -> bool:
+    """True when a write through `base_url` gets an HTTP answer within `timeout`, even an
+    error: while a dependency is down a service may refuse, but never leave its users
+    waiting.
+
+    The steady state of a dependency's failover, when every request may fail (a database
+    that is away for a minute takes every pod out of readiness) but each must still be
+    answered: a 503 from the service or the ingress is an answer, a request left hanging on
+    a silent connection (no timeout on its database call) is not. A write, because a read
+    may be served from the cache without touching the database.
+    """
+    body = json.dumps({"owner": "chaos-probe", "state": {}}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/api/v1/sessions",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            answer.read()
+    except urllib.error.HTTPError as error:
+        error.read()
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _json_request(url: str, method: str, body: Any, timeout: float) -> dict[str, Any]:

@@ -48,6 +48,8 @@ from sandbox.images.session_state.model import (
 )
 
 MIGRATION_LOCK = 0x5E55_1011  # pg_advisory_xact_lock key: one migrator at a time
+# pods starting together wait for each other on the lock; the DDL itself is quick
+MIGRATION_TIMEOUT_SECONDS = 30.0
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -248,14 +250,19 @@ class Database:
 
     def _connect_options(self) -> dict[str, Any]:
         """Where and how to connect; without a timeout asyncpg's defaults apply (60 s to
-        connect, no bound on a query), as in a service that never set one."""
+        connect, no bound on a query), as in a service that never set one.
+
+        Every query is bounded by the request path's DB_TIMEOUT_SECONDS: a primary that
+        fails goes silent (its connections neither answer nor close), and a request must
+        still be answered, with a 503, well before its client gives up. Migrations, the
+        only long statements, pass their own bound."""
         options: dict[str, Any] = {
             "host": self.target.host,
             "port": self.target.port,
             "user": self.target.user,
             "password": self.target.password or None,
             "database": self.target.database,
-            "command_timeout": None if self.timeout is None else max(5.0, self.timeout),
+            "command_timeout": self.timeout,
         }
         if self.timeout is not None:
             options["timeout"] = self.timeout
@@ -298,18 +305,23 @@ class Database:
     async def migrate(self) -> list[int]:
         """Apply the missing migrations under an advisory lock; return those applied."""
         applied: list[int] = []
+        bound = None if self.timeout is None else max(MIGRATION_TIMEOUT_SECONDS, self.timeout)
         async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK, timeout=bound)
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                timeout=bound,
             )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            rows = await conn.fetch("SELECT version FROM schema_migrations", timeout=bound)
+            done = {r["version"] for r in rows}
             for version, sql in MIGRATIONS:
                 if version not in done:
-                    await conn.execute(sql)
+                    await conn.execute(sql, timeout=bound)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                        "INSERT INTO schema_migrations (version) VALUES ($1)",
+                        version,
+                        timeout=bound,
                     )
                     applied.append(version)
         return applied
