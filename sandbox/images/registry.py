@@ -6,6 +6,18 @@ the way a missing tag fails on EKS (`ErrImagePull`, then `ImagePullBackOff`).
 Real images are local processes (`argv`); virtual ones run nothing and are
 Running and Ready at once, so that 1,000 pods fit on one machine.
 
+Public images that pods people and clients create are stand-ins (`standin`),
+matched for any tag, never the real binaries (the sandbox runs as root):
+
+- `registry.k8s.io/pause:*`: waits for SIGTERM, then exits 0;
+- `nginx:*`: nginx's welcome page over HTTP on the pod IP, port 80;
+- `busybox:*`, `python:*` (also `docker.io/library/...`): the container's
+  `command`/`args` through the safe runner `sandbox.images.shell` (a small sh:
+  `;`, `&&`, `||`, quotes, `$VAR`, sleep/echo/cat/env/printenv/exit/true/false/
+  hostname/date/pwd/test; anything else exits 127 "not found"); `python -c CODE`
+  is evaluated by `sandbox.images.pysnippet` (print, sys.exit, time.sleep,
+  os.environ reads), not by a real interpreter, which could not be isolated.
+
 The session-state tags run the reference service (`sandbox.images.session_state`),
 which needs PostgreSQL and Redis (`DB_URL`, `REDIS_URL`); the `sandbox.local/testapp`
 tags run a stand-in with the same probes and no dependencies.
@@ -14,14 +26,17 @@ tags run a stand-in with the same probes and no dependencies.
     ('--fault', 'crash')
     >>> DEFAULT_REGISTRY.lookup("sandbox.local/testapp:crash").description
     'exits with code 1 two seconds after it starts: CrashLoopBackOff'
+    >>> DEFAULT_REGISTRY.lookup("busybox:1.36").reference
+    'docker.io/library/busybox:1.36'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +48,12 @@ TESTAPP = "sandbox.local/testapp"
 TESTAPP_MODULE = "sandbox.images.testapp"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+STANDINS_MODULE = "sandbox.images.standins"
+# Runs a module from the repository under `python -I` (no PYTHON* variables in the pod).
+_BOOTSTRAP = (
+    "import runpy, sys; sys.path.insert(0, sys.argv[1]); module = sys.argv[2]; "
+    "sys.argv = [module, *sys.argv[3:]]; runpy.run_module(module, run_name='__main__')"
+)
 
 
 class ImageNotFoundError(LookupError):
@@ -57,23 +78,46 @@ class ImageSpec:
     virtual: bool = False
     size_bytes: int = 48_234_496
     env: tuple[tuple[str, str], ...] = field(default=())
+    # A stand-in for a public image ("pause", "nginx", "shell"), matched for any tag.
+    standin: str = ""
+    entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT and CMD, for stand-ins
+    cmd: tuple[str, ...] = ()
 
-    def argv(self, pod_env: Mapping[str, str]) -> list[str]:
-        """The process to start; `$(VAR)` in args expands from the container's env."""
+    def argv(
+        self,
+        pod_env: Mapping[str, str],
+        command: Sequence[str] = (),
+        args: Sequence[str] = (),
+        root: Path | None = None,
+    ) -> list[str]:
+        """The process to start; `$(VAR)` in args expands from the container's env.
+
+        Stand-ins run the container's `command`/`args` (`container_argv`) with
+        `root` as the only directory their `cat` may read.
+        """
         if self.virtual:
             raise ValueError(f"{self.reference} is virtual: it runs no process")
+        if self.standin:
+            words = container_argv(self.entrypoint, self.cmd, command, args)
+            return [
+                *(sys.executable, "-I", "-u", "-c", _BOOTSTRAP, str(REPO_ROOT)),
+                *(STANDINS_MODULE, self.standin, str(root or ""), "--"),
+                *words,  # the kubelet expanded `$(VAR)` in command/args already
+            ]
         return [sys.executable, "-m", self.module, *(_expand(a, pod_env) for a in self.args)]
 
     def image_env(self) -> dict[str, str]:
         """The image's own ENV (as a Dockerfile would set it); the container's env wins."""
+        if self.standin:
+            return dict(self.env)
         return {"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **dict(self.env)}
 
     @property
     def image_id(self) -> str:
         """`repo@sha256:<digest>`, stable per reference, as containerd reports it."""
-        repository = (
-            self.reference.rsplit(":", 1)[0] if _has_tag(self.reference) else self.reference
-        )
+        if "@" in self.reference:  # pulled by digest: that digest is the image's
+            return self.reference
+        repository = _repository(self.reference)
         digest = hashlib.sha256(self.reference.encode()).hexdigest()
         return f"{repository}@sha256:{digest}"
 
@@ -85,10 +129,15 @@ class ImageRegistry:
         self._images = {image.reference: image for image in (IMAGES if images is None else images)}
 
     def lookup(self, reference: str) -> ImageSpec:
-        image = self._images.get(normalize(reference))
-        if image is None:
-            raise ImageNotFoundError(reference)
-        return image
+        normalized = normalize(reference)
+        image = self._images.get(normalized)
+        if image is not None:
+            return image
+        repository = _repository(normalized)
+        for candidate in self._images.values():
+            if candidate.standin and _repository(candidate.reference) == repository:
+                return dataclasses.replace(candidate, reference=normalized)
+        raise ImageNotFoundError(reference)
 
     def references(self) -> list[str]:
         return sorted(self._images)
@@ -103,6 +152,28 @@ def normalize(reference: str) -> str:
     if "." not in first and ":" not in first and first != "localhost":
         return f"docker.io/{name}"
     return name
+
+
+def container_argv(
+    entrypoint: Sequence[str], cmd: Sequence[str], command: Sequence[str], args: Sequence[str]
+) -> list[str]:
+    """What a container runtime runs: `command` replaces ENTRYPOINT (and drops CMD),
+    `args` replaces CMD.
+
+    >>> container_argv((), ("sh",), (), ()), container_argv(("nginx",), ("-g",), (), ("-v",))
+    (['sh'], ['nginx', '-v'])
+    >>> container_argv(("nginx",), ("-g",), ("sh", "-c"), ())
+    ['sh', '-c']
+    """
+    if command:
+        return [*command, *args]
+    return [*entrypoint, *(args or cmd)]
+
+
+def _repository(reference: str) -> str:
+    """`docker.io/library/nginx:1.27` and `...@sha256:...` -> `docker.io/library/nginx`."""
+    name = reference.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if _has_tag(name) else name
 
 
 def _has_tag(reference: str) -> bool:
@@ -140,11 +211,48 @@ _TESTAPP_VARIANTS = (
     ("ignore-sigterm", "ignores SIGTERM: only SIGKILL at the end of the grace period stops it"),
 )
 
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STANDINS: tuple[ImageSpec, ...] = (
+    ImageSpec(
+        "registry.k8s.io/pause:3.10",
+        "stand-in, any tag: sleeps until SIGTERM, then exits 0",
+        standin="pause",
+        size_bytes=320_368,
+        entrypoint=("/pause",),
+    ),
+    ImageSpec(
+        "docker.io/library/nginx:latest",
+        "stand-in, any tag: nginx's welcome page on the pod IP, port 80",
+        standin="nginx",
+        size_bytes=72_195_292,
+        env=(("PATH", _PATH), ("NGINX_VERSION", "1.27.5")),
+        entrypoint=("/docker-entrypoint.sh",),
+        cmd=("nginx", "-g", "daemon off;"),
+    ),
+    ImageSpec(
+        "docker.io/library/busybox:latest",
+        "stand-in, any tag: command/args through the safe runner (sandbox.images.shell)",
+        standin="shell",
+        size_bytes=2_166_802,
+        env=(("PATH", _PATH),),
+        cmd=("sh",),
+    ),
+    ImageSpec(
+        "docker.io/library/python:latest",
+        "stand-in, any tag: command/args through the safe runner; python -c is pysnippet",
+        standin="shell",
+        size_bytes=51_234_304,
+        env=(("PATH", _PATH), ("LANG", "C.UTF-8"), ("PYTHON_VERSION", "3.13.5")),
+        cmd=("python3",),
+    ),
+)
+
 IMAGES: tuple[ImageSpec, ...] = (
     *(_session_state(tag, _RELEASES[tag]) for tag in HEALTHY_TAGS),
     *(_session_state(f.name, f.description, f.name) for f in FAULT_TABLE),
     *(_testapp(f"{TESTAPP}:{variant}", variant, text) for variant, text in _TESTAPP_VARIANTS),
     _testapp(f"{TESTAPP}:latest", "healthy", "the generic healthy test service"),
+    *STANDINS,
     ImageSpec(
         "sandbox.local/virtual:latest",
         "no process (kwok-style): Running and Ready at once, small fixed usage",

@@ -79,7 +79,7 @@ def test_virtual_image_runs_nothing() -> None:
     "reference",
     [
         pytest.param(f"{SESSION_STATE}:9.9.9", id="missing-tag"),
-        pytest.param("nginx", id="not-in-table"),
+        pytest.param("redis", id="not-in-table"),
         pytest.param(f"{SESSION_STATE}@sha256:abc", id="digest"),
     ],
 )

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
 from sandbox.kube.kubelet import backoff, probes
 from sandbox.kube.kubelet.context import NodeContext
-from sandbox.kube.kubelet.env import EnvConfigError, PodFacts, resolve_env
+from sandbox.kube.kubelet.env import EnvConfigError, PodFacts, expand, resolve_env
 from sandbox.kube.kubelet.probe_runners import ProbeTarget, run_probe
 from sandbox.kube.kubelet.probes import ProbeType, Result
 from sandbox.kube.kubelet.runtime import (
@@ -56,6 +56,17 @@ class PodHost(Protocol):
     def event(self, reason: str, message: str, warning: bool = False) -> None: ...
 
     def facts(self) -> PodFacts: ...
+
+
+def container_root(state_dir: Path, namespace: str, pod: str, uid: str) -> Path:
+    """A stand-in's own directory, the only files its `cat` sees: `/etc/hostname` so far.
+
+    Outside `<state>/pods/` so that the log reader never takes it for a container.
+    """
+    root = state_dir / "rootfs" / f"{namespace}_{pod}_{uid}"
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "hostname").write_text(f"{pod}\n")
+    return root
 
 
 def go_duration(seconds: float) -> str:
@@ -238,8 +249,14 @@ class ContainerWorker:
         path = log_file(
             self.ctx.state_dir, facts.namespace, facts.name, facts.uid, self.name, restart
         )
+        root = None
+        if image.standin:
+            root = container_root(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
+        # Upstream expands `$(VAR)` in command/args from the container's env only.
+        command = [expand(str(word), env) for word in self.spec.get("command") or []]
+        args = [expand(str(word), env) for word in self.spec.get("args") or []]
         return await start_process(
-            image.argv(process_env),
+            image.argv(process_env, command, args, root),
             process_env,
             path,
             self.ctx.pids_dir,
