@@ -54,7 +54,10 @@ ZERO_STATUS: dict[str, KubeObject] = {
         "expectedPods": 0,
     },
     "services": {"loadBalancer": {}},
+    "replicationcontrollers": {"replicas": 0},
 }
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 def prepare_create(rt: ResourceType, obj: KubeObject, store: Store) -> None:
@@ -192,6 +195,54 @@ def _default_deployment(deployment: KubeObject) -> None:
 def _default_replicaset(replicaset: KubeObject) -> None:
     replicaset.setdefault("spec", {}).setdefault("replicas", 1)
     _default_template(replicaset)
+
+
+def _default_rc(rc: KubeObject) -> None:
+    """`SetDefaults_ReplicationController`: selector and labels from the template's labels."""
+    spec = rc.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if template_labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(template_labels)
+        metadata = rc.setdefault("metadata", {})
+        if not metadata.get("labels"):
+            metadata["labels"] = dict(template_labels)
+    _default_template(rc)
+
+
+def _default_job(job: KubeObject) -> None:
+    """`SetDefaults_Job` (batch/v1): completions/parallelism 1 when both unset, and the rest."""
+    spec = job.setdefault("spec", {})
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+        spec["parallelism"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    _default_template(job)
+
+
+def _job_selector(job: KubeObject, store: Store) -> None:
+    """The generated selector (job strategy `generateSelector`), from the uid just assigned.
+
+    Unless `spec.manualSelector` is true the selector is
+    `batch.kubernetes.io/controller-uid=<uid>`, and the template carries that label,
+    `batch.kubernetes.io/job-name`, and the legacy `controller-uid` / `job-name`.
+    """
+    spec = job.setdefault("spec", {})
+    if spec.get("manualSelector"):
+        return
+    metadata = job.get("metadata") or {}
+    uid, name = metadata.get("uid", ""), metadata.get("name", "")
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels.update(
+        {JOB_UID_LABEL: uid, JOB_NAME_LABEL: name, "controller-uid": uid, "job-name": name}
+    )
+    spec["selector"] = {"matchLabels": {JOB_UID_LABEL: uid}}
 
 
 def _default_service(service: KubeObject) -> None:
@@ -425,6 +476,92 @@ def _validate_workload(obj: KubeObject) -> list[Cause]:
     return causes
 
 
+def _restart_policy(spec: KubeObject, allowed: tuple[str, ...]) -> list[Cause]:
+    policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+    if policy in allowed:
+        return []
+    supported = ", ".join(f'"{value}"' for value in allowed)
+    return [
+        Cause(
+            "FieldValueNotSupported",
+            f'Unsupported value: "{policy}": supported values: {supported}',
+            "spec.template.spec.restartPolicy",
+        )
+    ]
+
+
+def _validate_rc(rc: KubeObject) -> list[Cause]:
+    """ValidateReplicationControllerSpec: a non-empty selector map matching the template."""
+    spec = rc.get("spec") or {}
+    causes: list[Cause] = []
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        causes.append(_bad_value("spec.replicas", replicas, "must be greater than or equal to 0"))
+    selector = spec.get("selector") or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if not selector:
+        causes.append(_required("spec.selector"))
+    elif any(labels.get(key) != value for key, value in selector.items()):
+        causes.append(
+            _bad_value(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    causes += _restart_policy(spec, ("Always",))
+    causes += _validate_containers(
+        (spec.get("template") or {}).get("spec") or {}, "spec.template.spec"
+    )
+    return causes
+
+
+def _validate_job(job: KubeObject) -> list[Cause]:
+    spec = job.get("spec") or {}
+    causes: list[Cause] = []
+    for key in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            causes.append(_bad_value(f"spec.{key}", value, "must be greater than or equal to 0"))
+    selector = spec.get("selector")
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if not selector:
+        causes.append(_required("spec.selector"))
+    elif not _selector_matches(selector, labels):
+        causes.append(
+            _bad_value(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    causes += _restart_policy(spec, ("OnFailure", "Never"))
+    causes += _validate_containers(
+        (spec.get("template") or {}).get("spec") or {}, "spec.template.spec"
+    )
+    return causes
+
+
+def _validate_apiservice(apiservice: KubeObject) -> list[Cause]:
+    """apiregistration validation: the name is `<version>.<group>`; a service needs priorities."""
+    spec = apiservice.get("spec") or {}
+    name = (apiservice.get("metadata") or {}).get("name", "")
+    causes: list[Cause] = []
+    expected = f"{spec.get('version', '')}.{spec.get('group', '')}"
+    if name != expected and not (not spec.get("group") and name == spec.get("version")):
+        causes.append(_bad_value("metadata.name", name, 'must be `spec.version+"."+spec.group`'))
+    if not spec.get("version"):
+        causes.append(_required("spec.version"))
+    if spec.get("service") is not None:
+        for key, upper in (("groupPriorityMinimum", 20000), ("versionPriority", 1000)):
+            value = spec.get(key)
+            if not isinstance(value, int) or not 0 < value <= upper:
+                causes.append(
+                    _bad_value(f"spec.{key}", value, f"must be positive and less than {upper}")
+                )
+    return causes
+
+
 def _validate_deployment(deployment: KubeObject) -> list[Cause]:
     causes = _validate_workload(deployment)
     strategy = (deployment.get("spec") or {}).get("strategy") or {}
@@ -492,6 +629,11 @@ def _validate_pdb(pdb: KubeObject) -> list[Cause]:
 
 def _immutable(rt: ResourceType, new: KubeObject, old: KubeObject) -> list[Cause]:
     new_selector = (new.get("spec") or {}).get("selector")
+    if rt.key == "batch/jobs":
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        for key in ("selector", "template", "completionMode"):
+            if new_spec.get(key) != old_spec.get(key):
+                return [_bad_value(f"spec.{key}", new_spec.get(key), "field is immutable")]
     if rt.key in ("apps/deployments", "apps/replicasets") and new_selector != (
         old.get("spec") or {}
     ).get("selector"):
@@ -533,11 +675,14 @@ _DEFAULTERS: dict[str, Callable[[KubeObject], None]] = {
     "services": _default_service,
     "autoscaling/horizontalpodautoscalers": _default_hpa,
     "policy/poddisruptionbudgets": _default_pdb,
+    "replicationcontrollers": _default_rc,
+    "batch/jobs": _default_job,
 }
 _CREATE_HOOKS: dict[str, Callable[[KubeObject, Store], None]] = {
     "pods": _create_pod,
     "namespaces": _create_namespace,
     "services": _create_service,
+    "batch/jobs": _job_selector,
 }
 _VALIDATORS: dict[str, Callable[[KubeObject], list[Cause]]] = {
     "pods": _validate_pod,
@@ -545,4 +690,7 @@ _VALIDATORS: dict[str, Callable[[KubeObject], list[Cause]]] = {
     "apps/replicasets": _validate_workload,
     "autoscaling/horizontalpodautoscalers": _validate_hpa,
     "policy/poddisruptionbudgets": _validate_pdb,
+    "replicationcontrollers": _validate_rc,
+    "batch/jobs": _validate_job,
+    "apiregistration.k8s.io/apiservices": _validate_apiservice,
 }

@@ -652,8 +652,11 @@ def _node_metrics(sample: Any) -> KubeObject:
 
 
 def _scale_of(target: KubeObject) -> KubeObject:
-    selector = selector_from_match(target["spec"].get("selector"))
-    match = (target["spec"].get("selector") or {}).get("matchLabels") or {}
+    raw = target["spec"].get("selector") or {}
+    if target.get("kind") == "ReplicationController":  # a plain label map
+        raw = {"matchLabels": raw}
+    selector = selector_from_match(raw)
+    match = raw.get("matchLabels") or {}
     text = ",".join(f"{k}={v}" for k, v in match.items()) if selector is not None else ""
     # autoscaling/v1 ScaleStatus.replicas has no omitempty: always present.
     status: KubeObject = {

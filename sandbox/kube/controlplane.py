@@ -29,13 +29,16 @@ from sandbox.infra.supervisor import Endpoint
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.controllers import disruption
+from sandbox.kube.controllers.apiservice import ApiServiceController
 from sandbox.kube.controllers.deployment import DeploymentController
 from sandbox.kube.controllers.disruption import DisruptionController
 from sandbox.kube.controllers.endpoints import EndpointsController
 from sandbox.kube.controllers.garbagecollector import GarbageCollector
 from sandbox.kube.controllers.hpa import HorizontalPodAutoscalerController
+from sandbox.kube.controllers.job import JobController
 from sandbox.kube.controllers.nodelifecycle import NodeLifecycleController
 from sandbox.kube.controllers.replicaset import ReplicaSetController
+from sandbox.kube.controllers.replicationcontroller import ReplicationControllerController
 from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
 from sandbox.kube.kubeconfig import write_kubeconfig
@@ -173,6 +176,9 @@ class ControlPlane:
             *ingress,
             DeploymentController(store, clock, settings),
             ReplicaSetController(store, clock, settings),
+            ReplicationControllerController(store, clock, settings),
+            JobController(store, clock, settings),
+            ApiServiceController(store, clock, settings),
             Scheduler(store, clock, settings, rng=self.rng),
             EndpointsController(store, clock, settings),
             DisruptionController(store, clock, settings),

@@ -45,7 +45,8 @@ class ResourceType:
     # (sandbox/kube/deletion.py): upstream's registry sets `ReturnDeletedObject: true`,
     # which is also what makes the OpenAPI (and so the typed clients) expect the kind.
     # kubernetes/kubernetes pkg/registry/core/{namespace,pod,service,serviceaccount}/
-    # storage/storage.go set it; none of the other registries served here do.
+    # storage/storage.go set it; none of the other registries served here do (nor
+    # core/replicationcontroller, batch/job, nor kube-aggregator's apiservice registry).
     returns_deleted_object: bool = False
 
     @property
@@ -122,6 +123,17 @@ RESOURCES: tuple[ResourceType, ...] = (
         categories=("all",),
         returns_deleted_object=True,
     ),
+    ResourceType(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        True,
+        ("rc",),
+        subresources=(_scale(), _status("ReplicationController")),
+        categories=("all",),
+        tracks_generation=True,
+    ),
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",), list_kind="EndpointsList"),
     ResourceType("", "v1", "events", "Event", True, ("ev",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
@@ -174,6 +186,16 @@ RESOURCES: tuple[ResourceType, ...] = (
         tracks_generation=True,
     ),
     ResourceType(
+        "batch",
+        "v1",
+        "jobs",
+        "Job",
+        True,
+        subresources=(_status("Job"),),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
         "autoscaling",
         "v2",
         "horizontalpodautoscalers",
@@ -216,6 +238,15 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    ResourceType(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "APIService",
+        False,
+        subresources=(_status("APIService"),),
+        categories=("api-extensions",),
+    ),
     ResourceType(
         "metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list"), stored=False
     ),

@@ -193,15 +193,16 @@ class Store:
         namespace = self._namespace_for_create(rt, metadata)
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = self._generate_name(rt, namespace, metadata["generateName"])
+        # System fields first: the Job strategy derives its selector from the uid.
+        metadata.update(
+            uid=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            creationTimestamp=rfc3339(self.clock.now()),
+        )
         admission.prepare_create(rt, obj, self)
         admission.validate(rt, obj, None)
         name = metadata["name"]
         if (namespace, name) in self._table(resource):
             raise already_exists(rt.plural, name, rt.group)
-        metadata.update(
-            uid=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            creationTimestamp=rfc3339(self.clock.now()),
-        )
         for server_owned in ("deletionTimestamp", "deletionGracePeriodSeconds"):
             metadata.pop(server_owned, None)
         if rt.tracks_generation:

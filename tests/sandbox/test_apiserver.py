@@ -292,7 +292,7 @@ def test_client_mistakes_get_status_errors_never_500(
 
 # One object of each kind the typed client can read back: its pydantic models insist on
 # the fields upstream requires (EndpointSlice.addressType, Event.involvedObject, ...).
-_TEMPLATE = {
+_TEMPLATE: dict[str, Any] = {
     "metadata": {"labels": {"app": "doomed"}},
     "spec": {"containers": [{"name": "c", "image": "busybox"}]},
 }
@@ -336,6 +336,25 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reportingInstance": "tests-1",
     },
     "coordination.k8s.io/leases": {"spec": {"holderIdentity": "tests"}},
+    "replicationcontrollers": {
+        "spec": {"replicas": 0, "selector": {"app": "doomed"}, "template": _TEMPLATE}
+    },
+    "batch/jobs": {
+        "spec": {
+            "suspend": True,
+            "template": {**_TEMPLATE, "spec": {**_TEMPLATE["spec"], "restartPolicy": "Never"}},
+        }
+    },
+    "apiregistration.k8s.io/apiservices": {
+        "metadata": {"name": "v1beta1.doomed.example.com"},
+        "spec": {
+            "group": "doomed.example.com",
+            "version": "v1beta1",
+            "service": {"name": "doomed", "namespace": "default", "port": 443},
+            "groupPriorityMinimum": 100,
+            "versionPriority": 10,
+        },
+    },
 }
 DELETABLE = [rt for rt in RESOURCES if rt.stored and "delete" in rt.verbs]
 
@@ -359,12 +378,13 @@ def test_the_typed_client_reads_every_delete_answer(api: ApiHarness, rt: Resourc
     operation (V1Service for services), so a wrong answer raises here.
     """
     typed = typed_api(api, rt)
-    operation = re.sub(r"(?<!^)(?=[A-Z])", "_", rt.kind).lower()
+    # APIService -> api_service, ReplicationController -> replication_controller
+    operation = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", rt.kind).lower()
     where: tuple[str, ...] = ("default",) if rt.namespaced else ()
     if rt.namespaced:
         operation = f"namespaced_{operation}"
-    name = "doomed"
     body = {"apiVersion": rt.api_version, "kind": rt.kind, **copy.deepcopy(SAMPLES[rt.key])}
+    name = body.get("metadata", {}).get("name", "doomed")
     body["metadata"] = {"name": name}
     getattr(typed, f"create_{operation}")(*where, body)
 

@@ -40,6 +40,12 @@ UPSTREAM_ANSWER_ON_REMOVE = {
     "networking.k8s.io/networkpolicies": "Status",
     "events.k8s.io/events": "Status",
     "coordination.k8s.io/leases": "Status",
+    # core/replicationcontroller/storage/storage.go and batch/job/storage/storage.go build
+    # a genericregistry.Store without ReturnDeletedObject; so does kube-aggregator's
+    # pkg/registry/apiservice/etcd/etcd.go. The Python client types all three as Status.
+    "replicationcontrollers": "Status",
+    "batch/jobs": "Status",
+    "apiregistration.k8s.io/apiservices": "Status",
 }
 
 

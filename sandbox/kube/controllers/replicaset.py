@@ -66,6 +66,11 @@ class ReplicaSetController:
     """Creates and deletes pods to match each ReplicaSet, and writes its status."""
 
     name = "replicaset"
+    resource = REPLICASETS
+    kind = "ReplicaSet"
+
+    def selector(self, obj: Mapping[str, Any]) -> LabelSelector | None:
+        return replicaset_selector(obj)
 
     def __init__(self, store: Store, clock: Clock, settings: ControlPlaneSettings) -> None:
         self.store = store
@@ -75,7 +80,7 @@ class ReplicaSetController:
     # ---- what to look at ----
 
     def keys_for(self, change: Change) -> Iterable[Hashable]:
-        if change.resource == REPLICASETS:
+        if change.resource == self.resource:
             return [_key_of(change.object)]
         if change.resource != PODS:
             return []
@@ -83,27 +88,27 @@ class ReplicaSetController:
         keys: set[tuple[str, str]] = set()
         for pod in (change.object, change.old):
             ref = controller_ref(pod) if pod is not None else None
-            if ref is not None and ref.get("kind") == "ReplicaSet":
+            if ref is not None and ref.get("kind") == self.kind:
                 keys.add((namespace, str(ref.get("name", ""))))
         if not keys and change.type != DELETED:  # an orphan: whoever may adopt it
             labels = (change.object.get("metadata") or {}).get("labels")
-            for rs in self.store.list(REPLICASETS, namespace):
-                selector = replicaset_selector(rs)
+            for rs in self.store.list(self.resource, namespace):
+                selector = self.selector(rs)
                 if selector is not None and selector.matches(labels):
                     keys.add(_key_of(rs))
         return sorted(keys)
 
     def all_keys(self) -> Iterable[Hashable]:
-        return sorted(_key_of(rs) for rs in self.store.list(REPLICASETS))
+        return sorted(_key_of(rs) for rs in self.store.list(self.resource))
 
     # ---- one sync ----
 
     def reconcile(self, key: Hashable) -> float | None:
         namespace, name = namespaced_key(key)
-        rs = self.store.find(REPLICASETS, namespace, name)
+        rs = self.store.find(self.resource, namespace, name)
         if rs is None:
             return None
-        selector = replicaset_selector(rs)
+        selector = self.selector(rs)
         if selector is None:
             return None
         now = self.clock.now()
@@ -115,7 +120,7 @@ class ReplicaSetController:
         status = calculate_status(rs, pods, now, error)
         if status != rs.get("status"):
             self.store.mutate(
-                REPLICASETS,
+                self.resource,
                 namespace,
                 name,
                 lambda obj: obj.__setitem__("status", status),
@@ -191,10 +196,10 @@ class ReplicaSetController:
 
     def _related_pods(self, rs: KubeObject) -> list[KubeObject]:
         namespace, _ = _key_of(rs)
-        siblings = self.store.list(REPLICASETS, namespace)
+        siblings = self.store.list(self.resource, namespace)
         selectors = {}
         for sibling in siblings:
-            selector = replicaset_selector(sibling)
+            selector = self.selector(sibling)
             if selector is not None:
                 selectors[sibling["metadata"]["name"]] = selector
         return indirectly_related_pods(
