@@ -23,6 +23,7 @@ MS_PRIVATE = 0x40000
 RESOLV_CONF = Path("/etc/resolv.conf")
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC.unshare.argtypes = [ctypes.c_int]
+_LIBC.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _LIBC.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -116,6 +117,67 @@ class ContainerSetup:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def same_mount_namespace(pid: int) -> bool:
+    """Whether `pid` sees the mounts this process sees (then exec needs no setns)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return False
+
+
+def join_mount_namespace(pid: int) -> None:
+    """In a child before exec: enter `pid`'s mount namespace (as `nsenter --mount`).
+
+    setns(CLONE_NEWNS) resets the working directory to the namespace's root, so
+    callers chdir afterwards. Raises OSError saying which step failed.
+    """
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    try:
+        _check(_LIBC.setns(fd, CLONE_NEWNS), f"setns into the mount namespace of {pid}")
+    finally:
+        os.close(fd)
+
+
+class ExecSetup(ContainerSetup):
+    """The `preexec_fn` of an exec: die with the sandbox, in the container's mount
+    namespace (when it has its own) and working directory. Why it failed, as
+    `ContainerSetup.failure()` says."""
+
+    def __init__(self, parent: int, container_pid: int, cwd: str) -> None:
+        super().__init__(parent)
+        self._pid = container_pid
+        self._cwd = cwd
+        self._join = not same_mount_namespace(container_pid)
+
+    def __call__(self) -> None:
+        self._die_with_parent()
+        try:
+            if self._join:
+                join_mount_namespace(self._pid)
+            os.chdir(self._cwd)
+        except OSError as error:
+            why = error.strerror or str(error)
+            os.write(self._write, f"{why}: {error.filename or ''}".encode(errors="replace")[:4096])
+            raise
+
+
+def process_environment(pid: int) -> dict[str, str]:
+    """The environment `pid` was started with (/proc/<pid>/environ), i.e. what the
+    kubelet computed for the container; raises OSError when the process is gone."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    env: dict[str, str] = {}
+    for entry in raw.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep:
+            env[os.fsdecode(name)] = os.fsdecode(value)
+    return env
+
+
+def process_cwd(pid: int) -> str:
+    """The working directory of `pid`; raises OSError when the process is gone."""
+    return os.readlink(f"/proc/{pid}/cwd")
 
 
 def start_time(pid: int) -> str | None:

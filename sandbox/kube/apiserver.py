@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from sandbox.kube.requestinfo import RequestInfo, parse_path
 from sandbox.kube.resources import EVENTS_V1_KEY, ResourceType
 from sandbox.kube.selectors import parse_field_selector, parse_label_selector, selector_from_match
 from sandbox.kube.store import ADDED, Store, Watch, WatchEvent
+from sandbox.kube.streaming import handler as streaming
+from sandbox.kube.streaming.targets import ProcessLookup
 
 log = logging.getLogger(__name__)
 KubeObject = dict[str, Any]
@@ -57,6 +59,7 @@ class ApiServerConfig:
     watch_timeout_seconds: float = 1800.0
     bookmark_interval_seconds: float = 60.0
     max_body_bytes: int = 3 * 1024 * 1024
+    streaming: streaming.StreamingLimits = field(default_factory=streaming.StreamingLimits)
 
 
 class ApiServer:
@@ -73,6 +76,8 @@ class ApiServer:
         self.evict = evict
         # Set by the control plane when it runs the RDS pair (pg_replication_lag_seconds).
         self.replication_lag: ReplicationLagFunction | None = None
+        # Set by the control plane: which process a pod's container runs (exec needs it).
+        self.container_process: ProcessLookup | None = None
         self.requests: dict[tuple[str, str, str], int] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -190,6 +195,16 @@ class ApiServer:
             return await self._pod_log(request, info)
         if info.subresource == "eviction":
             return await self._eviction(request, info)
+        if info.subresource in streaming.SUBRESOURCES:
+            return await streaming.serve(
+                request,
+                self.store,
+                info.namespace or "default",
+                _name(info),
+                info.subresource,
+                self.container_process,
+                self.config.streaming,
+            )
         if info.subresource == "scale":
             return await self._scale(request, info, rt)
         if info.name is None:

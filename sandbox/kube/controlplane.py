@@ -47,6 +47,7 @@ from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.metrics import MetricsStore
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Store
+from sandbox.kube.streaming.targets import ContainerProcess
 
 log = logging.getLogger(__name__)
 ZONES = ("us-west-2a", "us-west-2b", "us-west-2c")
@@ -166,6 +167,25 @@ class ControlPlane:
                 self.store, self.clock, settings, namespace, name, body
             ),
         )
+        self.api.container_process = self.container_process
+
+    def container_process(
+        self, namespace: str, uid: str, container: str
+    ) -> ContainerProcess | None:
+        """The process of a pod's container on whichever node runs it (None: no node does)."""
+        for kubelet in self.kubelets.values():
+            worker = kubelet.workers.get(uid)
+            if worker is None or worker.namespace != namespace:
+                continue
+            for candidate in worker.containers:
+                if candidate.name != container:
+                    continue
+                if candidate.virtual:
+                    return ContainerProcess(None, virtual=True)
+                handle = candidate.handle
+                running = handle is not None and handle.returncode is None
+                return ContainerProcess(handle.pid if running and handle else None)
+        return None
 
     def controllers(self) -> list[Controller]:
         store, clock, settings = self.store, self.clock, self.options.settings

@@ -104,8 +104,11 @@ RESOURCES: tuple[ResourceType, ...] = (
         True,
         ("po",),
         subresources=(
+            Subresource("attach", "PodAttachOptions", ("create", "get")),
             Subresource("eviction", "Eviction", ("create",), group="policy", version="v1"),
+            Subresource("exec", "PodExecOptions", ("create", "get")),
             Subresource("log", "Pod", ("get",)),
+            Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
             _status("Pod"),
         ),
         categories=("all",),

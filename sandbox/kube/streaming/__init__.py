@@ -1,0 +1,1 @@
+"""Streaming subresources of pods: `exec` and `portforward` (WebSocket, SPDY tunnelled)."""
