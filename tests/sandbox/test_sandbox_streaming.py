@@ -1,0 +1,194 @@
+"""Real kubectl and the Python client against a sandbox: exec and port-forward.
+
+kubectl 1.32 speaks WebSocket v5.channel.k8s.io for exec and SPDY/3.1 tunnelled in a
+WebSocket for port-forward; the Python client speaks v4/v5 channels for both.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from kubernetes.stream import portforward, stream
+
+from tests.sandbox.cluster_harness import SandboxHarness, app_deployment
+
+PORT_FORWARD_SECONDS = 30
+
+
+@pytest.fixture(scope="module")
+def app(sandbox: SandboxHarness) -> tuple[str, str]:
+    """(namespace, a Running pod of a one-replica testapp Deployment)."""
+    namespace = sandbox.new_namespace()
+    client.AppsV1Api(sandbox.api_client()).create_namespaced_deployment(
+        namespace, app_deployment("web", 1)
+    )
+    sandbox.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=120s")
+    pods = client.CoreV1Api(sandbox.api_client()).list_namespaced_pod(namespace).items
+    return namespace, pods[0].metadata.name
+
+
+def test_exec_echo(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
+    namespace, pod = app
+    done = sandbox.kubectl("exec", "-n", namespace, pod, "--", "echo", "hi")
+    assert done.stdout == "hi\n", done
+
+
+def test_exec_exit_code_is_kubectls(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
+    namespace, pod = app
+    done = sandbox.kubectl("exec", "-n", namespace, pod, "--", "sh", "-c", "exit 3", check=False)
+    assert done.returncode == 3, done
+
+
+def test_exec_stdin(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
+    namespace, pod = app
+    done = subprocess.run(
+        ["kubectl", "exec", "-i", "-n", namespace, pod, "--", "sh", "-c", "tr a-z A-Z; echo end"],
+        input="hello\nworld\n",
+        capture_output=True,
+        text=True,
+        env=sandbox.env(),
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "HELLO\nWORLD\nend\n"), done
+
+
+def test_exec_sees_the_containers_env_and_resolv_conf(
+    sandbox: SandboxHarness, app: tuple[str, str]
+) -> None:
+    namespace, pod = app
+    ip = client.CoreV1Api(sandbox.api_client()).read_namespaced_pod(pod, namespace).status.pod_ip
+    done = sandbox.kubectl(
+        "exec", "-n", namespace, pod, "--", "sh", "-c", "echo $POD_IP; cat /etc/resolv.conf"
+    )
+    first, *resolv = done.stdout.splitlines()
+    assert first == ip
+    dns = sandbox.plane.options.settings.cluster_dns[0]
+    assert f"nameserver {dns}" in resolv, done.stdout
+
+
+def test_exec_errors_are_upstreams(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
+    namespace, pod = app
+    done = sandbox.kubectl("exec", "-n", namespace, pod, "-c", "nope", "--", "true", check=False)
+    assert done.returncode == 1 and f"container nope is not valid for pod {pod}" in done.stderr
+    done = sandbox.kubectl("exec", "-n", namespace, "ghost", "--", "true", check=False)
+    assert done.returncode == 1 and 'pods "ghost" not found' in done.stderr, done
+    done = sandbox.kubectl("exec", "-n", namespace, pod, "--", "no-such-binary", check=False)
+    assert done.returncode != 0 and "executable file not found" in done.stderr, done
+
+
+@pytest.fixture
+def forwarded(sandbox: SandboxHarness, app: tuple[str, str]) -> Iterator[int]:
+    """`kubectl port-forward svc-less pod :8080`; the local port it listens on."""
+    namespace, pod = app
+    process = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", namespace, f"pod/{pod}", ":8080"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sandbox.env(),
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], PORT_FORWARD_SECONDS)
+        line = process.stdout.readline() if ready else ""
+        match = re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+        assert match, f"no forwarding line: {line!r}"
+        yield int(match.group(1))
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def test_kubectl_port_forward_carries_http(forwarded: int) -> None:
+    for _ in range(3):  # several connections over the one tunnel
+        url = f"http://127.0.0.1:{forwarded}/health/ready"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+
+
+def test_kubectl_port_forward_to_a_closed_port_says_why(
+    sandbox: SandboxHarness, app: tuple[str, str]
+) -> None:
+    namespace, pod = app
+    process = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", namespace, f"pod/{pod}", ":9"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sandbox.env(),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.settimeout(10)
+            assert conn.recv(100) == b""  # closed: nothing listens on the pod's port 9
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "connect: connection refused" in err, err
+
+
+def test_python_client_exec(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
+    namespace, pod = app
+    core = client.CoreV1Api(sandbox.api_client())
+    output = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        command=["sh", "-c", "echo out; echo err >&2"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    assert sorted(output.splitlines()) == ["err", "out"]
+    session = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        command=["sh", "-c", "read x; echo got $x; exit 3"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    session.write_stdin("value\n")
+    session.run_forever(timeout=20)
+    assert not session.is_open(), "the server did not close the stream when the command exited"
+    assert session.read_stdout(timeout=1) == "got value\n"
+    assert session.returncode == 3
+
+
+def test_python_client_portforward(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
+    namespace, pod = app
+    core = client.CoreV1Api(sandbox.api_client())
+    forward = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace, ports="8080")
+    conn = forward.socket(8080)
+    conn.settimeout(10)
+    conn.sendall(b"GET /health/ready HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+    received = b""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    conn.close()
+    assert received.startswith(b"HTTP/1.1 200"), received
+    assert forward.error(8080) is None
