@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.stream import portforward, stream
 
-from tests.sandbox.cluster_harness import SandboxHarness, app_deployment
+from tests.sandbox.cluster_harness import SandboxHarness, app_deployment, wait_for
 
 PORT_FORWARD_SECONDS = 30
 
@@ -192,3 +192,32 @@ def test_python_client_portforward(sandbox: SandboxHarness, app: tuple[str, str]
     conn.close()
     assert received.startswith(b"HTTP/1.1 200"), received
     assert forward.error(8080) is None
+
+
+def test_exec_into_a_deployment_picks_its_pod(
+    sandbox: SandboxHarness, app: tuple[str, str]
+) -> None:
+    namespace, pod = app
+    done = sandbox.kubectl(
+        "exec", "-n", namespace, "deploy/web", "--", "sh", "-c", "echo $HOSTNAME"
+    )
+    assert done.stdout == f"{pod}\n", done
+
+
+def test_exec_into_a_virtual_container_is_refused(sandbox: SandboxHarness) -> None:
+    namespace = sandbox.new_namespace()
+    core = client.CoreV1Api(sandbox.api_client())
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "ghost"},
+            "spec": {"containers": [{"name": "c", "image": "sandbox.local/virtual:latest"}]},
+        },
+    )
+    wait_for(
+        lambda: core.read_namespaced_pod("ghost", namespace).status.phase == "Running",
+        60,
+        "the virtual pod to run",
+    )
+    done = sandbox.kubectl("exec", "-n", namespace, "ghost", "--", "true", check=False)
+    assert done.returncode == 1 and 'container "c" of pod "ghost" is virtual' in done.stderr, done
