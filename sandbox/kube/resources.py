@@ -250,6 +250,14 @@ RESOURCES: tuple[ResourceType, ...] = (
         subresources=(_status("APIService"),),
         categories=("api-extensions",),
     ),
+    # RBAC objects are stored and served as upstream serves them (clients create them with
+    # every other manifest); the sandbox's API server does not enforce them.
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+    ),
     ResourceType(
         "metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list"), stored=False
     ),

@@ -355,6 +355,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "versionPriority": 10,
         },
     },
+    "rbac.authorization.k8s.io/roles": {
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    },
+    "rbac.authorization.k8s.io/rolebindings": {
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "doomed"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+    },
+    "rbac.authorization.k8s.io/clusterroles": {
+        "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
+    },
+    "rbac.authorization.k8s.io/clusterrolebindings": {
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "doomed",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+    },
 }
 DELETABLE = [rt for rt in RESOURCES if rt.stored and "delete" in rt.verbs]
 

@@ -46,6 +46,11 @@ UPSTREAM_ANSWER_ON_REMOVE = {
     "replicationcontrollers": "Status",
     "batch/jobs": "Status",
     "apiregistration.k8s.io/apiservices": "Status",
+    # pkg/registry/rbac/*/storage/storage.go: no ReturnDeletedObject
+    "rbac.authorization.k8s.io/roles": "Status",
+    "rbac.authorization.k8s.io/rolebindings": "Status",
+    "rbac.authorization.k8s.io/clusterroles": "Status",
+    "rbac.authorization.k8s.io/clusterrolebindings": "Status",
 }
 
 

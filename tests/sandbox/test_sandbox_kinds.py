@@ -62,6 +62,20 @@ spec:
   groupPriorityMinimum: 100
   versionPriority: 10
   service: {name: custom-api, namespace: default, port: 443}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: read-pods}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
 """
 
 
@@ -74,7 +88,21 @@ def test_create_from_yaml_serves_every_kind_and_their_controllers_act(
     manifest.write_text(MANIFEST.replace("namespace: default", f"namespace: {namespace}"))
     created = utils.create_from_yaml(api, str(manifest), namespace=namespace)
     kinds = [obj.kind for group in created for obj in group]
-    assert kinds == ["Deployment", "Service", "ReplicationController", "Job", "APIService"]
+    assert kinds == [
+        "Deployment",
+        "Service",
+        "ReplicationController",
+        "Job",
+        "APIService",
+        "Role",
+        "RoleBinding",
+    ]
+    rbac = client.RbacAuthorizationV1Api(api)
+    role = rbac.read_namespaced_role("pod-reader", namespace)
+    assert role.rules[0].resources == ["pods"] and role.rules[0].verbs == ["get", "list", "watch"]
+    binding = rbac.read_namespaced_role_binding("read-pods", namespace)
+    assert binding.role_ref.name == "pod-reader"
+    rbac.delete_namespaced_role_binding("read-pods", namespace)  # a Status the client reads
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     registration = client.ApiregistrationV1Api(api)
 
