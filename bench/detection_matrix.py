@@ -85,13 +85,7 @@ ROWS: tuple[Row, ...] = (
     Row("slow-shutdown", POD_KILL, True, "SIGKILL cuts its requests and sockets"),
     Row("ws-resume-from-head", POD_KILL, True, "reconnecting sockets skip missed events"),
     Row("no-db-reconnect", RDS, True, "dead pool connections after the failover"),
-    Row(
-        "no-request-timeout",
-        RDS,
-        True,
-        "requests hang on a dependency that does not answer",
-        awaits="issue 16: the sandbox's RDS failover drops connections, never black-holes them",
-    ),
+    Row("no-request-timeout", RDS, True, "requests hang on a dependency that does not answer"),
     Row("ready-before-db", DB_OUTAGE, False, "ready without its database"),
 )
 
