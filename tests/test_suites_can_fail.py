@@ -205,15 +205,20 @@ def drops_writes(api: client.ApiClient, session: SandboxSession) -> None:
     patch_deployment(api, container_patch(image="ghcr.io/harmonyflow/session-state:drops-writes"))
 
 
-def abrupt_exit(api: client.ApiClient, session: SandboxSession) -> None:
-    """Every replica on the release that exits at once: the pod killed is one of them."""
-    image = "ghcr.io/harmonyflow/session-state:abrupt-exit"
-    patch_deployment(api, container_patch(image=image))
-    wait_for(
-        lambda: len(pods := service_pods(api)) == 3 and only_pods_of(pods, image),
-        180,
-        f"only pods of {image}",
-    )
+def every_replica_on(tag: str) -> Inject:
+    """Every replica on the seeded release `tag`, so that whichever pod the fault meets
+    runs it (the pod killed, the pods whose database calls hang)."""
+
+    def inject(api: client.ApiClient, session: SandboxSession) -> None:
+        image = f"ghcr.io/harmonyflow/session-state:{tag}"
+        patch_deployment(api, container_patch(image=image))
+        wait_for(
+            lambda: len(pods := service_pods(api)) == 3 and only_pods_of(pods, image),
+            180,
+            f"only pods of {image}",
+        )
+
+    return inject
 
 
 def hpa_max_3(api: client.ApiClient, session: SandboxSession) -> None:
@@ -270,7 +275,7 @@ TWINS = [
         marks=pytest.mark.slow,
     ),
     pytest.param(
-        abrupt_exit,
+        every_replica_on("abrupt-exit"),
         "suites/test_pod_kill.py::test_pod_kill_recovers_in_time_without_losing_acknowledged_writes",
         ("load SLO websocket-closes-graceful failed", "no close frame (1006)"),
         id="abrupt-exit",
@@ -281,6 +286,13 @@ TWINS = [
         ("no pod left the endpoints during", "database outage"),
         id="readiness-on-liveness-path-db-outage",
         marks=pytest.mark.slow,  # 80 s; its suite test runs in CI
+    ),
+    pytest.param(
+        every_replica_on("no-request-timeout"),
+        "suites/test_rds_failover.py::test_forced_failover_loses_no_committed_write_and_restarts_no_pod",
+        ("load SLO every-request-answered failed", "limit <= 0"),
+        id="no-request-timeout",
+        marks=pytest.mark.slow,  # 2 min (the failover's real minute); its suite test runs in CI
     ),
     pytest.param(
         hpa_max_3,
