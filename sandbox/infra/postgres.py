@@ -14,7 +14,8 @@ what a Multi-AZ failover does (timings: `RdsTimings`, flags of the sandbox):
    stops; nothing it sends gets out) and the standby promoted;
 3. when the failover duration is over, the DNS record flips to the standby's
    address and the status goes back to `available`;
-4. the failed host comes back `reboot_seconds` later: its address answers again
+4. the failed host, rebooting since it failed, comes back `reboot_seconds` after the
+   failure (at the flip with the defaults): its address answers again
    (stale connections now meet a RST), its data is discarded and re-based from
    the new primary (`pg_basebackup -R`), and it re-attaches as the synchronous
    standby.
@@ -581,13 +582,14 @@ class RdsInstance:
                     f"cannot fail over {self.identifier}: its standby is not in sync yet"
                 )
             self._transition(RdsAction.FAILOVER)
+            began = asyncio.get_running_loop().time()
             try:
                 failed = await self._failover()
             except BaseException:
                 self._transition(RdsAction.FAIL)
                 raise
             self._transition(RdsAction.FAILOVER_COMPLETED)
-            await self._return_as_standby(failed)
+            await self._return_as_standby(failed, began)
 
     async def reboot(self) -> None:
         """A reboot without failover: the primary shuts down, stays down, starts in place."""
@@ -748,9 +750,10 @@ class RdsInstance:
         )
         return old
 
-    async def _return_as_standby(self, failed: PgServer) -> None:
-        """Step 4: the failed host answers again and follows the new primary."""
-        await asyncio.sleep(self.timings.reboot_seconds)
+    async def _return_as_standby(self, failed: PgServer, failed_at: float) -> None:
+        """Step 4: the failed host, rebooting since it failed, answers again and follows the
+        new primary."""
+        await _sleep_until(failed_at + self.timings.reboot_seconds)
         await self._faults.restore(failed.spec.endpoint.host)
         primary, _ = self._servers()
         await self._attach_standby(failed, primary)

@@ -112,9 +112,9 @@ class RdsTimings:
     typical range's low end; the suites' write-gap limit is its high end.
 
     `reboot_seconds`: how long a rebooted primary stays down, and how long a failed
-    primary's host stays silent before it returns as the new standby. AWS gives no
-    typical figure for a reboot ("depends on the crash recovery process", RDS User
-    Guide, "Rebooting a DB instance"); one failover's length is taken.
+    primary's host stays silent (from its failure) before it returns as the new
+    standby. AWS gives no typical figure for a reboot ("depends on the crash recovery
+    process", RDS User Guide, "Rebooting a DB instance"); one failover's length is taken.
 
     `stop_seconds`, `start_seconds`: StopDBInstance and StartDBInstance take minutes
     on AWS, with no documented figure; `stopping` lasts one minute and `starting`
