@@ -58,7 +58,7 @@ def add_commands(commands: Any) -> None:
                 help="also run an optional part of the seed (repeatable)",
             )
             upstream = "the upstream flag of that name"
-            rds = "the RDS instance's {} time, as AWS takes it (README, 'The sandbox')"
+            rds = "how long the RDS instance's {} takes (README, 'The sandbox')"
             for flag, default, kind, metavar, meaning in (
                 ("--node-monitor-grace-period", 50, float, "SECONDS", upstream),
                 ("--hpa-sync-period", 15, float, "SECONDS", upstream),
@@ -66,8 +66,8 @@ def add_commands(commands: Any) -> None:
                 ("--sync-rate-limit", 0.3, float, "PER_SECOND", upstream),
                 ("--rds-failover-seconds", 60, float, "SECONDS", rds.format("failover")),
                 ("--rds-reboot-seconds", 60, float, "SECONDS", rds.format("reboot")),
-                ("--rds-stop-seconds", 60, float, "SECONDS", rds.format("stop")),
-                ("--rds-start-seconds", 120, float, "SECONDS", rds.format("start")),
+                ("--rds-stop-seconds", 30, float, "SECONDS", rds.format("stop")),
+                ("--rds-start-seconds", 60, float, "SECONDS", rds.format("start")),
             ):
                 action.add_argument(
                     flag,

@@ -52,7 +52,9 @@ HANG_AFTER_SECONDS = 8
 SLOW_START_SECONDS = 25
 SLACK_SECONDS = 2.0  # whole-second server timestamps and watch delivery
 OUTAGE_LIMIT_SECONDS = 60.0
-DB_START_TIMEOUT_SECONDS = 120.0
+# StartDBInstance takes minutes on AWS (no documented figure; a stop still `stopping` is
+# waited out first); the sandbox's take 30 s + 60 s (--rds-stop/start-seconds)
+DB_START_TIMEOUT_SECONDS = 900.0
 
 
 @pytest.mark.timeout(60)
@@ -197,7 +199,7 @@ def test_slow_start_is_protected_by_the_startup_probe(
     )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(1200)
 def test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts(
     target: LiveTarget,
     intended_policy: IntendedPolicy,
@@ -249,7 +251,7 @@ def unready_pods_seen(states: list[State], selector: dict[str, str]) -> int:
 def keep_database_down(done: Callable[[], bool], limit: float) -> float:
     """Stop the RDS instance until `done()` or `limit` s; always start it again.
 
-    StopDBInstance makes the endpoint refuse every connection until the start, the
+    StopDBInstance shuts the database down, so that nothing answers until the start, the
     same way on every run (resilience.chaos.database). The start, which waits until
     the instance is `available`, runs in a `finally`. Returns the seconds it was down.
     """

@@ -117,9 +117,9 @@ class RdsTimings:
     process", RDS User Guide, "Rebooting a DB instance"); one failover's length is taken.
 
     `stop_seconds`, `start_seconds`: StopDBInstance and StartDBInstance take minutes
-    on AWS, with no documented figure; `stopping` lasts one minute and `starting`
-    two here. An experiment about the outage rather than its length (the
-    readiness-dependency one) says what it assumes.
+    on AWS, with no documented figure. The experiments and the suite that stop the
+    database are about the outage, not its length (they say so), so `stopping` lasts
+    30 s here and `starting` 60 s; the flags take AWS's minutes when that matters.
 
     `failover_connections`: how the failed primary's connections end. A failed host
     sends nothing (the Aurora PostgreSQL guide on fast failover asks clients for TCP
@@ -129,8 +129,8 @@ class RdsTimings:
 
     failover_seconds: float = 60.0
     reboot_seconds: float = 60.0
-    stop_seconds: float = 60.0
-    start_seconds: float = 120.0
+    stop_seconds: float = 30.0
+    start_seconds: float = 60.0
     failover_connections: ConnectionFate = ConnectionFate.BLACKHOLE
     dns_ttl_seconds: int = 5  # Route 53 records of RDS endpoints (Aurora DB admin handbook)
 
