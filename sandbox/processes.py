@@ -2,7 +2,8 @@
 
 A pid alone can be reused by an unrelated process; each record also keeps the
 process's start time (field 22 of /proc/<pid>/stat), and only a process whose
-pid and start time both match is ever signalled.
+pid and start time both match is ever signalled (`resilience/processes.py`, shared
+with the load runner and `resilience recover`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,30 @@ import contextlib
 import ctypes
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+from resilience.processes import (
+    die_with_parent,
+    is_alive,
+    kill_group,
+    signal_if_same,
+    start_time,
+    wait_gone,
+)
+
+__all__ = [
+    "ContainerSetup",
+    "ExecSetup",
+    "die_with_parent",
+    "forget",
+    "is_alive",
+    "kill_group",
+    "kill_recorded",
+    "record",
+    "signal_if_same",
+    "start_time",
+    "wait_gone",
+]
 CLONE_NEWNS = 0x00020000
 MS_BIND = 0x1000
 MS_REC = 0x4000
@@ -31,21 +51,6 @@ _LIBC.mount.argtypes = [
     ctypes.c_ulong,
     ctypes.c_void_p,
 ]
-
-
-def die_with_parent(parent: int, signo: int = signal.SIGKILL) -> Callable[[], None]:
-    """`preexec_fn` making the child get `signo` when `parent` dies, so nothing outlives it.
-
-    Runs after any setuid (which would clear it). nginx wants SIGTERM: its
-    workers survive a SIGKILLed master, but a terminated master takes them along.
-    """
-
-    def preexec() -> None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signo, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(128 + signo)
-
-    return preexec
 
 
 def bind_resolv_conf(source: Path, target: Path = RESOLV_CONF) -> None:
@@ -180,16 +185,6 @@ def process_cwd(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/cwd")
 
 
-def start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm (field 2) may hold spaces and parentheses: split after the last ')'
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
-
-
 def record(directory: Path, pid: int, what: str = "") -> Path:
     """`<directory>/<pid>` holding `<start time> <what>`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -201,27 +196,6 @@ def record(directory: Path, pid: int, what: str = "") -> Path:
 def forget(directory: Path, pid: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         (directory / str(pid)).unlink()
-
-
-def is_alive(pid: int, expected_start: str | None) -> bool:
-    current = start_time(pid)
-    if current is None:
-        return False
-    return expected_start is None or current == expected_start
-
-
-def signal_if_same(pid: int, expected_start: str | None, signo: int) -> bool:
-    if not is_alive(pid, expected_start):
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signo)
-        return True
-    return False
-
-
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def kill_recorded(directory: Path) -> list[int]:
@@ -241,20 +215,3 @@ def kill_recorded(directory: Path) -> list[int]:
             killed.append(pid)
         entry.unlink(missing_ok=True)
     return killed
-
-
-def wait_gone(pid: int, expected_start: str | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_alive(pid, expected_start) or _is_zombie(pid):
-            return True
-        time.sleep(0.05)
-    return not is_alive(pid, expected_start)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2 :].startswith("Z")
