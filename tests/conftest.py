@@ -8,7 +8,19 @@ from pathlib import Path
 import psutil
 import pytest
 
+from resilience.chaos import recovery
 from tests.sandbox.cluster_harness import SandboxHarness
+
+
+@pytest.fixture(scope="session", autouse=True)
+def recovery_journal_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Undos the tests journal (every Locust run journals one) go to a file of this
+    session, never to the checkout's reports/recovery.jsonl that `resilience recover`
+    would replay; a test naming its own journal still wins."""
+    path = tmp_path_factory.mktemp("recovery") / "recovery.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(recovery.ENV_VAR, str(path))
+        yield path
 
 
 @pytest.fixture

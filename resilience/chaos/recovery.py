@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 UndoKind = Literal[
-    "uncordon", "start-instances", "restore-image", "delete-canary", "start-db", "scale"
+    "uncordon",
+    "start-instances",
+    "restore-image",
+    "delete-canary",
+    "start-db",
+    "scale",
+    "stop-load",  # a Locust process group (resilience.processes.StartedProcess)
 ]
 ENV_VAR = "HARMONYFLOW_RECOVERY_JOURNAL"
 DEFAULT_PATH = Path("reports") / "recovery.jsonl"

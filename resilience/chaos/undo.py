@@ -2,7 +2,8 @@
 
 Each pending undo is applied through the same APIs the experiments use, then
 marked done, so running `recover` twice is harmless. A failure is reported and
-the next undo still runs.
+the next undo still runs. An undo that must wait (`Later`: a load whose run is
+still going stops itself) stays pending and is reported, not failed.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chaosaws import aws_client
 from kubernetes.client.exceptions import ApiException
 
+from resilience import processes as procs
 from resilience.chaos import recovery
 from resilience.chaos.deployments import delete_canary
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps, core
 from resilience.errors import ResilienceError
+from resilience.load.runner import KILL_AFTER
+
+
+class Later(Exception):
+    """Raised by an undo that must not run yet; its message says why."""
 
 
 def _uncordon(target: dict[str, Any]) -> str:
@@ -73,6 +80,21 @@ def _scale(target: dict[str, Any]) -> str:
     return f"deployment {target['namespace']}/{target['deployment']} scaled to {target['replicas']}"
 
 
+def _stop_load(target: dict[str, Any]) -> str:
+    """Stop a Locust process group left by a killed run, only if it is still the one
+    that run started (pid, start time, boot) and that run is gone."""
+    started = procs.StartedProcess.from_json(target)
+    what = f"Locust pid {started.pid} ({started.short()})"
+    fate = procs.fate(started, procs.look(started))
+    if fate == "gone":
+        return f"{what}: already gone"
+    if fate == "owned":
+        raise Later(f"{what}: left running, its run (pid {started.owner_pid}) is still going")
+    if not procs.stop_group(started, KILL_AFTER):
+        raise OSError(f"{what}: still running after SIGTERM and SIGKILL")
+    return f"stopped {what}"
+
+
 UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "uncordon": _uncordon,
     "start-instances": _start_instances,
@@ -80,6 +102,7 @@ UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "delete-canary": _delete_canary,
     "start-db": _start_db,
     "scale": _scale,
+    "stop-load": _stop_load,
 }
 
 
@@ -92,6 +115,9 @@ def recover(path: Path | None = None) -> list[str]:
     for undo in pending:
         try:
             lines.append(UNDOERS[undo.kind](undo.target))
+        except Later as later:
+            lines.append(str(later))
+            continue
         except (ApiException, BotoCoreError, ClientError, KeyError, ValueError, OSError) as error:
             failed.append(f"{undo.kind} {undo.target}: {error}")
             continue

@@ -8,6 +8,12 @@ the group gets SIGTERM (Locust then stops its users and writes its reports) and,
 `KILL_AFTER` seconds later, SIGKILL. Leaving the `with` block (normally, on an
 exception, or on Ctrl-C) stops whatever still runs.
 
+A `kill -9` of the process running it leaves no `with` block: so Locust is started
+to get SIGTERM when its starter dies (from the main thread; `die_with_parent`), and
+each process group is written into the recovery journal as a `stop-load` undo
+(pid, start time, command), marked done once stopped, so that `resilience recover`
+stops one that was reparented or started from another thread.
+
     with LoadRun(plan) as run:            # starts Locust
         time.sleep(20)
         with run.fault("pod-kill"):       # marks the fault window
@@ -37,6 +43,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from resilience import processes as procs
+from resilience.chaos import recovery
 from resilience.errors import InvalidInputError
 from resilience.load.timeline import Timeline, read_timeline, window_stats
 from resilience.load.windows import (
@@ -193,12 +201,19 @@ class LoadRun:
     """A Locust run in the background; a context manager that always stops it."""
 
     def __init__(
-        self, plan: LoadPlan, chaos_file: Path | None = None, clock: Callable[[], float] = time.time
+        self,
+        plan: LoadPlan,
+        chaos_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        recovery_journal: Path | None = None,
     ) -> None:
         self.plan = plan
         self.chaos_file = chaos_file or plan.out_dir / CHAOS
         self.clock = clock
+        # resolved now: `resilience recover` may run from another directory
+        self.recovery_journal = (recovery_journal or recovery.journal_path()).resolve()
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._undos: list[str] = []
         self._log: IO[bytes] | None = None
         self._started = 0.0
         self._stopped_by_runner = False
@@ -218,19 +233,26 @@ class LoadRun:
         self._log = (plan.out_dir / LOCUST_LOG).open("ab")
         self._started = self.clock()
         port = free_port() if plan.processes > 1 or plan.workers > 0 else 0
+        # prctl and getppid only, resolved before the fork: safe with threads around
+        tie = None
+        if procs.can_die_with_us():
+            tie = procs.die_with_parent(os.getpid(), signal.SIGTERM)
         try:
             for command in locust_commands(plan, port):
-                self._processes.append(
-                    subprocess.Popen(
-                        command,
-                        cwd=plan.out_dir,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=self._log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own process group: stop() kills it whole
-                    )
+                process = subprocess.Popen(
+                    command,
+                    cwd=plan.out_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=self._log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: stop() kills it whole
+                    preexec_fn=tie,  # noqa: PLW1509 - SIGTERM: Locust stops its --processes workers
                 )
+                self._processes.append(process)
+                started = procs.StartedProcess.of(process.pid, command)
+                undo = recovery.record("stop-load", started.to_json(), self.recovery_journal)
+                self._undos.append(undo)
         except BaseException:
             self.stop()
             raise
@@ -281,6 +303,10 @@ class LoadRun:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if not self.running:
+            for undo in self._undos:
+                recovery.mark_done(undo, self.recovery_journal)
+            self._undos = []
         return self.result()
 
     def result(self) -> LoadResult:

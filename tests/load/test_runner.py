@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from resilience.chaos import recovery
 from resilience.load.runner import KILL_AFTER, LoadPlan, LoadRun, locust_commands
 from resilience.slo import Slo, SloKind, Status, Window
 from tests.load.conftest import LOADTESTS, locust_processes
@@ -113,11 +114,16 @@ def server() -> Iterator[str]:
 def test_a_run_ends_by_itself_with_its_timeline_and_marks(
     server: str, tmp_path: Path, mode: dict[str, object]
 ) -> None:
-    with LoadRun(plan(tmp_path, host=server, **mode)) as run:
+    journal = tmp_path / "recovery.jsonl"
+    with LoadRun(plan(tmp_path, host=server, **mode), recovery_journal=journal) as run:
         assert run.wait_for_requests(20, timeout=30)
+        undos = recovery.pending(recovery.read(journal))
+        assert [u.kind for u in undos] == ["stop-load"] * (2 if "workers" in mode else 1)
+        assert {u.target["pid"] for u in undos} <= {p.pid for p in locust_processes()}
         with run.fault("pod-kill"):
             time.sleep(1.0)
         result = run.wait()
+    assert recovery.pending(recovery.read(journal)) == [], "a stopped load is no undo"
     assert result.returncode == 0 and not result.stopped_by_runner, result.log.read_text()[-2000:]
     assert [m.name for m in result.marks] == ["pod-kill"]
     windows = result.windows()
