@@ -194,7 +194,14 @@ def fate(record: StartedProcess, seen: Seen) -> Fate:
 
 
 def look(record: StartedProcess) -> Seen:
-    return Seen(boot_id(), start_time(record.pid), start_time(record.owner_pid))
+    """/proc now; a zombie counts as gone: it has exited, only its parent has not reaped it
+    (a reparented one waits for init), and its pid cannot be reused meanwhile."""
+    return Seen(boot_id(), _live_start_time(record.pid), _live_start_time(record.owner_pid))
+
+
+def _live_start_time(pid: int) -> str | None:
+    started = start_time(pid)
+    return None if started is None or is_zombie(pid) else started
 
 
 def stop_group(record: StartedProcess, kill_after: float) -> bool:

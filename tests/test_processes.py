@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -150,3 +151,18 @@ def test_the_whole_group_is_stopped(tmp_path: Path) -> None:
     finally:
         procs.kill_group(leader.pid)
         leader.wait(timeout=10)
+
+
+def test_a_zombie_is_already_gone(tmp_path: Path) -> None:
+    """Exited, not yet reaped (a reparented Locust waits for init): nothing to stop."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    try:
+        record = orphaned(process)
+        deadline = time.monotonic() + 10
+        while not procs.is_zombie(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        journal = tmp_path / "recovery.jsonl"
+        recovery.record("stop-load", record.to_json(), journal)
+        assert recover(journal) == [f"Locust pid {process.pid} (locust -f x.py): already gone"]
+    finally:
+        process.wait(timeout=10)

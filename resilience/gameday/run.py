@@ -202,7 +202,7 @@ class Gameday:
             self.run_dir / files.LOAD_DIR,
             run_time=self.plan.bound_seconds() + 120.0,
         )
-        self.load = LoadRun(plan).start()
+        self.load = LoadRun(plan, recovery_journal=self.recovery_journal).start()
         self.record = replace(self.record, load_started=time.time())
         if not self.load.wait_for_requests(FLOWING_REQUESTS, FLOWING_TIMEOUT):
             raise ResilienceError(
