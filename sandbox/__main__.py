@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -89,7 +90,22 @@ def main() -> None:
         default=[],
         help="an optional part of the seed to run too (repeatable)",
     )
+    # kubelet --cluster-dns: what ClusterFirst pods resolve with, and where the cluster DNS
+    # listens (port 53); a second control plane beside a running sandbox needs its own
+    run.add_argument(
+        "--cluster-dns",
+        dest="cluster_dns",
+        action="append",
+        default=None,
+        metavar="ADDRESS",
+        help="cluster DNS address (repeatable; default 127.0.3.53)",
+    )
     arguments = parser.parse_args()
+    for address in arguments.cluster_dns or ():
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            parser.error(f"--cluster-dns {address!r}: expected an IPv4 address")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -103,6 +119,7 @@ def main() -> None:
         sync_rate_limit=arguments.sync_rate_limit,
         backing_services=not arguments.no_backing_services,
         extras=parse_extras(arguments.extras),
+        cluster_dns=tuple(arguments.cluster_dns) if arguments.cluster_dns else None,
         rds_timings=RdsTimings(
             failover_seconds=arguments.rds_failover_seconds,
             reboot_seconds=arguments.rds_reboot_seconds,

@@ -107,6 +107,7 @@ class ControlPlaneOptions:
         backing_services: bool = True,
         extras: frozenset[str] = frozenset(),
         rds_timings: RdsTimings | None = None,
+        cluster_dns: tuple[str, ...] | None = None,
     ) -> ControlPlaneOptions:
         overrides: dict[str, Any] = {}
         if node_monitor_grace_period is not None:
@@ -117,6 +118,8 @@ class ControlPlaneOptions:
             overrides["default_toleration_seconds"] = default_toleration_seconds
         if sync_rate_limit is not None:
             overrides["ingress_sync_rate_limit"] = sync_rate_limit
+        if cluster_dns is not None:
+            overrides["cluster_dns"] = cluster_dns
         settings = dataclasses.replace(ControlPlaneSettings(), **overrides)
         return cls(
             state_dir=state_dir,

@@ -62,3 +62,16 @@ def test_a_taken_dns_address_fails_the_start_with_nothing_running(tmp_path: Path
                 await plane.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [(None, ControlPlaneSettings().cluster_dns), (("127.0.9.7",), ("127.0.9.7",))],
+)
+def test_serve_cluster_dns_flag_reaches_the_settings(
+    tmp_path: Path, flag: tuple[str, ...] | None, expected: tuple[str, ...]
+) -> None:
+    """`python -m sandbox serve --cluster-dns A` (the kubelet's flag): a second control plane
+    beside a running sandbox names its own DNS address."""
+    chosen = ControlPlaneOptions.from_flags(state_dir=tmp_path, cluster_dns=flag)
+    assert chosen.settings.cluster_dns == expected
