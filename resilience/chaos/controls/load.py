@@ -23,9 +23,8 @@ import logging
 import threading
 from typing import Any
 
-from chaoslib.exit import exit_gracefully
-
 from resilience.chaos import load
+from resilience.chaos.controls import stopping
 from resilience.load.runner import LoadRun
 from resilience.slo import Window
 
@@ -84,6 +83,7 @@ def before_method_control(
 ) -> None:
     _State.stop.clear()
     _State.triggered = None
+    stopping.arm()
 
     def watch() -> None:
         while not _State.stop.wait(float(interval)):
@@ -92,12 +92,12 @@ def before_method_control(
                 continue
             ratio, requests = fault_error_ratio(current.run)
             if requests >= int(min_requests) and ratio > float(max_error_ratio):
-                _State.triggered = (
+                reason = (
                     f"fault-window error ratio {ratio:.3f} over {requests} requests"
                     f" exceeds the budget {float(max_error_ratio):.3f}"
                 )
-                log.error("safeguard: %s; stopping the method, rollbacks follow", _State.triggered)
-                exit_gracefully()
+                if stopping.request("safeguard", reason):
+                    _State.triggered = reason
                 return
 
     _State.watcher = threading.Thread(target=watch, name="load-safeguard", daemon=True)
@@ -106,12 +106,14 @@ def before_method_control(
 
 def after_method_control(context: dict[str, Any], **kwargs: Any) -> None:
     _State.stop.set()
+    stopping.disarm()
     if _State.watcher is not None:
         _State.watcher.join(10)
 
 
 def before_rollback_control(context: dict[str, Any], **kwargs: Any) -> None:
     _State.stop.set()
+    stopping.disarm()
     if _State.open_fault is not None:
         load.mark("end", _State.open_fault)
         _State.open_fault = None
