@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from resilience.chaos import runner
 from resilience.chaos.verdict import failures
 from resilience.errors import InvalidInputError
+
+ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def add_commands(commands: Any) -> None:
@@ -36,6 +39,22 @@ def add_commands(commands: Any) -> None:
         default=runner.DEFAULT_HYPOTHESIS_FREQUENCY,
         metavar="SECONDS",
     )
+    run.add_argument(
+        "--dead-man-seconds",
+        type=float,
+        default=runner.DEFAULT_DEAD_MAN_SECONDS,
+        metavar="SECONDS",
+        help="stop the fault and roll back once the API server (AWS, Prometheus) has not"
+        " answered for this long (default %(default)g; 0: off)",
+    )
+    run.add_argument(
+        "--stop-on-alert",
+        dest="stop_alerts",
+        action="append",
+        default=[],
+        metavar="ALERT",
+        help="a Prometheus alert that stops the fault when it fires (repeatable)",
+    )
     run.set_defaults(run=_run)
     validate = actions.add_parser("validate", help="check experiments without running them")
     validate.add_argument("experiments", type=Path, nargs="+")
@@ -53,6 +72,11 @@ def add_commands(commands: Any) -> None:
 def _run(arguments: argparse.Namespace) -> int:
     if arguments.hypothesis_frequency <= 0:
         raise InvalidInputError("--hypothesis-frequency must be positive")
+    if not arguments.dead_man_seconds >= 0:
+        raise InvalidInputError("--dead-man-seconds must be 0 (off) or positive")
+    for alert in arguments.stop_alerts:
+        if not ALERT_NAME.match(alert):
+            raise InvalidInputError(f"--stop-on-alert {alert!r}: expected an alert name")
     for var_file in arguments.var_file:
         if not var_file.is_file():
             raise InvalidInputError(f"--var-file {var_file}: no such file")
@@ -64,6 +88,8 @@ def _run(arguments: argparse.Namespace) -> int:
         allow_production=arguments.allow_production,
         journal_path=arguments.journal,
         hypothesis_frequency=arguments.hypothesis_frequency,
+        dead_man_seconds=arguments.dead_man_seconds,
+        stop_alerts=tuple(arguments.stop_alerts),
     )
     experiment = runner.prepare(chaos_run)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)

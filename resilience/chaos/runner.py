@@ -9,6 +9,9 @@ What the stock `chaos run` lets through is refused or failed here:
   verdict reads the journal (see `verdict`).
 The hypothesis is checked continuously, and rollbacks always run (Ctrl-C and
 SIGTERM included: chaoslib turns both into an interrupted run, then rolls back).
+Every run carries the dead-man switch (`--dead-man-seconds`, see
+`controls.dead_man`), and `--stop-on-alert` adds stop conditions to any experiment
+(`controls.stop_conditions`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from resilience.interlocks import InterlockRefused
 
 log = logging.getLogger(__name__)
 DEFAULT_HYPOTHESIS_FREQUENCY = 2.0
+# Long enough that an API server's leader election or a brief network blip (a few
+# seconds) does not end the run, short enough that a fault does not outlive the
+# runner's sight of it by more than half a minute (FIS checks its alarms as often).
+DEFAULT_DEAD_MAN_SECONDS = 30.0
+DEAD_MAN_MODULE = "resilience.chaos.controls.dead_man"
+STOP_CONDITIONS_MODULE = "resilience.chaos.controls.stop_conditions"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class ChaosRun:
     allow_production: str | None = None
     journal_path: Path | None = None
     hypothesis_frequency: float = DEFAULT_HYPOTHESIS_FREQUENCY
+    dead_man_seconds: float = DEFAULT_DEAD_MAN_SECONDS  # 0: no dead-man switch
+    stop_alerts: Sequence[str] = ()  # Prometheus alerts added as stop conditions
 
 
 def load(path: Path, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -145,6 +156,58 @@ def _convert(kind: type, text: str) -> Any:
     return kind(text)
 
 
+def with_safeguards(
+    experiment: Mapping[str, Any], dead_man_seconds: float, stop_alerts: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The experiment with the dead-man switch and the extra stop-condition alerts.
+
+    The switch is added unless `dead_man_seconds` is 0; one the experiment declares gets
+    the runner's bound. Extra alerts join a declared stop-conditions control, or make one.
+    Added controls go first, so that their journal entries are there when the `journal`
+    control writes it.
+
+    >>> ran = with_safeguards({"title": "t"}, 30, ["A"])
+    >>> [(c["name"], c["provider"]["arguments"]) for c in ran["controls"]]
+    [('stop-conditions', {'alerts': ['A']}), ('dead-man', {'seconds': 30})]
+    """
+    controls = [dict(c) for c in experiment.get("controls") or []]
+
+    def declared(module: str) -> dict[str, Any] | None:
+        for control in controls:
+            if (control.get("provider") or {}).get("module") == module:
+                control["provider"] = dict(control["provider"])
+                return control
+        return None
+
+    if dead_man_seconds > 0:
+        dead_man = declared(DEAD_MAN_MODULE)
+        if dead_man is None:
+            controls.insert(0, _control("dead-man", DEAD_MAN_MODULE, {"seconds": dead_man_seconds}))
+        else:
+            arguments = dict(dead_man["provider"].get("arguments") or {})
+            dead_man["provider"]["arguments"] = {**arguments, "seconds": dead_man_seconds}
+    else:
+        controls = [
+            c for c in controls if (c.get("provider") or {}).get("module") != DEAD_MAN_MODULE
+        ]
+    if stop_alerts:
+        stop = declared(STOP_CONDITIONS_MODULE)
+        if stop is None:
+            controls.insert(
+                0,
+                _control("stop-conditions", STOP_CONDITIONS_MODULE, {"alerts": list(stop_alerts)}),
+            )
+        else:
+            arguments = dict(stop["provider"].get("arguments") or {})
+            alerts = list(dict.fromkeys([*(arguments.get("alerts") or []), *stop_alerts]))
+            stop["provider"]["arguments"] = {**arguments, "alerts": alerts}
+    return {**experiment, "controls": controls}
+
+
+def _control(name: str, module: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "provider": {"type": "python", "module": module, "arguments": arguments}}
+
+
 def prepare(run: ChaosRun) -> dict[str, Any]:
     """Everything checked that can be checked before touching the cluster."""
     experiment = load(run.experiment, run.variables)
@@ -206,6 +269,7 @@ def execute(experiment: dict[str, Any], run: ChaosRun) -> dict[str, Any]:
     # shell ignored SIGINT for its background jobs; SIGTERM is chaoslib's own.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     variables = typed_like_defaults(experiment, run.variables)
+    experiment = with_safeguards(experiment, run.dead_man_seconds, run.stop_alerts)
     experiment_vars = merge_vars(variables, [str(p) for p in run.var_files])
     journal: dict[str, Any] = run_experiment(
         experiment,

@@ -19,12 +19,22 @@ from typing import Any
 def failures(journal: dict[str, Any]) -> list[str]:
     """One line per reason the run failed, in the order they happened."""
     reasons: list[str] = []
+    stop_condition = journal.get("stop_condition") or {}
+    if stop_condition.get("refused"):
+        # nothing ran: the one line that says why (and any rollback that failed)
+        return [f"refused to start: {stop_condition['refused']}", *_failed(journal, ("rollbacks",))]
     status = journal.get("status")
     if status != "completed":
         reasons.append(f"run {status}")
     safeguard = journal.get("safeguard") or {}
     if safeguard.get("triggered_by"):
         reasons.append(f"safeguard stopped the method: {safeguard['triggered_by']}")
+    if stop_condition.get("triggered_by"):
+        reasons.append(f"stop condition stopped the method: {stop_condition['triggered_by']}")
+    dead_man = journal.get("dead_man") or {}
+    if dead_man.get("triggered_by"):
+        back = "" if dead_man.get("targets_back", True) else " (still silent at the rollbacks)"
+        reasons.append(f"dead-man switch stopped the method: {dead_man['triggered_by']}{back}")
     states = journal.get("steady_states") or {}
     before = states.get("before")
     if before is not None and not before.get("steady_state_met"):
@@ -38,7 +48,12 @@ def failures(journal: dict[str, Any]) -> list[str]:
     after = states.get("after")
     if journal.get("deviated") or (after is not None and not after.get("steady_state_met")):
         reasons.append("steady state deviated after the method: " + _unmet(after or {}))
-    for phase in ("run", "rollbacks"):
+    return reasons + _failed(journal, ("run", "rollbacks"))
+
+
+def _failed(journal: dict[str, Any], phases: tuple[str, ...]) -> list[str]:
+    reasons = []
+    for phase in phases:
         for entry in journal.get(phase) or []:
             if entry.get("status") == "failed":
                 name = entry.get("activity", {}).get("name", "?")
