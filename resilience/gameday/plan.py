@@ -19,6 +19,7 @@ and the field (`plan.yaml: steps[2].experiment: unknown experiment 'pod-kil'`).
         optional: true             # skipped, not refused, when the file does not exist
       - experiment: az-drain
         expect_alerts: [SessionStateTooFewReadyPods]  # must fire by the end of its recovery
+        stop_conditions: [SessionStateHighErrorRate]  # firing: the fault stops at once
 
 The game day passes `load_profile=external` to every experiment that declares
 `load_profile` (the day's own load runs across all steps); a step's `vars` win.
@@ -65,6 +66,7 @@ _STEP_KEYS = {
     "optional",
     "recovery_budget_seconds",
     "expect_alerts",
+    "stop_conditions",
 }
 _ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -87,6 +89,7 @@ class Step:
     timeout: float = 600.0
     recovery_budget: float = 120.0
     expect_alerts: tuple[str, ...] = ()  # Prometheus alert names
+    stop_conditions: tuple[str, ...] = ()  # alerts that stop the step's fault when they fire
 
     @property
     def skipped(self) -> bool:
@@ -187,33 +190,34 @@ def _step(
     timeout = _seconds(raw, "timeout", 600.0, where, at + ".")
     budget = _seconds(raw, "recovery_budget_seconds", default_budget, where, at + ".")
     alerts = _alert_names(raw.get("expect_alerts", []), where, at)
+    stops = _alert_names(raw.get("stop_conditions", []), where, at, "stop_conditions")
     experiment = _resolve(reference, experiments, base_dir)
     if experiment is None:
         if optional:
-            return Step(name, reference, None, {}, timeout, budget, alerts)
+            return Step(name, reference, None, {}, timeout, budget, alerts, stops)
         known = ", ".join(sorted(experiments)) or "none"
         raise InvalidInputError(
             f"{where}: {at}.experiment: unknown experiment {reference!r} (known: {known})"
         )
     variables = _variables(raw.get("vars", {}), experiment, where, at)
-    return Step(name, reference, experiment.path, variables, timeout, budget, alerts)
+    return Step(name, reference, experiment.path, variables, timeout, budget, alerts, stops)
 
 
-def _alert_names(raw: Any, where: str, at: str) -> tuple[str, ...]:
-    """`expect_alerts`: a list of Prometheus alert names (the rules' `alert:`)."""
+def _alert_names(raw: Any, where: str, at: str, key: str = "expect_alerts") -> tuple[str, ...]:
+    """`expect_alerts` / `stop_conditions`: Prometheus alert names (the rules' `alert:`)."""
     if not isinstance(raw, list):
-        raise InvalidInputError(f"{where}: {at}.expect_alerts: expected a list of alert names")
+        raise InvalidInputError(f"{where}: {at}.{key}: expected a list of alert names")
     for index, name in enumerate(raw):
         if not isinstance(name, str) or not _ALERT_NAME.match(name):
             raise InvalidInputError(
-                f"{where}: {at}.expect_alerts[{index}]: expected an alert name like "
+                f"{where}: {at}.{key}[{index}]: expected an alert name like "
                 f"'SessionStateTooFewReadyPods', got {name!r}"
             )
     known = load_alert_rules()
     for index, name in enumerate(raw):
         if name not in known:
             raise InvalidInputError(
-                f"{where}: {at}.expect_alerts[{index}]: no alert {name!r} in "
+                f"{where}: {at}.{key}[{index}]: no alert {name!r} in "
                 f"deploy/monitoring/rules (known: {', '.join(sorted(known))})"
             )
     return tuple(dict.fromkeys(raw))

@@ -230,6 +230,7 @@ class Gameday:
             journal,
             self.target.kube_context,
             self.target.allow_production,
+            stop_alerts=step.stop_conditions,
         )
         env = step_environment(self.target, step_dir, self.recovery_journal)
         assert self.load is not None and self.monitors is not None

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -34,8 +34,10 @@ def chaos_command(
     journal: Path,
     kube_context: str | None,
     allow_production: str | None,
+    stop_alerts: Sequence[str] = (),
 ) -> list[str]:
-    """The `resilience chaos run` command line of a step (pure)."""
+    """The `resilience chaos run` command line of a step (pure); the step's stop conditions
+    join the experiment's own (`--stop-on-alert`)."""
     command = [sys.executable, "-m", "resilience.cli", "chaos", "run", str(experiment)]
     for key, value in variables.items():
         command += ["--var", f"{key}={value}"]
@@ -44,6 +46,8 @@ def chaos_command(
         command += ["--kube-context", kube_context]
     if allow_production:
         command += ["--allow-production", allow_production]
+    for alert in stop_alerts:
+        command += ["--stop-on-alert", alert]
     return command
 
 

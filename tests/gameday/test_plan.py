@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,30 @@ def test_a_context_needs_the_ingress_url(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "set HARMONYFLOW_INGRESS_URL" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("stops", "outcome"),
+    [
+        (["SessionStateHighErrorRate"], ("SessionStateHighErrorRate",)),
+        ([], ()),
+        ("SessionStateHighErrorRate", "steps[0].stop_conditions: expected a list of alert names"),
+        (["NoSuchAlert"], "steps[0].stop_conditions[0]: no alert 'NoSuchAlert'"),
+    ],
+)
+def test_a_step_s_stop_conditions(stops: Any, outcome: Any) -> None:
+    """A step names alerts that stop its fault; each must be one of the suite's rules, and
+    they reach the step's `resilience chaos run` as `--stop-on-alert`."""
+    from resilience.gameday.steps import chaos_command  # noqa: PLC0415
+
+    data = {"name": "p", "steps": [{"experiment": "pod-kill", "stop_conditions": stops}]}
+    if isinstance(outcome, str):
+        with pytest.raises(InvalidInputError, match=re.escape(outcome)):
+            parse_plan(data, "p.yaml", KNOWN)
+        return
+    step = parse_plan(data, "p.yaml", KNOWN).steps[0]
+    assert step.stop_conditions == outcome
+    command = chaos_command(Path("e.yaml"), {}, Path("j.json"), None, None, step.stop_conditions)
+    flags = [part for alert in outcome for part in ("--stop-on-alert", alert)]
+    assert command[len(command) - len(flags) :] == flags
+    assert command.count("--stop-on-alert") == len(outcome)
