@@ -50,6 +50,7 @@ class Effects(Protocol):
     def cache_members(self, group: str, node_group: str) -> Sequence[CacheMember]: ...
     def cache_configuration_endpoint(self, group: str) -> str: ...
     def test_failover(self, group: str, node_group: str) -> None: ...
+    def interrupt_cache_zone(self, group: str, node_groups: Sequence[str]) -> None: ...
     def events(self) -> Sequence[AwsEvent]: ...
     def power_off(self, instance_ids: Sequence[str]) -> None: ...
     def power_on(self, instance_ids: Sequence[str]) -> None: ...
@@ -214,6 +215,36 @@ class ControlPlaneEffects:
             self._failing_over.add(group)
             try:
                 await redis.failover(node_group)
+            finally:
+                self._failing_over.discard(group)
+
+        self._on_loop(self._begin(failing_over(), started=lambda: len(redis.events) > before))
+
+    def interrupt_cache_zone(self, group: str, node_groups: Sequence[str]) -> None:
+        """FIS's AZ power interruption: each node group whose primary lost power fails over.
+
+        No API of ElastiCache does this (TestFailover refuses a second node group while
+        one fails over), so it has its own effect. The sandbox's failovers take the
+        cluster's lock, so the node groups fail over one after the other, not at once.
+        """
+        backing = self._plane.backing
+        if backing is None or backing.redis.group != group:
+            raise AwsRefusal(
+                "ReplicationGroupNotFoundFault", f"Replication group {group} not found."
+            )
+        redis = backing.redis
+        if group in self._failing_over:
+            raise AwsRefusal(
+                "InvalidReplicationGroupState",
+                f"Replication group {group} is not available: a failover is in progress.",
+            )
+        before = len(redis.events)
+
+        async def failing_over() -> None:
+            self._failing_over.add(group)
+            try:
+                for node_group in node_groups:
+                    await redis.failover(node_group)
             finally:
                 self._failing_over.discard(group)
 

@@ -1,8 +1,9 @@
 """The AWS endpoint's server: moto behind the wire middleware, on a loopback thread.
 
 One per process (moto keeps its resources in module-level state). `start()`
-installs the hooks, serves, and creates the account's resources through the
-API itself, so what clients see was made the way they would make it.
+installs the hooks, serves, starts the FIS experiments' runner, and creates the
+account's resources through the API itself, so what clients see was made the way
+they would make it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from sandbox.aws import hooks
 from sandbox.aws.effects import Effects
+from sandbox.aws.fis_runner import FisRunner
 from sandbox.aws.inventory import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION
 from sandbox.aws.wire import AwsWireMiddleware
 
@@ -44,6 +46,7 @@ class AwsEndpoint:
         self._host, self._port = host, port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._fis: FisRunner | None = None
 
     @property
     def url(self) -> str:
@@ -63,6 +66,9 @@ class AwsEndpoint:
             target=self._server.serve_forever, name="aws-endpoint", daemon=True
         )
         self._thread.start()
+        self._fis = FisRunner(self._effects, self.client)
+        hooks.attach_fis(self._fis)
+        self._fis.start()
         try:
             hooks.seed(self.client, self._effects)
         except BaseException:
@@ -83,6 +89,9 @@ class AwsEndpoint:
         )
 
     def stop(self) -> None:
+        if self._fis is not None:
+            self._fis.stop()
+            self._fis = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -17,6 +17,10 @@ calls a game day depends on do what AWS does to the sandbox (through
 - EC2 Stop/Start/RebootInstances: besides moto's state change, the node's
   kubelet powers off or on, or the RabbitMQ node of a broker instance
   (`rabbitmq-1..3`, only when the sandbox runs `--with rabbitmq`) stops or starts.
+- FIS: moto keeps templates and experiments but runs no action; here
+  CreateExperimentTemplate and StartExperiment refuse what FIS refuses
+  (`fis.check_template`), StartExperiment hands the experiment to the endpoint's
+  `FisRunner`, and Get/List/StopExperiment answer with the runner's states.
 
 They patch moto's classes, so they rely on its internals: `check_moto()` names
 every attribute it needs and fails loudly when an upgrade removes one, and the
@@ -38,23 +42,30 @@ from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.elasticache.exceptions import ElastiCacheException
 from moto.elasticache.models import ElastiCacheBackend
 from moto.elasticache.responses import ElastiCacheResponse
+from moto.fis.exceptions import FISException
+from moto.fis.models import Experiment, FISBackend
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
 from moto.rds.responses import RDSResponse
 
+from sandbox.aws import fis
 from sandbox.aws.effects import AwsRefusal, Effects
+from sandbox.aws.fis_runner import FisRunner, with_run
 from sandbox.aws.inventory import (
     BROKER_INSTANCE_TYPE,
     CACHE_NODE_TYPE,
     DB_ENGINE,
     DB_ENGINE_VERSION,
     DB_INSTANCE_CLASS,
+    POWER_TAG,
+    POWER_TAG_CACHE,
+    POWER_TAG_DB,
     AwsEvent,
 )
 
 P = ParamSpec("P")
 T = TypeVar("T")
-SERVICES = ("ec2", "rds", "elasticache")
+SERVICES = ("ec2", "rds", "elasticache", "fis")
 
 # (owner, attribute): what the hooks read or replace. An upgrade of moto that drops
 # one of these must fail here, at start, not as a silent no-op in a game day.
@@ -74,6 +85,12 @@ MOTO_INTERNALS: tuple[tuple[Any, str], ...] = (
     (InstanceBackend, "start_instances"),
     (InstanceBackend, "reboot_instances"),
     (ec2_instances, "random_instance_id"),
+    (FISBackend, "create_experiment_template"),
+    (FISBackend, "get_experiment_template"),
+    (FISBackend, "start_experiment"),
+    (FISBackend, "get_experiment"),
+    (FISBackend, "stop_experiment"),
+    (Experiment, "to_summary_dict"),
 )
 
 
@@ -98,6 +115,7 @@ class _Hooks:
     """The installed effects; one AWS endpoint per process, as moto's state is global."""
 
     effects: Effects | None = None
+    fis: FisRunner | None = None
     originals: ClassVar[dict[tuple[Any, str], Any]] = {}
 
 
@@ -118,6 +136,16 @@ def install(effects: Effects) -> None:
     _replace(InstanceBackend, "stop_instances", _wrap_power("stop_instances", on=False))
     _replace(InstanceBackend, "start_instances", _wrap_power("start_instances", on=True))
     _replace(InstanceBackend, "reboot_instances", _wrap_reboot)
+    _replace(FISBackend, "create_experiment_template", _create_experiment_template)
+    _replace(FISBackend, "start_experiment", _start_experiment)
+    _replace(FISBackend, "get_experiment", _get_experiment)
+    _replace(FISBackend, "stop_experiment", _stop_experiment)
+    _replace(Experiment, "to_summary_dict", _experiment_summary)
+
+
+def attach_fis(runner: FisRunner | None) -> None:
+    """The runner StartExperiment hands experiments to (the endpoint's, once it serves)."""
+    _Hooks.fis = runner
 
 
 def uninstall() -> None:
@@ -128,6 +156,7 @@ def uninstall() -> None:
             setattr(owner, name, original)
     _Hooks.originals.clear()
     _Hooks.effects = None
+    _Hooks.fis = None
 
 
 def _replace(owner: Any, name: str, replacement: Any) -> None:
@@ -367,6 +396,97 @@ def _wrap_reboot(self: InstanceBackend, instance_ids: list[str]) -> Any:
     return rebooted
 
 
+# -- FIS --------------------------------------------------------------------------------
+
+
+class FisValidationException(FISException):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ValidationException", message)
+
+
+def _runner() -> FisRunner:
+    if _Hooks.fis is None:
+        raise RuntimeError("the sandbox AWS endpoint runs no FIS experiments (no runner)")
+    return _Hooks.fis
+
+
+def _checked(actions: Any, targets: Any, stop_conditions: Any) -> None:
+    try:
+        fis.check_template(actions, targets, stop_conditions)
+    except fis.FisValidation as invalid:
+        raise FisValidationException(str(invalid)) from None
+
+
+def _create_experiment_template(
+    self: FISBackend,
+    client_token: str | None,
+    description: str,
+    stop_conditions: list[dict[str, Any]],
+    targets: dict[str, Any] | None,
+    actions: dict[str, Any],
+    role_arn: str,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    _checked(actions, targets, stop_conditions)
+    original = _create_experiment_template.__moto_original__  # type: ignore[attr-defined]
+    return original(
+        self,
+        client_token,
+        description,
+        stop_conditions,
+        targets,
+        actions,
+        role_arn,
+        *args,
+        **kwargs,
+    )
+
+
+def _start_experiment(
+    self: FISBackend,
+    client_token: str | None,
+    experiment_template_id: str,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """moto creates the experiment (or finds it by its client token); the runner runs it."""
+    template = self.get_experiment_template(experiment_template_id)
+    _checked(template.get("actions"), template.get("targets"), template.get("stopConditions"))
+    original = _start_experiment.__moto_original__  # type: ignore[attr-defined]
+    answer = original(self, client_token, experiment_template_id, *args, **kwargs)
+    runner = _runner()
+    runner.begin(answer["id"], template)
+    run = runner.run_of(answer["id"])
+    return with_run(answer, run) if run is not None else answer
+
+
+def _get_experiment(self: FISBackend, id: str) -> Any:
+    answer = _get_experiment.__moto_original__(self, id)  # type: ignore[attr-defined]
+    run = _runner().run_of(id)
+    return with_run(answer, run) if run is not None else answer
+
+
+def _stop_experiment(self: FISBackend, id: str) -> Any:
+    runner = _runner()
+    if not runner.knows(id):
+        return _stop_experiment.__moto_original__(self, id)  # type: ignore[attr-defined]
+    runner.stop_experiment(id)
+    return self.get_experiment(id)
+
+
+def _experiment_summary(self: Experiment, tags: dict[str, str] | None = None) -> Any:
+    answer = _experiment_summary.__moto_original__(self, tags)  # type: ignore[attr-defined]
+    run = _runner().run_of(self.id)
+    if run is None:
+        return answer
+    answer = with_run(answer, run)
+    answer.pop("endTime", None)  # not part of a summary
+    return answer
+
+
 # -- the account's resources ----------------------------------------------------------
 
 
@@ -444,6 +564,7 @@ def seed(clients: Any, effects: Effects) -> None:
             MasterUsername="harmonyflow_admin",
             # moto wants one; the sandbox's real password lives in the overlay's secrets
             MasterUserPassword=secrets.token_urlsafe(18),
+            Tags=[{"Key": POWER_TAG, "Value": POWER_TAG_DB}],
         )
     cache = clients("elasticache")
     for group in effects.cache_groups():
@@ -457,4 +578,10 @@ def seed(clients: Any, effects: Effects) -> None:
             ReplicasPerNodeGroup=1,
             AutomaticFailoverEnabled=True,
             MultiAZEnabled=True,
+        )
+        arn = cache.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0][
+            "ARN"
+        ]
+        cache.add_tags_to_resource(
+            ResourceName=arn, Tags=[{"Key": POWER_TAG, "Value": POWER_TAG_CACHE}]
         )

@@ -5,6 +5,11 @@ The resources mirror the seed: `harmonyflow-db` (RDS PostgreSQL Multi-AZ),
 instance per Kubernetes node, whose id is the node's `providerID`
 (`aws:///us-west-2a/i-0a000000000000a`).
 
+Each carries the `AzImpairmentPower` tag AWS FIS's "AZ Availability: Power
+Interruption" scenario targets by default (`StopInstances` on instances,
+`DisruptRds` on the DB instance, `ElasticacheImpact` on the replication group), so
+its template runs on the sandbox as written.
+
     >>> parse_provider_id("aws:///us-west-2b/i-0b00000000000000b")
     ('us-west-2b', 'i-0b00000000000000b')
 """
@@ -24,6 +29,10 @@ CACHE_NODE_TYPE = "cache.r6g.large"
 # Not secrets: moto accepts any key; these only make clients sign their requests.
 DUMMY_ACCESS_KEY_ID = "sandbox"
 DUMMY_SECRET_ACCESS_KEY = "sandbox"
+POWER_TAG = "AzImpairmentPower"
+POWER_TAG_INSTANCES = "StopInstances"
+POWER_TAG_DB = "DisruptRds"
+POWER_TAG_CACHE = "ElasticacheImpact"
 
 
 def parse_provider_id(provider_id: str) -> tuple[str, str] | None:
@@ -56,6 +65,7 @@ class NodeInstance:
             "eks:nodegroup-name": self.nodegroup,
             f"kubernetes.io/cluster/{CLUSTER_NAME}": "owned",
             "kubernetes.io/hostname": self.node_name,
+            POWER_TAG: POWER_TAG_INSTANCES,
         }
 
 
@@ -88,7 +98,7 @@ class BrokerInstance:
         return cls(broker_instance_id(index), zone, host, name, index)
 
     def tags(self) -> dict[str, str]:
-        return {"Name": self.name, "harmonyflow:role": "rabbitmq"}
+        return {"Name": self.name, "harmonyflow:role": "rabbitmq", POWER_TAG: POWER_TAG_INSTANCES}
 
 
 @dataclass(frozen=True)

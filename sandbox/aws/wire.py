@@ -18,6 +18,7 @@ test-only `/moto-api` away from clients, and turns any crash into AWS's
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import uuid
@@ -31,7 +32,10 @@ from xml.sax.saxutils import escape
 import botocore.session
 
 log = logging.getLogger(__name__)
-SERVED = ("ec2", "rds", "elasticache", "sts")
+SERVED = ("ec2", "rds", "elasticache", "sts", "fis")
+# REST-JSON services: the operation is in the method and path (moto routes them), the
+# parameters in a JSON body, and errors are JSON.
+REST_JSON = frozenset({"fis"})
 MAX_BODY_BYTES = 1 << 20
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 _BOOLEAN_PARAMETERS = {"ForceFailover", "DryRun", "Force", "ApplyImmediately"}
@@ -73,6 +77,8 @@ def check_request(service: str | None, params: dict[str, str]) -> AwsError | Non
             "InvalidAction",
             f"The sandbox AWS endpoint serves {', '.join(SERVED)}, not {service}.",
         )
+    if service in REST_JSON:
+        return None
     action = params.get("Action", "")
     if action not in operations(service):
         return AwsError(
@@ -96,7 +102,9 @@ def check_request(service: str | None, params: dict[str, str]) -> AwsError | Non
 
 
 def render_error(service: str | None, error: AwsError, request_id: str) -> bytes:
-    """The error body in the service's protocol (EC2's own shape, or the query one)."""
+    """The error body in the service's protocol (EC2's own shape, the query one, or JSON)."""
+    if service in REST_JSON:
+        return json.dumps({"__type": error.code, "message": error.message}).encode()
     code, message = escape(error.code), escape(error.message)
     if service == "ec2":
         body = (
@@ -195,9 +203,13 @@ class AwsWireMiddleware:
             404: "Not Found",
             500: "Internal Server Error",
         }
+        if service in REST_JSON:
+            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error.code)]
+        else:
+            headers = [("Content-Type", "text/xml")]
         start_response(
             f"{error.status} {reason.get(error.status, 'Error')}",
-            [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
+            [*headers, ("Content-Length", str(len(body)))],
         )
         return [body]
 

@@ -98,6 +98,11 @@ class RecordingEffects:
             )
         )
 
+    def interrupt_cache_zone(self, group: str, node_groups: Sequence[str]) -> None:
+        self.calls.append(("interrupt_cache_zone", (group, *node_groups)))
+        for node_group in node_groups:
+            self.primaries[node_group] = self.primaries.get(node_group, 0) + 1
+
     def events(self) -> Sequence[AwsEvent]:
         return list(self.recorded)
 

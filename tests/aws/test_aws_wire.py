@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -79,3 +80,9 @@ def test_error_bodies_parse_as_the_services_errors(service: str) -> None:
     root = ET.fromstring(body)
     assert root.findtext(".//Code") == "InvalidAction"
     assert root.findtext(".//Message") == "no <such> action"
+
+
+def test_fis_is_rest_json_its_requests_pass_and_its_errors_are_json() -> None:
+    assert check_request("fis", {}) is None
+    body = json.loads(render_error("fis", AwsError("ValidationException", "no <such>"), "r"))
+    assert body == {"__type": "ValidationException", "message": "no <such>"}
