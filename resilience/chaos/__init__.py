@@ -16,6 +16,7 @@ ACTION_MODULES = (
     "resilience.chaos.brokers",
     "resilience.chaos.database",
     "resilience.chaos.deployments",
+    "resilience.chaos.fis",
     "resilience.chaos.nodes",
     "resilience.chaos.pace",
     "resilience.chaos.pods",

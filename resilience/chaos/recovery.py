@@ -29,6 +29,7 @@ UndoKind = Literal[
     "start-db",
     "scale",
     "stop-load",  # a Locust process group (resilience.processes.StartedProcess)
+    "stop-fis-experiment",
 ]
 ENV_VAR = "HARMONYFLOW_RECOVERY_JOURNAL"
 DEFAULT_PATH = Path("reports") / "recovery.jsonl"

@@ -14,11 +14,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chaosaws import aws_client
+from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.exceptions import ApiException
 
 from resilience import processes as procs
 from resilience.chaos import recovery
 from resilience.chaos.deployments import delete_canary
+from resilience.chaos.fis import stop_journaled
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps, core
 from resilience.errors import ResilienceError
 from resilience.load.runner import KILL_AFTER
@@ -26,6 +28,9 @@ from resilience.load.runner import KILL_AFTER
 
 class Later(Exception):
     """Raised by an undo that must not run yet; its message says why."""
+
+
+FIS_STOP_TIMEOUT_SECONDS = 120.0
 
 
 def _uncordon(target: dict[str, Any]) -> str:
@@ -95,6 +100,11 @@ def _stop_load(target: dict[str, Any]) -> str:
     return f"stopped {what}"
 
 
+def _stop_fis_experiment(target: dict[str, Any]) -> str:
+    stopped = stop_journaled(aws_client("fis", {}, None), target, FIS_STOP_TIMEOUT_SECONDS)
+    return f"FIS experiments stopped: {', '.join(stopped) or 'none was running'}"
+
+
 UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "uncordon": _uncordon,
     "start-instances": _start_instances,
@@ -103,6 +113,7 @@ UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "start-db": _start_db,
     "scale": _scale,
     "stop-load": _stop_load,
+    "stop-fis-experiment": _stop_fis_experiment,
 }
 
 
@@ -118,7 +129,15 @@ def recover(path: Path | None = None) -> list[str]:
         except Later as later:
             lines.append(str(later))
             continue
-        except (ApiException, BotoCoreError, ClientError, KeyError, ValueError, OSError) as error:
+        except (
+            ActivityFailed,  # a bounded wait ran out
+            ApiException,
+            BotoCoreError,
+            ClientError,
+            KeyError,
+            ValueError,
+            OSError,
+        ) as error:
             failed.append(f"{undo.kind} {undo.target}: {error}")
             continue
         recovery.mark_done(undo.id, path)
