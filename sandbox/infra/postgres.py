@@ -12,13 +12,14 @@ what a Multi-AZ failover does (timings: `RdsTimings`, flags of the sandbox):
    new ones time out; or, with `failover_connections=reset`, each gets a RST;
 2. the old primary is stopped at once (immediate shutdown, as a failed host
    stops; nothing it sends gets out) and the standby promoted;
-3. when the failover duration is over, the DNS record flips to the standby's
-   address and the status goes back to `available`;
+3. when the failover duration is over, the standby's address opens to clients (a
+   standby serves none), the DNS record flips to it and the status goes back to
+   `available`;
 4. the failed host, rebooting since it failed, comes back `reboot_seconds` after the
-   failure (at the flip with the defaults): its address answers again
-   (stale connections now meet a RST), its data is discarded and re-based from
+   failure (at the flip with the defaults): its data is discarded and re-based from
    the new primary (`pg_basebackup -R`), and it re-attaches as the synchronous
-   standby.
+   standby, its address still closed to clients (a connection left from before the
+   failure never gets an answer).
 
 `synchronous_commit = on` with the standby named in `synchronous_standby_names`
 means a commit is acknowledged only once the standby has flushed it, so no
@@ -676,6 +677,10 @@ class RdsInstance:
         await first.start(self.timeout)
         await self._bootstrap(first, password)
         await self._attach_standby(second, first)
+        # A Multi-AZ standby serves no client (RDS User Guide, "Multi-AZ DB instance
+        # deployments": "you can't use a standby replica to serve read traffic"), and the
+        # endpoint never names it: its address takes no connection until it is promoted.
+        await self._faults.silence(second.spec.endpoint.host)
         self._publish(first)
 
     async def _bootstrap(self, primary: PgServer, password: str) -> None:
@@ -738,9 +743,12 @@ class RdsInstance:
         # Fenced as a failed host is: at once, nothing more sent to the standby. Only what
         # the standby already confirmed was acknowledged to clients (synchronous commit).
         await old.stop(immediate=True)
+        if self.timings.failover_connections is ConnectionFate.RESET:
+            await self._faults.silence(host)  # the fenced host takes nothing new
         await new.promote(self.timeout)
         await _sleep_until(began + self.timings.failover_seconds)
         self._primary, self._standby = new, old
+        await self._faults.restore(new.spec.endpoint.host)
         self._publish(new)
         log.info(
             "%s: failover to %s after %.1fs",
@@ -751,10 +759,10 @@ class RdsInstance:
         return old
 
     async def _return_as_standby(self, failed: PgServer, failed_at: float) -> None:
-        """Step 4: the failed host, rebooting since it failed, answers again and follows the
-        new primary."""
+        """Step 4: the failed host, rebooting since it failed, follows the new primary. Its
+        address stays closed to clients, as a standby's is, so a connection left from
+        before it failed never gets an answer (the client's own timeout ends it)."""
         await _sleep_until(failed_at + self.timings.reboot_seconds)
-        await self._faults.restore(failed.spec.endpoint.host)
         primary, _ = self._servers()
         await self._attach_standby(failed, primary)
         self._record(RESTARTED_MESSAGE)

@@ -217,6 +217,7 @@ def test_statuses_are_the_strings_rds_reports() -> None:
         "available",
         "rebooting",
         "stopping",
+        "starting",
         "failed",
     }
 

@@ -260,11 +260,12 @@ def test_failover_keeps_every_committed_write_and_swaps_the_azs(tmp_path: Path) 
             assert (db.primary.az, db.standby.az) == ("us-west-2b", "us-west-2a")
             assert address(db) == db.primary.endpoint.host != db.standby.endpoint.host
             assert await db.standby_sync_state() == "sync"  # the old primary, re-based
-            # the failed host is back: a connection left from before meets a RST
-            with pytest.raises(
-                (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)
-            ):
-                await held.fetchval("SELECT 1")
+            # the failed host is the standby now, which takes no client: a connection left
+            # from before gets no answer, and a new one to its address times out
+            with pytest.raises(TimeoutError):
+                await held.fetchval("SELECT 1", timeout=1.0)
+            with pytest.raises(TimeoutError):
+                await asyncio.to_thread(held_socket, db.standby.endpoint.host, db.port)
             held.terminate()
 
             # a second failover, back to us-west-2a

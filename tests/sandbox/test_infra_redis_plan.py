@@ -164,7 +164,11 @@ def test_redis_conf() -> None:
         "daemonize no",
     ]:
         assert expected in lines
-    assert not [line for line in lines if line.startswith("bind") and line != "bind 127.0.3.25"]
+    # its own address only: to listen on, and to send from (a silenced node is cut off both ways)
+    assert [line for line in lines if line.startswith("bind")] == [
+        "bind 127.0.3.25",
+        "bind-source-addr 127.0.3.25",
+    ]
 
 
 # --- reading the cluster ---------------------------------------------------------------

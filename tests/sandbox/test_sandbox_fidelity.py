@@ -271,26 +271,6 @@ def test_hpa_reaches_the_replica_counts_the_algorithm_predicts(sandbox: SandboxH
         "requests": {"cpu": "500m", "memory": "64Mi"}
     }
     client.AppsV1Api(sandbox.api_client()).create_namespaced_deployment(namespace, body)
-    client.AutoscalingV2Api(sandbox.api_client()).create_namespaced_horizontal_pod_autoscaler(
-        namespace,
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                "minReplicas": 3,
-                "maxReplicas": 10,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 70},
-                        },
-                    }
-                ],
-            },
-        },
-    )
     stop = threading.Event()
 
     def feed() -> None:
@@ -312,6 +292,37 @@ def test_hpa_reaches_the_replica_counts_the_algorithm_predicts(sandbox: SandboxH
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
+    # The HPA comes once the three pods have samples: a sync that met a pod without one
+    # would count it at 0 % (upstream does, on a scale-up) and step 3 -> 4 first.
+
+    def sampled() -> bool:
+        pods = sandbox.store.list("pods", namespace)
+        metrics = sandbox.plane.metrics
+        return len(pods) == 3 and all(
+            metrics.pod(namespace, p["metadata"]["name"]) is not None for p in pods
+        )
+
+    wait_for(lambda: sandbox.on_loop(sampled), 60, "samples for the three pods")
+    client.AutoscalingV2Api(sandbox.api_client()).create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 3,
+                "maxReplicas": 10,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 70},
+                        },
+                    }
+                ],
+            },
+        },
+    )
     apps = client.AppsV1Api(sandbox.api_client())
     seen: list[int] = []
 
