@@ -536,7 +536,9 @@ def test_locust_load_marks_the_fault_judges_per_window_and_leaves_nothing(
     assert [v.limit for v in result.violations] == violated, result.summary()
     assert {"baseline", "fault", "recovery"} <= set(load.figures())
     windows = load.result.windows()
-    assert windows[Window.RECOVERY].seconds >= 1.0
+    # About the 1 s asked: the fault's end is marked on our clock, the run's end by Locust
+    # after the stop reaches it (a CI run measured 0.976 s), so tens of ms either way.
+    assert windows[Window.RECOVERY].seconds >= 0.9
     assert not locust_left([load.out_dir])
     if violated:
         assert "failed (window all): failures in window all = " in result.violations[0].message
