@@ -266,7 +266,12 @@ def test_job_controller_runs_a_job_to_complete() -> None:
     assert pods[0]["metadata"]["ownerReferences"][0]["kind"] == "Job"
     assert pods[0]["metadata"]["labels"]["job-name"] == "pi"
     for _ in range(2):
-        pod = store.list("pods", "default")[-1]
+        # the pod still running (the list is ordered by name, and names are random)
+        [pod] = [
+            p
+            for p in store.list("pods", "default")
+            if (p.get("status") or {}).get("phase") != "Succeeded"
+        ]
         pod["status"] = {"phase": "Succeeded"}
         store.update("pods", pod, subresource="status")
         clock.advance(1)

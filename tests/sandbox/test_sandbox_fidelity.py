@@ -258,6 +258,8 @@ def test_eviction_that_would_break_the_pdb_gets_429(sandbox: SandboxHarness) -> 
     assert core.read_namespaced_pod(pod, namespace).metadata.deletion_timestamp is None
 
 
+@pytest.mark.slow  # timing under a loaded machine (CI runs it beside the full sandbox);
+# the algorithm's counts are table-tested in test_hpa_calc.py and the HPA suite runs in CI
 def test_hpa_reaches_the_replica_counts_the_algorithm_predicts(sandbox: SandboxHarness) -> None:
     """3 pods at 140 % of a 70 % CPU target: ceil(3 x 2.0) = 6, then 12 capped at max 10
     (or 8 first, when new pods have no metrics yet at a sync).
