@@ -452,12 +452,16 @@ def _validate_pod(pod: KubeObject) -> list[Cause]:
     return _validate_containers(pod.get("spec") or {}, "spec")
 
 
-def _validate_workload(obj: KubeObject) -> list[Cause]:
-    spec = obj.get("spec") or {}
-    causes: list[Cause] = []
+def _replicas_causes(spec: KubeObject) -> list[Cause]:
     replicas = spec.get("replicas", 1)
     if not isinstance(replicas, int) or replicas < 0:
-        causes.append(_bad_value("spec.replicas", replicas, "must be greater than or equal to 0"))
+        return [_bad_value("spec.replicas", replicas, "must be greater than or equal to 0")]
+    return []
+
+
+def _validate_workload(obj: KubeObject) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    causes = _replicas_causes(spec)
     selector = spec.get("selector")
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
@@ -493,10 +497,7 @@ def _restart_policy(spec: KubeObject, allowed: tuple[str, ...]) -> list[Cause]:
 def _validate_rc(rc: KubeObject) -> list[Cause]:
     """ValidateReplicationControllerSpec: a non-empty selector map matching the template."""
     spec = rc.get("spec") or {}
-    causes: list[Cause] = []
-    replicas = spec.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 0:
-        causes.append(_bad_value("spec.replicas", replicas, "must be greater than or equal to 0"))
+    causes = _replicas_causes(spec)
     selector = spec.get("selector") or {}
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     if not selector:

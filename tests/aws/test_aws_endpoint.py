@@ -6,7 +6,6 @@ one fails here (and `check_moto` names it), not silently in a game day.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
@@ -22,17 +21,6 @@ from sandbox.aws.endpoint import AwsEndpoint
 from sandbox.aws.inventory import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION
 from tests.aws.clients import aws_cli, exports_for
 from tests.aws.fakes import NODES, RecordingEffects
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[AwsEndpoint, RecordingEffects]]:
-    effects = RecordingEffects()
-    server = AwsEndpoint(effects)
-    server.start()
-    try:
-        yield server, effects
-    finally:
-        server.stop()
 
 
 def error_code(call: Any) -> tuple[str, int]:

@@ -8,7 +8,7 @@ stop undoes, and FIS's error shapes. Durations are a second or two.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
@@ -42,17 +42,6 @@ CACHE = {
     "selectionMode": "ALL",
 }
 TERMINAL = ("completed", "stopped", "failed")
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[AwsEndpoint, RecordingEffects]]:
-    effects = RecordingEffects()
-    server = AwsEndpoint(effects)
-    server.start()
-    try:
-        yield server, effects
-    finally:
-        server.stop()
 
 
 def template(fis: Any, actions: dict[str, Any], targets: dict[str, Any], **extra: Any) -> str:
