@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sandbox import processes
 from sandbox.infra import hostfaults
+from sandbox.kube.kubelet.cgroups import remove_all_now
 from sandbox.state import (
     SandboxState,
     kubeconfig_path,
@@ -117,6 +118,8 @@ def stop(directory: Path, timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
     leftovers = processes.kill_recorded(pids_dir(directory))
     if leftovers:
         notes.append(f"killed {len(leftovers)} leftover pod process(es)")
+    if record is not None and (cgroups := remove_all_now(directory)):
+        notes.append(f"removed {cgroups} pod cgroup(s) a crashed sandbox left")
     # the table is one per machine, like the addresses: only a sandbox that ran here owns it
     if record is not None and hostfaults.delete_table_now():
         notes.append(f"removed the nft table {hostfaults.TABLE} a crashed sandbox left")

@@ -73,6 +73,36 @@ def bind_resolv_conf(source: Path, target: Path = RESOLV_CONF) -> None:
     )
 
 
+def join_cgroup(procs: Path) -> None:
+    """In a child before exec: move this process into the cgroup whose `cgroup.procs` is given
+    (the pod's, see `sandbox/kube/kubelet/cgroups.py`). Raises OSError naming the cgroup."""
+    try:
+        fd = os.open(procs, os.O_WRONLY)
+    except OSError as error:
+        raise OSError(error.errno, f"joining cgroup {procs.parent}: {error.strerror}") from None
+    try:
+        os.write(fd, b"0")
+    except OSError as error:
+        raise OSError(error.errno, f"joining cgroup {procs.parent}: {error.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def cgroup_procs_of(pid: int) -> Path | None:
+    """The `cgroup.procs` of `pid`'s cgroup v2 when it is not the root (an exec joins its
+    container's); None when there is none or it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text(encoding="utf-8").splitlines()
+        mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    path = next((line[3:] for line in lines if line.startswith("0::")), "/")
+    mount = next((line.split()[4] for line in mountinfo if " - cgroup2 " in line), None)
+    if path == "/" or mount is None:
+        return None
+    return Path(mount) / path.lstrip("/") / "cgroup.procs"
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         code = ctypes.get_errno()
@@ -88,18 +118,22 @@ class ContainerSetup:
     Use as a context manager: the pipe is closed on leaving it.
     """
 
-    def __init__(self, parent: int, resolv_conf: Path | None = None) -> None:
+    def __init__(
+        self, parent: int, resolv_conf: Path | None = None, cgroup_procs: Path | None = None
+    ) -> None:
         self._die_with_parent = die_with_parent(parent)
         self._resolv_conf = resolv_conf
+        self._cgroup_procs = cgroup_procs
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
 
     def __call__(self) -> None:
         self._die_with_parent()
-        if self._resolv_conf is None:
-            return
         try:
-            bind_resolv_conf(self._resolv_conf, RESOLV_CONF)  # read now: tests move it
+            if self._cgroup_procs is not None:
+                join_cgroup(self._cgroup_procs)
+            if self._resolv_conf is not None:
+                bind_resolv_conf(self._resolv_conf, RESOLV_CONF)  # read now: tests move it
         except OSError as error:
             why = error.strerror or str(error)
             os.write(self._write, why.encode(errors="replace")[:4096])
@@ -151,7 +185,7 @@ class ExecSetup(ContainerSetup):
     `ContainerSetup.failure()` says."""
 
     def __init__(self, parent: int, container_pid: int, cwd: str) -> None:
-        super().__init__(parent)
+        super().__init__(parent, cgroup_procs=cgroup_procs_of(container_pid))
         self._pid = container_pid
         self._cwd = cwd
         self._join = not same_mount_namespace(container_pid)
@@ -159,6 +193,8 @@ class ExecSetup(ContainerSetup):
     def __call__(self) -> None:
         self._die_with_parent()
         try:
+            if self._cgroup_procs is not None:
+                join_cgroup(self._cgroup_procs)
             if self._join:
                 join_mount_namespace(self._pid)
             os.chdir(self._cwd)

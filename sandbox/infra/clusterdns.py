@@ -16,6 +16,13 @@ caching") says "Aurora DNS zones use a short Time-To-Live (TTL) of five
 seconds", RDS Multi-AZ endpoints behave the same, and the AWS SDK for Java
 guide recommends a JVM DNS TTL of 5 s for AWS endpoints for that reason.
 
+Chaos Mesh's DNSChaos is answered here too, as its chaos DNS server (CoreDNS with
+the k8s_dns_chaos plugin) answers it: per client (the pod IP, which the pod
+network gives every pod's packets) and per name pattern (`*` and `?`), `error`
+is SERVFAIL and `random` an A record with a random address. The sandbox's random
+addresses are in 127.66.0.0/16, where nothing listens: a real random address
+would send traffic off the machine.
+
 Negative answers carry no SOA record: without one a resolver must not cache
 the NXDOMAIN (RFC 2308, section 5), so a name registered a moment later is
 found at once.
@@ -26,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fnmatch
 import ipaddress
 import logging
+import random
 import struct
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, cast
@@ -45,6 +54,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from sandbox.cni.faults import DnsFault
 from sandbox.infra.supervisor import AddressInUseError, Endpoint, InfraError
 
 log = logging.getLogger(__name__)
@@ -60,6 +70,7 @@ TCP_IDLE_SECONDS = 5.0  # RFC 7766 section 6.2.3: idle timeouts of seconds, not 
 MAX_TCP_CONNECTIONS = 64
 STOP_WAIT_SECONDS = 5.0
 BIND_ATTEMPTS = 5  # port 0: UDP picks the port, TCP may find it taken; try another
+RANDOM_ANSWERS = ipaddress.IPv4Network("127.66.0.0/16")  # DNSChaos `random`: nothing listens
 _HEADER = struct.Struct("!HH")  # id, flags
 _OPCODE_BITS = 0x7800
 
@@ -152,6 +163,51 @@ def answer(
     return response  # any other type of a known name: NOERROR with no answer (NODATA)
 
 
+def pattern_matches(pattern: str, name: str) -> bool:
+    """Chaos Mesh's DNSChaos patterns: a name, with `?` for one character and `*` for any.
+
+    >>> pattern_matches("chaos-mesh.*", "chaos-mesh.org.")
+    True
+    >>> pattern_matches("github.?om", "github.com")
+    True
+    >>> pattern_matches("google.com", "mail.google.com")
+    False
+    """
+    return fnmatch.fnmatchcase(name.rstrip(".").lower(), pattern.rstrip(".").lower())
+
+
+def dns_fault_for(faults: Sequence[DnsFault], client: str, name: dns.name.Name) -> DnsFault | None:
+    """The first DNSChaos fault (by key) that applies to `client` asking for `name`."""
+    text = name.to_text()
+    for fault in sorted(faults, key=lambda f: f.key):
+        if client not in fault.client_ips:
+            continue
+        if not fault.patterns or any(pattern_matches(p, text) for p in fault.patterns):
+            return fault
+    return None
+
+
+def chaos_answer(
+    query: dns.message.Message, fault: DnsFault, rng: random.Random
+) -> dns.message.Message:
+    """What Chaos Mesh's DNS server answers under `fault`: SERVFAIL, or a random A record
+    (A and AAAA only are affected; a random AAAA is NODATA here)."""
+    if fault.action == "error":
+        response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
+        response.set_rcode(dns.rcode.SERVFAIL)
+        return response
+    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
+    question = query.question[0]
+    if question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+        address = RANDOM_ANSWERS[rng.randrange(1, RANDOM_ANSWERS.num_addresses - 1)]
+        response.answer.append(
+            dns.rrset.from_text_list(
+                question.name, DEFAULT_TTL, dns.rdataclass.IN, dns.rdatatype.A, [str(address)]
+            )
+        )
+    return response
+
+
 @dataclass(frozen=True)
 class Reply:
     """What to send back (None: drop the packet) and the name asked about, for the stats."""
@@ -166,6 +222,7 @@ def respond(
     records: Mapping[dns.name.Name, Record],
     zones: Sequence[dns.name.Name],
     max_size: int | None = None,
+    chaos: Callable[[dns.message.Message], dns.message.Message | None] | None = None,
 ) -> Reply:
     """Bytes in, bytes out. `max_size` None is TCP; over UDP the query's EDNS payload (or 512)
     bounds the reply, and a longer one is sent truncated (TC) for the client to retry on TCP.
@@ -187,7 +244,7 @@ def respond(
         return Reply(formerr.to_wire(), None, dns.rcode.FORMERR)
     if query.flags & dns.flags.QR:
         return Reply(None)
-    response = answer(query, records, zones)
+    response = (chaos(query) if chaos is not None else None) or answer(query, records, zones)
     name = domain_name(query.question[0].name) if len(query.question) == 1 else None
     limit = TCP_MAX if max_size is None else max_size
     if max_size is not None and query.edns >= 0:
@@ -228,7 +285,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
-        wire = self.server.handle(data, max_size=EDNS_PAYLOAD)
+        client = addr[0] if isinstance(addr[0], str) else ""
+        wire = self.server.handle(data, max_size=EDNS_PAYLOAD, client=client)
         if wire is not None and self.transport is not None:
             self.transport.sendto(wire, addr)
 
@@ -261,6 +319,8 @@ class ClusterDns:
         self._bound_port = endpoint.port
         self._counts: Counter[dns.name.Name] = Counter()
         self._queries = self._dropped = 0
+        self._faults: tuple[DnsFault, ...] = ()
+        self._rng = random.Random()
 
     # ---- records and stats ----
 
@@ -284,8 +344,16 @@ class ClusterDns:
     def serving(self) -> bool:
         return self._udp is not None
 
-    def handle(self, wire: bytes, max_size: int | None) -> bytes | None:
-        reply = respond(wire, self.records.view(), self.zones, max_size)
+    def set_faults(self, faults: Iterable[DnsFault]) -> None:
+        """The DNSChaos faults in force (all of them: the previous set is replaced)."""
+        self._faults = tuple(faults)
+
+    @property
+    def faults(self) -> tuple[DnsFault, ...]:
+        return self._faults
+
+    def handle(self, wire: bytes, max_size: int | None, client: str = "") -> bytes | None:
+        reply = respond(wire, self.records.view(), self.zones, max_size, self._chaos_for(client))
         if reply.wire is None:
             self._dropped += 1
             return None
@@ -293,6 +361,23 @@ class ClusterDns:
         if reply.name is not None:
             self._counts[reply.name] += 1
         return reply.wire
+
+    def _chaos_for(
+        self, client: str
+    ) -> Callable[[dns.message.Message], dns.message.Message | None] | None:
+        if not self._faults or not client:
+            return None
+
+        def chaos(query: dns.message.Message) -> dns.message.Message | None:
+            if len(query.question) != 1:
+                return None
+            question = query.question[0]
+            if question.rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.ANY):
+                return None
+            fault = dns_fault_for(self._faults, client, domain_name(question.name))
+            return None if fault is None else chaos_answer(query, fault, self._rng)
+
+        return chaos
 
     # ---- lifecycle ----
 
@@ -390,7 +475,9 @@ class ClusterDns:
                         return  # a clean close between messages
                     raise
                 wire = await reader.readexactly(int.from_bytes(prefix, "big"))
-            reply = self.handle(wire, max_size=None)
+            peer = writer.get_extra_info("peername")
+            client = peer[0] if isinstance(peer, tuple) and isinstance(peer[0], str) else ""
+            reply = self.handle(wire, max_size=None, client=client)
             if reply is None:
                 return
             writer.write(len(reply).to_bytes(2, "big") + reply)

@@ -42,6 +42,7 @@ from sandbox.kube.controllers.replicationcontroller import ReplicationController
 from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
 from sandbox.kube.kubeconfig import write_kubeconfig
+from sandbox.kube.kubelet.cgroups import PodCgroups
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.metrics import MetricsStore
@@ -143,6 +144,8 @@ class ControlPlane:
         self.ipam = IpAllocator()
         self.images = ImageRegistry()
         self.kubelets: dict[str, Kubelet] = {}
+        # The pods' cgroups: what tells the pod network whose packet it is (sandbox/cni).
+        self.cgroups = PodCgroups.discover(options.state_dir)
         # kube-system's CoreDNS: there even without backing services; they register their
         # endpoint names in it (plane.dns.set(name, addresses)).
         self.dns = ClusterDns(cluster_dns_endpoint(options.settings))
@@ -253,6 +256,7 @@ class ControlPlane:
             self.ipam,
             self.images,
             self.options.state_dir,
+            cgroups=self.cgroups,
         )
         self.kubelets[node.name] = kubelet
         self._kubelet_tasks[node.name] = self._spawn(kubelet.run(), f"kubelet {node.name}")
@@ -274,6 +278,8 @@ class ControlPlane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dns.stop()
+        if self.cgroups is not None:
+            await self.cgroups.remove_all()
         if self.backing is not None:
             await self.backing.stop()
         with contextlib.suppress(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import struct
 from collections.abc import Coroutine
@@ -16,13 +17,17 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from sandbox.cni.faults import DnsFault
 from sandbox.infra.clusterdns import (
+    RANDOM_ANSWERS,
     SERVED_ZONES,
     ClusterDns,
     Record,
     RecordTable,
     answer,
+    dns_fault_for,
     domain_name,
+    pattern_matches,
     respond,
     served_zones,
 )
@@ -323,3 +328,71 @@ def test_a_taken_address_fails_start_cleanly() -> None:
 def test_a_non_loopback_address_is_refused() -> None:
     with pytest.raises(InfraError, match="not a loopback address"):
         ClusterDns(Endpoint("10.1.2.3", 0))
+
+
+# ---- DNSChaos ----
+
+ERROR_DB = DnsFault("hf/db-error/u1/0", "error", ("127.0.2.5",), ("harmonyflow-db.*",))
+RANDOM_ALL = DnsFault("hf/random/u2/0", "random", ("127.0.2.6",))
+
+
+@pytest.mark.parametrize(
+    ("client", "name", "fault"),
+    [
+        pytest.param("127.0.2.5", DB, ERROR_DB, id="selected-pod-matching-name"),
+        pytest.param("127.0.2.5", CACHE, None, id="selected-pod-other-name"),
+        pytest.param("127.0.2.7", DB, None, id="unselected-pod"),
+        pytest.param("127.0.2.6", CACHE, RANDOM_ALL, id="no-patterns-means-every-name"),
+        pytest.param(
+            "127.0.2.5", f"{DB}.harmonyflow.svc.cluster.local", ERROR_DB, id="star-spans-dots"
+        ),
+    ],
+)
+def test_which_dnschaos_fault_applies(client: str, name: str, fault: DnsFault | None) -> None:
+    assert dns_fault_for((ERROR_DB, RANDOM_ALL), client, domain_name(name)) == fault
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        pytest.param("google.com", "google.com.", True, id="exact"),
+        pytest.param("google.com", "mail.google.com.", False, id="exact-is-not-suffix"),
+        pytest.param("chaos-mesh.*", "chaos-mesh.org.", True, id="star"),
+        pytest.param("github.?om", "github.com.", True, id="question-mark"),
+        pytest.param("GitHub.com", "github.COM.", True, id="case-insensitive"),
+    ],
+)
+def test_dnschaos_patterns(pattern: str, name: str, matches: bool) -> None:
+    assert pattern_matches(pattern, name) is matches
+
+
+def test_live_dnschaos_answers_the_selected_client_only() -> None:
+    """The test talks from 127.0.0.1 (the node); a fault for another client changes nothing."""
+
+    async def main() -> None:
+        server = ClusterDns(Endpoint(TEST_HOST, 0))
+        await server.start()
+        try:
+            server.set(DB, ["127.0.3.10"])
+            host, port = server.endpoint.host, server.endpoint.port
+
+            def ask(rdtype: str = "A", tcp: bool = False) -> dns.message.Message:
+                send = dns.query.tcp if tcp else dns.query.udp
+                return send(query(DB, rdtype), host, timeout=2, port=port, source="127.0.0.1")
+
+            server.set_faults([DnsFault("k/other", "error", ("127.0.2.9",))])
+            assert addresses(await asyncio.to_thread(ask)) == ["127.0.3.10"]
+            server.set_faults([DnsFault("k/error", "error", ("127.0.0.1",), (DB,))])
+            for tcp in (False, True):
+                failed = await asyncio.to_thread(ask, tcp=tcp)
+                assert failed.rcode() == dns.rcode.SERVFAIL and not failed.answer
+            server.set_faults([DnsFault("k/random", "random", ("127.0.0.1",))])
+            (random_address,) = addresses(await asyncio.to_thread(ask))
+            assert ipaddress.IPv4Address(random_address) in RANDOM_ANSWERS
+            assert not (await asyncio.to_thread(ask, "AAAA")).answer
+            server.set_faults([])
+            assert addresses(await asyncio.to_thread(ask)) == ["127.0.3.10"]
+        finally:
+            await server.stop()
+
+    _run(main())

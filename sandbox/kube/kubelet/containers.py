@@ -47,6 +47,7 @@ class PodHost(Protocol):
     pod: KubeObject
     pod_ip: str
     resolv_conf: Path | None  # mounted at /etc/resolv.conf; None: the host's
+    cgroup_procs: Path | None  # the pod's cgroup, joined by its processes; None: none
 
     @property
     def deleting(self) -> bool: ...
@@ -263,6 +264,7 @@ class ContainerWorker:
             container_id,
             self.ctx.clock.now,
             resolv_conf=self.host.resolv_conf,
+            cgroup_procs=self.host.cgroup_procs,
         )
 
     def _start_failed(self, container_id: str, restart: int, error: OSError) -> None:

@@ -14,6 +14,7 @@ from sandbox.images.registry import ImageRegistry
 from sandbox.kube.clock import Clock
 from sandbox.kube.errors import ApiError
 from sandbox.kube.kubelet.backoff import BackoffPolicy
+from sandbox.kube.kubelet.cgroups import PodCgroups
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.node import NodeConfig
 from sandbox.kube.kubelet.runtime import ContainerHandle
@@ -38,6 +39,7 @@ class NodeContext:
     state_dir: Path
     rng: random.Random
     powered: bool = True
+    cgroups: PodCgroups | None = None  # None: pods run without cgroups of their own
     pulled: set[str] = field(default_factory=set)  # images present on the node
     handles: set[ContainerHandle] = field(default_factory=set)  # live containers
 

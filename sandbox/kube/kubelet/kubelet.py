@@ -24,6 +24,7 @@ from typing import Any
 from sandbox.images.registry import ImageRegistry
 from sandbox.kube.clock import Clock, rfc3339_micro
 from sandbox.kube.errors import ApiError
+from sandbox.kube.kubelet.cgroups import PodCgroups
 from sandbox.kube.kubelet.context import NodeContext
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.node import (
@@ -74,10 +75,12 @@ class Kubelet:
         state_dir: Path,
         *,
         rng: random.Random | None = None,
+        cgroups: PodCgroups | None = None,
     ) -> None:
         self.ctx = NodeContext(
             config, store, clock, settings, metrics, ipam, images, state_dir, rng or random.Random()
         )
+        self.ctx.cgroups = cgroups
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: list[asyncio.Task[None]] = []

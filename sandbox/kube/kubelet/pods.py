@@ -88,6 +88,7 @@ class PodWorker:
         )
         self.pod_ip = ""
         self.resolv_conf: Path | None = None  # None: the host's /etc/resolv.conf
+        self.cgroup_procs: Path | None = None  # None: no cgroup of its own
         self.sandbox_ready = False
         self.terminal = False
         self.removed = False  # the API object is gone
@@ -138,6 +139,8 @@ class PodWorker:
             for task in tasks:
                 task.cancel()
             self._kill_everything()
+            if self.cgroup_procs is not None and self.ctx.cgroups is not None:
+                await self.ctx.cgroups.remove(self.uid)
 
     async def _create_sandbox(self) -> bool:
         virtual = all(self._is_virtual(c) for c in self.pod.get("spec", {}).get("containers") or [])
@@ -152,7 +155,7 @@ class PodWorker:
                 if not await self._wait_for_stop(SANDBOX_RETRY_SECONDS):
                     return False
                 continue
-            if not virtual and not self._write_resolv_conf():
+            if not virtual and not (self._write_resolv_conf() and self._create_cgroup()):
                 self.ctx.ipam.release(self.uid)
                 if not await self._wait_for_stop(SANDBOX_RETRY_SECONDS):
                     return False
@@ -191,6 +194,24 @@ class PodWorker:
             self.publish()
             return False
         self.resolv_conf = path
+        return True
+
+    def _create_cgroup(self) -> bool:
+        """The pod's cgroup, which its processes join (RunPodSandbox creates the pod's)."""
+        cgroups = self.ctx.cgroups
+        if cgroups is None:
+            return True
+        try:
+            cgroups.create(self.uid)
+        except OSError as error:
+            self.event(
+                "FailedCreatePodSandBox",
+                f"Failed to create pod sandbox: cgroup {cgroups.pod_dir(self.uid)}: {error}",
+                warning=True,
+            )
+            self.publish()
+            return False
+        self.cgroup_procs = cgroups.procs(self.uid)
         return True
 
     def _is_virtual(self, container: KubeObject) -> bool:

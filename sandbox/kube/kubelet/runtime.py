@@ -185,16 +185,18 @@ async def start_process(
     container_id: str,
     now: Now,
     resolv_conf: Path | None = None,
+    cgroup_procs: Path | None = None,
 ) -> ProcessContainer:
     """Start one container process; raises OSError when it cannot be started.
 
     With `resolv_conf` the process (and what it forks) sees that file at
     /etc/resolv.conf, in a mount namespace of its own; if that cannot be set up
-    the process does not run and `ContainerStartError` says why.
+    the process does not run and `ContainerStartError` says why. With `cgroup_procs`
+    it joins that cgroup (its pod's) before exec, under the same rule.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pids_dir.mkdir(parents=True, exist_ok=True)
-    with processes.ContainerSetup(os.getpid(), resolv_conf) as setup:
+    with processes.ContainerSetup(os.getpid(), resolv_conf, cgroup_procs) as setup:
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
