@@ -14,6 +14,7 @@ from typing import Any
 
 ACTION_MODULES = (
     "resilience.chaos.brokers",
+    "resilience.chaos.chaosmesh",
     "resilience.chaos.database",
     "resilience.chaos.deployments",
     "resilience.chaos.fis",
@@ -24,6 +25,7 @@ ACTION_MODULES = (
 )
 PROBE_MODULES = (
     "resilience.chaos.broker_probes",
+    "resilience.chaos.chaosmesh_probes",
     "resilience.chaos.probes",
     "resilience.chaos.prometheus",
 )

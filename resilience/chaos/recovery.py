@@ -30,6 +30,7 @@ UndoKind = Literal[
     "scale",
     "stop-load",  # a Locust process group (resilience.processes.StartedProcess)
     "stop-fis-experiment",
+    "delete-chaos-mesh-object",  # a NetworkChaos or DNSChaos (resilience.chaos.chaosmesh)
 ]
 ENV_VAR = "HARMONYFLOW_RECOVERY_JOURNAL"
 DEFAULT_PATH = Path("reports") / "recovery.jsonl"

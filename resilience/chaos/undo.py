@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from resilience import processes as procs
 from resilience.chaos import recovery
+from resilience.chaos.chaosmesh import custom, delete_journaled
 from resilience.chaos.deployments import delete_canary
 from resilience.chaos.fis import stop_journaled
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps, core
@@ -31,6 +32,7 @@ class Later(Exception):
 
 
 FIS_STOP_TIMEOUT_SECONDS = 120.0
+CHAOS_DELETE_TIMEOUT_SECONDS = 60.0
 
 
 def _uncordon(target: dict[str, Any]) -> str:
@@ -105,6 +107,10 @@ def _stop_fis_experiment(target: dict[str, Any]) -> str:
     return f"FIS experiments stopped: {', '.join(stopped) or 'none was running'}"
 
 
+def _delete_chaos_mesh_object(target: dict[str, Any]) -> str:
+    return delete_journaled(custom(), target, CHAOS_DELETE_TIMEOUT_SECONDS)
+
+
 UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "uncordon": _uncordon,
     "start-instances": _start_instances,
@@ -114,6 +120,7 @@ UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "scale": _scale,
     "stop-load": _stop_load,
     "stop-fis-experiment": _stop_fis_experiment,
+    "delete-chaos-mesh-object": _delete_chaos_mesh_object,
 }
 
 
