@@ -162,6 +162,8 @@ def test_chaos_discover_lists_probes_as_probes(tmp_path: Path) -> None:
     assert (
         kinds["ready_endpoints"] == kinds["time_to_recovery"] == kinds["rollout_seconds"] == "probe"
     )
+    assert kinds["inject_network_fault"] == kinds["remove_chaos"] == "action"
+    assert kinds["chaos_mesh_condition_seconds"] == "probe"
     activities = json.loads((tmp_path / "discovery.json").read_text())["activities"]
     assert all(a.get("doc") for a in activities), "every activity documents itself"
 
@@ -205,4 +207,8 @@ def test_there_is_one_experiment_per_fault_of_the_catalogue() -> None:
         "liveness-hang",
         "readiness-dependency",
         "hpa-surge",
+        "dependency-latency",
+        "dependency-partition",
+        "ingress-packet-loss",
+        "dns-failure",
     }

@@ -123,6 +123,11 @@ def journal_of(
         # stop RabbitMQ nodes and ask Prometheus about the outbox
         pytest.param("broker-node-loss", marks=[pytest.mark.slow, BROKER_PARTS]),
         pytest.param("broker-outage", marks=[pytest.mark.slow, BROKER_PARTS]),
+        # Chaos Mesh objects (NetworkChaos, DNSChaos), served and realized by the sandbox
+        pytest.param("dependency-latency", marks=pytest.mark.slow),
+        pytest.param("dependency-partition", marks=pytest.mark.slow),
+        pytest.param("ingress-packet-loss", marks=pytest.mark.slow),
+        pytest.param("dns-failure", marks=pytest.mark.slow),
     ],
 )
 def test_experiment_runs_with_stock_chaos_and_leaves_the_cluster_as_it_was(
@@ -144,6 +149,10 @@ RUNNER_EXPERIMENTS = [
     "hpa-surge",
     pytest.param("broker-node-loss", marks=BROKER_PARTS),
     pytest.param("broker-outage", marks=BROKER_PARTS),
+    "dependency-latency",
+    "dependency-partition",
+    "ingress-packet-loss",
+    "dns-failure",
 ]
 
 
