@@ -206,9 +206,8 @@ def check_overlay(base: RenderedManifests, overlay: RenderedManifests) -> list[F
             if obj.kind not in ADDABLE_KINDS:
                 findings.append(Finding(obj.source, obj.ref, "(object)", "added by the overlay"))
             continue
-        allowed = ALLOWED_OVERLAY_CHANGES.get(obj.kind, ())
         for path, before, after in _differences(original.body, obj.body):
-            if not any(_glob_matches(pattern, path) for pattern in allowed):
+            if not overlay_may_change(obj.kind, path):
                 problem = (
                     f"base has {_show(before)}, overlay has {_show(after)}; overlays may change "
                     "only addresses, secrets and HPA behaviour windows"
@@ -226,6 +225,11 @@ def _differences(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
         if a != b:
             changed.append((path, a, b))
     return changed
+
+
+def overlay_may_change(kind: str, path: str) -> bool:
+    """Whether an overlay may change the field at `path` (a flattened path) of `kind`."""
+    return any(_glob_matches(pattern, path) for pattern in ALLOWED_OVERLAY_CHANGES.get(kind, ()))
 
 
 def _glob_matches(pattern: str, path: str) -> bool:

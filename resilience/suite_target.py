@@ -130,6 +130,13 @@ class LiveTarget:
         )
         return [_json(self.api, item) for item in answer.items or []]
 
+    def read_network_policies(self) -> list[dict[str, Any]]:
+        """The namespace's NetworkPolicies as API JSON (camelCase)."""
+        answer = client.NetworkingV1Api(self.api).list_namespaced_network_policy(
+            self.namespace, _request_timeout=REQUEST_TIMEOUT
+        )
+        return [_json(self.api, item) for item in answer.items or []]
+
     def ready_endpoints(self) -> int:
         """Distinct ready addresses in the Service's EndpointSlices (what the ingress uses)."""
         slices = client.DiscoveryV1Api(self.api).list_namespaced_endpoint_slice(

@@ -227,6 +227,24 @@ def hpa_max_3(api: client.ApiClient, session: SandboxSession) -> None:
     )
 
 
+def ingress_allow_removed(api: client.ApiClient, session: SandboxSession) -> None:
+    client.NetworkingV1Api(api).delete_namespaced_network_policy(
+        "allow-session-state-ingress", NAMESPACE
+    )
+
+
+def egress_cidr_widened(api: client.ApiClient, session: SandboxSession) -> None:
+    """The databases' ipBlock opened to every address, as a hurried fix would."""
+    operation = [
+        {"op": "replace", "path": "/spec/egress/1/to/0/ipBlock/cidr", "value": "0.0.0.0/0"}
+    ]
+    kubectl(
+        session,
+        *("patch", "networkpolicy/allow-session-state-egress", "-n", NAMESPACE),
+        *("--type=json", "-p", json.dumps(operation)),
+    )
+
+
 TWINS = [
     pytest.param(
         max_unavailable_3,
@@ -242,6 +260,24 @@ TWINS = [
             "deploy/base says /health/ready",
         ),
         id="readiness-on-liveness-path",
+    ),
+    pytest.param(
+        ingress_allow_removed,
+        "suites/test_network_policies.py::test_live_network_policies_are_deploy_bases",
+        (
+            "NetworkPolicy harmonyflow/allow-session-state-ingress: (the object) is absent "
+            "on the cluster, deploy/base says present",
+        ),
+        id="networkpolicy-removed",
+    ),
+    pytest.param(
+        egress_cidr_widened,
+        "suites/test_network_policies.py::test_live_network_policies_are_deploy_bases",
+        (
+            "NetworkPolicy harmonyflow/allow-session-state-egress: spec.egress[1].to[0]"
+            ".ipBlock.cidr is 0.0.0.0/0 on the cluster, deploy/base says 10.0.0.0/16",
+        ),
+        id="networkpolicy-egress-widened",
     ),
     pytest.param(
         pdb_removed,
