@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the sandbox runs for real: PostgreSQL, Redis, nginx,
 # RabbitMQ, Prometheus and Alertmanager (with promtool and amtool, which check
-# deploy/monitoring); nftables, whose nft silences a failed database or cache host; and
-# chromium, in which the tests open game-day reports. Idempotent: does nothing when they
+# deploy/monitoring); nftables, whose nft silences a failed database or cache host;
+# iptables (iptables-nft), whose NFQUEUE target feeds the netem worker that delays, drops
+# and rate-limits pod traffic (this kernel has no netem); and chromium, in which the
+# tests open game-day reports. Idempotent: does nothing when they
 # are already there. As root it uses apt-get and keeps the
 # packages' own services from starting (the sandbox runs its own instances on
 # loopback); otherwise it says what to install.
@@ -20,6 +22,7 @@ have rabbitmq-server || missing+=(rabbitmq-server)
 have promtool || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have nft || missing+=(nftables)
+have iptables || missing+=(iptables)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -21,7 +21,9 @@ Semantics followed (Linux net/sched/sch_netem.c, 6.x, and net/sched/sch_tbf.c):
 - Delay (`tabledist` without a distribution table, which is how Chaos Mesh's
   chaos-daemon builds the qdisc over netlink): `(rnd % (2*jitter)) + latency - jitter`
   nanoseconds, uniform in [latency - jitter, latency + jitter); exactly `latency`
-  with no random draw when jitter is 0. `time_to_send = now + delay`.
+  with no random draw when jitter is 0. `time_to_send = now + delay`. The modulo
+  keeps only the low bits of the correlated u32, so for jitter well below 2 s the
+  delay correlation has next to no effect; we reproduce that too.
 - netem's queue (tfifo) releases packets in `time_to_send` order, FIFO among equal
   times, so jitter reorders packets; more than `limit` packets queued (1000, tc's
   default) are dropped.
@@ -296,8 +298,8 @@ _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
-    "µs": 1e-6,  # noqa: RUF001 - Go accepts the micro sign
-    "μs": 1e-6,  # noqa: RUF001 - and the Greek mu
+    "µs": 1e-6,  # Go accepts the micro sign
+    "μs": 1e-6,  # and the Greek mu
     "ms": 1e-3,
     "s": 1.0,
     "m": 60.0,
@@ -389,5 +391,5 @@ def parse_chaos_mesh_rate(text: str) -> int:
             number = lowered.removesuffix(suffix).strip()
             if not number.isdigit():
                 raise NetemSpecError(f'invalid rate "{text}": expected an integer before {suffix}')
-            return int(number) * 1024**power
+            return int(number) * int(1024**power)
     raise NetemSpecError(f'invalid rate "{text}": invalid unit (bps, kbps, mbps, gbps, tbps)')

@@ -137,10 +137,10 @@ def serve(queue: NfQueue, shaper: PacketShaper, stop: _Stop) -> None:
             queue.verdicts([(verdict.packet_id, verdict.accept) for verdict in due])
         next_due = shaper.next_due()
         timeout = None if next_due is None else max(0.0, next_due - time.monotonic())
-        readable, _, _ = select.select([queue, stop.read_fd], [], [], timeout)
+        readable, _, _ = select.select([queue.fileno(), stop.read_fd], [], [], timeout)
         if stop.read_fd in readable:
             _drain(stop.read_fd)
-        if queue in readable:
+        if queue.fileno() in readable:
             arrived = time.monotonic()
             for packet in queue.receive():
                 shaper.arrive(packet.packet_id, packet.length, arrived)
@@ -164,8 +164,11 @@ def run(options: Options) -> int:
     shaper = PacketShaper(options.params, random.Random(options.seed))
     try:
         queue = NfQueue(options.queue)
-    except (NfQueueError, PermissionError) as error:
-        print(f"netem worker: {error}", file=sys.stderr, flush=True)
+    except NfQueueError as error:
+        print(f"netem worker: {error.strerror}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    except OSError as error:
+        print(f"netem worker: queue {options.queue}: {error}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     with queue:
         ready = {"ready": True, "queue": options.queue, "pid": os.getpid()}

@@ -109,9 +109,7 @@ def encode_message(
         encode_attribute(kind, payload) for kind, payload in attributes
     )
     return (
-        _NLMSGHDR.pack(
-            _NLMSGHDR.size + len(body), queue_message_type(message), flags, sequence, 0
-        )
+        _NLMSGHDR.pack(_NLMSGHDR.size + len(body), queue_message_type(message), flags, sequence, 0)
         + body
     )
 
@@ -120,17 +118,23 @@ def bind_request(queue: int, sequence: int, family: int = socket.AF_INET) -> byt
     """NFQNL_CFG_CMD_BIND of `queue` for `family`'s packets, acknowledged."""
     command = struct.pack("!BxH", NFQNL_CFG_CMD_BIND, family)
     return encode_message(
-        NFQNL_MSG_CONFIG, queue, [(NFQA_CFG_CMD, command)], flags=NLM_F_REQUEST | NLM_F_ACK,
+        NFQNL_MSG_CONFIG,
+        queue,
+        [(NFQA_CFG_CMD, command)],
+        flags=NLM_F_REQUEST | NLM_F_ACK,
         sequence=sequence,
-    )  # fmt: skip
+    )
 
 
 def unbind_request(queue: int, sequence: int) -> bytes:
     command = struct.pack("!BxH", NFQNL_CFG_CMD_UNBIND, 0)
     return encode_message(
-        NFQNL_MSG_CONFIG, queue, [(NFQA_CFG_CMD, command)], flags=NLM_F_REQUEST | NLM_F_ACK,
+        NFQNL_MSG_CONFIG,
+        queue,
+        [(NFQA_CFG_CMD, command)],
+        flags=NLM_F_REQUEST | NLM_F_ACK,
         sequence=sequence,
-    )  # fmt: skip
+    )
 
 
 def configure_request(
@@ -349,10 +353,10 @@ class NfQueue:
 
 def _explain(what: str, queue: int, code: int) -> str:
     reason = os.strerror(code)
-    if code == errno.EBUSY:
-        reason += f" (another process holds queue {queue})"
-    elif code == errno.EPERM:
-        reason += f" (not root, or queue {queue} belongs to another process)"
+    if code == errno.EPERM:  # nfqnl_recv_config checks the owner before the command
+        reason += f" (queue {queue} is bound by another process, or we lack CAP_NET_ADMIN)"
+    elif code == errno.EBUSY:
+        reason += f" (queue {queue} is already bound)"
     return f"{what}: {reason}"
 
 
