@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import processes
+from sandbox.cni import podnetwork
 from sandbox.infra import hostfaults
-from sandbox.kube.kubelet.cgroups import remove_all_now
+from sandbox.kube.kubelet.cgroups import remove_all_now, sandbox_id
 from sandbox.state import (
     SandboxState,
     kubeconfig_path,
@@ -120,6 +121,10 @@ def stop(directory: Path, timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
         notes.append(f"killed {len(leftovers)} leftover pod process(es)")
     if record is not None and (cgroups := remove_all_now(directory)):
         notes.append(f"removed {cgroups} pod cgroup(s) a crashed sandbox left")
+    if record is not None and podnetwork.delete_now(sandbox_id(directory)):
+        notes.append(
+            "removed the pod network's nft table and iptables chain a crashed sandbox left"
+        )
     # the table is one per machine, like the addresses: only a sandbox that ran here owns it
     if record is not None and hostfaults.delete_table_now():
         notes.append(f"removed the nft table {hostfaults.TABLE} a crashed sandbox left")

@@ -46,11 +46,11 @@ class NetworkState:
 
     pods: tuple[PodAddress, ...] = ()
     faults: tuple[TrafficFault, ...] = ()
-    policy_rules: tuple[str, ...] = ()
+    policy_chains: str = ""
 
 
 class NetemWorker(Protocol):
-    async def stop(self) -> None: ...
+    async def stop(self) -> object: ...
 
 
 StartWorker = Callable[[int, NetemParams], Awaitable[NetemWorker]]
@@ -103,7 +103,7 @@ class PodNetwork:
                 raise PodNetworkError("the pod network is not started")
             queued = await self._sync_workers([f for f in state.faults if f.action == "netem"])
             partitions = tuple(f for f in state.faults if f.action == "partition")
-            table = NetworkTable(self.table, state.pods, partitions, queued, state.policy_rules)
+            table = NetworkTable(self.table, state.pods, partitions, queued, state.policy_chains)
             await _run(["nft", "-f", "-"], render_table(table))
             for arguments in iptables_queue_rules(self.chain, queued):
                 await _run(["iptables", "-w", "5", *arguments])
@@ -138,7 +138,7 @@ class PodNetwork:
                 continue
             try:
                 return _Running(params, queue, await self.start_worker(queue, params))
-            except OSError as error:  # the queue is bound elsewhere: try the next
+            except (OSError, RuntimeError) as error:  # the queue is taken: try the next
                 errors.append(f"{queue}: {error}")
                 if len(errors) >= 3:
                     break

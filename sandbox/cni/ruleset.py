@@ -14,7 +14,8 @@ holds half of a change:
   fault marks its packets, and one iptables-nft rule per fault hands marked
   packets to its netem worker's NFQUEUE (this kernel has neither netem nor nft's
   `queue` expression; xt NFQUEUE through iptables-nft it has).
-- chain `pod_policy` (filter, input): NetworkPolicy, rendered by `netpolicy`.
+- chain `netpolicy` (filter, input) and its per-group chains: NetworkPolicy, rendered
+  by `netpolicy_nft`.
 
 Packets sent by a pod are matched at the output hook by the cgroup of their
 socket; packets sent to it by its pod IP as destination (inbound connections, and
@@ -62,7 +63,7 @@ class NetworkTable:
     pods: tuple[PodAddress, ...] = ()
     partitions: tuple[TrafficFault, ...] = ()
     queued: tuple[QueuedFault, ...] = ()
-    policy_rules: tuple[str, ...] = ()  # the body of chain `pod_policy` (netpolicy renders it)
+    policy_chains: str = ""  # NetworkPolicy's chains, as `netpolicy_nft` renders them
 
 
 def table_name(sandbox_id: str) -> str:
@@ -159,10 +160,7 @@ def render_table(table: NetworkTable) -> str:
         "    type filter hook output priority -180; policy accept;",
         *(f"    {rule}" for rule in chaos_rules(table.partitions, table.queued)),
         "  }",
-        "  chain pod_policy {",
-        "    type filter hook input priority filter; policy accept;",
-        *(f"    {rule}" for rule in table.policy_rules),
-        "  }",
+        *(f"  {line}" if line else line for line in table.policy_chains.splitlines()),
         "}",
         "",
     ]

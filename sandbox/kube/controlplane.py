@@ -18,6 +18,11 @@ from typing import Any
 
 from sandbox.aws.effects import ControlPlaneEffects
 from sandbox.aws.endpoint import AwsEndpoint
+from sandbox.cni.controller import PodNetworkController
+from sandbox.cni.faults import NetemParams
+from sandbox.cni.netem_process import NetemWorker, start_worker
+from sandbox.cni.netpolicy import PolicyPod
+from sandbox.cni.podnetwork import PodNetwork
 from sandbox.images.registry import ImageRegistry
 from sandbox.infra import monitoring
 from sandbox.infra.backing import BackingServices
@@ -42,7 +47,7 @@ from sandbox.kube.controllers.replicationcontroller import ReplicationController
 from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
 from sandbox.kube.kubeconfig import write_kubeconfig
-from sandbox.kube.kubelet.cgroups import PodCgroups
+from sandbox.kube.kubelet.cgroups import PodCgroups, sandbox_id
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.metrics import MetricsStore
@@ -146,6 +151,11 @@ class ControlPlane:
         self.kubelets: dict[str, Kubelet] = {}
         # The pods' cgroups: what tells the pod network whose packet it is (sandbox/cni).
         self.cgroups = PodCgroups.discover(options.state_dir)
+        self.pod_network = (
+            PodNetwork(sandbox_id(options.state_dir), self._start_netem_worker)
+            if self.cgroups is not None and PodNetwork.available()
+            else None
+        )
         # kube-system's CoreDNS: there even without backing services; they register their
         # endpoint names in it (plane.dns.set(name, addresses)).
         self.dns = ClusterDns(cluster_dns_endpoint(options.settings))
@@ -193,11 +203,39 @@ class ControlPlane:
                 return ContainerProcess(handle.pid if running and handle else None)
         return None
 
+    async def _start_netem_worker(self, queue: int, params: NetemParams) -> NetemWorker:
+        state_dir = self.options.state_dir
+        return await start_worker(
+            queue,
+            params,
+            pids_dir=state_dir / "pids",
+            log_path=state_dir / "netem" / f"queue-{queue}.log",
+        )
+
+    def _resolve(self, name: str) -> tuple[str, ...]:
+        record = self.dns.lookup(name)
+        return tuple(record.addresses) if record is not None else ()
+
     def controllers(self) -> list[Controller]:
         store, clock, settings = self.store, self.clock, self.options.settings
         ingress: list[Controller] = []
         if self.backing is not None:
             ingress.append(IngressController(store, clock, settings, self.backing.nginx))
+        if self.pod_network is not None and self.cgroups is not None:
+            coredns = PolicyPod(
+                "kube-system", "coredns", self.dns.endpoint.host, {"k8s-app": "kube-dns"}
+            )
+            ingress.append(
+                PodNetworkController(
+                    store,
+                    clock,
+                    self.pod_network,
+                    self.cgroups,
+                    self.dns,
+                    self._resolve,
+                    infrastructure_pods=(coredns,),
+                )
+            )
         return [
             *ingress,
             DeploymentController(store, clock, settings),
@@ -278,6 +316,8 @@ class ControlPlane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dns.stop()
+        if self.pod_network is not None:
+            await self.pod_network.stop()
         if self.cgroups is not None:
             await self.cgroups.remove_all()
         if self.backing is not None:

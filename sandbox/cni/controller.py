@@ -1,0 +1,244 @@
+"""The pod network's controller: pods, NetworkPolicies and Chaos Mesh objects -> the kernel.
+
+One key, one desired state: every reconcile computes the whole network from what
+the store holds (which pods run where, with which cgroup; which policies; which
+chaos is in force) and hands it to `PodNetwork`, which applies it in the
+background; then, once the kernel holds it, the chaos objects' status says so
+("AllInjected"), as Chaos Mesh's controllers write it only after the chaos daemon
+answered. A chaos whose `duration` is over is recovered and its status says
+"AllRecovered"; deleting the object recovers it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import logging
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sandbox.cni import chaosplan
+from sandbox.cni.chaosplan import DNSCHAOS, FINALIZER, NETWORKCHAOS, ChaosPlan, PlanInputs
+from sandbox.cni.faults import DnsFault, PodEndpoint
+from sandbox.cni.netpolicy import PolicyNamespace, PolicyPod, compile_policies
+from sandbox.cni.netpolicy_nft import render_policy_chain
+from sandbox.cni.podnetwork import NetworkState, PodNetwork, PodNetworkError
+from sandbox.cni.ruleset import PodAddress
+from sandbox.kube.clock import Clock
+from sandbox.kube.errors import ApiError
+from sandbox.kube.kubelet.cgroups import PodCgroups
+from sandbox.kube.store import Change, Store
+
+log = logging.getLogger(__name__)
+
+KEY = "pod-network"
+POLICIES = "networking.k8s.io/networkpolicies"
+WATCHED = frozenset({"pods", "namespaces", POLICIES, NETWORKCHAOS, DNSCHAOS})
+APPLY_POLL_SECONDS = 0.1
+RETRY_SECONDS = 2.0
+KubeObject = dict[str, Any]
+Resolve = Callable[[str], tuple[str, ...]]
+
+
+class DnsFaultSink(Protocol):
+    def set_faults(self, faults: Iterable[DnsFault]) -> None: ...
+
+
+def pod_endpoints(
+    pods: Sequence[Mapping[str, Any]], cgroups: PodCgroups, has_cgroup: Callable[[str], bool]
+) -> dict[str, PodEndpoint]:
+    """Running pods with a pod IP and a cgroup of their own, by uid (the network's pods)."""
+    endpoints: dict[str, PodEndpoint] = {}
+    for pod in pods:
+        metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+        uid, ip = metadata.get("uid", ""), status.get("podIP", "")
+        if status.get("phase") != "Running" or not ip or (pod.get("spec") or {}).get("hostNetwork"):
+            continue
+        if not has_cgroup(uid):
+            continue
+        endpoints[uid] = PodEndpoint(
+            metadata.get("namespace", ""),
+            metadata.get("name", ""),
+            ip,
+            cgroups.nft_path(uid),
+            cgroups.level(uid),
+        )
+    return endpoints
+
+
+def policy_pods(pods: Sequence[Mapping[str, Any]]) -> list[PolicyPod]:
+    """Every pod with an IP, as NetworkPolicy sees it (labels, named container ports)."""
+    result = []
+    for pod in pods:
+        metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+        ip = status.get("podIP", "")
+        if not ip or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        ports: dict[str, tuple[int, str]] = {}
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            for port in container.get("ports") or []:
+                if port.get("name"):
+                    ports[port["name"]] = (
+                        int(port.get("containerPort", 0)),
+                        port.get("protocol", "TCP"),
+                    )
+        result.append(
+            PolicyPod(
+                metadata.get("namespace", ""),
+                metadata.get("name", ""),
+                ip,
+                dict(metadata.get("labels") or {}),
+                ports,
+            )
+        )
+    return result
+
+
+def policy_namespaces(namespaces: Sequence[Mapping[str, Any]]) -> list[PolicyNamespace]:
+    return [
+        PolicyNamespace(
+            (ns.get("metadata") or {}).get("name", ""),
+            dict((ns.get("metadata") or {}).get("labels") or {}),
+        )
+        for ns in namespaces
+    ]
+
+
+def resolve_targets(targets: Sequence[str], resolve: Resolve) -> tuple[tuple[str, ...], list[str]]:
+    """Chaos Mesh's `externalTargets`: IPs and CIDRs as given, names through the cluster DNS;
+    (addresses, the names that did not resolve)."""
+    addresses: list[str] = []
+    unresolved: list[str] = []
+    for target in targets:
+        try:
+            network = ipaddress.IPv4Network(target, strict=False)
+        except ValueError:
+            found = resolve(target)
+            if found:
+                addresses.extend(found)
+            else:
+                unresolved.append(target)
+            continue
+        addresses.append(str(network.network_address) if network.prefixlen == 32 else str(network))
+    return tuple(sorted(set(addresses))), unresolved
+
+
+@dataclass
+class PodNetworkController:
+    store: Store
+    clock: Clock
+    network: PodNetwork
+    cgroups: PodCgroups
+    dns: DnsFaultSink
+    resolve: Resolve
+    # pods the API does not list but NetworkPolicy must see (the cluster DNS in kube-system)
+    infrastructure_pods: tuple[PolicyPod, ...] = ()
+    name: str = "pod-network"
+    _applying: asyncio.Task[None] | None = None
+    _applied: NetworkState | None = None
+    _failed: str = ""
+    _started: bool = False
+
+    def keys_for(self, change: Change) -> Iterable[Hashable]:
+        return [KEY] if change.resource in WATCHED else []
+
+    def all_keys(self) -> Iterable[Hashable]:
+        return [KEY]
+
+    def reconcile(self, key: Hashable) -> float | None:
+        if self._applying is not None and not self._applying.done():
+            return APPLY_POLL_SECONDS
+        now = self.clock.now()
+        pods = self.store.snapshot("pods")
+        endpoints = pod_endpoints(
+            pods, self.cgroups, lambda uid: self.cgroups.pod_dir(uid).is_dir()
+        )
+        plans = self._plan_chaos(pods, endpoints, now)
+        faults = tuple(f for plan in plans for f in plan.faults)
+        state = NetworkState(
+            pods=tuple(PodAddress(e.ip, e.cgroup, e.cgroup_level) for e in endpoints.values()),
+            faults=faults,
+            policy_chains=self._policy_chains(pods),
+        )
+        self.dns.set_faults(f for plan in plans for f in plan.dns_faults)
+        if state != self._applied:
+            self._applying = asyncio.get_running_loop().create_task(self._apply(state))
+            return APPLY_POLL_SECONDS
+        for plan in plans:
+            self._write_status(plan, now)
+        waits = [plan.recheck_seconds for plan in plans if plan.recheck_seconds is not None]
+        return min(waits) if waits else None
+
+    def _has_cgroup(self, uid: str) -> bool:
+        return self.cgroups.pod_dir(uid).is_dir()
+
+    async def _apply(self, state: NetworkState) -> None:
+        try:
+            if not self._started:
+                await self.network.start()
+                self._started = True
+            await self.network.apply(state)
+            self._failed = ""
+        except PodNetworkError as error:
+            self._failed = str(error)
+            log.error("%s: %s", self.name, error)
+        self._applied = state
+
+    def _policy_chains(self, pods: Sequence[Mapping[str, Any]]) -> str:
+        compiled = compile_policies(
+            self.store.snapshot(POLICIES),
+            [*policy_pods(pods), *self.infrastructure_pods],
+            policy_namespaces(self.store.snapshot("namespaces")),
+        )
+        return render_policy_chain(compiled)
+
+    def _plan_chaos(
+        self, pods: Sequence[Mapping[str, Any]], endpoints: Mapping[str, PodEndpoint], now: datetime
+    ) -> list[ChaosPlan]:
+        inputs = PlanInputs(
+            pods,
+            self.store.snapshot("namespaces"),
+            endpoints,
+            lambda targets: resolve_targets(targets, self.resolve),
+            self.store.snapshot("nodes"),
+        )
+        return [
+            chaosplan.plan(resource, chaos, inputs, now)
+            for resource in (NETWORKCHAOS, DNSCHAOS)
+            for chaos in self.store.snapshot(resource)
+        ]
+
+    def _write_status(self, plan: ChaosPlan, now: datetime) -> None:
+        status = plan.status(applied=True, apply_error=self._failed, now=now)
+        metadata = plan.chaos.get("metadata") or {}
+        if status != plan.chaos.get("status"):
+            updated = copy.deepcopy(dict(plan.chaos))
+            updated["status"] = status
+            try:
+                self.store.update(plan.resource, updated, subresource="status")
+            except ApiError as failure:  # gone or changed meanwhile: its change brings us back
+                log.debug("%s: status of %s: %s", self.name, plan.key, failure)
+                return
+        records = (status.get("experiment") or {}).get("containerRecords") or []
+        recovered = all(r.get("phase") == "Not Injected" for r in records)
+        finalizers = metadata.get("finalizers") or []
+        if metadata.get("deletionTimestamp") and FINALIZER in finalizers and recovered:
+            self._release(plan)
+
+    def _release(self, plan: ChaosPlan) -> None:
+        """Drop Chaos Mesh's records finalizer once every record is recovered."""
+        metadata = plan.chaos.get("metadata") or {}
+
+        def without_finalizer(obj: KubeObject) -> None:
+            finalizers = obj["metadata"].get("finalizers") or []
+            obj["metadata"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
+
+        try:
+            self.store.mutate(
+                plan.resource, metadata.get("namespace", ""), metadata["name"], without_finalizer
+            )
+        except ApiError as failure:
+            log.debug("%s: finalizer of %s: %s", self.name, plan.key, failure)
