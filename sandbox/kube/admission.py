@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sandbox.kube import chaoswebhook, customresources, structural
+from sandbox.kube.clock import rfc3339
 from sandbox.kube.errors import Cause, invalid
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.selectors import selector_from_match
@@ -61,6 +63,9 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 def prepare_create(rt: ResourceType, obj: KubeObject, store: Store) -> None:
+    if customresources.by_key(rt.key) is not None:
+        _prepare_custom(rt, obj)
+        return
     if rt.has_status and rt.key != "nodes":
         obj["status"] = copy.deepcopy(ZERO_STATUS.get(rt.key, {}))
     hook = _CREATE_HOOKS.get(rt.key)
@@ -70,6 +75,9 @@ def prepare_create(rt: ResourceType, obj: KubeObject, store: Store) -> None:
 
 
 def prepare_update(rt: ResourceType, new: KubeObject, old: KubeObject) -> None:
+    if customresources.by_key(rt.key) is not None:
+        _prepare_custom(rt, new)
+        return
     _default(rt, new)
 
 
@@ -78,10 +86,32 @@ def validate(rt: ResourceType, obj: KubeObject, old: KubeObject | None) -> None:
     validator = _VALIDATORS.get(rt.key)
     if validator is not None:
         causes += validator(obj)
+    custom = customresources.by_key(rt.key)
+    if custom is not None:
+        causes += structural.validate(custom.schema, obj)
     if old is not None:
         causes += _immutable(rt, obj, old)
     if causes:
         raise invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
+    if rt.key in _WEBHOOKED:
+        # Validating admission webhooks run after the schema (registry Store.Create/Update).
+        errors = chaoswebhook.denials(rt.key, obj, old)
+        if errors:
+            raise chaoswebhook.denied(rt.key, rt.kind, errors)
+
+
+def _prepare_custom(rt: ResourceType, obj: KubeObject) -> None:
+    """A custom resource as decoding and the mutating webhooks leave it: pruned, defaulted.
+
+    apiextensions prunes unknown fields and applies the schema's defaults while
+    decoding; Chaos Mesh's mutating webhook runs next (chaoswebhook.py).
+    """
+    custom = customresources.by_key(rt.key)
+    assert custom is not None
+    structural.prune(custom.schema, obj)
+    structural.apply_defaults(custom.schema, obj)
+    if rt.key in _WEBHOOKED:
+        chaoswebhook.default(rt.key, obj)
 
 
 def deletion_grace_seconds(rt: ResourceType, obj: KubeObject, requested: int | None) -> int:
@@ -679,7 +709,15 @@ _DEFAULTERS: dict[str, Callable[[KubeObject], None]] = {
     "replicationcontrollers": _default_rc,
     "batch/jobs": _default_job,
 }
+
+
+def _create_crd(crd: KubeObject, store: Store) -> None:
+    crd["status"] = customresources.established_status(crd, rfc3339(store.clock.now()))
+
+
+_WEBHOOKED = (chaoswebhook.NETWORKCHAOS_KEY, chaoswebhook.DNSCHAOS_KEY)
 _CREATE_HOOKS: dict[str, Callable[[KubeObject, Store], None]] = {
+    customresources.CRD_KEY: _create_crd,
     "pods": _create_pod,
     "namespaces": _create_namespace,
     "services": _create_service,

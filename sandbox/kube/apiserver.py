@@ -207,6 +207,11 @@ class ApiServer:
             )
         if info.subresource == "scale":
             return await self._scale(request, info, rt)
+        if info.subresource is None and _verb(request, info) not in rt.verbs:
+            # A read-only resource (customresourcedefinitions here) refuses writes.
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
         if info.name is None:
             return await self._collection(request, info, rt)
         if method == "GET":
@@ -747,6 +752,20 @@ def _sort_key(obj: KubeObject) -> str:
 def _name(info: RequestInfo) -> str:
     assert info.name is not None
     return info.name
+
+
+def _verb(request: web.Request, info: RequestInfo) -> str:
+    """The RBAC verb of a request, as the API server's RequestInfoFactory names it."""
+    watching = request.query.get("watch") in ("true", "1")
+    collection = info.name is None
+    verbs = {
+        "GET": "watch" if watching else ("list" if collection else "get"),
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "deletecollection" if collection else "delete",
+    }
+    return verbs.get(request.method, request.method.lower())
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -31,6 +31,7 @@ from sandbox.infra.extras import MONITORING
 from sandbox.infra.ingress_controller import IngressController
 from sandbox.infra.rds_status import RdsTimings
 from sandbox.infra.supervisor import Endpoint
+from sandbox.kube import customresources
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.controllers import disruption
@@ -256,6 +257,7 @@ class ControlPlane:
         for namespace in NAMESPACES:
             if self.store.find("namespaces", "", namespace) is None:
                 self.store.create("namespaces", {"metadata": {"name": namespace}})
+        customresources.install(self.store)  # discovery serves them; their CRDs say so
         if self.backing is not None:
             await self.backing.start()
         url = await self.api.start()

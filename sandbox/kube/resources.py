@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sandbox.kube import customresources
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 READ_VERBS = ("get", "list", "watch")
 
@@ -257,6 +259,35 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     ResourceType(
         "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+    ),
+    # The sandbox serves only the CRDs it was built with (customresources.py): read-only.
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        ("crd", "crds"),
+        READ_VERBS,
+        (Subresource("status", "CustomResourceDefinition", READ_VERBS[:1]),),
+        categories=("api-extensions",),
+        tracks_generation=True,
+    ),
+    *(
+        # Custom resources: names, scope and subresources as their CRD declares them.
+        ResourceType(
+            cr.group,
+            cr.version,
+            cr.plural,
+            cr.kind,
+            cr.namespaced,
+            cr.short_names,
+            subresources=(_status(cr.kind),) if cr.has_status else (),
+            categories=cr.categories,
+            tracks_generation=True,
+            list_kind=cr.list_kind,
+        )
+        for cr in customresources.served()
     ),
     ResourceType(
         "metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list"), stored=False

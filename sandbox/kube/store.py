@@ -459,7 +459,12 @@ class Store:
                 new["status"] = _copy(old["status"])
             else:
                 new.pop("status", None)
-        if rt.tracks_generation and _spec_of(new) != _spec_of(old):
+        # Without a status subresource, status is part of the spec: a custom resource's
+        # generation counts its changes too (apiextensions customresource strategy).
+        changed = _spec_of(new) != _spec_of(old) or (
+            not rt.has_status and new.get("status") != old.get("status")
+        )
+        if rt.tracks_generation and changed:
             metadata["generation"] = int(old_meta.get("generation", 1)) + 1
         return new
 
