@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sandbox.cni import chaosmesh
 from sandbox.cni.chaosmesh import INJECTED, NOT_INJECTED, RUN, Record
@@ -71,9 +71,7 @@ class ChaosPlan:
             if _failed_last(record, error):
                 return record
             return chaosmesh.record_result(record, operation, record.phase, now, error)
-        phase: Literal["Injected", "Not Injected"] = (
-            INJECTED if operation == "apply" else NOT_INJECTED
-        )
+        phase = INJECTED if operation == "apply" else NOT_INJECTED
         return chaosmesh.record_result(record, operation, phase, now)
 
 

@@ -225,20 +225,24 @@ class PodNetworkController:
         records = (status.get("experiment") or {}).get("containerRecords") or []
         recovered = all(r.get("phase") == "Not Injected" for r in records)
         finalizers = metadata.get("finalizers") or []
-        if metadata.get("deletionTimestamp") and FINALIZER in finalizers and recovered:
-            self._release(plan)
+        if not metadata.get("deletionTimestamp") and FINALIZER not in finalizers:
+            self._finalizer(plan, add=True)
+        elif metadata.get("deletionTimestamp") and FINALIZER in finalizers and recovered:
+            self._finalizer(plan, add=False)
 
-    def _release(self, plan: ChaosPlan) -> None:
-        """Drop Chaos Mesh's records finalizer once every record is recovered."""
+    def _finalizer(self, plan: ChaosPlan, add: bool) -> None:
+        """Chaos Mesh's records finalizer: added to every chaos object, removed once every
+        record is recovered, so a deleted object is gone only when its fault is
+        (controllers/common/finalizers)."""
         metadata = plan.chaos.get("metadata") or {}
 
-        def without_finalizer(obj: KubeObject) -> None:
-            finalizers = obj["metadata"].get("finalizers") or []
-            obj["metadata"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
+        def change(obj: KubeObject) -> None:
+            finalizers = [f for f in obj["metadata"].get("finalizers") or [] if f != FINALIZER]
+            obj["metadata"]["finalizers"] = [*finalizers, FINALIZER] if add else finalizers
 
         try:
             self.store.mutate(
-                plan.resource, metadata.get("namespace", ""), metadata["name"], without_finalizer
+                plan.resource, metadata.get("namespace", ""), metadata["name"], change
             )
         except ApiError as failure:
             log.debug("%s: finalizer of %s: %s", self.name, plan.key, failure)

@@ -3,7 +3,8 @@
 Binds `$POD_IP` (default 127.0.0.1) on 8080 and 8443 (plain HTTP on both; `/ws`
 answers 200 until the reference service arrives). Routes: `/health/live`,
 `/health/ready`, `/api/v1/ping`, `/burn?ms=N` (CPU, at most 5000 ms),
-`/alloc?mb=N` (holds N MiB, at most 512; `mb=0` frees). One log line per
+`/alloc?mb=N` (holds N MiB, at most 512; `mb=0` frees), `/probe` (UDP loss and
+TCP round trips toward a loopback echo server, for the pod network's live tests). One log line per
 request on stdout. On SIGTERM readiness fails at once, in-flight requests
 finish, and it exits 0 within a few seconds.
 
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -146,6 +148,57 @@ def _alloc(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]
     return 200, {"held_mb": allocate(state, _int(query, "mb"))}
 
 
+MAX_PROBES = 5000
+PROBE_TIMEOUT_SECONDS = 5.0
+
+
+def _probe(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """What this pod sees of the network toward a loopback echo server (for live tests of the
+    pod network): `proto=udp` sends `count` numbered datagrams 1 ms apart and counts the
+    echoes back within `timeout` s; `proto=tcp` connects once and times `count` one-byte
+    echoes (`rtt_ms`, the median). Loopback hosts only."""
+    host, port, count = query.get("host", ""), _int(query, "port"), _int(query, "count") or 1
+    timeout = min(PROBE_TIMEOUT_SECONDS, float(query.get("timeout", "2") or 2))
+    if not host.startswith("127.") or not 0 < port < 65536 or not 0 < count <= MAX_PROBES:
+        return 400, {"error": "want host=127.x.y.z, port, count <= 5000"}
+    try:
+        if query.get("proto") == "udp":
+            return 200, _probe_udp(host, port, count, timeout)
+        return 200, _probe_tcp(host, port, count, timeout)
+    except OSError as error:
+        return 200, {"error": type(error).__name__, "detail": str(error)}
+
+
+def _probe_udp(host: str, port: int, count: int, timeout: float) -> dict[str, Any]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((host, port))
+        for sequence in range(count):
+            sock.send(sequence.to_bytes(4, "big"))
+            time.sleep(0.001)
+        received: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(received) < count and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                received.add(int.from_bytes(sock.recv(64)[:4], "big"))
+            except TimeoutError:
+                break
+    return {"sent": count, "received": len(received)}
+
+
+def _probe_tcp(host: str, port: int, count: int, timeout: float) -> dict[str, Any]:
+    times = []
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        for _ in range(count):
+            started = time.monotonic()
+            sock.sendall(b"x")
+            if not sock.recv(1):
+                raise ConnectionResetError("the echo server closed")
+            times.append((time.monotonic() - started) * 1000)
+    times.sort()
+    return {"sent": count, "received": len(times), "rtt_ms": times[len(times) // 2]}
+
+
 def _ws(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     return 200, {"websocket": "not yet"}
 
@@ -158,6 +211,7 @@ ROUTES: dict[str, Route] = {
     "/burn": _burn,
     "/alloc": _alloc,
     "/ws": _ws,
+    "/probe": _probe,
 }
 
 
