@@ -51,6 +51,10 @@ UPSTREAM_ANSWER_ON_REMOVE = {
     "rbac.authorization.k8s.io/rolebindings": "Status",
     "rbac.authorization.k8s.io/clusterroles": "Status",
     "rbac.authorization.k8s.io/clusterrolebindings": "Status",
+    # apiextensions-apiserver pkg/registry/customresource/etcd.go newREST: no
+    # ReturnDeletedObject, so every custom resource answers a Status
+    "chaos-mesh.org/networkchaos": "Status",
+    "chaos-mesh.org/dnschaos": "Status",
 }
 
 
