@@ -218,7 +218,7 @@ class PodNetworkController:
             updated = copy.deepcopy(dict(plan.chaos))
             updated["status"] = status
             try:
-                self.store.update(plan.resource, updated, subresource="status")
+                self.store.update(plan.resource, updated)  # no status subresource: its CRD has none
             except ApiError as failure:  # gone or changed meanwhile: its change brings us back
                 log.debug("%s: status of %s: %s", self.name, plan.key, failure)
                 return
