@@ -74,7 +74,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxH
         yield harness, ip
     finally:
         harness.close()
-    listed = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True)
+    listed = subprocess.run(
+        ["nft", "list", "table", "inet", table], check=False, capture_output=True
+    )
     assert listed.returncode != 0, "the pod network's table outlived the sandbox"
 
 
@@ -110,7 +112,7 @@ def network_chaos(name: str, action: str, **spec: Any) -> dict[str, Any]:
 
 def injected(harness: SandboxHarness, name: str, condition: str = "AllInjected") -> bool:
     api = client.CustomObjectsApi(harness.api_client())
-    obj = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
+    obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c["type"] == condition and c["status"] == "True" for c in conditions)
 
@@ -125,12 +127,15 @@ def with_chaos(harness: SandboxHarness, body: dict[str, Any]) -> Iterator[None]:
     finally:
         api.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
         wait_for(
-            lambda: name not in [
-                o["metadata"]["name"]
-                for o in api.list_namespaced_custom_object(
-                    GROUP, VERSION, "default", PLURAL
-                )["items"]
-            ],
+            lambda: (
+                name
+                not in [
+                    o["metadata"]["name"]
+                    for o in api.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)[
+                        "items"
+                    ]
+                ]
+            ),
             30,
             f"{name} to be recovered and gone",
         )
@@ -198,5 +203,3 @@ def test_the_pods_connections_leave_from_its_pod_ip(
         thread.join(5)
         server.close()
     assert seen == [ip]
-
-
