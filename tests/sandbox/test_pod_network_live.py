@@ -19,7 +19,7 @@ import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -112,7 +112,9 @@ def network_chaos(name: str, action: str, **spec: Any) -> dict[str, Any]:
 
 def injected(harness: SandboxHarness, name: str, condition: str = "AllInjected") -> bool:
     api = client.CustomObjectsApi(harness.api_client())
-    obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
+    obj = cast(
+        dict[str, Any], api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
+    )
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c["type"] == condition and c["status"] == "True" for c in conditions)
 
