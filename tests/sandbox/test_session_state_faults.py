@@ -15,15 +15,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sandbox.images.registry import DEFAULT_REGISTRY, REPO_ROOT, SESSION_STATE
-from sandbox.images.session_state.config import Timings, parse_timings
+from sandbox.images.session_state.app import build_runtime
+from sandbox.images.session_state.config import Timings, parse_settings, parse_timings
 from sandbox.images.session_state.faults import (
+    DEPENDENCIES,
     ERROR_EVERY,
     FAULTS,
     HEALTHY,
     SLOW_MS,
+    Dependency,
     Fault,
     SlotState,
     dependency_timeout,
+    fault_named,
     held_until_drain,
     is_api_request,
     opens_connection,
@@ -33,7 +37,10 @@ from sandbox.images.session_state.faults import (
     seeded_error,
 )
 from sandbox.images.session_state.middleware import error_middleware, fault_middleware
+from sandbox.images.session_state.redisconn import client_options
+from sandbox.images.session_state.service import AfterCommit
 from sandbox.images.session_state.state import RUNTIME
+from sandbox.images.session_state.writes import CommittedWrites
 
 
 @pytest.mark.parametrize(
@@ -97,11 +104,63 @@ def test_only_no_db_reconnect_keeps_a_dead_connection(
     assert opens_connection(fault, slot) is opens
 
 
-def test_only_no_request_timeout_drops_the_timeouts() -> None:
-    bounded = {name: dependency_timeout(f, 2.0) for name, f in FAULTS.items()}
-    assert bounded.pop("no-request-timeout") is None
-    assert set(bounded.values()) == {2.0}
-    assert dependency_timeout(HEALTHY, 0.5) == 0.5
+@pytest.mark.parametrize(
+    ("tag", "dependency", "bound"),
+    [
+        pytest.param("", "postgresql", 2.0, id="healthy-postgresql"),
+        pytest.param("", "redis", 2.0, id="healthy-redis"),
+        pytest.param("no-request-timeout", "postgresql", None, id="no-request-timeout-postgresql"),
+        pytest.param("no-request-timeout", "redis", None, id="no-request-timeout-redis"),
+        pytest.param("no-redis-timeout", "postgresql", 2.0, id="no-redis-timeout-keeps-postgresql"),
+        pytest.param("no-redis-timeout", "redis", None, id="no-redis-timeout-redis"),
+    ],
+)
+def test_a_timeout_fault_drops_the_bound_of_its_dependencies_only(
+    tag: str, dependency: Dependency, bound: float | None
+) -> None:
+    assert dependency_timeout(fault_named(tag), dependency, 2.0) == bound
+
+
+def test_only_the_two_timeout_faults_drop_a_timeout() -> None:
+    bounds = {
+        name: [dependency_timeout(f, dependency, 2.0) for dependency in DEPENDENCIES]
+        for name, f in FAULTS.items()
+    }
+    assert bounds.pop("no-request-timeout") == [None, None]
+    assert bounds.pop("no-redis-timeout") == [2.0, None]
+    assert all(bound == [2.0, 2.0] for bound in bounds.values())
+
+
+@pytest.mark.parametrize(
+    ("tag", "db_bounded", "redis_bounded"),
+    [
+        pytest.param("1.0.0", True, True, id="healthy"),
+        pytest.param("no-request-timeout", False, False, id="no-request-timeout"),
+        pytest.param("no-redis-timeout", True, False, id="no-redis-timeout"),
+    ],
+)
+def test_the_image_tag_sets_the_timeouts_of_the_clients_the_service_builds(
+    tag: str, db_bounded: bool, redis_bounded: bool
+) -> None:
+    """From the registry's image to the clients: its argv and env parsed as `__main__` does,
+    the runtime built as the server does (no connection is opened)."""
+    image = DEFAULT_REGISTRY.lookup(f"{SESSION_STATE}:{tag}")
+    env = {
+        "DB_URL": "postgresql://app@127.0.9.1:5432/app",
+        "REDIS_URL": "redis://127.0.9.1:6379",
+        **dict(image.env),
+    }
+    runtime, _ = build_runtime(parse_settings(env, list(image.args)))
+    defaults = Timings()
+    db_timeout = defaults.db_timeout if db_bounded else None
+    redis_timeout = defaults.redis_timeout if redis_bounded else None
+    assert runtime.db.timeout == db_timeout
+    assert runtime.redis.timeout == redis_timeout
+    options = client_options(runtime.redis.timeout)
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == redis_timeout
+    writes = runtime.service.writes
+    assert isinstance(writes, CommittedWrites) and isinstance(writes.on_commit, AfterCommit)
+    assert writes.on_commit.publisher.timeout == redis_timeout
 
 
 @pytest.mark.parametrize(

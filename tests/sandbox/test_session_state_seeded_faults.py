@@ -1,7 +1,7 @@
 """Seeded faults that only a dependency outage, a reconnect or a shutdown reveals:
-`no-db-reconnect`, `ws-resume-from-head`, `no-request-timeout`, `readiness-ignores-redis`
-and `slow-shutdown`, each shown against real PostgreSQL and Redis, most of them next to
-the healthy service doing the same thing right."""
+`no-db-reconnect`, `ws-resume-from-head`, `no-request-timeout`, `no-redis-timeout`,
+`readiness-ignores-redis` and `slow-shutdown`, each shown against real PostgreSQL and
+Redis, most of them next to the healthy service doing the same thing right."""
 
 from __future__ import annotations
 
@@ -225,21 +225,33 @@ def test_ws_resume_from_head_skips_what_a_reconnecting_client_missed(
         assert received == [2, 3, 4, 5]
 
 
-# ---- no-request-timeout ----
+# ---- no-request-timeout, no-redis-timeout ----
 
 
-@HEALTHY_OR_FAULT
-def test_no_request_timeout_hangs_on_a_stalled_database(
-    start_service: StartService, postgres: Postgres, faulty: bool
+def tag_args(tag: str) -> tuple[str, ...]:
+    return ("--fault", tag) if tag else ()
+
+
+@pytest.mark.parametrize(
+    ("tag", "hangs"),
+    [
+        pytest.param("", False, id="healthy"),
+        pytest.param("no-request-timeout", True, id="no-request-timeout"),
+        # only Redis lost its bound: a stalled database is still a prompt 503
+        pytest.param("no-redis-timeout", False, id="no-redis-timeout"),
+    ],
+)
+def test_a_stalled_database_hangs_requests_only_without_a_database_timeout(
+    start_service: StartService, postgres: Postgres, tag: str, hangs: bool
 ) -> None:
     with BlackHole(upstream=postgres.port) as hole:
         db_url = postgres.url.replace(f":{postgres.port}/", f":{hole.port}/")
-        service = start_service(*fault_args(faulty, "no-request-timeout"), DB_URL=db_url)
+        service = start_service(*tag_args(tag), DB_URL=db_url)
         service.wait_ready()
         create_session(service)  # a pooled connection, through the proxy
         hole.stall()
         began = time.monotonic()
-        if faulty:
+        if hangs:
             with pytest.raises(TimeoutError):
                 service.request("GET", f"{API}?owner=seeded", timeout=12)
             assert time.monotonic() - began >= 12
@@ -250,16 +262,23 @@ def test_no_request_timeout_hangs_on_a_stalled_database(
         assert elapsed < 10, elapsed
 
 
-@HEALTHY_OR_FAULT
-def test_no_request_timeout_hangs_on_a_black_holed_redis(
-    start_service: StartService, faulty: bool
+@pytest.mark.parametrize(
+    ("tag", "hangs"),
+    [
+        pytest.param("", False, id="healthy"),
+        pytest.param("no-request-timeout", True, id="no-request-timeout"),
+        pytest.param("no-redis-timeout", True, id="no-redis-timeout"),
+    ],
+)
+def test_a_black_holed_redis_hangs_requests_only_without_a_redis_timeout(
+    start_service: StartService, tag: str, hangs: bool
 ) -> None:
     with BlackHole() as hole:
         redis_url = f"redis://127.0.0.1:{hole.port}"
-        service = start_service(*fault_args(faulty, "no-request-timeout"), REDIS_URL=redis_url)
+        service = start_service(*tag_args(tag), REDIS_URL=redis_url)
         wait_schema(service)
         began = time.monotonic()
-        if faulty:
+        if hangs:
             with pytest.raises(TimeoutError):
                 service.request("POST", API, {"owner": "seeded", "state": {}}, timeout=6)
             assert time.monotonic() - began >= 6

@@ -478,6 +478,7 @@ def test_fault_table_behaviours() -> None:
         "no-db-reconnect": (False, False, False, False, False, "checked"),
         "ws-resume-from-head": (False, False, False, False, False, "checked"),
         "no-request-timeout": (False, False, False, False, False, "checked"),
+        "no-redis-timeout": (False, False, False, False, False, "checked"),
         "readiness-ignores-redis": (False, False, False, False, False, "postgresql-only"),
         "slow-shutdown": (False, False, False, False, False, "checked"),
     }
@@ -485,11 +486,15 @@ def test_fault_table_behaviours() -> None:
     one_each = {
         "no-db-reconnect": "keeps_dead_connections",
         "ws-resume-from-head": "resumes_from_head",
-        "no-request-timeout": "ignores_timeouts",
         "slow-shutdown": "drains_slowly",
     }
     for name, field in one_each.items():
         assert [n for n, f in FAULTS.items() if getattr(f, field)] == [name]
+    unbounded = {name: f.unbounded for name, f in FAULTS.items() if f.unbounded}
+    assert unbounded == {
+        "no-request-timeout": ("postgresql", "redis"),
+        "no-redis-timeout": ("redis",),
+    }
     assert all(f.description and "\n" not in f.description for f in FAULTS.values())
 
 

@@ -59,8 +59,8 @@ CACHE_REPAIR_INTERVAL = 1.0
 def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
     metrics = Metrics()
     timings, fault = settings.timings, settings.fault
-    db_timeout = dependency_timeout(fault, timings.db_timeout)
-    redis_timeout = dependency_timeout(fault, timings.redis_timeout)
+    db_timeout = dependency_timeout(fault, "postgresql", timings.db_timeout)
+    redis_timeout = dependency_timeout(fault, "redis", timings.redis_timeout)
     db = Database(settings.db, db_timeout, settings.db_pool_size, bool(settings.amqp), fault)
     redis = RedisConnector(settings.redis, redis_timeout)
     hub = Hub(db, metrics)

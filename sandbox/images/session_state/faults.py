@@ -22,6 +22,7 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `no-db-reconnect`         | a PostgreSQL connection the server closed is never replaced: 503s    |
 | `ws-resume-from-head`     | a WebSocket resuming with `since` > 0 skips to the newest event      |
 | `no-request-timeout`      | no timeout on PostgreSQL or Redis calls: a black hole hangs them     |
+| `no-redis-timeout`        | no timeout on Redis calls only: a partition toward Redis hangs them  |
 | `readiness-ignores-redis` | readiness checks PostgreSQL only: still Ready with Redis down        |
 | `slow-shutdown`           | holds requests SLOW_SHUTDOWN_SECONDS (45) after SIGTERM: SIGKILLed   |
 
@@ -42,12 +43,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 Readiness = Literal["checked", "never", "delayed", "unchecked", "postgresql-only"]
+Dependency = Literal["postgresql", "redis"]
 Verdict = Literal["check", "ready", "not-ready"]
 SlotState = Literal["empty", "open", "closed"]  # a pool slot: never connected, or its connection
 HEALTHY_TAGS = ("1.0.0", "1.0.1", "1.1.0")
 API_PREFIX = "/api/"
 HEALTH_PREFIX = "/health/"
-DEPENDENCIES = ("postgresql", "redis")
+DEPENDENCIES: tuple[Dependency, ...] = ("postgresql", "redis")
 SLOW_MS = 300.0  # well above any latency SLO the certification profiles set
 ERROR_EVERY = 5  # 20 % of API requests: far over any error budget
 
@@ -70,7 +72,8 @@ class Fault:
     exits_abruptly: bool = False
     keeps_dead_connections: bool = False
     resumes_from_head: bool = False
-    ignores_timeouts: bool = False
+    # the dependencies whose calls get no timeout (`no-request-timeout`, `no-redis-timeout`)
+    unbounded: tuple[Dependency, ...] = ()
     drains_slowly: bool = False
 
 
@@ -155,7 +158,15 @@ FAULT_TABLE: tuple[Fault, ...] = (
         "no-request-timeout",
         "no timeout on PostgreSQL or Redis calls (DB_TIMEOUT_SECONDS and REDIS_TIMEOUT_SECONDS"
         " ignored): a black-holed dependency hangs requests for as long as the client waits",
-        ignores_timeouts=True,
+        unbounded=DEPENDENCIES,
+    ),
+    Fault(
+        "no-redis-timeout",
+        "no timeout on Redis calls (REDIS_TIMEOUT_SECONDS ignored; PostgreSQL keeps"
+        " DB_TIMEOUT_SECONDS): a partitioned Redis, its packets dropped, hangs every request"
+        " that calls it (a session read, every write); a Redis that stops or refuses still"
+        " fails fast",
+        unbounded=("redis",),
     ),
     Fault(
         "readiness-ignores-redis",
@@ -267,15 +278,25 @@ def opens_connection(fault: Fault, slot: SlotState) -> bool:
     return slot == "empty" or (slot == "closed" and not fault.keeps_dead_connections)
 
 
-def dependency_timeout(fault: Fault, configured: float) -> float | None:
-    """The bound on one PostgreSQL or Redis call: `None` (the client libraries' defaults:
-    wait as long as the socket stays open) under `no-request-timeout`, which is what a
-    service gets that never set one.
+def dependency_timeout(fault: Fault, dependency: Dependency, configured: float) -> float | None:
+    """The bound on one call to `dependency`: `None` (the client libraries' defaults: wait
+    as long as the socket stays open) for the dependencies the fault leaves unbounded,
+    which is what a service gets that never set one.
 
-        >>> dependency_timeout(HEALTHY, 2.0), dependency_timeout(FAULTS["no-request-timeout"], 2.0)
-        (2.0, None)
+    `no-redis-timeout` leaves only Redis unbounded. Redis stopping or refusing closes or
+    resets its connections, which fails a call at once with or without a timeout; only
+    silence (a partition, a host that went dark) shows the missing bound, so only a
+    network fault reveals this tag, where `no-request-timeout` already shows in an RDS
+    failover.
+
+        >>> dependency_timeout(HEALTHY, "redis", 0.5)
+        0.5
+        >>> [dependency_timeout(FAULTS["no-redis-timeout"], d, 2.0) for d in DEPENDENCIES]
+        [2.0, None]
+        >>> [dependency_timeout(FAULTS["no-request-timeout"], d, 2.0) for d in DEPENDENCIES]
+        [None, None]
     """
-    return None if fault.ignores_timeouts else configured
+    return None if dependency in fault.unbounded else configured
 
 
 def resumes_from_head(fault: Fault, since: int) -> bool:

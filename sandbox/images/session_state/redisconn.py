@@ -32,6 +32,23 @@ def breaker_allows(failed_at: float | None, now: float, cooldown: float) -> bool
     return failed_at is None or now - failed_at >= cooldown
 
 
+def client_options(timeout: float | None) -> dict[str, Any]:
+    """The client's options: `timeout` bounds every command (`socket_timeout`) and every
+    connect (`socket_connect_timeout`). `None` is redis-py's default, no bound at all:
+    a command to a Redis whose packets are dropped then waits for TCP to give up
+    (`no-request-timeout`, `no-redis-timeout`).
+
+        >>> {k: v for k, v in client_options(None).items() if "timeout" in k}
+        {'socket_timeout': None, 'socket_connect_timeout': None}
+    """
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 5,
+        "decode_responses": True,
+    }
+
+
 def cluster_enabled(info: dict[str, Any]) -> bool:
     """From `INFO cluster`: `{'cluster_enabled': 1}` in cluster mode."""
     return str(info.get("cluster_enabled", "0")) == "1"
@@ -40,20 +57,12 @@ def cluster_enabled(info: dict[str, Any]) -> bool:
 class RedisConnector:
     def __init__(self, target: RedisTarget, timeout: float | None, cooldown: float = 1.0) -> None:
         self.target = target
-        self.timeout = timeout  # None: redis-py's default, no bound (`no-request-timeout`)
+        self.timeout = timeout  # None: no bound (`no-request-timeout`, `no-redis-timeout`)
         self.cooldown = cooldown
         self.mode = "unknown"
         self._client: AnyRedis | None = None
         self._lock = asyncio.Lock()
         self._failed_at: float | None = None
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            "health_check_interval": 5,
-            "decode_responses": True,
-        }
 
     async def client(self) -> AnyRedis:
         if self._client is not None:
@@ -64,7 +73,7 @@ class RedisConnector:
         return self._client
 
     async def _resolve(self) -> AnyRedis:
-        plain = Redis.from_url(self.target.url, **self._options())
+        plain = Redis.from_url(self.target.url, **client_options(self.timeout))
         try:
             info = await plain.info("cluster")
         except BaseException:
@@ -74,7 +83,7 @@ class RedisConnector:
             self.mode = "standalone"
             return plain
         await plain.aclose()
-        options = self._options()
+        options = client_options(self.timeout)
         options.pop("health_check_interval")
         cluster = RedisCluster.from_url(self.target.url, **options)
         await cluster.initialize()
