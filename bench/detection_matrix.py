@@ -6,8 +6,10 @@ short game day, on one sandbox. A PASS is worth what this matrix says it catches
 For each row the sandbox's Deployment runs the tag (set through the Kubernetes API and
 waited for until no pod of another image is left, terminating or not), then:
 
-1. the owning suite test runs as a pytest subprocess against the sandbox through
-   `--kube-context`, as staging runs it; it has caught the tag when it fails;
+1. the owning check runs against the sandbox through `--kube-context`, as staging runs
+   it: a suite test as a pytest subprocess, or an experiment (`experiments/<name>.yaml`,
+   for a fault only an engine such as Chaos Mesh delivers) with `resilience chaos run`,
+   the strict runner the game days use; it has caught the tag when it fails;
 2. the short game day (experiments/gameday/short.yaml) runs against the same sandbox,
    for the tags whose fault it contains; it has caught the tag when its verdict is FAIL;
 3. the overlay is applied again.
@@ -38,7 +40,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from resilience.suite_sandbox import SandboxSession, sandbox_down, sandbox_up, suite_command
+from resilience.suite_sandbox import (
+    SANDBOX_CONTEXT,
+    SandboxSession,
+    sandbox_down,
+    sandbox_up,
+    suite_command,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,14 +66,22 @@ DB_OUTAGE = (
     "suites/test_probes.py::"
     "test_losing_the_database_takes_pods_out_of_the_endpoints_without_restarts"
 )
+DEPENDENCY_PARTITION = "experiments/dependency-partition.yaml"
 SUITE_TIMEOUT_SECONDS = 900
+EXPERIMENT_TIMEOUT_SECONDS = 900
+RECOVER_TIMEOUT_SECONDS = 180
 GAMEDAY_TIMEOUT_SECONDS = 900
 ROLLOUT_TIMEOUT_SECONDS = 240
+CHAOS_FAILED = "chaos: FAILED:"  # resilience/chaos/cli.py, one line per reason
 
 
 @dataclass(frozen=True)
 class Row:
-    """One tag, the suite test that owns its concern, and whether the short day has its fault."""
+    """One tag, the check that owns its concern, and whether the short day has its fault.
+
+    `suite` is a suite test (a pytest node, `suites/<file>.py::<test>`) or an experiment
+    (`experiments/<name>.yaml`), run with the strict runner: `is_experiment` tells which.
+    """
 
     tag: str
     suite: str
@@ -88,6 +104,12 @@ ROWS: tuple[Row, ...] = (
     # does not (the failed primary goes silent), so the RDS failover no longer shows it.
     Row("no-db-reconnect", DB_OUTAGE, False, "closed pool connections never replaced"),
     Row("no-request-timeout", RDS, True, "requests hang on a dependency that does not answer"),
+    # Only silence shows a missing Redis timeout: a stop or a restart closes or resets the
+    # connections, which fails a call at once, bound or none. The partition drops packets
+    # (Chaos Mesh's way) while the pods are still Ready; the hypothesis's timed write then
+    # hangs. The short day has no Redis fault; the standard day's redis-failover (its primary
+    # silenced until the election) should show it too.
+    Row("no-redis-timeout", DEPENDENCY_PARTITION, False, "requests hang on a partitioned Redis"),
     Row("ready-before-db", DB_OUTAGE, False, "ready without its database"),
 )
 
@@ -138,6 +160,30 @@ def first_failed_step(report: dict[str, Any]) -> str:
         if step.get("verdict") not in ("PASS", "SKIP"):
             findings = step.get("findings") or [{"text": step.get("verdict", "")}]
             return f"{step['name']}: {findings[0]['text']}"
+    return ""
+
+
+def is_experiment(check: str) -> bool:
+    """Whether a row's check is an experiment file rather than a pytest node.
+
+    >>> is_experiment("experiments/dependency-partition.yaml"), is_experiment(POD_KILL)
+    (True, False)
+    """
+    return check.startswith("experiments/") and check.endswith((".yaml", ".yml"))
+
+
+def first_chaos_failure(runner_output: str) -> str:
+    """The first reason `resilience chaos run` printed for failing the experiment.
+
+    >>> first_chaos_failure("chaos: FAILED: steady state deviated: service-answers-promptly"
+    ...                     " = False\\nchaos: FAILED: activity 'load-slos-met' failed\\n")
+    'steady state deviated: service-answers-promptly = False'
+    >>> first_chaos_failure("chaos: passed: Dependency partition\\n")
+    ''
+    """
+    for line in runner_output.splitlines():
+        if line.startswith(CHAOS_FAILED):
+            return line.removeprefix(CHAOS_FAILED).strip()
     return ""
 
 
@@ -268,6 +314,77 @@ def run_suite(session: SandboxSession, node: str, reports: Path) -> Outcome:
     return Outcome(ran, caught, first, time.monotonic() - began)
 
 
+def experiment_command(experiment: str, journal: Path) -> list[str]:
+    """`resilience chaos run <experiment>` against the sandbox through `--kube-context`, as
+    `suite_command` runs a suite; run it with `experiment_env` (its kubeconfig)."""
+    return [
+        sys.executable,
+        "-m",
+        "resilience.cli",
+        "chaos",
+        "run",
+        str(REPO / experiment),
+        "--kube-context",
+        SANDBOX_CONTEXT,
+        "--journal",
+        str(journal),
+    ]
+
+
+def experiment_env(session: SandboxSession, reports: Path) -> dict[str, str]:
+    """The kubeconfig, AWS and ingress exports the experiment reads, and its journals (the
+    run's and the recovery journal) kept with the row's reports."""
+    return {
+        **os.environ,
+        **session.exports,
+        "HARMONYFLOW_REPORTS_DIR": str(reports),
+        "HARMONYFLOW_RECOVERY_JOURNAL": str(reports / "recovery.jsonl"),
+    }
+
+
+def run_experiment(session: SandboxSession, experiment: str, reports: Path) -> Outcome:
+    """The experiment with the strict runner; then `resilience recover`, so that a run cut by
+    its timeout leaves no chaos object behind for the next row."""
+    reports.mkdir(parents=True, exist_ok=True)
+    env = experiment_env(session, reports)
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            experiment_command(experiment, reports / "journal.json"),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=EXPERIMENT_TIMEOUT_SECONDS,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "resilience.cli", "recover", "--kube-context", SANDBOX_CONTEXT],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=RECOVER_TIMEOUT_SECONDS,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    (reports / "chaos.log").write_text(done.stdout + done.stderr)
+    caught = done.returncode == 1
+    ran = done.returncode in (0, 1)
+    first = first_chaos_failure(done.stdout) if caught else ""
+    if not ran:
+        first = f"chaos run exit {done.returncode}: {done.stderr[-400:]}"
+    return Outcome(ran, caught, first, time.monotonic() - began)
+
+
+def run_check(session: SandboxSession, check: str, reports: Path) -> Outcome:
+    if is_experiment(check):
+        return run_experiment(session, check, reports)
+    return run_suite(session, check, reports)
+
+
 def run_short_day(session: SandboxSession, reports: Path) -> Outcome:
     began = time.monotonic()
     done = subprocess.run(
@@ -338,7 +455,7 @@ def run_row(
     day: Outcome | None = None
     try:
         run_only(session, image)
-        suite = run_suite(session, row.suite, out / "suite")
+        suite = run_check(session, row.suite, out / "suite")
         if row.in_short_day and gameday:
             day = Outcome(False, False, "not run")
             fresh(session, image)

@@ -8,14 +8,30 @@ row, the abrupt-exit release through the pod-kill suite
 
 from __future__ import annotations
 
+import doctest
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from bench.detection_matrix import ROWS, Outcome, Row, as_expected
+from bench import detection_matrix
+from bench.detection_matrix import (
+    DEPENDENCY_PARTITION,
+    POD_KILL,
+    ROWS,
+    SHORT_DAY,
+    Outcome,
+    Row,
+    as_expected,
+    experiment_command,
+    experiment_env,
+    first_chaos_failure,
+    is_experiment,
+)
+from resilience.suite_sandbox import SANDBOX_CONTEXT, SandboxSession
 from tests.builders import REPO_ROOT
 
 MATRIX_TIMEOUT_SECONDS = 3600
@@ -45,6 +61,88 @@ def test_every_row_has_a_seeded_tag_of_the_registry() -> None:
     golden = (REPO_ROOT / "tests" / "sandbox" / "golden" / "images.txt").read_text()
     tags = {line.split()[0].rsplit(":", 1)[1] for line in golden.splitlines() if line.strip()}
     assert {row.tag for row in ROWS} <= tags
+
+
+@pytest.mark.parametrize(
+    ("check", "experiment"),
+    [
+        pytest.param(DEPENDENCY_PARTITION, True, id="experiment"),
+        pytest.param("experiments/gameday/short.yml", True, id="yml"),
+        pytest.param(POD_KILL, False, id="suite-node"),
+        pytest.param("suites/test_probes.py", False, id="suite-file"),
+        pytest.param("deploy/base/deployment.yaml", False, id="not-an-experiment"),
+    ],
+)
+def test_a_check_is_an_experiment_file_or_a_pytest_node(check: str, experiment: bool) -> None:
+    assert is_experiment(check) is experiment
+
+
+@pytest.mark.parametrize(
+    ("output", "first"),
+    [
+        pytest.param(
+            "chaos: FAILED: steady state deviated: service-answers-promptly = False\n"
+            "chaos: FAILED: activity 'load-slos-met' failed\n",
+            "steady state deviated: service-answers-promptly = False",
+            id="first-of-two",
+        ),
+        pytest.param("noise\nchaos: FAILED:  x \n", "x", id="after-noise"),
+        pytest.param("chaos: passed: Dependency partition\n", "", id="passed"),
+        pytest.param("", "", id="nothing"),
+    ],
+)
+def test_first_chaos_failure_is_the_runners_first_reason(output: str, first: str) -> None:
+    assert first_chaos_failure(output) == first
+
+
+def test_an_experiment_runs_with_the_strict_runner_through_the_sandbox_context(
+    tmp_path: Path,
+) -> None:
+    command = experiment_command(DEPENDENCY_PARTITION, tmp_path / "journal.json")
+    assert command[1:5] == ["-m", "resilience.cli", "chaos", "run"]
+    assert Path(command[5]) == REPO_ROOT / DEPENDENCY_PARTITION
+    assert command[6:] == [
+        "--kube-context",
+        SANDBOX_CONTEXT,
+        "--journal",
+        str(tmp_path / "journal.json"),
+    ]
+    session = SandboxSession(tmp_path, {"KUBECONFIG": "/k", "HARMONYFLOW_INGRESS_URL": "http://i"})
+    env = experiment_env(session, tmp_path / "row")
+    assert env["KUBECONFIG"] == "/k" and env["HARMONYFLOW_INGRESS_URL"] == "http://i"
+    assert env["HARMONYFLOW_RECOVERY_JOURNAL"] == str(tmp_path / "row" / "recovery.jsonl")
+
+
+def test_every_rows_check_exists() -> None:
+    for row in ROWS:
+        if is_experiment(row.suite):
+            assert (REPO_ROOT / row.suite).is_file(), row
+            continue
+        path, _, test = row.suite.partition("::")
+        assert f"def {test}(" in (REPO_ROOT / path).read_text(), row
+
+
+def test_a_missing_redis_timeout_is_owned_by_the_partition_toward_redis() -> None:
+    """Only silence shows it: the row runs the Chaos Mesh partition to REDIS_URL's endpoint,
+    and the short day, which has no Redis fault, is not asked to catch it."""
+    [row] = [row for row in ROWS if row.tag == "no-redis-timeout"]
+    assert row.suite == DEPENDENCY_PARTITION and not row.awaits and not row.in_short_day
+    experiment = yaml.safe_load((REPO_ROOT / row.suite).read_text())
+    faults = [
+        a["provider"]["arguments"]
+        for a in experiment["method"]
+        if a["provider"].get("func") == "inject_network_fault"
+    ]
+    assert [(f["action"], f["targets_from_env"]) for f in faults] == [
+        ("${fault_action}", ["REDIS_URL"])
+    ]
+    assert experiment["configuration"]["fault_action"] == "partition"
+    short_day = yaml.safe_load(SHORT_DAY.read_text())
+    assert "dependency-partition" not in [step["experiment"] for step in short_day["steps"]]
+
+
+def test_the_docstring_examples_hold() -> None:
+    assert doctest.testmod(detection_matrix).failed == 0
 
 
 @pytest.mark.slow

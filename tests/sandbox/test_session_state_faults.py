@@ -271,6 +271,7 @@ def test_healthy_service_neither_delays_nor_fails() -> None:
 def test_faults_docstring_examples() -> None:
     import doctest  # noqa: PLC0415
 
-    from sandbox.images.session_state import faults  # noqa: PLC0415
+    from sandbox.images.session_state import faults, redisconn  # noqa: PLC0415
 
     assert doctest.testmod(faults).failed == 0
+    assert doctest.testmod(redisconn).failed == 0
