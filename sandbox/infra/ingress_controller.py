@@ -174,6 +174,7 @@ class IngressController:
             self.nginx.port,
             self.nginx.paths,
             worker_user=self.nginx.worker_user,
+            upstream_bind=self.nginx.upstream_bind,
         )
 
     def reconcile(self, key: Hashable) -> float | None:

@@ -21,6 +21,10 @@ What ingress-nginx did before its Lua balancer, kept to what the sandbox routes:
   ingress-nginx annotations `proxy-read-timeout`, `proxy-send-timeout`,
   `proxy-connect-timeout` (seconds) and `proxy-body-size`.
 - A JSON access-log line per request with the upstream address and status.
+- Connections to the pods leave from the ingress controller's pod address
+  (`proxy_bind INGRESS_POD_ADDRESS`), not from the node's 127.0.0.1: NetworkPolicy
+  then sees the ingress-nginx controller pod, as on EKS, where the node's traffic
+  would be allowed whatever the policies say (sandbox/infra/pod_identities.py).
 
 Everything is sorted, so unchanged input renders byte-identical text: the ingress
 controller reloads nginx only when the text changes.
@@ -57,6 +61,11 @@ UPSTREAM_KEEPALIVE_CONNECTIONS = 320
 UPSTREAM_KEEPALIVE_TIMEOUT = 60
 UPSTREAM_KEEPALIVE_REQUESTS = 10000
 WORKER_SHUTDOWN_TIMEOUT = 240
+
+# Where nginx's connections to the pods come from: the ingress-nginx controller pod's
+# address, in the infrastructure range 127.0.3.0/24 and used by nothing else there
+# (PostgreSQL .11-.12, Redis .20-.25, RabbitMQ .30-.32, Prometheus .40-.41, DNS .53).
+INGRESS_POD_ADDRESS = "127.0.3.60"
 
 # ingress-nginx's strict path validation; anything else would need quoting in nginx.conf
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9\-._~/]*$")
@@ -475,10 +484,14 @@ def render_config(
     paths: NginxPaths,
     *,
     worker_user: str | None = "root",
+    upstream_bind: str | None = None,
 ) -> str:
-    """The complete nginx.conf; `worker_user` None leaves the workers as the master's user."""
+    """The complete nginx.conf; `worker_user` None leaves the workers as the master's user,
+    `upstream_bind` None lets the kernel choose the source of connections to the pods."""
     plan = plan_ingresses(ingresses, services, endpoint_slices)
-    return render_plan(plan, listen_host, listen_port, paths, worker_user=worker_user)
+    return render_plan(
+        plan, listen_host, listen_port, paths, worker_user=worker_user, upstream_bind=upstream_bind
+    )
 
 
 def render_plan(
@@ -488,6 +501,7 @@ def render_plan(
     paths: NginxPaths,
     *,
     worker_user: str | None = "root",
+    upstream_bind: str | None = None,
 ) -> str:
     lines = [
         "# Rendered by sandbox.infra.nginx_config from the nginx-class Ingresses;",
@@ -508,7 +522,7 @@ def render_plan(
         "}",
         "",
         "http {",
-        *_indent(_http_settings(paths)),
+        *_indent(_http_settings(paths, upstream_bind)),
     ]
     for upstream in plan.upstreams:
         lines += ["", *_indent(_render_upstream(upstream))]
@@ -518,8 +532,16 @@ def render_plan(
     return "\n".join(lines)
 
 
-def _http_settings(paths: NginxPaths) -> list[str]:
+def _http_settings(paths: NginxPaths, upstream_bind: str | None) -> list[str]:
     temp = paths.temp
+    bind = (
+        [
+            "# connections to the pods leave from the ingress controller's pod address",
+            f"proxy_bind {upstream_bind};",
+        ]
+        if upstream_bind is not None
+        else []
+    )
     return [
         f"client_body_temp_path {temp / 'client_body'};",
         f"proxy_temp_path {temp / 'proxy'};",
@@ -566,6 +588,7 @@ def _http_settings(paths: NginxPaths) -> list[str]:
         "proxy_next_upstream error timeout;",
         f"proxy_next_upstream_tries {NEXT_UPSTREAM_TRIES};",
         "proxy_next_upstream_timeout 0;",
+        *bind,
     ]
 
 

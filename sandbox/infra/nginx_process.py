@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 from sandbox import processes
-from sandbox.infra.nginx_config import NginxPaths, render_config
+from sandbox.infra.nginx_config import INGRESS_POD_ADDRESS, NginxPaths, render_config
 from sandbox.infra.supervisor import InfraError, log_tail, with_log
 from sandbox.state import pids_dir
 
@@ -59,7 +59,9 @@ def free_port(host: str) -> int:
 
 
 class NginxProcess:
-    """One nginx master serving `listen_host:listen_port` (a free port when 0)."""
+    """One nginx master serving `listen_host:listen_port` (a free port when 0), connecting
+    to the pods from `upstream_bind` (the ingress controller's pod address; None: the
+    kernel's choice, 127.0.0.1)."""
 
     def __init__(
         self,
@@ -68,14 +70,17 @@ class NginxProcess:
         listen_port: int = 0,
         *,
         binary: Path = NGINX_BINARY,
+        upstream_bind: str | None = INGRESS_POD_ADDRESS,
     ) -> None:
-        if not ipaddress.ip_address(listen_host).is_loopback:
-            raise ValueError(f"the sandbox ingress binds loopback only, not {listen_host}")
+        for address in (listen_host, upstream_bind or listen_host):
+            if not ipaddress.ip_address(address).is_loopback:
+                raise ValueError(f"the sandbox ingress binds loopback only, not {address}")
         self.state_dir = state_dir
         self.paths = NginxPaths.under(state_dir)
         self.listen_host = listen_host
         self.port = listen_port or free_port(listen_host)
         self.binary = binary
+        self.upstream_bind = upstream_bind
         # as root, workers would otherwise run as nobody, who cannot enter the state dir
         self.worker_user: str | None = "root" if os.geteuid() == 0 else None
         self.config_text: str | None = None  # what the running master serves
@@ -99,7 +104,14 @@ class NginxProcess:
     def empty_config(self) -> str:
         """The config with no Ingress: every path answers 404 JSON."""
         return render_config(
-            [], [], [], self.listen_host, self.port, self.paths, worker_user=self.worker_user
+            [],
+            [],
+            [],
+            self.listen_host,
+            self.port,
+            self.paths,
+            worker_user=self.worker_user,
+            upstream_bind=self.upstream_bind,
         )
 
     def worker_pids(self) -> set[int]:

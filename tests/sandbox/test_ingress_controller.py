@@ -59,6 +59,9 @@ from tests.sandbox.test_nginx_process import our_children
 
 SLICE_NAME = "session-state-service-x7k2p"
 WAIT_SECONDS = 10.0
+# nginx's source toward the pods in these tests: a test address, not the sandbox's own
+# INGRESS_POD_ADDRESS (127.0.3.x belongs to a running sandbox)
+UPSTREAM_BIND = "127.0.9.252"
 
 
 # ---- pure decisions ----
@@ -162,11 +165,13 @@ class Backend:
     name: str
     ip: str
     hits: Counter[str] = field(default_factory=Counter)
+    peers: set[str] = field(default_factory=set)  # whom the requests came from
     runners: list[web.AppRunner] = field(default_factory=list)
 
     async def start(self) -> None:
         async def http(request: web.Request) -> web.Response:
             self.hits[request.path] += 1
+            self.peers.add(request.remote or "")
             return web.json_response({"backend": self.name, "path": request.path})
 
         async def echo(request: web.Request) -> web.WebSocketResponse:
@@ -255,7 +260,7 @@ async def rig(
         SLICES,
         make_slice([make_endpoint(x.ip, ready=x.name in ready) for x in (a, b)], name=SLICE_NAME),
     )
-    nginx = NginxProcess(tmp_path)
+    nginx = NginxProcess(tmp_path, upstream_bind=UPSTREAM_BIND)
     controller = IngressController(store, RealClock(), ControlPlaneSettings(), nginx)
     task: asyncio.Task[None] | None = None
     try:
@@ -328,6 +333,7 @@ def test_traffic_reaches_only_ready_endpoints_and_follows_flips(
                 status, body = await r.get("/api/whoami", host=host)
                 assert (status, json.loads(body)["backend"]) == (200, "a")
             assert r.b.requests == 0
+            assert r.a.peers == {UPSTREAM_BIND}  # proxy_bind: the pods see the ingress pod
 
             reloads = r.controller.reloads
             started = time.perf_counter()

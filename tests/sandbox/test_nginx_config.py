@@ -15,8 +15,16 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.infra import nginx_config
+from sandbox.infra import (
+    clusterdns,
+    monitoring,
+    nginx_config,
+    postgres,
+    rabbitmq_cluster,
+    redis_cluster,
+)
 from sandbox.infra.nginx_config import (
+    INGRESS_POD_ADDRESS,
     NO_ENDPOINTS_BODY,
     NginxPaths,
     PathType,
@@ -28,6 +36,7 @@ from sandbox.infra.nginx_config import (
     ready_servers,
     render_config,
 )
+from sandbox.kube.settings import ControlPlaneSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "harmonyflow"
@@ -475,6 +484,39 @@ def test_every_location_upgrades_websockets_and_retries_idempotent_requests() ->
     assert text.count("proxy_read_timeout 3600s;") == 18  # 6 locations x 3 servers
 
 
+@pytest.mark.parametrize(
+    ("upstream_bind", "lines"),
+    [
+        pytest.param(INGRESS_POD_ADDRESS, [f"    proxy_bind {INGRESS_POD_ADDRESS};"], id="bound"),
+        pytest.param(None, [], id="the-kernels-choice"),
+    ],
+)
+def test_connections_to_the_pods_leave_from_the_bind_address(
+    upstream_bind: str | None, lines: list[str]
+) -> None:
+    text = render_config(
+        *GOLDEN_CASES["harmonyflow"], "127.0.0.1", 18080, GOLDEN_PATHS, upstream_bind=upstream_bind
+    )
+    assert [line for line in text.splitlines() if "proxy_bind" in line] == lines
+
+
+def test_the_ingress_pod_address_is_no_other_infrastructure_address() -> None:
+    """Its own address in 127.0.3.0/24: NetworkPolicy takes whoever connects from it for
+    the ingress-nginx controller pod."""
+    taken = {
+        clusterdns.DEFAULT_ENDPOINT.host,
+        *ControlPlaneSettings().cluster_dns,
+        *(node.endpoint.host for node in postgres.DEFAULT_NODES),
+        *redis_cluster.DEFAULT_HOSTS,
+        *rabbitmq_cluster.DEFAULT_HOSTS,
+        monitoring.DEFAULT_PROMETHEUS.host,
+        monitoring.DEFAULT_ALERTMANAGER.host,
+        "127.0.0.1",
+    }
+    assert INGRESS_POD_ADDRESS.startswith("127.0.3.")
+    assert INGRESS_POD_ADDRESS not in taken
+
+
 def test_output_is_deterministic_whatever_the_input_order() -> None:
     ingresses, services, slices = multi_ingress_inputs()
     expected = render_config(ingresses, services, slices, "127.0.0.1", 18080, GOLDEN_PATHS)
@@ -501,7 +543,9 @@ def test_doctests() -> None:
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_config_matches_golden_file(case: str) -> None:
     """Regenerate with UPDATE_GOLDEN=1 after a deliberate change."""
-    text = render_config(*GOLDEN_CASES[case], "127.0.0.1", 18080, GOLDEN_PATHS)
+    text = render_config(
+        *GOLDEN_CASES[case], "127.0.0.1", 18080, GOLDEN_PATHS, upstream_bind=INGRESS_POD_ADDRESS
+    )
     golden = GOLDEN_DIR / f"nginx_{case}.conf"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
@@ -535,7 +579,14 @@ def nginx_test(text: str, paths: NginxPaths) -> subprocess.CompletedProcess[str]
 def test_nginx_accepts_the_config(case: str, tmp_path: Path) -> None:
     paths = NginxPaths.under(tmp_path)
     worker_user = "root" if os.geteuid() == 0 else None
-    text = render_config(*GOLDEN_CASES[case], "127.0.0.1", 18080, paths, worker_user=worker_user)
+    text = render_config(
+        *GOLDEN_CASES[case],
+        "127.0.0.1",
+        18080,
+        paths,
+        worker_user=worker_user,
+        upstream_bind=INGRESS_POD_ADDRESS,
+    )
     result = nginx_test(text, paths)
     assert result.returncode == 0, result.stderr
     assert "[warn]" not in result.stderr, result.stderr
