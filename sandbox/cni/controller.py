@@ -16,14 +16,15 @@ import copy
 import ipaddress
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from sandbox.cni import chaosplan
 from sandbox.cni.chaosplan import DNSCHAOS, FINALIZER, NETWORKCHAOS, ChaosPlan, PlanInputs
 from sandbox.cni.faults import DnsFault, PodEndpoint
-from sandbox.cni.netpolicy import PolicyNamespace, PolicyPod, compile_policies
+from sandbox.cni.infrapeers import InfrastructurePeers
+from sandbox.cni.netpolicy import CompiledPolicies, PolicyNamespace, PolicyPod, compile_policies
 from sandbox.cni.netpolicy_nft import render_policy_chain
 from sandbox.cni.podnetwork import NetworkState, PodNetwork, PodNetworkError
 from sandbox.cni.ruleset import PodAddress
@@ -107,6 +108,22 @@ def policy_namespaces(namespaces: Sequence[Mapping[str, Any]]) -> list[PolicyNam
     ]
 
 
+def cluster_policies(
+    policies: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    namespaces: Sequence[Mapping[str, Any]],
+    infrastructure: InfrastructurePeers,
+) -> CompiledPolicies:
+    """The NetworkPolicies over the API's pods and namespaces and the infrastructure's
+    (`sandbox.cni.infrapeers`); a namespace the API has wins over the infrastructure's
+    of the same name, as the API is what a cluster's CNI reads."""
+    return compile_policies(
+        policies,
+        [*policy_pods(pods), *infrastructure.pods],
+        [*infrastructure.namespaces, *policy_namespaces(namespaces)],
+    )
+
+
 def resolve_targets(targets: Sequence[str], resolve: Resolve) -> tuple[tuple[str, ...], list[str]]:
     """Chaos Mesh's `externalTargets`: IPs and CIDRs as given, names through the cluster DNS;
     (addresses, the names that did not resolve)."""
@@ -134,8 +151,9 @@ class PodNetworkController:
     cgroups: PodCgroups
     dns: DnsFaultSink
     resolve: Resolve
-    # pods the API does not list but NetworkPolicy must see (the cluster DNS in kube-system)
-    infrastructure_pods: tuple[PolicyPod, ...] = ()
+    # pods the API does not list but NetworkPolicy must see (the cluster DNS, the ingress
+    # controller), and their namespaces
+    infrastructure: InfrastructurePeers = field(default_factory=InfrastructurePeers)
     name: str = "pod-network"
     _applying: asyncio.Task[None] | None = None
     _applied: NetworkState | None = None
@@ -188,10 +206,11 @@ class PodNetworkController:
         self._applied = state
 
     def _policy_chains(self, pods: Sequence[Mapping[str, Any]]) -> str:
-        compiled = compile_policies(
+        compiled = cluster_policies(
             self.store.snapshot(POLICIES),
-            [*policy_pods(pods), *self.infrastructure_pods],
-            policy_namespaces(self.store.snapshot("namespaces")),
+            pods,
+            self.store.snapshot("namespaces"),
+            self.infrastructure,
         )
         return render_policy_chain(compiled)
 

@@ -26,7 +26,9 @@ as this module applies them:
   never matches a non-pod address.
 - Traffic from and to the node is always allowed, whatever the policies say; here
   the node is a set of addresses (`NODE_ADDRESSES`: 127.0.0.1, where host
-  processes -- the ingress, kubelet probes, tests -- connect from). A pod's traffic
+  processes -- kubelet probes, Prometheus, tests -- connect from; the ingress
+  and the cluster DNS have addresses of their own and are pods to NetworkPolicy,
+  see `sandbox.cni.infrapeers`). A pod's traffic
   to its own pod IP never leaves the pod and is not judged either. Both are the
   renderer's business; `connection_allowed` answers them too.
 - Only the first packet of a connection is judged; replies of an allowed
@@ -180,7 +182,8 @@ def compile_policies(
     """Who is isolated and what is allowed, from NetworkPolicy objects (API JSON).
 
     Pods without an address are left out (nothing to enforce yet); namespaces not
-    in `namespaces` carry only their `kubernetes.io/metadata.name` label.
+    in `namespaces` carry only their `kubernetes.io/metadata.name` label, and of a
+    name listed twice the last counts.
     """
     addressed = [pod for pod in pods if pod.ip]
     cluster = _Cluster(addressed, {ns.name: ns for ns in namespaces})

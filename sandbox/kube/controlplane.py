@@ -20,8 +20,8 @@ from sandbox.aws.effects import ControlPlaneEffects
 from sandbox.aws.endpoint import AwsEndpoint
 from sandbox.cni.controller import PodNetworkController
 from sandbox.cni.faults import NetemParams
+from sandbox.cni.infrapeers import infrastructure_peers
 from sandbox.cni.netem_process import NetemWorker, start_worker
-from sandbox.cni.netpolicy import PolicyPod
 from sandbox.cni.podnetwork import PodNetwork
 from sandbox.images.registry import ImageRegistry
 from sandbox.infra import monitoring
@@ -223,8 +223,10 @@ class ControlPlane:
         if self.backing is not None:
             ingress.append(IngressController(store, clock, settings, self.backing.nginx))
         if self.pod_network is not None and self.cgroups is not None:
-            coredns = PolicyPod(
-                "kube-system", "coredns", self.dns.endpoint.host, {"k8s-app": "kube-dns"}
+            # the cluster DNS and the ingress controller, as NetworkPolicy sees them on EKS
+            peers = infrastructure_peers(
+                self.dns.endpoint.host,
+                self.backing.nginx.upstream_bind if self.backing is not None else None,
             )
             ingress.append(
                 PodNetworkController(
@@ -234,7 +236,7 @@ class ControlPlane:
                     self.cgroups,
                     self.dns,
                     self._resolve,
-                    infrastructure_pods=(coredns,),
+                    infrastructure=peers,
                 )
             )
         return [
