@@ -3,10 +3,10 @@
 Binds `$POD_IP` (default 127.0.0.1) on 8080 and 8443 (plain HTTP on both; `/ws`
 answers 200 until the reference service arrives). Routes: `/health/live`,
 `/health/ready`, `/api/v1/ping`, `/burn?ms=N` (CPU, at most 5000 ms),
-`/alloc?mb=N` (holds N MiB, at most 512; `mb=0` frees), `/probe` (UDP loss and
-TCP round trips toward a loopback echo server, for the pod network's live tests). One log line per
-request on stdout. On SIGTERM readiness fails at once, in-flight requests
-finish, and it exits 0 within a few seconds.
+`/alloc?mb=N` (holds N MiB, at most 512; `mb=0` frees), `/probe` (UDP loss, TCP
+round trips toward a loopback echo server, or a bare TCP connect, for the pod network's
+live tests). One log line per request on stdout. On SIGTERM readiness fails at once,
+in-flight requests finish, and it exits 0 within a few seconds.
 
 Seeded faults are chosen with `--variant` (the image registry maps tags to them):
 healthy, never-ready, liveness-hang, crash, slow-start, ignore-sigterm.
@@ -158,7 +158,10 @@ def _probe(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]
     """What this pod sees of the network toward a loopback echo server (for live tests of the
     pod network): `proto=udp` sends `count` numbered datagrams 1 ms apart and counts the
     echoes back within `timeout` s; `proto=tcp` connects once and times `count` one-byte
-    echoes (`rtt_ms`, the median). Loopback hosts only."""
+    echoes (`rtt_ms`, the median); `proto=connect` only connects (to any server, an HTTP
+    one too: NetworkPolicy judges connections). Loopback hosts only; a failure answers
+    its exception's name (`TimeoutError`: dropped, `ConnectionRefusedError`: no one
+    listens)."""
     host, port, count = query.get("host", ""), _int(query, "port"), _int(query, "count") or 1
     timeout = min(PROBE_TIMEOUT_SECONDS, float(query.get("timeout", "2") or 2))
     if not host.startswith("127.") or not 0 < port < 65536 or not 0 < count <= MAX_PROBES:
@@ -166,6 +169,8 @@ def _probe(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]
     try:
         if query.get("proto") == "udp":
             return 200, _probe_udp(host, port, count, timeout)
+        if query.get("proto") == "connect":
+            return 200, _probe_connect(host, port, timeout)
         return 200, _probe_tcp(host, port, count, timeout)
     except OSError as error:
         return 200, {"error": type(error).__name__, "detail": str(error)}
@@ -194,6 +199,12 @@ def _drain(sock: socket.socket, received: set[int]) -> None:
             received.add(int.from_bytes(sock.recv(64)[:4], "big"))
         except (BlockingIOError, ConnectionRefusedError):
             return
+
+
+def _probe_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
+    started = time.monotonic()
+    with socket.create_connection((host, port), timeout=timeout):
+        return {"connected": True, "connect_ms": (time.monotonic() - started) * 1000}
 
 
 def _probe_tcp(host: str, port: int, count: int, timeout: float) -> dict[str, Any]:

@@ -183,6 +183,25 @@ def test_healthy_app_serves_its_routes_on_both_ports(
     assert "SIGTERM received" in output
 
 
+@pytest.mark.parametrize(
+    ("port", "answer"),
+    [
+        pytest.param(8443, {"connected": True}, id="a-listening-http-server-connects"),
+        pytest.param(9, {"error": "ConnectionRefusedError"}, id="a-closed-port-is-refused"),
+    ],
+)
+def test_probe_connect_only_opens_a_connection(
+    start_app: Callable[..., subprocess.Popen[str]], port: int, answer: dict[str, object]
+) -> None:
+    """`proto=connect` works toward a server that does not echo (NetworkPolicy's live test
+    connects to the pods' HTTP ports) and names what failed."""
+    start_app("healthy")
+    status, body = get(f"/probe?proto=connect&host={HOST}&port={port}&timeout=1")
+    found = json.loads(body)
+    assert status == 200
+    assert {key: found[key] for key in answer} == answer, found
+
+
 def test_readiness_fails_while_draining(start_app: Callable[..., subprocess.Popen[str]]) -> None:
     process = start_app("healthy", DRAIN_DELAY_SECONDS="2")
     process.send_signal(signal.SIGTERM)

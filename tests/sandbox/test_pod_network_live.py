@@ -10,14 +10,12 @@ sandbox stops.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import socketserver
 import subprocess
 import threading
-import urllib.request
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -26,6 +24,7 @@ from kubernetes import client
 
 from sandbox.kube.kubelet.cgroups import sandbox_id
 from tests.sandbox.cluster_harness import SandboxHarness, app_deployment, wait_for
+from tests.sandbox.pod_probe import probe
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("iptables") is None,
@@ -86,12 +85,6 @@ def _ready_pod_ip(harness: SandboxHarness) -> str:
         if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
             return str(pod.status.pod_ip)
     return ""
-
-
-def probe(ip: str, **query: Any) -> dict[str, Any]:
-    text = "&".join(f"{k}={v}" for k, v in query.items())
-    with urllib.request.urlopen(f"http://{ip}:8080/probe?{text}", timeout=30) as answer:
-        return dict(json.loads(answer.read()))
 
 
 def network_chaos(name: str, action: str, **spec: Any) -> dict[str, Any]:
