@@ -13,6 +13,7 @@ about most; a pod or an object already gone counts as recovered.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
@@ -172,14 +173,26 @@ def remove_chaos(
     with a pending delete in the recovery journal), or only the one called `name`, and
     wait (at most `timeout` seconds) until each is gone: deleting the object is how Chaos
     Mesh recovers the traffic. An object already gone is recovered. The rollback of
-    `inject_network_fault` and `inject_dns_fault`; safe to run twice."""
+    `inject_network_fault` and `inject_dns_fault`; safe to run twice.
+
+    `deleted` says when each object was gone (Unix seconds): the end of its fault, which
+    the game-day report draws as a band from the object's AllInjected on."""
     removed = []
+    deleted = []
     for undo in recovery.pending(recovery.read()):
         if undo.kind != UNDO_KIND or (name is not None and undo.target.get("name") != name):
             continue
         removed.append(delete_journaled(custom(secrets), undo.target, float(timeout)))
+        deleted.append(
+            {
+                "kind": undo.target["kind"],
+                "namespace": undo.target["namespace"],
+                "name": undo.target["name"],
+                "gone_at": round(time.time(), 3),
+            }
+        )
         recovery.mark_done(undo.id)
-    return {"removed": removed}
+    return {"removed": removed, "deleted": deleted}
 
 
 def delete_journaled(

@@ -10,12 +10,15 @@ CRD schema (`schemas/chaos-mesh/`) and every refusal is a table test:
 - `refusal` says, in one line, why an object must not be created (a namespace off the
   allowlist, a selector that picks no running pod, or more than `max_disrupted_pods`);
 - `dependency_hosts` reads the endpoints a Deployment's container is configured with,
-  so an experiment aims at the database the service uses on any target.
+  so an experiment aims at the database the service uses on any target;
+- `go_duration_seconds` reads the CRD's durations (`duration`, `latency`, `jitter`),
+  for the report's fault bands and the latency probe.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -290,3 +293,24 @@ def condition(body: Mapping[str, Any], kind: str) -> str | None:
         if entry.get("type") == kind:
             return str(entry.get("status"))
     return None
+
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_seconds(text: str) -> float:
+    """Seconds of a Go duration, as Chaos Mesh's `duration`, `latency` and `jitter` are
+    written (`time.ParseDuration`: "50ms", "1.5s", "1m30s", "0"); InvalidActivity names a
+    malformed one.
+
+    >>> go_duration_seconds("50ms"), go_duration_seconds("1m30s"), go_duration_seconds("0")
+    (0.05, 90.0, 0.0)
+    """
+    text = str(text).strip()
+    if text == "0":
+        return 0.0
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise InvalidActivity(f"not a duration: {text!r} (like 50ms, 1.5s, 1m30s)")
+    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)

@@ -31,6 +31,15 @@ from resilience.report import series
 from resilience.report.alerts import AlertsCapture, read_alerts, step_alerts
 from resilience.report.impact import client_impact
 from resilience.report.junit import junit_xml
+from resilience.report.netfaults import (
+    INJECTS,
+    REMOVE,
+    NetworkFault,
+    band_load,
+    band_summary,
+    journal_time,
+    network_faults,
+)
 from resilience.report.page import render_page
 from resilience.report.record import RunRecord, StepRecord
 from resilience.report.score import FORMULA, StepScore, component, score
@@ -38,7 +47,13 @@ from resilience.report.scrub import run_secrets, scrub_tree
 from resilience.report.series import Band
 from resilience.report.svg import Panel, Series, render
 from resilience.report.trends import compare, previous_report, trend_json
-from resilience.report.windows import StepWindows, errors_per_window, step_stats, step_windows
+from resilience.report.windows import (
+    StepWindows,
+    band_stats,
+    errors_per_window,
+    step_stats,
+    step_windows,
+)
 from resilience.slo import Slo, SloKind, Window, select
 
 FORMAT = "harmonyflow-gameday-report/v1"
@@ -172,6 +187,8 @@ def step_score(
 
 def journal_actions(journal: Mapping[str, Any]) -> list[tuple[str, float, float]]:
     """The fault actions of a journal's method, with their (start, end) in Unix time.
+    Chaos Mesh's are not among them: creating or deleting its object is not its fault
+    (`network_faults` has those, from AllInjected to deleted).
 
     >>> journal_actions({"run": [{"activity": {"type": "action", "name": "kill",
     ...   "provider": {"func": "kill_one_pod"}}, "start": "1970-01-01T00:00:10+00:00",
@@ -182,12 +199,26 @@ def journal_actions(journal: Mapping[str, Any]) -> list[tuple[str, float, float]
     for entry in journal.get("run") or []:
         activity = entry.get("activity") or {}
         func = (activity.get("provider") or {}).get("func")
-        if activity.get("type") != "action" or func in LOAD_ACTIONS:
+        if activity.get("type") != "action" or func in LOAD_ACTIONS | INJECTS | {REMOVE}:
             continue
-        start, end = _time(entry.get("start")), _time(entry.get("end"))
+        start, end = journal_time(entry.get("start")), journal_time(entry.get("end"))
         if start is not None and end is not None:
             actions.append((str(activity.get("name")), start, end))
     return actions
+
+
+def step_faults(journal: Mapping[str, Any], until: float) -> list[tuple[str, float, float]]:
+    """Every fault of a step, in time order: its actions, and its network faults while
+    they were in place (`until`: the step's end, for an object never deleted)."""
+    faults = journal_actions(journal) + [
+        (fault_name(f), f.start, f.end) for f in network_faults(journal, until)
+    ]
+    return sorted(faults, key=lambda fault: fault[1])
+
+
+def fault_name(fault: NetworkFault) -> str:
+    """`delay-database: delay 50ms ±5ms to db.example`: the action, then what it did."""
+    return f"{fault.activity}: {fault.label}"
 
 
 def experiment_figures(journal: Mapping[str, Any]) -> dict[str, float]:
@@ -199,18 +230,6 @@ def experiment_figures(journal: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(output, int | float) and not isinstance(output, bool):
             figures[name] = round(float(output), 3)
     return figures
-
-
-def _time(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
 
 
 def _iso(t: float | None) -> str | None:
@@ -311,7 +330,7 @@ def _step(
                 "start_offset_s": round(a - (step.started or a), 1),
                 "seconds": round(b - a, 1),
             }
-            for n, a, b in (journal_actions(journal) if journal else [])
+            for n, a, b in (step_faults(journal, _until(step)) if journal else [])
         ],
         "journal": step.journal,
         "log": step.log,
@@ -340,7 +359,7 @@ def _step(
         {"name": v.slo.name, "status": v.status.value, "line": v.line()} for v in verdicts
     ]
     recoveries = fault_recoveries(
-        states, data.policy, step, journal_actions(journal) if journal else [], windows
+        states, data.policy, step, step_faults(journal, _until(step)) if journal else [], windows
     )
     entry["recoveries"] = [
         {"fault": name, "seconds": None if seconds is None else round(seconds, 1)}
@@ -351,6 +370,10 @@ def _step(
     entry["time_to_recovery_s"] = (
         round(max(s for s in times if s is not None), 1) if recovered and times else None
     )
+    entry["network_faults"] = [
+        _network_fault(data, step, fault, stats)
+        for fault in (network_faults(journal, _until(step)) if journal else [])
+    ]
     baseline = errors.get("baseline")
     impact = client_impact(
         data.load.records,
@@ -374,6 +397,37 @@ def _step(
         data, step, windows, states, journal_failures, recovered, entry
     ) + [_finding(step, kind, text) for kind, text in alert_findings]
     return entry
+
+
+def _until(step: StepRecord) -> float:
+    return step.ended or step.started or 0.0
+
+
+def _network_fault(
+    data: RunData, step: StepRecord, fault: NetworkFault, stats: Mapping[Window, Any]
+) -> dict[str, Any]:
+    """One network fault's band and what the load saw in it against the step's baseline."""
+    load = band_load(stats.get(Window.BASELINE), band_stats(data.load, fault.start, fault.end))
+    return {
+        "fault": fault_name(fault),
+        "kind": fault.kind,
+        "object": fault.name,
+        "action": fault.action,
+        "label": fault.label,
+        "start_offset_s": round(fault.start - (step.started or fault.start), 1),
+        "seconds": round(fault.end - fault.start, 1),
+        "injected_latency_ms": fault.latency_ms,
+        "injected_jitter_ms": fault.jitter_ms,
+        "injected_loss_percent": fault.loss_percent,
+        "baseline": None if load.baseline is None else _rounded(asdict(load.baseline)),
+        "during": None if load.during is None else _rounded(asdict(load.during)),
+        "websocket_reconnects": load.reconnects,
+        "summary": band_summary(fault, load),
+    }
+
+
+def _rounded(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()}
 
 
 def fault_recoveries(
@@ -507,6 +561,9 @@ def bands(data: RunData) -> list[Band]:
         journal = data.journals.get(step.index)
         for name, start, end in journal_actions(journal) if journal else []:
             out.append(Band(f"{step.name}: {name}", start, end, "action"))
+        until = step.ended or day_span(data)[1]
+        for fault in network_faults(journal, until) if journal else []:
+            out.append(Band(f"{step.name}: {fault_name(fault)}", fault.start, fault.end, "network"))
     return out
 
 

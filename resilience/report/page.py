@@ -69,7 +69,8 @@ def render_page(report: Mapping[str, Any], chart_svg: str) -> str:
 {f"<h2>Recovered after the run</h2><ul>{recovered}</ul>" if recovered else ""}
 <h2>Timeline</h2>
 <p class="muted">All charts share one time axis. Light bands: the steps (each an experiment, from
-its start to the end of its rollbacks); darker bands: the fault actions inside them.</p>
+its start to the end of its rollbacks); darker bands: the fault actions inside them; violet
+bands: network faults, from AllInjected until their Chaos Mesh object was gone.</p>
 {chart_svg}
 <h2>Steps</h2>
 {_steps_table(report["steps"])}
@@ -175,11 +176,24 @@ def _step_section(step: Mapping[str, Any]) -> str:
 <p>Time to recovery: <b>{_seconds(step.get("time_to_recovery_s"))}</b> (budget
 {step.get("recovery_budget_s")} s; {_recovery_basis(step, per_fault)}){by_experiment}.</p>
 {_client_impact(step.get("client_impact"))}
+{_network_faults(step.get("network_faults") or [])}
 {errors}
 {_alerts_table(step.get("alerts") or {})}
 {f"<ul class='f'>{findings}</ul>" if findings else "<p class='muted'>no findings</p>"}
 {details}
 """
+
+
+def _network_faults(faults: Sequence[Mapping[str, Any]]) -> str:
+    """What the load saw during each network fault, against the step's baseline."""
+    if not faults:
+        return ""
+    items = "".join(f"<li>{html.escape(str(f['summary']))}</li>" for f in faults)
+    return (
+        "<p>Network faults (each from AllInjected until its object was gone), what the load "
+        "saw against the step's baseline: p50/p95 of successful REST requests, errors:</p>"
+        f"<ul class='f net'>{items}</ul>"
+    )
 
 
 def _alerts_note(alerts: Mapping[str, Any]) -> str:

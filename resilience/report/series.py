@@ -158,12 +158,13 @@ def _values(point: ReplicaPoint) -> tuple[int, int, int | None, int | None]:
 
 @dataclass(frozen=True)
 class Band:
-    """A chaos event drawn across every chart: a step, or a fault action inside it."""
+    """A chaos event drawn across every chart: a step, a fault action inside it, or a
+    network fault while it was in place (from AllInjected until its object was gone)."""
 
     name: str
     start: float
     end: float
-    kind: str  # "step" | "action"
+    kind: str  # "step" | "action" | "network"
 
 
 def span_of(bands: Sequence[Band], *times: Iterable[float]) -> tuple[float, float] | None:

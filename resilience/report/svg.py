@@ -25,6 +25,12 @@ GAP = 34
 TOP = 34
 AXIS = 34
 Scale = Callable[[float], float]
+# (fill, opacity) per band kind: a step, a fault action, a network fault in place
+BAND_STYLE = {
+    "step": ("#fde2b8", "0.55"),
+    "action": ("#f4a259", "0.45"),
+    "network": ("#b39ddb", "0.5"),
+}
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
@@ -78,7 +84,7 @@ def _bands(bands: Sequence[Band], place: Scale, bottom: float) -> list[str]:
     label_row = 0
     for band in sorted(bands, key=lambda b: (b.kind != "step", b.start)):
         left, right = place(band.start), place(band.end)
-        fill, opacity = ("#fde2b8", "0.55") if band.kind == "step" else ("#f4a259", "0.45")
+        fill, opacity = BAND_STYLE.get(band.kind, BAND_STYLE["action"])
         top = TOP - 14 if band.kind == "step" else TOP
         out.append(
             f"<rect class='band' x='{left:.1f}' y='{top}' width='{max(1.5, right - left):.1f}' "

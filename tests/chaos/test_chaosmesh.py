@@ -5,6 +5,7 @@ what it lists (404 is recovered)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -431,7 +432,14 @@ def test_remove_chaos_marks_only_its_own_undos_done(api: ApiHarness, tmp_path: P
             dns_chaos(name, name, selection, "error", ["d"]).undo_target(),
         )
     recovery.record("uncordon", {"nodes": ["n1"]})
-    assert chaosmesh.remove_chaos(name="a") == {"removed": ["DNSChaos harmonyflow/a: already gone"]}
+    before = time.time()
+    first = chaosmesh.remove_chaos(name="a")
+    assert first["removed"] == ["DNSChaos harmonyflow/a: already gone"]
+    # when it was gone: the end of its fault band in the game-day report
+    assert [(d["kind"], d["namespace"], d["name"]) for d in first["deleted"]] == [
+        ("DNSChaos", "harmonyflow", "a")
+    ]
+    assert before <= first["deleted"][0]["gone_at"] <= time.time() + 0.001
     assert [u.target.get("name") for u in recovery.pending(recovery.read(journal))] == ["b", None]
-    assert chaosmesh.remove_chaos() == {"removed": ["DNSChaos harmonyflow/b: already gone"]}
+    assert chaosmesh.remove_chaos()["removed"] == ["DNSChaos harmonyflow/b: already gone"]
     assert [u.kind for u in recovery.pending(recovery.read(journal))] == ["uncordon"]

@@ -304,3 +304,77 @@ def alerts_file() -> dict[str, Any]:
 
 def as_dict(record: RunRecord) -> dict[str, Any]:
     return asdict(record)
+
+
+def entry(
+    func: str,
+    start: float,
+    end: float,
+    output: Any = None,
+    arguments: dict[str, Any] | None = None,
+    name: str = "",
+    status: str = "succeeded",
+) -> dict[str, Any]:
+    """One entry of a chaos journal's run or rollbacks (arguments as the journal keeps
+    them: unsubstituted)."""
+    kind = "probe" if func.endswith("_seconds") else "action"
+    return {
+        "activity": {
+            "type": kind,
+            "name": name or func,
+            "provider": {"type": "python", "func": func, "arguments": dict(arguments or {})},
+        },
+        "status": status,
+        "start": iso(start),
+        "end": iso(end),
+        "output": output,
+    }
+
+
+def delay_spec(latency: str = "50ms", jitter: str = "5ms", duration: str = "30s") -> dict[str, Any]:
+    """The spec `inject_network_fault` returns for dependency-latency's database delay."""
+    return {
+        "action": "delay",
+        "selector": {"namespaces": ["harmonyflow"], "labelSelectors": LABELS},
+        "mode": "all",
+        "direction": "to",
+        "delay": {"latency": latency, "jitter": jitter, "correlation": "25"},
+        "externalTargets": ["db.example"],
+        "duration": duration,
+    }
+
+
+def chaos_mesh_journal(
+    created: float, injected: float, gone: float, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """dependency-latency's method for one object: create at `created`, AllInjected at
+    `injected`, hold, deleted (gone) at `gone`."""
+    output = {"kind": "NetworkChaos", "namespace": "harmonyflow", "name": "d", "pods": 3}
+    deleted = {"kind": "NetworkChaos", "namespace": "harmonyflow", "name": "d", "gone_at": gone}
+    return {
+        "status": "completed",
+        "deviated": False,
+        "steady_states": {"before": {"steady_state_met": True, "probes": []}},
+        "run": [
+            entry("start_load", created - 1, created - 1, {}),
+            entry(
+                "inject_network_fault",
+                created - 0.2,
+                created,
+                {**output, "spec": spec or delay_spec()},
+                {"name": "d", "action": "delay"},
+                name="delay-database",
+            ),
+            entry(
+                "chaos_mesh_condition_seconds",
+                created,
+                injected,
+                injected - created,
+                {"name": "d", "timeout": "${injection_timeout}"},
+                name="database-delay-injected",
+            ),
+            entry("hold", injected, gone - 1, {}, {"seconds": "${fault_seconds}"}),
+            entry("remove_chaos", gone - 1, gone + 0.1, {"deleted": [deleted]}, {"name": "d"}),
+        ],
+        "rollbacks": [entry("remove_chaos", gone + 1, gone + 1, {"removed": [], "deleted": []})],
+    }
