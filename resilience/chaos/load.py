@@ -18,11 +18,16 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from resilience.chaos.chaosmesh_spec import go_duration_seconds
+from resilience.chaos.latency import LatencyFigures, latency_verdict
+from resilience.errors import InvalidInputError
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile
 from resilience.load.runner import LoadResult, LoadRun
+from resilience.load.timeline import span_stats
+from resilience.slo import SloKind, Window, WindowStats, percentile, select
 
-__all__ = ["load_slos_met", "start_load", "stop_load"]
+__all__ = ["load_latency_as_injected", "load_slos_met", "start_load", "stop_load"]
 REPORTS_ENV = "HARMONYFLOW_REPORTS_DIR"
 EXTERNAL = "external"  # a game day runs one load across all its experiments and judges it
 FLOWING_REQUESTS = 20
@@ -120,6 +125,58 @@ def load_slos_met(
     if not outcome["passed"]:
         failed = [line for line in outcome["verdicts"] if line.startswith("FAIL")]
         raise ActivityFailed(f"load {name}: " + "; ".join(failed))
+    return True
+
+
+def load_latency_as_injected(
+    latency: str,
+    seconds: float,
+    jitter: str = "0ms",
+    round_trips: int = 1,
+    slo_profile: str = "release",
+    slo: str = "rest-latency-p95",
+    name: str = "load",
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+) -> bool:
+    """The load's latency over the last `seconds` (the fault's hold: call it before the
+    fault is removed) against its baseline window: True when the latency SLO `slo` of
+    profile `slo_profile` (loadtests/profiles) held, or the p50 of the requests it covers
+    rose by at most `round_trips` x (`latency` + `jitter`), as Chaos Mesh writes them
+    ("50ms"). Otherwise fails naming both figures (`resilience.chaos.latency`). Under a
+    game day's load (`external`) the caller judges: the report shows each delay's p50
+    next to the injected latency."""
+    if active(name) is None and _Loads.external:
+        return True
+    load = active(name)
+    if load is None:
+        raise ActivityFailed(f"load {name} was never started")
+    try:
+        objective = load_profile(resolve_profile(slo_profile, PROFILES)).slo(slo)
+    except InvalidInputError as error:
+        raise ActivityFailed(str(error)) from None
+    if objective.kind is not SloKind.LATENCY:
+        raise ActivityFailed(f"SLO {slo} of {slo_profile} is not a latency SLO")
+    result = load.run.result()
+    now = time.time()
+    baseline = result.windows().get(Window.BASELINE)
+    during = span_stats(result.timeline, now - float(seconds), now)
+
+    def at(stats: WindowStats | None, q: float) -> float | None:
+        chosen = None if stats is None else select(stats, objective.requests)
+        return None if chosen is None else percentile(chosen.latency_ms, q)
+
+    figures = LatencyFigures(at(baseline, 50), at(during, 50), at(during, objective.percentile))
+    verdict = latency_verdict(
+        figures,
+        1000 * go_duration_seconds(latency),
+        1000 * go_duration_seconds(jitter),
+        int(round_trips),
+        objective.limit,
+        objective.percentile,
+    )
+    if not verdict.held:
+        raise ActivityFailed(f"load {name}: {verdict.line}")
     return True
 
 

@@ -148,6 +148,21 @@ def window_stats(
     }
 
 
+def span_stats(timeline: Timeline, start: float, end: float) -> WindowStats | None:
+    """The load's statistics while one fault was in place, [start, end): the seconds it
+    touched, as `window_stats` counts a fault window (None: it lasted no time).
+
+        >>> timeline = parse_lines([
+        ...     '{"kind":"requests","t":10,"type":"GET","name":"/a","ok":2,"fail":1,"lat":{}}',
+        ...     '{"kind":"requests","t":12,"type":"GET","name":"/a","ok":1,"fail":0,"lat":{}}'])
+        >>> span_stats(timeline, 11.5, 13.0).endpoints[("GET", "/a")].ok
+        1
+    """
+    if end <= start:
+        return None
+    return window_stats(timeline, [FaultMark("span", start, end)], start, end).get(Window.FAULT)
+
+
 def _sum(records: Sequence[RequestRecord]) -> EndpointStats:
     return EndpointStats(
         ok=sum(r.ok for r in records),

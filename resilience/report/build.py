@@ -19,7 +19,7 @@ from typing import Any
 from resilience.chaos.verdict import failures
 from resilience.errors import InvalidInputError
 from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
-from resilience.load.timeline import Timeline, read_timeline
+from resilience.load.timeline import Timeline, read_timeline, span_stats
 from resilience.observe.codec import from_jsonable, load_jsonl
 from resilience.observe.recovery import measure_recovery
 from resilience.observe.timeline import Mark, State
@@ -49,7 +49,6 @@ from resilience.report.svg import Panel, Series, render
 from resilience.report.trends import compare, previous_report, trend_json
 from resilience.report.windows import (
     StepWindows,
-    band_stats,
     errors_per_window,
     step_stats,
     step_windows,
@@ -407,7 +406,7 @@ def _network_fault(
     data: RunData, step: StepRecord, fault: NetworkFault, stats: Mapping[Window, Any]
 ) -> dict[str, Any]:
     """One network fault's band and what the load saw in it against the step's baseline."""
-    load = band_load(stats.get(Window.BASELINE), band_stats(data.load, fault.start, fault.end))
+    load = band_load(stats.get(Window.BASELINE), span_stats(data.load, fault.start, fault.end))
     return {
         "fault": fault_name(fault),
         "kind": fault.kind,

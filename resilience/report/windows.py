@@ -68,14 +68,6 @@ def step_stats(timeline: Timeline, name: str, windows: StepWindows) -> dict[Wind
     return window_stats(inside, [FaultMark(name, *windows.fault)], first, last)
 
 
-def band_stats(timeline: Timeline, start: float, end: float) -> WindowStats | None:
-    """The load's statistics while one fault was in place, [start, end): the seconds it
-    touched, as `step_stats` counts a fault window (None: it lasted no time)."""
-    if end <= start:
-        return None
-    return window_stats(timeline, [FaultMark("band", start, end)], start, end).get(Window.FAULT)
-
-
 def errors_per_window(stats: Mapping[Window, WindowStats]) -> dict[str, WindowErrors]:
     """Requests and failures per window, LEDGER checks left out (they are not requests).
 

@@ -224,6 +224,7 @@ def test_the_standard_game_day(sandbox: LiveSandbox, tmp_path: Path) -> None:
         "az-drain",
         "rds-failover",
         "redis-failover",
+        "dependency-latency",
         "broker-node-loss",
         "hpa-surge",
         "az-power-loss",

@@ -134,6 +134,7 @@ def test_the_standard_plan_is_valid_and_in_order() -> None:
         "az-drain",
         "rds-failover",
         "redis-failover",
+        "dependency-latency",
         "broker-node-loss",
         "hpa-surge",
         "az-power-loss",

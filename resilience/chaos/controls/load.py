@@ -7,7 +7,9 @@ window they happened in. During the
 method a safeguard reads the load's timeline every `interval` seconds; once the
 fault window's error ratio exceeds `max_error_ratio` (with at least `min_requests`
 requests in it) it stops the run the way SIGUSR1 does: the method ends and the
-rollbacks run. The journal records what triggered it.
+rollbacks run. The journal records what triggered it. Without `max_error_ratio` the
+safeguard is the load profile's own fault-window budget (`budget_breach`), so a
+profile that allows no failure during the fault stops the run at the first one.
 
     controls:
       - name: load
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from resilience.chaos import load
 from resilience.chaos.controls import stopping
 from resilience.load.runner import LoadRun
-from resilience.slo import Window
+from resilience.slo import Slo, SloKind, Window, WindowStats, evaluate_one, select
 
 log = logging.getLogger("chaostoolkit")
 LOAD_ACTIONS = {"start_load", "stop_load", "load_slos_met"}
@@ -49,6 +52,29 @@ def fault_error_ratio(run: LoadRun) -> tuple[float, int]:
     requests = sum(e.requests for key, e in stats.endpoints.items() if key[0] != "LEDGER")
     failed = sum(e.failed for key, e in stats.endpoints.items() if key[0] != "LEDGER")
     return (failed / requests if requests else 0.0), requests
+
+
+def budget_breach(slos: Sequence[Slo], fault: WindowStats | None, min_requests: int) -> str | None:
+    """The first fault-window budget of `slos` (an error ratio or a count of failures)
+    that the fault window so far exceeds, as its verdict line; None while all hold. A
+    ratio is judged from `min_requests` requests on, a count at once.
+
+    >>> from resilience.slo import EndpointStats, RequestSelector
+    >>> budget = Slo("none-fail", SloKind.FAILURES, 0.0, Window.FAULT)
+    >>> budget_breach([budget], WindowStats(3.0, {("GET", "/s"): EndpointStats(9, 1)}), 40)
+    'FAIL none-fail: failures in window fault = 1, limit <= 0'
+    """
+    if fault is None:
+        return None
+    for slo in slos:
+        if slo.window is not Window.FAULT or slo.kind not in (SloKind.ERROR_RATE, SloKind.FAILURES):
+            continue
+        if slo.kind is SloKind.ERROR_RATE and select(fault, slo.requests).requests < min_requests:
+            continue
+        verdict = evaluate_one(slo, fault)
+        if not verdict.passed:
+            return verdict.line()
+    return None
 
 
 def _is_fault(activity: dict[str, Any]) -> bool:
@@ -76,7 +102,7 @@ def before_activity_control(context: dict[str, Any], **kwargs: Any) -> None:
 
 def before_method_control(
     context: dict[str, Any],
-    max_error_ratio: float = 0.2,
+    max_error_ratio: float | None = None,
     min_requests: int = 20,
     interval: float = 2.0,
     **kwargs: Any,
@@ -90,18 +116,29 @@ def before_method_control(
             current = load.active()
             if current is None or current.result is not None:
                 continue
-            ratio, requests = fault_error_ratio(current.run)
-            if requests >= int(min_requests) and ratio > float(max_error_ratio):
-                reason = (
-                    f"fault-window error ratio {ratio:.3f} over {requests} requests"
-                    f" exceeds the budget {float(max_error_ratio):.3f}"
-                )
+            reason = _breach(current, max_error_ratio, int(min_requests))
+            if reason is not None:
                 if stopping.request("safeguard", reason):
                     _State.triggered = reason
                 return
 
     _State.watcher = threading.Thread(target=watch, name="load-safeguard", daemon=True)
     _State.watcher.start()
+
+
+def _breach(
+    current: load.ActiveLoad, max_error_ratio: float | None, min_requests: int
+) -> str | None:
+    if max_error_ratio is None:
+        fault = current.run.result().windows().get(Window.FAULT)
+        return budget_breach(current.profile.slos, fault, min_requests)
+    ratio, requests = fault_error_ratio(current.run)
+    if requests >= min_requests and ratio > float(max_error_ratio):
+        return (
+            f"fault-window error ratio {ratio:.3f} over {requests} requests"
+            f" exceeds the budget {float(max_error_ratio):.3f}"
+        )
+    return None
 
 
 def after_method_control(context: dict[str, Any], **kwargs: Any) -> None:

@@ -1,0 +1,117 @@
+"""dependency-latency's decisions as tables: the latency hypothesis (within the SLO, or
+slower by at most the injected latency per round trip) and the safeguard derived from
+the load profile's fault-window budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilience.chaos.controls.load import budget_breach
+from resilience.chaos.latency import LatencyFigures, latency_verdict
+from resilience.load.certify import PROFILES
+from resilience.load.profile import load_profile, resolve_profile
+from resilience.slo import EndpointStats, RequestSelector, Slo, SloKind, Window, WindowStats
+
+# release.yaml's rest-latency-p95, read rather than typed
+RELEASE = load_profile(resolve_profile("release", PROFILES)).slo("rest-latency-p95")
+
+
+@pytest.mark.parametrize(
+    ("figures", "round_trips", "held", "says"),
+    [
+        pytest.param(
+            LatencyFigures(10.0, 58.0, 120.0),
+            1,
+            True,
+            "+48 ms, at most 1 round trip(s)",
+            id="slower-by-the-injected-latency-and-within-the-slo",
+        ),
+        pytest.param(
+            LatencyFigures(10.0, 310.0, 400.0),
+            6,
+            True,
+            "at most 6 round trip(s)",
+            id="slower-by-six-round-trips-above-the-slo",
+        ),
+        pytest.param(
+            LatencyFigures(10.0, 66.0, 260.0),
+            1,
+            False,
+            "more than 1 round trip(s)",
+            id="slower-than-one-round-trip-and-above-the-slo",
+        ),
+        pytest.param(
+            LatencyFigures(10.0, 400.0, 190.0),
+            1,
+            True,
+            "within the SLO",
+            id="more-than-the-delay-but-within-the-slo",
+        ),
+        pytest.param(
+            LatencyFigures(10.0, 8.0, 20.0),
+            1,
+            True,
+            "-2 ms",
+            id="faster-is-no-failure",
+        ),
+        pytest.param(
+            LatencyFigures(10.0, None, None),
+            1,
+            False,
+            "no successful request",
+            id="no-success-during-the-fault",
+        ),
+        pytest.param(
+            LatencyFigures(None, 60.0, 150.0),
+            1,
+            True,
+            "no p50 to compare",
+            id="no-baseline-but-within-the-slo",
+        ),
+    ],
+)
+def test_latency_verdict(figures: LatencyFigures, round_trips: int, held: bool, says: str) -> None:
+    verdict = latency_verdict(figures, 50.0, 5.0, round_trips, RELEASE.limit, RELEASE.percentile)
+    assert verdict.held is held
+    assert says in verdict.line
+
+
+GETS = RequestSelector(frozenset({"GET"}))
+NONE_FAIL = Slo("none-fail", SloKind.FAILURES, 0.0, Window.FAULT, GETS)
+RATIO = Slo("quarter", SloKind.ERROR_RATE, 0.25, Window.FAULT)
+ELSEWHERE = Slo("baseline", SloKind.FAILURES, 0.0, Window.BASELINE)
+
+
+def fault(ok: int, failed: int) -> WindowStats:
+    return WindowStats(5.0, {("GET", "/s"): EndpointStats(ok, failed)})
+
+
+@pytest.mark.parametrize(
+    ("slos", "stats", "breach"),
+    [
+        pytest.param(
+            [NONE_FAIL],
+            fault(3, 1),
+            "FAIL none-fail: failures in window fault = 1, limit <= 0",
+            id="a-zero-budget-stops-at-the-first-failure-however-few-requests",
+        ),
+        pytest.param([NONE_FAIL], fault(50, 0), None, id="no-failure-no-stop"),
+        pytest.param([RATIO], fault(5, 5), None, id="a-ratio-waits-for-min-requests"),
+        pytest.param(
+            [RATIO],
+            fault(20, 30),
+            "FAIL quarter: error rate in window fault = 0.6000 (30/50), limit <= 0.25",
+            id="a-ratio-over-its-budget",
+        ),
+        pytest.param([ELSEWHERE], fault(0, 9), None, id="other-windows-are-not-the-safeguards"),
+        pytest.param([NONE_FAIL], None, None, id="no-fault-window-yet"),
+    ],
+)
+def test_budget_breach(slos: list[Slo], stats: WindowStats | None, breach: str | None) -> None:
+    assert budget_breach(slos, stats, min_requests=40) == breach
+
+
+def test_the_dependency_latency_profile_allows_no_failure_in_the_fault_window() -> None:
+    profile = load_profile(resolve_profile("suite-dependency-latency", PROFILES))
+    assert budget_breach(profile.slos, fault(200, 1), 40) is not None
+    assert budget_breach(profile.slos, fault(200, 0), 40) is None
