@@ -176,6 +176,8 @@ def _env(arguments: argparse.Namespace) -> int:
     print(f"export {ENV_VAR}={directory}")
     if state.ingress_url:
         print(f"export HARMONYFLOW_INGRESS_URL={state.ingress_url}")
+    if state.ingress_sources:
+        print(f"export HARMONYFLOW_INGRESS_SOURCES={state.ingress_sources}")
     if state.aws_url:
         for name, value in aws_environment(state.aws_url).items():
             print(f"export {name}={value}")

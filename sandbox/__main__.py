@@ -37,6 +37,7 @@ async def serve(options: ControlPlaneOptions) -> None:
             str(kubeconfig),
             time.time(),
             ingress_url=plane.ingress_url,
+            ingress_sources=plane.ingress_sources,
             aws_url=plane.aws_url,
             amqp_urls=plane.amqp_urls,
             prometheus_url=plane.prometheus_url,

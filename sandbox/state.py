@@ -24,6 +24,7 @@ class SandboxState:
     kubeconfig: str
     started_at: float
     ingress_url: str = ""
+    ingress_sources: str = ""  # where the ingress's connections to the pods come from
     aws_url: str = ""
     amqp_urls: tuple[str, ...] = ()
     prometheus_url: str = ""

@@ -330,6 +330,13 @@ class ControlPlane:
             await self.api.stop()
 
     @property
+    def ingress_sources(self) -> str:
+        """The address the ingress controller connects to the pods from ('' without one)."""
+        if self.backing is None:
+            return ""
+        return self.backing.nginx.upstream_bind or self.backing.nginx.listen_host
+
+    @property
     def aws_url(self) -> str:
         return self.aws.url if self.aws is not None else ""
 

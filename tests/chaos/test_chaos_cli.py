@@ -53,6 +53,7 @@ def chaos(
             kubeconfig(tmp_path / "kubeconfig", "dev", f"http://127.0.0.1:{closed_port()}")
         ),
         "HARMONYFLOW_INGRESS_URL": "http://127.0.0.1:9",
+        "HARMONYFLOW_INGRESS_SOURCES": "127.0.0.1",
         "HARMONYFLOW_RECOVERY_JOURNAL": str(tmp_path / "recovery.jsonl"),
         "HARMONYFLOW_REPORTS_DIR": str(tmp_path / "reports"),
     }
@@ -185,6 +186,7 @@ def test_every_experiment_passes_chaos_validate(tmp_path: Path, experiment: str)
         env={
             **os.environ,
             "HARMONYFLOW_INGRESS_URL": "http://127.0.0.1:9",
+            "HARMONYFLOW_INGRESS_SOURCES": "127.0.0.1",
             "PROMETHEUS_URL": "http://127.0.0.1:9",
         },
         cwd=tmp_path,
