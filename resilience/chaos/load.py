@@ -19,7 +19,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from resilience.chaos.chaosmesh_spec import go_duration_seconds
-from resilience.chaos.latency import LatencyFigures, latency_verdict
+from resilience.chaos.latency import LatencyFigures, Reference, latency_verdict
 from resilience.errors import InvalidInputError
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile
@@ -46,6 +46,8 @@ class _Loads:
 
     active: dict[str, ActiveLoad] = {}  # noqa: RUF012 - process-wide on purpose
     external = False
+    # the first delay hold's p50 shift per (load, dependency): later holds must scale with it
+    latency_references: dict[tuple[str, str], Reference] = {}  # noqa: RUF012
 
 
 def active(name: str = "load") -> ActiveLoad | None:
@@ -132,22 +134,23 @@ def load_latency_as_injected(
     latency: str,
     seconds: float,
     jitter: str = "0ms",
-    round_trips: int = 1,
+    dependency: str = "",
     slo_profile: str = "release",
     slo: str = "rest-latency-p95",
     name: str = "load",
     configuration: dict[str, Any] | None = None,
     secrets: dict[str, Any] | None = None,
-) -> bool:
+) -> str:
     """The load's latency over the last `seconds` (the fault's hold: call it before the
-    fault is removed) against its baseline window: True when the latency SLO `slo` of
-    profile `slo_profile` (loadtests/profiles) held, or the p50 of the requests it covers
-    rose by at most `round_trips` x (`latency` + `jitter`), as Chaos Mesh writes them
-    ("50ms"). Otherwise fails naming both figures (`resilience.chaos.latency`). Under a
-    game day's load (`external`) the caller judges: the report shows each delay's p50
-    next to the injected latency."""
+    fault is removed) against its baseline window. True when the latency SLO `slo` of
+    profile `slo_profile` (loadtests/profiles) held, or the p50 shift is as injected: the
+    first hold of a `dependency` must show at least one round trip of `latency` ("50ms",
+    as Chaos Mesh writes it), a later one must cost in proportion to the first
+    (`resilience.chaos.latency`). Otherwise fails naming the figures. Under a game day's
+    load (`external`) the caller judges: the report shows each delay's p50 next to the
+    injected latency. Returns the verdict's line (the run's journal keeps it)."""
     if active(name) is None and _Loads.external:
-        return True
+        return "judged by the game day's report"
     load = active(name)
     if load is None:
         raise ActivityFailed(f"load {name} was never started")
@@ -167,17 +170,20 @@ def load_latency_as_injected(
         return None if chosen is None else percentile(chosen.latency_ms, q)
 
     figures = LatencyFigures(at(baseline, 50), at(during, 50), at(during, objective.percentile))
+    injected_ms = 1000 * go_duration_seconds(latency)
     verdict = latency_verdict(
         figures,
-        1000 * go_duration_seconds(latency),
+        injected_ms,
         1000 * go_duration_seconds(jitter),
-        int(round_trips),
         objective.limit,
         objective.percentile,
+        _Loads.latency_references.get((name, dependency)),
     )
+    if verdict.shift_ms is not None and (name, dependency) not in _Loads.latency_references:
+        _Loads.latency_references[(name, dependency)] = Reference(verdict.shift_ms, injected_ms)
     if not verdict.held:
         raise ActivityFailed(f"load {name}: {verdict.line}")
-    return True
+    return f"load {name} ({dependency or 'dependency'}): {verdict.line}"
 
 
 def mark(phase: str, fault: str) -> None:

@@ -1,13 +1,13 @@
 """dependency-latency's decisions as tables: the latency hypothesis (within the SLO, or
-slower by at most the injected latency per round trip) and the safeguard derived from
-the load profile's fault-window budget."""
+slower by the injected latency per round trip: at least one, then in proportion) and the
+safeguard derived from the load profile's fault-window budget."""
 
 from __future__ import annotations
 
 import pytest
 
 from resilience.chaos.controls.load import budget_breach
-from resilience.chaos.latency import LatencyFigures, latency_verdict
+from resilience.chaos.latency import LatencyFigures, Reference, latency_verdict
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
 from resilience.slo import EndpointStats, RequestSelector, Slo, SloKind, Window, WindowStats
@@ -16,62 +16,90 @@ from resilience.slo import EndpointStats, RequestSelector, Slo, SloKind, Window,
 RELEASE = load_profile(resolve_profile("release", PROFILES)).slo("rest-latency-p95")
 
 
+FIRST = Reference(350.0, 50.0)  # the first hold: +350 ms at 50 ms (7 round trips)
+
+
 @pytest.mark.parametrize(
-    ("figures", "round_trips", "held", "says"),
+    ("figures", "injected", "reference", "held", "says"),
     [
         pytest.param(
-            LatencyFigures(10.0, 58.0, 120.0),
-            1,
+            LatencyFigures(5.0, 355.0, 373.0),
+            50.0,
+            None,
             True,
-            "+48 ms, at most 1 round trip(s)",
-            id="slower-by-the-injected-latency-and-within-the-slo",
+            "at least one round trip of 50 ms (7.0 x the latency)",
+            id="first-hold-shows-the-delay",
         ),
         pytest.param(
-            LatencyFigures(10.0, 310.0, 400.0),
-            6,
-            True,
-            "at most 6 round trip(s)",
-            id="slower-by-six-round-trips-above-the-slo",
-        ),
-        pytest.param(
-            LatencyFigures(10.0, 66.0, 260.0),
-            1,
+            LatencyFigures(5.0, 7.0, 300.0),
+            50.0,
+            None,
             False,
-            "more than 1 round trip(s)",
-            id="slower-than-one-round-trip-and-above-the-slo",
+            "the delay reached no request",
+            id="first-hold-without-effect-above-the-slo",
+        ),
+        pytest.param(
+            LatencyFigures(5.0, 7.0, 20.0),
+            50.0,
+            None,
+            True,
+            "within the SLO",
+            id="first-hold-without-effect-within-the-slo",
+        ),
+        pytest.param(
+            LatencyFigures(5.0, 705.0, 740.0),
+            100.0,
+            FIRST,
+            True,
+            "2.00 x for 2 x the latency (expected 700 ± 75 ms)",
+            id="second-hold-costs-twice",
+        ),
+        pytest.param(
+            LatencyFigures(5.0, 905.0, 950.0),
+            100.0,
+            FIRST,
+            False,
+            "2.57 x for 2 x the latency",
+            id="second-hold-costs-more-than-its-time",
+        ),
+        pytest.param(
+            LatencyFigures(5.0, 500.0, 520.0),
+            100.0,
+            FIRST,
+            False,
+            "1.41 x for 2 x the latency",
+            id="second-hold-costs-less-than-its-time",
         ),
         pytest.param(
             LatencyFigures(10.0, 400.0, 190.0),
-            1,
+            100.0,
+            FIRST,
             True,
             "within the SLO",
-            id="more-than-the-delay-but-within-the-slo",
-        ),
-        pytest.param(
-            LatencyFigures(10.0, 8.0, 20.0),
-            1,
-            True,
-            "-2 ms",
-            id="faster-is-no-failure",
+            id="not-proportional-but-within-the-slo",
         ),
         pytest.param(
             LatencyFigures(10.0, None, None),
-            1,
+            50.0,
+            None,
             False,
             "no successful request",
             id="no-success-during-the-fault",
         ),
         pytest.param(
             LatencyFigures(None, 60.0, 150.0),
-            1,
+            50.0,
+            None,
             True,
             "no p50 to compare",
             id="no-baseline-but-within-the-slo",
         ),
     ],
 )
-def test_latency_verdict(figures: LatencyFigures, round_trips: int, held: bool, says: str) -> None:
-    verdict = latency_verdict(figures, 50.0, 5.0, round_trips, RELEASE.limit, RELEASE.percentile)
+def test_latency_verdict(
+    figures: LatencyFigures, injected: float, reference: Reference | None, held: bool, says: str
+) -> None:
+    verdict = latency_verdict(figures, injected, 5.0, RELEASE.limit, RELEASE.percentile, reference)
     assert verdict.held is held
     assert says in verdict.line
 
