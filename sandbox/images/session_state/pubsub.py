@@ -25,18 +25,17 @@ MAX_BACKOFF = 5.0
 
 
 class Publisher:
-    def __init__(self, redis: RedisConnector, metrics: Metrics, timeout: float | None) -> None:
+    def __init__(self, redis: RedisConnector, metrics: Metrics) -> None:
+        """A publish is bounded as every Redis call is (`RedisConnector.call`)."""
         self.redis = redis
         self.metrics = metrics
-        self.timeout = timeout
 
     async def publish(self, event: Event) -> bool:
         if not self.redis.available():
             return False
         payload = json.dumps(event.to_message(), separators=(",", ":"))
         try:
-            client = await self.redis.client()
-            await asyncio.wait_for(client.publish(CHANNEL, payload), self.timeout)
+            await self.redis.call(lambda client: client.publish(CHANNEL, payload))
         except REDIS_UNAVAILABLE as error:
             self.redis.failed()
             self.metrics.redis_errors.labels("publish").inc()

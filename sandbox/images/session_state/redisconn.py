@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -26,6 +27,7 @@ from sandbox.images.session_state.config import RedisTarget
 
 log = logging.getLogger("session_state.redis")
 AnyRedis = Redis | RedisCluster
+T = TypeVar("T")
 
 
 def breaker_allows(failed_at: float | None, now: float, cooldown: float) -> bool:
@@ -99,6 +101,14 @@ class RedisConnector:
 
     def succeeded(self) -> None:
         self._failed_at = None
+
+    async def call(self, operation: Callable[[AnyRedis], Awaitable[T]]) -> T:
+        """One Redis operation, bounded as a whole by `timeout`: the client's socket
+        timeouts bound each read and connect, but a cluster client retries and refreshes
+        its slot map on a timeout, node after node, and a silent Redis then costs
+        seconds. `timeout` None (the timeout faults) bounds nothing."""
+        async with asyncio.timeout(self.timeout):
+            return await operation(await self.client())
 
     async def ping(self, timeout: float) -> None:
         client = await asyncio.wait_for(self.client(), timeout)
