@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,20 +68,16 @@ class PodCgroups:
 
     @classmethod
     def discover(cls, state_dir: Path) -> PodCgroups | None:
-        """This sandbox's cgroups, created; None when this host cannot have them."""
+        """This sandbox's cgroups (made with the first pod); None when this host cannot
+        have them (no cgroup2 mount, or not writable: not root)."""
         try:
             mount = cgroup2_mount(Path("/proc/self/mountinfo").read_text(encoding="utf-8"))
         except OSError:
             return None
-        if mount is None:
+        if mount is None or not os.access(mount, os.W_OK):
+            log.info("pods run without cgroups: no NetworkPolicy, no NetworkChaos")
             return None
-        cgroups = cls(mount, mount / PARENT / sandbox_id(state_dir))
-        try:
-            cgroups.root.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            log.info("pods run without cgroups (%s): no NetworkPolicy, no NetworkChaos", error)
-            return None
-        return cgroups
+        return cls(mount, mount / PARENT / sandbox_id(state_dir))
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / f"pod{uid}"
@@ -99,7 +96,7 @@ class PodCgroups:
 
     def create(self, uid: str) -> Path:
         path = self.pod_dir(uid)
-        path.mkdir(exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     async def remove(self, uid: str) -> None:
@@ -110,8 +107,9 @@ class PodCgroups:
         """Every pod cgroup of this sandbox, then its own directory (sandbox stop)."""
         for path in self.pod_dirs():
             await remove_cgroup(path)
-        with contextlib.suppress(OSError):
-            self.root.rmdir()
+        for directory in (self.root, self.root.parent):  # the parent once no sandbox uses it
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
     def pod_dirs(self) -> list[Path]:
         try:
@@ -158,6 +156,7 @@ def remove_all_now(state_dir: Path) -> int:
                 break
             except OSError:
                 time.sleep(0.05)
-    with contextlib.suppress(OSError):
-        cgroups.root.rmdir()
+    for directory in (cgroups.root, cgroups.root.parent):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
     return len(left)
