@@ -15,14 +15,17 @@ import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
 from sandbox.kube.kubelet.cgroups import sandbox_id
+from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import SandboxHarness, app_deployment, wait_for
 from tests.sandbox.pod_probe import probe
 
@@ -198,3 +201,56 @@ def test_the_pods_connections_leave_from_its_pod_ip(
         thread.join(5)
         server.close()
     assert seen == [ip]
+
+
+def test_a_run_killed_with_its_fault_in_force_is_recovered_by_resilience_recover(
+    cluster: tuple[SandboxHarness, str], echo: tuple[int, int], tmp_path: Path
+) -> None:
+    """kill -9 of the process that created a NetworkChaos: `resilience recover` deletes the
+    object from its journal, the pod network drops its rules, and the pod talks again."""
+    harness, ip = cluster
+    tcp, _ = echo
+    env = {
+        **harness.env(),
+        "HARMONYFLOW_RECOVERY_JOURNAL": str(tmp_path / "recovery.jsonl"),
+        "HARMONYFLOW_NAMESPACE_ALLOWLIST": "default",
+    }
+    code = (
+        "import sys, time\n"
+        "from resilience.chaos import chaosmesh\n"
+        "chaosmesh.inject_network_fault('killed', 'partition', {'app': 'probe'},"
+        f" namespaces=['default'], external_targets=['{ECHO_HOST}'],"
+        " configuration={'namespace': 'default', 'max_disrupted_pods': 1})\n"
+        "print('injected', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    try:
+        assert run.stdout is not None and run.stdout.readline().strip() == "injected"
+        wait_for(lambda: injected(harness, "killed"), 30, "the partition to be AllInjected")
+        cut = probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1, timeout=1)
+        assert cut.get("error") == "TimeoutError", cut
+    finally:
+        run.kill()
+        run.wait(10)
+    recovered = subprocess.run(
+        [sys.executable, "-m", "resilience.cli", "recover"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert recovered.returncode == 0, recovered.stderr
+    assert "NetworkChaos default/killed deleted" in recovered.stdout + recovered.stderr
+    table = subprocess.run(
+        ["nft", "list", "table", "inet", f"hfnet_{sandbox_id(harness.directory)}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert " drop" not in table.split("chain pod_chaos", 1)[1].split("}", 1)[0]
+    assert probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1)["received"] == 1
