@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sandbox.cni.faults import DnsFault, NetemParams, PacketPath, PodEndpoint, TrafficFault
+from sandbox.cni.netem import NetemSpecError, parse_percent, parse_rate
 from sandbox.kube.clock import parse_time, rfc3339
 from sandbox.kube.goduration import DurationError, parse_go_duration
 from sandbox.kube.selectors import Requirement, selector_from_match
@@ -426,37 +427,19 @@ def _duration(text: str) -> float:
 
 
 def _percent(text: str) -> float:
-    """tc's percent strings: "25" is 0.25 (strconv.ParseFloat, then netem's percent)."""
     try:
-        value = float(text)
-    except ValueError as error:
-        raise InvalidChaos(f'strconv.ParseFloat: parsing "{text}": invalid syntax') from error
-    return max(0.0, min(value, 100.0)) / 100.0
-
-
-_RATE_UNITS = {  # bytes per second per unit, as tc reads them (bit: bits; bps: bytes)
-    "tbit": 1e12 / 8,
-    "gbit": 1e9 / 8,
-    "mbit": 1e6 / 8,
-    "kbit": 1e3 / 8,
-    "tbps": 1e12,
-    "gbps": 1e9,
-    "mbps": 1e6,
-    "kbps": 1e3,
-    "bps": 1.0,
-    "bit": 1 / 8,
-}
+        return parse_percent(text)
+    except NetemSpecError as error:
+        raise InvalidChaos(str(error)) from error
 
 
 def _rate(text: str) -> float:
-    """A tc rate in bytes per second: "1mbps" is 1e6, "8kbit" is 1000."""
-    normalized = text.strip().lower()
-    for unit, factor in _RATE_UNITS.items():
-        if normalized.endswith(unit):
-            number = normalized.removesuffix(unit).strip()
-            if number.isdigit():
-                return int(number) * factor
-    raise InvalidChaos(f"parse rate field error: {text!r}")
+    """A NetworkChaos rate: Chaos Mesh's daemon hands the string to tc (`tbf rate 1mbps`,
+    pkg/chaosdaemon/tc_server.go), so tc's units: "1mbps" is 10^6 bytes per second."""
+    try:
+        return parse_rate(text)
+    except NetemSpecError as error:
+        raise InvalidChaos(str(error)) from error
 
 
 # ---- time: zz_generated.chaosmesh.go DurationExceeded, controllers/common/desiredphase ----

@@ -294,38 +294,6 @@ class PacketShaper:
 
 # ---- Chaos Mesh's strings ----
 
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,  # Go accepts the micro sign
-    "μs": 1e-6,  # and the Greek mu
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_tc_duration(text: str) -> float:
-    """A NetworkChaos duration (`latency`, `jitter`) in seconds: "100ms" -> 0.1.
-
-    Chaos Mesh reads them with Go's time.ParseDuration (DelaySpec.ToNetem), whose
-    grammar covers tc's "1.5s", "100ms", "250us" and also "1m30s", "500ns"; a bare
-    "0" is zero. Raises NetemSpecError naming the text otherwise.
-
-    >>> parse_tc_duration("1.5s"), parse_tc_duration("250us")
-    (1.5, 0.00025)
-    """
-    stripped = text.strip()
-    if stripped == "0":
-        return 0.0
-    body = stripped[1:] if stripped[:1] == "+" else stripped
-    parts = _GO_DURATION_PART.findall(body)
-    if not parts or "".join(number + unit for number, unit in parts) != body:
-        raise NetemSpecError(f'invalid duration "{text}" (like "100ms", "1.5s", "250us")')
-    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
-
 
 def parse_percent(text: str) -> float:
     """A NetworkChaos percentage (`loss`, `correlation`) as a probability: "25.5" -> 0.255.
@@ -373,23 +341,3 @@ def parse_rate(text: str) -> float:
         if scale is not None:
             return number * scale * bytes_per_unit
     raise NetemSpecError(f'invalid rate unit in "{text}" (bit, kbit, mbit, bps, kbps, mbps, ...)')
-
-
-def parse_chaos_mesh_rate(text: str) -> int:
-    """A NetworkChaos `bandwidth.rate` as Chaos Mesh reads it, in bytes per second.
-
-    Not tc's units: Chaos Mesh's ConvertUnitToBytes (api/v1alpha1/networkchaos_webhook.go)
-    takes an unsigned integer followed by bps, kbps, mbps, gbps or tbps, where bps is
-    bytes per second and each prefix multiplies by 1024. So "1mbps" is 1048576 bytes/s.
-
-    >>> parse_chaos_mesh_rate("1mbps"), parse_chaos_mesh_rate(" 100 Bps ")
-    (1048576, 100)
-    """
-    lowered = text.strip().lower()
-    for power, suffix in ((4, "tbps"), (3, "gbps"), (2, "mbps"), (1, "kbps"), (0, "bps")):
-        if lowered.endswith(suffix):
-            number = lowered.removesuffix(suffix).strip()
-            if not number.isdigit():
-                raise NetemSpecError(f'invalid rate "{text}": expected an integer before {suffix}')
-            return int(number) * int(1024**power)
-    raise NetemSpecError(f'invalid rate "{text}": invalid unit (bps, kbps, mbps, gbps, tbps)')

@@ -15,10 +15,8 @@ from sandbox.cni.netem import (
     PacketShaper,
     Verdict,
     jittered_delay_ns,
-    parse_chaos_mesh_rate,
     parse_percent,
     parse_rate,
-    parse_tc_duration,
     scale_probability,
     validate,
 )
@@ -295,28 +293,6 @@ def test_validate(params: NetemParams, problem: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        pytest.param("100ms", 0.1, id="milliseconds"),
-        pytest.param("1.5s", 1.5, id="fractional-seconds"),
-        pytest.param("250us", 0.00025, id="microseconds"),
-        pytest.param("1m30s", 90.0, id="go-compound"),
-        pytest.param("500ns", 5e-7, id="nanoseconds"),
-        pytest.param("0", 0.0, id="bare-zero"),
-        pytest.param(" 10ms ", 0.01, id="spaces-trimmed"),
-    ],
-)
-def test_parse_tc_duration(text: str, seconds: float) -> None:
-    assert parse_tc_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "10", "ms", "10 ms", "10mss", "-5ms", "1.2.3s"])
-def test_parse_tc_duration_refuses(text: str) -> None:
-    with pytest.raises(NetemSpecError, match="invalid duration"):
-        parse_tc_duration(text)
-
-
-@pytest.mark.parametrize(
     ("text", "probability"),
     [
         pytest.param("25", 0.25, id="integer"),
@@ -358,22 +334,3 @@ def test_parse_rate_in_tc_units(text: str, bytes_per_second: float) -> None:
 def test_parse_rate_refuses(text: str) -> None:
     with pytest.raises(NetemSpecError):
         parse_rate(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "bytes_per_second"),
-    [
-        pytest.param("100bps", 100, id="bps"),
-        pytest.param("1kbps", 1024, id="kbps-binary"),
-        pytest.param("1mbps", 1024**2, id="mbps-binary"),
-        pytest.param(" 2 GBPS ", 2 * 1024**3, id="trimmed-case-insensitive"),
-    ],
-)
-def test_parse_chaos_mesh_rate(text: str, bytes_per_second: int) -> None:
-    assert parse_chaos_mesh_rate(text) == bytes_per_second
-
-
-@pytest.mark.parametrize("text", ["1.5mbps", "1mbit", "mbps", "-1kbps"])
-def test_parse_chaos_mesh_rate_refuses(text: str) -> None:
-    with pytest.raises(NetemSpecError):
-        parse_chaos_mesh_rate(text)
