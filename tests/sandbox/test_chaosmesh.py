@@ -364,7 +364,7 @@ def test_network_faults_give_one_fault_per_selected_pod() -> None:
         pytest.param(
             {"action": "loss", "loss": {"loss": "many"}},
             InvalidChaos,
-            "invalid percentage \"many\"",
+            'invalid percentage "many"',
             id="loss-not-a-number",
         ),
         pytest.param(
