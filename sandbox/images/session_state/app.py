@@ -65,7 +65,7 @@ def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
     redis = RedisConnector(settings.redis, redis_timeout)
     hub = Hub(db, metrics)
     cache = SessionCache(redis, timings.cache_ttl, metrics)
-    after_commit = AfterCommit(hub, cache, Publisher(redis, metrics))
+    after_commit = AfterCommit(hub, cache, Publisher(redis, metrics, redis_timeout))
     write_behind = (
         WriteBehind(db, after_commit, timings.flush_interval)
         if settings.fault.write_behind

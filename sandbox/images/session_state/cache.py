@@ -78,7 +78,8 @@ class SessionCache:
         if not self.redis.available():
             return None
         try:
-            raw = await self.redis.call(lambda client: client.get(cache_key(session_id)))
+            client = await self.redis.client()
+            raw = await client.get(cache_key(session_id))
         except REDIS_UNAVAILABLE as error:
             self._failed("get", error)
             return None
@@ -111,11 +112,8 @@ class SessionCache:
 
     async def _try_set(self, session_id: str, seq: int, body: str | None) -> bool:
         try:
-            await self.redis.call(
-                lambda client: client.eval(
-                    SET_IF_NEWER, 1, cache_key(session_id), seq, body or "", self.ttl_ms
-                )
-            )
+            client = await self.redis.client()
+            await client.eval(SET_IF_NEWER, 1, cache_key(session_id), seq, body or "", self.ttl_ms)
         except REDIS_UNAVAILABLE as error:
             self._failed("set", error)
             return False

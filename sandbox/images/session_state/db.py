@@ -339,6 +339,15 @@ class Database:
             )
         return None if row is None else _session(row)
 
+    async def version_of(self, session_id: str) -> int | None:
+        """The session's current version (None: no such session): what a cached copy must
+        match to be served."""
+        async with self.pool.acquire(timeout=self.timeout) as conn:
+            version = await conn.fetchval(
+                "SELECT version FROM sessions WHERE id = $1", session_id, timeout=self.timeout
+            )
+        return None if version is None else int(version)
+
     async def list_by_owner(self, query: ListQuery) -> list[Session]:
         async with self.pool.acquire(timeout=self.timeout) as conn:
             rows = await conn.fetch(

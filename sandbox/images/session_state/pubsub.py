@@ -25,17 +25,18 @@ MAX_BACKOFF = 5.0
 
 
 class Publisher:
-    def __init__(self, redis: RedisConnector, metrics: Metrics) -> None:
-        """A publish is bounded as every Redis call is (`RedisConnector.call`)."""
+    def __init__(self, redis: RedisConnector, metrics: Metrics, timeout: float | None) -> None:
         self.redis = redis
         self.metrics = metrics
+        self.timeout = timeout
 
     async def publish(self, event: Event) -> bool:
         if not self.redis.available():
             return False
         payload = json.dumps(event.to_message(), separators=(",", ":"))
         try:
-            await self.redis.call(lambda client: client.publish(CHANNEL, payload))
+            client = await self.redis.client()
+            await asyncio.wait_for(client.publish(CHANNEL, payload), self.timeout)
         except REDIS_UNAVAILABLE as error:
             self.redis.failed()
             self.metrics.redis_errors.labels("publish").inc()

@@ -63,7 +63,11 @@ class SessionService:
         if isinstance(pending, Session):
             return pending
         cached = await self.cache.get(session_id)
-        if cached is not None:
+        if cached is not None and await self.db.version_of(session_id) == cached.version:
+            # Served only when the database agrees: a cache update that failed (a Redis
+            # failover loses it, a silent primary times it out) leaves an older entry
+            # that another replica would read, a stale read of an acknowledged write
+            # (the redis-failover step caught it once Redis calls stopped retrying).
             return cached
         session = await self.db.get(session_id)
         if session is None:
