@@ -481,12 +481,14 @@ def test_fault_table_behaviours() -> None:
         "no-redis-timeout": (False, False, False, False, False, "checked"),
         "readiness-ignores-redis": (False, False, False, False, False, "postgresql-only"),
         "slow-shutdown": (False, False, False, False, False, "checked"),
+        "trusts-stale-cache": (False, False, False, False, False, "checked"),
     }
     assert [name for name, f in FAULTS.items() if f.exits_abruptly] == ["abrupt-exit"]
     one_each = {
         "no-db-reconnect": "keeps_dead_connections",
         "ws-resume-from-head": "resumes_from_head",
         "slow-shutdown": "drains_slowly",
+        "trusts-stale-cache": "trusts_cache",
     }
     for name, field in one_each.items():
         assert [n for n, f in FAULTS.items() if getattr(f, field)] == [name]

@@ -79,7 +79,7 @@ def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
         redis=redis,
         hub=hub,
         listener=Listener(redis, hub, metrics),
-        service=SessionService(db, cache, writes),
+        service=SessionService(db, cache, writes, trust_cache=fault.trusts_cache),
     )
     return runtime, write_behind
 

@@ -25,6 +25,7 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `no-redis-timeout`        | no timeout on Redis calls only: a partition toward Redis hangs them  |
 | `readiness-ignores-redis` | readiness checks PostgreSQL only: still Ready with Redis down        |
 | `slow-shutdown`           | holds requests SLOW_SHUTDOWN_SECONDS (45) after SIGTERM: SIGKILLed   |
+| `trusts-stale-cache`      | serves a cached session without asking the database for its version  |
 
 The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry shows them).
 
@@ -75,6 +76,7 @@ class Fault:
     # the dependencies whose calls get no timeout (`no-request-timeout`, `no-redis-timeout`)
     unbounded: tuple[Dependency, ...] = ()
     drains_slowly: bool = False
+    trusts_cache: bool = False  # a cached session is served as is, its version unchecked
 
 
 HEALTHY = Fault("", "the reference service: no seeded fault")
@@ -179,6 +181,13 @@ FAULT_TABLE: tuple[Fault, ...] = (
         " SLOW_SHUTDOWN_SECONDS (default 45) before draining: past the 30 s grace period,"
         " so SIGKILL cuts them",
         drains_slowly=True,
+    ),
+    Fault(
+        "trusts-stale-cache",
+        "serves a session from the Redis cache without checking its version against"
+        " PostgreSQL: a cache update lost to a Redis failover leaves an older entry, and"
+        " other replicas read it (a stale read of an acknowledged write)",
+        trusts_cache=True,
     ),
 )
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in FAULT_TABLE}
