@@ -61,12 +61,21 @@ def seed_env() -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
+# what `resilience sandbox env` exports, for the `{type: env}` values without a default
+ENV_STAND_INS = {
+    "HARMONYFLOW_INGRESS_URL": "http://127.0.0.1:9",
+    "HARMONYFLOW_INGRESS_SOURCES": "127.0.3.60",
+}
+
+
 def configuration_of(experiment: dict[str, Any]) -> dict[str, Any]:
     """Declared values; `{type: env}` ones take their default (or a stand-in)."""
     values = {}
     for key, declared in (experiment.get("configuration") or {}).items():
-        is_env = isinstance(declared, dict)
-        values[key] = declared.get("default", "http://127.0.0.1:9") if is_env else declared
+        if isinstance(declared, dict):
+            values[key] = declared.get("default", ENV_STAND_INS[declared["key"]])
+        else:
+            values[key] = declared
     return values
 
 
@@ -128,9 +137,11 @@ def objects_of(name: str, variables: dict[str, Any] | None = None) -> list[Chaos
             {},
             [
                 ("NetworkChaos", "delay", ["harmonyflow-db.xxxx.us-west-2.rds.amazonaws.com"]),
+                ("NetworkChaos", "delay", ["harmonyflow-db.xxxx.us-west-2.rds.amazonaws.com"]),
+                ("NetworkChaos", "delay", ["harmonyflow-redis.xxxx.use1.cache.amazonaws.com"]),
                 ("NetworkChaos", "delay", ["harmonyflow-redis.xxxx.use1.cache.amazonaws.com"]),
             ],
-            id="latency-database-then-redis",
+            id="latency-database-then-redis-each-at-two-latencies",
         ),
         pytest.param(
             "dependency-partition",
@@ -147,7 +158,7 @@ def objects_of(name: str, variables: dict[str, Any] | None = None) -> list[Chaos
         pytest.param(
             "ingress-packet-loss",
             {},
-            [("NetworkChaos", "loss", ["127.0.0.1"])],
+            [("NetworkChaos", "loss", ["127.0.3.60"])],
             id="loss-toward-the-ingress",
         ),
         pytest.param(
