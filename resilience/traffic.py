@@ -287,12 +287,25 @@ def create_sessions(base: str, count: int, owner: str = "resilience-suite") -> l
     return ids
 
 
-def read_back(base: str, sessions: Iterable[str]) -> dict[str, tuple[int, Mapping[str, Any]]]:
+READ_BACK_UNAVAILABLE_SECONDS = 60.0  # a 503 is "not now", not "lost": wait this long for it
+
+
+def read_back(
+    base: str,
+    sessions: Iterable[str],
+    unavailable_seconds: float = READ_BACK_UNAVAILABLE_SECONDS,
+) -> dict[str, tuple[int, Mapping[str, Any]]]:
     """The final (version, state) of every session, (0, {}) for one the service lost (404);
-    raises TrafficError when one is unreadable."""
+    raises TrafficError when one is unreadable. A 503 (no ready endpoint yet after a
+    fault) is asked again, for at most `unavailable_seconds`: whether a write was lost
+    is not whether the service answers at this very moment."""
     final: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    deadline = time.monotonic() + unavailable_seconds
     for session in sessions:
         status, body = request(base, "GET", f"{SESSIONS_PATH}/{session}")
+        while status == 503 and time.monotonic() < deadline:
+            time.sleep(1.0)
+            status, body = request(base, "GET", f"{SESSIONS_PATH}/{session}")
         if status == 404:
             final[session] = (0, {})
             continue

@@ -43,11 +43,14 @@ def test_get_describe_logs_top(sandbox: SandboxHarness) -> None:
         "log lines from the pod",
     )
     assert "GET /health" in logs
-    top = wait_for(
-        lambda: sandbox.kubectl("top", "pods", "-n", namespace, check=False).stdout.strip(),
-        60,
-        "kubectl top pods rows",
-    )
+
+    def top_rows() -> str:
+        """Every pod's row: each pod has a sample once its kubelet sampled it (CI once
+        listed one of three when the first sample was in)."""
+        out = sandbox.kubectl("top", "pods", "-n", namespace, check=False).stdout.strip()
+        return out if len(out.splitlines()) == 4 else ""
+
+    top = wait_for(top_rows, 60, "kubectl top pods rows for the three pods")
     assert len(top.splitlines()) == 4 and "CPU(cores)" in top, top
 
 
