@@ -222,16 +222,7 @@ def network_chaos(
         spec["externalTargets"] = list(external_targets)
     if target is not None:
         spec["target"] = target.spec()
-    if duration:
-        spec["duration"] = duration
-    namespace = selection.namespaces[0]
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": "NetworkChaos",
-        "metadata": metadata(namespace, name, token),
-        "spec": spec,
-    }
-    return ChaosObject("NetworkChaos", namespace, name, token, body)
+    return chaos_object("NetworkChaos", name, token, selection, spec, duration)
 
 
 def dns_chaos(
@@ -250,16 +241,28 @@ def dns_chaos(
     if not patterns:
         raise InvalidActivity("a DNSChaos needs at least one pattern (none means every name)")
     spec: dict[str, Any] = {"action": action, **selection.spec(), "patterns": list(patterns)}
+    return chaos_object("DNSChaos", name, token, selection, spec, duration)
+
+
+def chaos_object(
+    kind: str,
+    name: str,
+    token: str,
+    selection: PodSelection,
+    spec: dict[str, Any],
+    duration: str | None,
+) -> ChaosObject:
+    """The object in the selection's first namespace, with its `duration` when given."""
     if duration:
         spec["duration"] = duration
     namespace = selection.namespaces[0]
     body = {
         "apiVersion": API_VERSION,
-        "kind": "DNSChaos",
+        "kind": kind,
         "metadata": metadata(namespace, name, token),
         "spec": spec,
     }
-    return ChaosObject("DNSChaos", namespace, name, token, body)
+    return ChaosObject(kind, namespace, name, token, body)
 
 
 def dependency_hosts(env: Mapping[str, str], names: Sequence[str]) -> list[str]:
