@@ -7,6 +7,12 @@ background; then, once the kernel holds it, the chaos objects' status says so
 ("AllInjected"), as Chaos Mesh's controllers write it only after the chaos daemon
 answered. A chaos whose `duration` is over is recovered and its status says
 "AllRecovered"; deleting the object recovers it at once.
+
+Rules are by address, and addresses are shared by every sandbox on the machine, so
+a pod's status is not enough: only an address the sandbox's IPAM still holds for
+that pod is the pod's (a pod on a powered-off node keeps its podIP in the API, but
+its address is gone). An address its pod released stays claimed until a state
+without it is in the kernel; then IPAM may hand it to anyone (CNI DEL's order).
 """
 
 from __future__ import annotations
@@ -46,6 +52,33 @@ Resolve = Callable[[str], tuple[str, ...]]
 
 class DnsFaultSink(Protocol):
     def set_faults(self, faults: Iterable[DnsFault]) -> None: ...
+
+
+class AddressBook(Protocol):
+    """The sandbox's IPAM, as the pod network sees it."""
+
+    def address_of(self, owner: str) -> str | None: ...
+
+    def detached(self) -> frozenset[str]: ...
+
+    def finish_release(self, addresses: Iterable[str]) -> None: ...
+
+
+def attached_pods(
+    pods: Sequence[KubeObject], address_of: Callable[[str], str | None]
+) -> list[KubeObject]:
+    """The pods as the network sees them: a podIP the pod no longer holds is dropped
+    (the pod stays, without an address: chaos may still select it, no rule names it)."""
+    result: list[KubeObject] = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        ip = status.get("podIP", "")
+        if not ip or address_of((pod.get("metadata") or {}).get("uid", "")) == ip:
+            result.append(pod)
+            continue
+        stripped = {k: v for k, v in status.items() if k not in ("podIP", "podIPs")}
+        result.append({**pod, "status": stripped})
+    return result
 
 
 def pod_endpoints(
@@ -151,6 +184,7 @@ class PodNetworkController:
     cgroups: PodCgroups
     dns: DnsFaultSink
     resolve: Resolve
+    addresses: AddressBook
     # pods the API does not list but NetworkPolicy must see (the cluster DNS, the ingress
     # controller), and their namespaces
     infrastructure: InfrastructurePeers = field(default_factory=InfrastructurePeers)
@@ -170,7 +204,8 @@ class PodNetworkController:
         if self._applying is not None and not self._applying.done():
             return APPLY_POLL_SECONDS
         now = self.clock.now()
-        pods = self.store.snapshot("pods")
+        detached = self.addresses.detached()  # before the pods: what this state leaves out
+        pods = attached_pods(self.store.snapshot("pods"), self.addresses.address_of)
         endpoints = pod_endpoints(
             pods, self.cgroups, lambda uid: self.cgroups.pod_dir(uid).is_dir()
         )
@@ -183,8 +218,10 @@ class PodNetworkController:
         )
         self.dns.set_faults(f for plan in plans for f in plan.dns_faults)
         if state != self._applied:
-            self._applying = asyncio.get_running_loop().create_task(self._apply(state))
+            self._applying = asyncio.get_running_loop().create_task(self._apply(state, detached))
             return APPLY_POLL_SECONDS
+        if not self._failed:
+            self.addresses.finish_release(detached)
         for plan in plans:
             self._write_status(plan, now)
         waits = [plan.recheck_seconds for plan in plans if plan.recheck_seconds is not None]
@@ -193,13 +230,14 @@ class PodNetworkController:
     def _has_cgroup(self, uid: str) -> bool:
         return self.cgroups.pod_dir(uid).is_dir()
 
-    async def _apply(self, state: NetworkState) -> None:
+    async def _apply(self, state: NetworkState, detached: frozenset[str]) -> None:
         try:
             if not self._started:
                 await self.network.start()
                 self._started = True
             await self.network.apply(state)
             self._failed = ""
+            self.addresses.finish_release(detached)
         except PodNetworkError as error:
             self._failed = str(error)
             log.error("%s: %s", self.name, error)

@@ -157,6 +157,8 @@ class ControlPlane:
             if self.cgroups is not None and PodNetwork.available()
             else None
         )
+        # its rules are by address: a released address waits until they are gone (ipam)
+        self.ipam.defer_release = self.pod_network is not None
         # kube-system's CoreDNS: there even without backing services; they register their
         # endpoint names in it (plane.dns.set(name, addresses)).
         self.dns = ClusterDns(cluster_dns_endpoint(options.settings))
@@ -236,6 +238,7 @@ class ControlPlane:
                     self.cgroups,
                     self.dns,
                     self._resolve,
+                    self.ipam,
                     infrastructure=peers,
                 )
             )
@@ -322,6 +325,7 @@ class ControlPlane:
         await self.dns.stop()
         if self.pod_network is not None:
             await self.pod_network.stop()
+            self.ipam.finish_release(self.ipam.detached())
         if self.cgroups is not None:
             await self.cgroups.remove_all()
         if self.backing is not None:

@@ -73,3 +73,34 @@ def test_an_address_someone_listens_on_is_skipped(tmp_path: Path) -> None:
         listener.listen()
         ipam = IpAllocator(real=SMALL, lock_dir=tmp_path)
         assert [ipam.allocate("a"), ipam.allocate("b")] == ["127.0.8.2", "127.0.8.4"]
+
+
+def test_with_a_pod_network_a_released_address_waits_until_its_rules_are_gone(
+    tmp_path: Path,
+) -> None:
+    """CNI DEL's order: the network forgets the address before IPAM gives it to anyone,
+    so no other sandbox's pod can inherit this one's rules for it."""
+    one, other = (
+        IpAllocator(real=SMALL[:1], lock_dir=tmp_path),
+        IpAllocator(real=SMALL[:1], lock_dir=tmp_path),
+    )
+    one.defer_release = True
+    address = one.allocate("a")
+    one.release("a")
+    assert (one.address_of("a"), one.detached()) == (None, frozenset({address}))
+    with pytest.raises(AddressesExhaustedError):
+        other.allocate("b")  # still claimed
+    with pytest.raises(AddressesExhaustedError):
+        one.allocate("c")  # nor reused here
+    one.finish_release([address])
+    assert one.detached() == frozenset()
+    assert other.allocate("b") == address
+
+
+def test_virtual_addresses_are_released_at_once_even_with_a_pod_network(tmp_path: Path) -> None:
+    ipam = IpAllocator(virtual=("127.1.0.1",), lock_dir=tmp_path)
+    ipam.defer_release = True
+    ipam.allocate("v", virtual=True)
+    ipam.release("v")
+    assert ipam.detached() == frozenset()
+    assert ipam.allocate("w", virtual=True) == "127.1.0.1"

@@ -10,6 +10,13 @@ one machine, so a real address is also claimed across processes: an
 exclusive `flock` on `<lock_dir>/<address>`, held while allocated and dropped
 by the kernel if the process dies. An address some other process already
 listens on (a stray from a killed run) is skipped too.
+
+Like CNI DEL, which removes the pod's network (its policy, its routes) before the
+address goes back to IPAM, a released real address is first only *detached*: no
+pod owns it, but it stays claimed until the pod network has applied a state without
+it (`finish_release`). Otherwise another sandbox could claim it while this one's
+nft rules for it (a NetworkPolicy's deny, a chaos fault) still stand, and its pod
+would inherit them. Without a pod network (`defer_release` off) release is at once.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,11 +107,17 @@ class Pool:
         )
 
     def release(self, owner: str) -> None:
-        address = self.by_owner.pop(owner, None)
+        address = self.detach(owner)
         if address is not None:
-            del self.used[address]
-            if self.claims is not None:
-                self.claims.release(address)
+            self.free(address)
+
+    def detach(self, owner: str) -> str | None:
+        """The owner gives its address up; it stays used (and claimed) until `free`."""
+        return self.by_owner.pop(owner, None)
+
+    def free(self, address: str) -> None:
+        if self.used.pop(address, None) is not None and self.claims is not None:
+            self.claims.release(address)
 
 
 class IpAllocator:
@@ -116,6 +130,8 @@ class IpAllocator:
         self._real = Pool(real, AddressClaims(lock_dir))
         self._virtual = Pool(virtual if virtual is not None else _virtual_pool())
         self._owners: dict[str, Pool] = {}
+        self._detached: dict[str, Pool] = {}  # released by their pod, still in the network's rules
+        self.defer_release = False  # set by the sandbox when a pod network holds rules by address
 
     def allocate(self, owner: str, virtual: bool = False) -> str:
         """The owner's address (the same one again if it already holds one)."""
@@ -126,8 +142,23 @@ class IpAllocator:
 
     def release(self, owner: str) -> None:
         pool = self._owners.pop(owner, None)
-        if pool is not None:
+        if pool is None:
+            return
+        if not self.defer_release or pool.claims is None:
             pool.release(owner)
+        elif (address := pool.detach(owner)) is not None:
+            self._detached[address] = pool
+
+    def detached(self) -> frozenset[str]:
+        """Real addresses released by their pods and not yet out of the pod network."""
+        return frozenset(self._detached)
+
+    def finish_release(self, addresses: Iterable[str]) -> None:
+        """The pod network no longer names these: they may go to anyone now."""
+        for address in addresses:
+            pool = self._detached.pop(address, None)
+            if pool is not None:
+                pool.free(address)
 
     def address_of(self, owner: str) -> str | None:
         pool = self._owners.get(owner)
