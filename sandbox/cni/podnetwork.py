@@ -6,7 +6,8 @@ at a time, each from the whole desired state (never a delta), so a failed apply
 is repaired by the next. Netem workers are kept while their fault and parameters
 stay the same (a restart would release every held packet at once), started for new
 faults and stopped for gone ones. `delete_now()` removes everything synchronously,
-for `resilience sandbox down` after a crash.
+for `resilience sandbox down` after a crash. Before each apply, the tables and
+chains of sandboxes that died without removing them are removed (`ownership`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sandbox.cni import ownership
 from sandbox.cni.faults import NetemParams, TrafficFault
 from sandbox.cni.ruleset import (
     NetworkTable,
@@ -77,6 +79,7 @@ class PodNetwork:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _workers: dict[str, _Running] = field(default_factory=dict)
     _started: bool = False
+    _owner: ownership.OwnerLock | None = None
 
     @property
     def table(self) -> str:
@@ -93,6 +96,12 @@ class PodNetwork:
 
     async def start(self) -> None:
         async with self._lock:
+            self._owner = self._owner or ownership.OwnerLock(self.sandbox_id)
+            try:
+                self._owner.acquire()
+            except ownership.OwnerLockError as error:
+                raise PodNetworkError(str(error)) from None
+            await asyncio.to_thread(reap_orphans, self.sandbox_id, True)
             await _run(["nft", "-f", "-"], render_table(NetworkTable(self.table)))
             await _ensure_iptables_chain(self.chain)
             self._started = True
@@ -104,6 +113,7 @@ class PodNetwork:
             queued = await self._sync_workers([f for f in state.faults if f.action == "netem"])
             partitions = tuple(f for f in state.faults if f.action == "partition")
             table = NetworkTable(self.table, state.pods, partitions, queued, state.policy_chains)
+            await asyncio.to_thread(reap_orphans, self.sandbox_id, False)
             await _run(["nft", "-f", "-"], render_table(table))
             for arguments in iptables_queue_rules(self.chain, queued):
                 await _run(["iptables", "-w", "5", *arguments])
@@ -115,6 +125,8 @@ class PodNetwork:
             if self._started:
                 await asyncio.to_thread(delete_now, self.sandbox_id)
             self._started = False
+            if self._owner is not None:
+                self._owner.release()
 
     async def _sync_workers(self, faults: Sequence[TrafficFault]) -> tuple[QueuedFault, ...]:
         queued: list[QueuedFault] = []
@@ -173,6 +185,26 @@ def delete_now(sandbox_id: str) -> bool:
     return found
 
 
+def reap_orphans(own: str, chains_too: bool) -> list[str]:
+    """Remove the pod networks of sandboxes that died without removing them (their ids).
+
+    Only nft's tables are listed before each apply (one cheap call); the iptables
+    chains too at start, for a sandbox killed between creating its table and its chain.
+    """
+    tables = _output(["nft", "list", "tables"])
+    rules = _output(["iptables", "-w", "5", "-t", "mangle", "-S"]) if chains_too else ""
+    dead = ownership.orphans(ownership.sandbox_ids(tables, rules), own, ownership.owner_alive)
+    for sandbox_id in dead:
+        log.warning(
+            "removing the pod network of sandbox %s: its process is gone and its rules "
+            "name addresses other sandboxes may take",
+            sandbox_id,
+        )
+        delete_now(sandbox_id)
+        ownership.forget(sandbox_id)
+    return dead
+
+
 def _sync(argv: list[str]) -> int:
     try:
         return subprocess.run(
@@ -180,6 +212,16 @@ def _sync(argv: list[str]) -> int:
         ).returncode
     except (OSError, subprocess.TimeoutExpired):
         return -1
+
+
+def _output(argv: list[str]) -> str:
+    """What a listing command printed ('' when it failed: nothing to reap is safe)."""
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 async def _status(argv: list[str]) -> int:

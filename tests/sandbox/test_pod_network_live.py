@@ -254,3 +254,36 @@ def test_a_run_killed_with_its_fault_in_force_is_recovered_by_resilience_recover
     ).stdout
     assert " drop" not in table.split("chain pod_chaos", 1)[1].split("}", 1)[0]
     assert probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1)["received"] == 1
+
+
+def test_a_dead_sandboxs_rules_are_removed_before_the_next_apply(
+    cluster: tuple[SandboxHarness, str], echo: tuple[int, int]
+) -> None:
+    """A sandbox killed with SIGKILL leaves its table, and its addresses go free at once.
+    Its rules must not outlive it into the pods that take them: the next apply of any
+    living sandbox removes a table whose owner's lock is free (here: no lock at all)."""
+    harness, ip = cluster
+    tcp, _ = echo
+    dead = "deadbeef0001"
+    subprocess.run(
+        ["nft", "-f", "-"],
+        input=(
+            f"table inet hfnet_{dead} {{ chain netpolicy {{ type filter hook input priority 0;"
+            f" ip saddr {ip} ip daddr {ECHO_HOST} drop; }} }}"
+        ),
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    try:
+        harmed = probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1, timeout=1)
+        assert harmed.get("error") == "TimeoutError", harmed  # the dead table does harm
+        for _ in with_chaos(harness, network_chaos("nudge", "delay", delay={"latency": "1ms"})):
+            pass  # any apply
+        tables = subprocess.run(
+            ["nft", "list", "tables"], capture_output=True, text=True, check=True
+        ).stdout
+        assert f"hfnet_{dead}" not in tables
+        assert probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1)["received"] == 1
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", f"hfnet_{dead}"], check=False)
