@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sandbox.aws.inventory import AwsEvent, BrokerInstance, CacheMember, DbView, NodeInstance
@@ -54,6 +54,8 @@ class Effects(Protocol):
     def events(self) -> Sequence[AwsEvent]: ...
     def power_off(self, instance_ids: Sequence[str]) -> None: ...
     def power_on(self, instance_ids: Sequence[str]) -> None: ...
+    def cut_zone(self, zone: str) -> None: ...
+    def restore_zone(self, zone: str) -> None: ...
 
 
 class ControlPlaneEffects:
@@ -120,6 +122,38 @@ class ControlPlaneEffects:
                 await asyncio.gather(*(act(index) for index in nodes))
 
             await self._begin(powering(), started=lambda: True)
+
+    # -- the network (FIS's aws:network:disrupt-connectivity) --
+
+    def cut_zone(self, zone: str) -> None:
+        """The zone's subnet loses every packet to and from the rest (sandbox.cni.zones):
+        its pods, and the infrastructure's hosts that sit in it."""
+        if self._plane.pod_network is None:
+            raise AwsRefusal(
+                "InternalFailure",
+                "the sandbox's pod network is off (it needs root, nft and iptables):"
+                " no zone can be cut off",
+            )
+        hosts = self.zone_hosts(zone)
+        self._on_loop(self._zones(lambda: self._plane.zone_isolation.cut(zone, hosts)))
+
+    def restore_zone(self, zone: str) -> None:
+        self._on_loop(self._zones(lambda: self._plane.zone_isolation.restore(zone)))
+
+    def zone_hosts(self, zone: str) -> list[str]:
+        """The infrastructure's addresses in a zone: the DB instance's host there, the
+        cache nodes there, the brokers there."""
+        backing = self._plane.backing
+        hosts = [b.private_ip for b in self.broker_instances() if b.zone == zone]
+        if backing is not None:
+            rds = backing.rds
+            hosts += [n.endpoint.host for n in (rds.primary, rds.standby) if n.az == zone]
+            hosts += [n.endpoint.host for n in backing.redis.nodes if n.az == zone]
+        return sorted(set(hosts))
+
+    @staticmethod
+    async def _zones(change: Callable[[], None]) -> None:
+        change()  # on the loop, where the pod network's controller reads the zones
 
     # -- RDS --
 

@@ -64,7 +64,6 @@ ACTION_TARGETS: dict[str, tuple[str, str] | None] = {
 # may name them (it is valid on AWS), their action fails saying so.
 NOT_EMULATED: frozenset[str] = frozenset(
     {
-        "aws:network:disrupt-connectivity",
         "aws:ec2:api-insufficient-instance-capacity-error",
         "aws:ec2:asg-insufficient-instance-capacity-error",
         "aws:ebs:pause-volume-io",
@@ -180,6 +179,8 @@ def _check_action(
                 duration_seconds(parameters[parameter])
             except FisValidation as bad:
                 raise FisValidation(f"Action {name}, parameter {parameter}: {bad}") from None
+    if action_id == "aws:network:disrupt-connectivity" and "duration" not in parameters:
+        raise FisValidation(f"Action {name}: {action_id} needs the parameter duration")
     expected = ACTION_TARGETS.get(action_id)
     named = dict(action.get("targets") or {})
     if expected is None:

@@ -20,8 +20,13 @@ What each action does in the sandbox:
 - `aws:elasticache:replicationgroup-interrupt-az-power`: the node groups whose
   primary is in `availabilityZoneIdentifier` fail over (the primary goes silent,
   its replica is elected); the action lasts its `duration`.
-- `aws:network:disrupt-connectivity` and the scenario's other actions the sandbox
-  does not emulate: the action fails, saying so.
+- `aws:network:disrupt-connectivity`: the target subnets' zones are cut off for
+  the action's `duration` (`Effects.cut_zone`, realized by the pod network:
+  `sandbox.cni.zones`), with scope `all` or `availability-zone` (the sandbox's one
+  subnet per zone and no traffic from beyond the VPC make them the same); the other
+  scopes (dynamodb, s3, prefix-list ...) fail, saying so.
+- the scenario's other actions the sandbox does not emulate: the action fails,
+  saying so.
 - `aws:fis:wait`: waits its `duration`.
 
 One tick every `TICK_SECONDS`; every API call has the client's timeouts, and
@@ -47,6 +52,9 @@ from sandbox.aws.inventory import ACCOUNT_ID, REGION
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 JOIN_SECONDS = 40.0  # longer than one API call's read timeout
+# disrupt-connectivity's scopes the sandbox has: its subnets are one per zone, and no
+# traffic comes from beyond the VPC but the node's own
+EMULATED_SCOPES = ("all", "availability-zone")
 
 
 class ActionFailed(Exception):
@@ -185,15 +193,7 @@ class FisRunner:
         action_id = action["actionId"]
         parameters = dict(action.get("parameters") or {})
         if action_id in fis.NOT_EMULATED:
-            raise ActionFailed(
-                f"The sandbox does not emulate {action_id} yet"
-                + (
-                    " (it has no per-zone network fault); leave it out of templates run on"
-                    " the sandbox"
-                    if action_id == "aws:network:disrupt-connectivity"
-                    else ""
-                )
-            )
+            raise ActionFailed(f"The sandbox does not emulate {action_id} yet")
         if action_id == "aws:fis:wait":
             return None
         key, _ = fis.ACTION_TARGETS[action_id] or ("", "")
@@ -232,7 +232,38 @@ class FisRunner:
                 raise ActionFailed("availabilityZoneIdentifier is required")
             self._interrupt_cache_zone(self._resolve(target_name, target), str(zone))
             return None
+        if action_id == "aws:network:disrupt-connectivity":
+            return self._disrupt_connectivity(target_name, target, parameters)
         raise ActionFailed(f"The sandbox does not emulate {action_id}")
+
+    def _disrupt_connectivity(
+        self, target_name: str, target: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> Callable[[], None]:
+        scope = str(parameters.get("scope", "all"))
+        if scope not in EMULATED_SCOPES:
+            raise ActionFailed(
+                f"The sandbox emulates disrupt-connectivity with scope"
+                f" {' or '.join(EMULATED_SCOPES)}, not {scope}"
+            )
+        zones: list[str] = []
+
+        def reconnect() -> None:
+            for zone in zones:
+                self._effects.restore_zone(zone)
+
+        try:
+            for zone in self._subnet_zones(self._resolve(target_name, target)):
+                self._effects.cut_zone(zone)
+                zones.append(zone)
+        except (ClientError, BotoCoreError, AwsRefusal):
+            reconnect()  # a half-done cut is not left behind a failed action
+            raise
+        return reconnect
+
+    def _subnet_zones(self, arns: Sequence[str]) -> list[str]:
+        ids = [arn.rsplit("/", 1)[-1] for arn in arns]
+        subnets = self._clients("ec2").describe_subnets(SubnetIds=ids)["Subnets"]
+        return sorted({subnet["AvailabilityZone"] for subnet in subnets})
 
     def _interrupt_cache_zone(self, arns: Sequence[str], zone: str) -> None:
         cache = self._clients("elasticache")
@@ -266,6 +297,15 @@ class FisRunner:
                 )
                 for r in answer["Reservations"]
                 for i in r["Instances"]
+            ]
+        if resource_type == "aws:ec2:subnet":
+            return [
+                fis.Resource(
+                    f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:subnet/{subnet['SubnetId']}",
+                    _tags(subnet.get("Tags")),
+                    subnet,
+                )
+                for subnet in self._clients("ec2").describe_subnets()["Subnets"]
             ]
         if resource_type == "aws:rds:db":
             return [

@@ -60,6 +60,7 @@ from sandbox.aws.inventory import (
     POWER_TAG,
     POWER_TAG_CACHE,
     POWER_TAG_DB,
+    POWER_TAG_SUBNET,
     AwsEvent,
 )
 
@@ -552,6 +553,20 @@ def seed(clients: Any, effects: Effects) -> None:
                     }
                 ],
             )
+    # the subnets the instances run in (moto's default subnet of each zone): what FIS's
+    # disrupt-connectivity targets by the scenario's tag
+    zones = sorted({n.zone for n in effects.node_instances()})
+    subnets = ec2.describe_subnets(
+        Filters=[
+            {"Name": "default-for-az", "Values": ["true"]},
+            {"Name": "availability-zone", "Values": zones},
+        ]
+    )["Subnets"]
+    if subnets:
+        ec2.create_tags(
+            Resources=[subnet["SubnetId"] for subnet in subnets],
+            Tags=[{"Key": POWER_TAG, "Value": POWER_TAG_SUBNET}],
+        )
     rds = clients("rds")
     for identifier in effects.db_identifiers():
         rds.create_db_instance(

@@ -7,8 +7,8 @@ instance per Kubernetes node, whose id is the node's `providerID`
 
 Each carries the `AzImpairmentPower` tag AWS FIS's "AZ Availability: Power
 Interruption" scenario targets by default (`StopInstances` on instances,
-`DisruptRds` on the DB instance, `ElasticacheImpact` on the replication group), so
-its template runs on the sandbox as written.
+`DisruptRds` on the DB instance, `ElasticacheImpact` on the replication group,
+`DisruptSubnet` on the zones' subnets), so its template runs on the sandbox as written.
 
     >>> parse_provider_id("aws:///us-west-2b/i-0b00000000000000b")
     ('us-west-2b', 'i-0b00000000000000b')
@@ -33,6 +33,7 @@ POWER_TAG = "AzImpairmentPower"
 POWER_TAG_INSTANCES = "StopInstances"
 POWER_TAG_DB = "DisruptRds"
 POWER_TAG_CACHE = "ElasticacheImpact"
+POWER_TAG_SUBNET = "DisruptSubnet"
 
 
 def parse_provider_id(provider_id: str) -> tuple[str, str] | None:

@@ -34,6 +34,7 @@ from sandbox.cni.netpolicy import CompiledPolicies, PolicyNamespace, PolicyPod, 
 from sandbox.cni.netpolicy_nft import render_policy_chain
 from sandbox.cni.podnetwork import NetworkState, PodNetwork, PodNetworkError
 from sandbox.cni.ruleset import PodAddress
+from sandbox.cni.zones import ZoneIsolation, zone_members
 from sandbox.kube.clock import Clock
 from sandbox.kube.errors import ApiError
 from sandbox.kube.kubelet.cgroups import PodCgroups
@@ -188,6 +189,8 @@ class PodNetworkController:
     # pods the API does not list but NetworkPolicy must see (the cluster DNS, the ingress
     # controller), and their namespaces
     infrastructure: InfrastructurePeers = field(default_factory=InfrastructurePeers)
+    # zones FIS's disrupt-connectivity cuts off (sandbox.aws.effects sets them)
+    zone_isolation: ZoneIsolation = field(default_factory=ZoneIsolation)
     name: str = "pod-network"
     _applying: asyncio.Task[None] | None = None
     _applied: NetworkState | None = None
@@ -215,6 +218,10 @@ class PodNetworkController:
             pods=tuple(PodAddress(e.ip, e.cgroup, e.cgroup_level) for e in endpoints.values()),
             faults=faults,
             policy_chains=self._policy_chains(pods),
+            isolated=tuple(
+                zone_members(zone, pods, self.store.snapshot("nodes"), hosts)
+                for zone, hosts in sorted(self.zone_isolation.zones().items())
+            ),
         )
         self.dns.set_faults(f for plan in plans for f in plan.dns_faults)
         if state != self._applied:

@@ -31,6 +31,7 @@ from sandbox.cni.ruleset import (
     render_table,
     table_name,
 )
+from sandbox.cni.zones import IsolatedZone
 
 log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_SECONDS = 10.0
@@ -49,6 +50,7 @@ class NetworkState:
     pods: tuple[PodAddress, ...] = ()
     faults: tuple[TrafficFault, ...] = ()
     policy_chains: str = ""
+    isolated: tuple[IsolatedZone, ...] = ()
 
 
 class NetemWorker(Protocol):
@@ -112,7 +114,9 @@ class PodNetwork:
                 raise PodNetworkError("the pod network is not started")
             queued = await self._sync_workers([f for f in state.faults if f.action == "netem"])
             partitions = tuple(f for f in state.faults if f.action == "partition")
-            table = NetworkTable(self.table, state.pods, partitions, queued, state.policy_chains)
+            table = NetworkTable(
+                self.table, state.pods, partitions, queued, state.policy_chains, state.isolated
+            )
             await asyncio.to_thread(reap_orphans, self.sandbox_id, False)
             await _run(["nft", "-f", "-"], render_table(table))
             for arguments in iptables_queue_rules(self.chain, queued):

@@ -16,6 +16,8 @@ holds half of a change:
   `queue` expression; xt NFQUEUE through iptables-nft it has).
 - chain `netpolicy` (filter, input) and its per-group chains: NetworkPolicy, rendered
   by `netpolicy_nft`.
+- chain `zone_isolation` (filter, input, before `netpolicy`): the zones FIS's
+  disrupt-connectivity cuts off, by address (`zones`).
 
 Packets sent by a pod are matched at the output hook by the cgroup of their
 socket; packets sent to it by its pod IP as destination (inbound connections, and
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.cni.faults import PacketPath, TrafficFault
+from sandbox.cni.zones import IsolatedZone, isolation_rules
 
 TABLE_PREFIX = "hfnet_"
 CHAIN_PREFIX = "HFNET-"
@@ -64,6 +67,7 @@ class NetworkTable:
     partitions: tuple[TrafficFault, ...] = ()
     queued: tuple[QueuedFault, ...] = ()
     policy_chains: str = ""  # NetworkPolicy's chains, as `netpolicy_nft` renders them
+    isolated: tuple[IsolatedZone, ...] = ()
 
 
 def table_name(sandbox_id: str) -> str:
@@ -159,6 +163,10 @@ def render_table(table: NetworkTable) -> str:
         "  chain pod_chaos {",
         "    type filter hook output priority -180; policy accept;",
         *(f"    {rule}" for rule in chaos_rules(table.partitions, table.queued)),
+        "  }",
+        "  chain zone_isolation {",
+        "    type filter hook input priority -5; policy accept;",
+        *(f"    {rule}" for rule in isolation_rules(table.isolated)),
         "  }",
         *(f"  {line}" if line else line for line in table.policy_chains.splitlines()),
         "}",

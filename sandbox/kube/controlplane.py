@@ -23,6 +23,7 @@ from sandbox.cni.faults import NetemParams
 from sandbox.cni.infrapeers import infrastructure_peers
 from sandbox.cni.netem_process import NetemWorker, start_worker
 from sandbox.cni.podnetwork import PodNetwork
+from sandbox.cni.zones import ZoneIsolation
 from sandbox.images.registry import ImageRegistry
 from sandbox.infra import monitoring
 from sandbox.infra.backing import BackingServices
@@ -159,6 +160,8 @@ class ControlPlane:
         )
         # its rules are by address: a released address waits until they are gone (ipam)
         self.ipam.defer_release = self.pod_network is not None
+        # the zones AWS FIS's disrupt-connectivity cuts off (sandbox.aws.effects sets them)
+        self.zone_isolation = ZoneIsolation()
         # kube-system's CoreDNS: there even without backing services; they register their
         # endpoint names in it (plane.dns.set(name, addresses)).
         self.dns = ClusterDns(cluster_dns_endpoint(options.settings))
@@ -240,6 +243,7 @@ class ControlPlane:
                     self._resolve,
                     self.ipam,
                     infrastructure=peers,
+                    zone_isolation=self.zone_isolation,
                 )
             )
         return [
@@ -273,7 +277,12 @@ class ControlPlane:
                 await self._start_monitoring(url)
         resync = self.options.settings.controller_resync_seconds
         for controller in self.controllers():
-            self._spawn(run_controller(controller, self.store, resync), controller.name)
+            wake = (
+                self.zone_isolation.subscribe
+                if isinstance(controller, PodNetworkController)
+                else None
+            )
+            self._spawn(run_controller(controller, self.store, resync, wake), controller.name)
         for node in self.options.nodes:
             self.start_kubelet(node)
         if self.options.aws_endpoint:

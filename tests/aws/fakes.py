@@ -112,6 +112,12 @@ class RecordingEffects:
     def power_on(self, instance_ids: Sequence[str]) -> None:
         self.calls.append(("power_on", tuple(instance_ids)))
 
+    def cut_zone(self, zone: str) -> None:
+        self.calls.append(("cut_zone", (zone,)))
+
+    def restore_zone(self, zone: str) -> None:
+        self.calls.append(("restore_zone", (zone,)))
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -41,6 +41,12 @@ CACHE = {
     "parameters": {"availabilityZoneIdentifier": "us-west-2a"},
     "selectionMode": "ALL",
 }
+SUBNETS_IN_C = {
+    "resourceType": "aws:ec2:subnet",
+    "resourceTags": {"AzImpairmentPower": "DisruptSubnet"},
+    "filters": [{"path": "AvailabilityZone", "values": ["us-west-2c"]}],
+    "selectionMode": "ALL",
+}
 TERMINAL = ("completed", "stopped", "failed")
 
 
@@ -207,18 +213,11 @@ def test_an_action_the_sandbox_cannot_do_fails_the_experiment_and_undoes_the_res
             },
             "Pause-network-connectivity": {
                 "actionId": "aws:network:disrupt-connectivity",
-                "parameters": {"duration": "PT2M", "scope": "all"},
+                "parameters": {"duration": "PT2M", "scope": "s3"},
                 "targets": {"Subnets": "Subnets"},
             },
         },
-        {
-            "Instances": INSTANCES_IN_C,
-            "Subnets": {
-                "resourceType": "aws:ec2:subnet",
-                "resourceTags": {"AzImpairmentPower": "DisruptSubnet"},
-                "selectionMode": "ALL",
-            },
-        },
+        {"Instances": INSTANCES_IN_C, "Subnets": SUBNETS_IN_C},
     )
     experiment_id = fis.start_experiment(experimentTemplateId=template_id)["experiment"]["id"]
     done = wait_until(fis, experiment_id, finished)
@@ -226,9 +225,58 @@ def test_an_action_the_sandbox_cannot_do_fails_the_experiment_and_undoes_the_res
     assert "Pause-network-connectivity failed" in done["state"]["reason"]
     network = done["actions"]["Pause-network-connectivity"]["state"]
     assert network["status"] == "failed"
-    assert "does not emulate aws:network:disrupt-connectivity" in network["reason"]
+    assert "with scope all or availability-zone, not s3" in network["reason"]
     assert done["actions"]["Stop-Instances"]["state"]["status"] == "stopped"
     assert effects.calls == [("power_off", tuple(ZONE_C)), ("power_on", tuple(ZONE_C))]
+
+
+@pytest.mark.parametrize("scope", ["all", "availability-zone"])
+def test_disrupt_connectivity_cuts_the_subnets_zone_off_for_its_duration(
+    endpoint: tuple[AwsEndpoint, RecordingEffects], scope: str
+) -> None:
+    server, effects = endpoint
+    fis = server.client("fis")
+    template_id = template(
+        fis,
+        {
+            "Pause-network-connectivity": {
+                "actionId": "aws:network:disrupt-connectivity",
+                "parameters": {"duration": "PT1S", "scope": scope},
+                "targets": {"Subnets": "Subnets"},
+            }
+        },
+        {"Subnets": SUBNETS_IN_C},
+    )
+    started = time.monotonic()
+    experiment_id = fis.start_experiment(experimentTemplateId=template_id)["experiment"]["id"]
+    wait_until(fis, experiment_id, lambda e: bool(effects.calls))
+    assert effects.calls == [("cut_zone", ("us-west-2c",))]
+    done = wait_until(fis, experiment_id, finished)
+    assert time.monotonic() - started >= 1.0
+    assert done["state"]["status"] == "completed"
+    assert effects.calls == [("cut_zone", ("us-west-2c",)), ("restore_zone", ("us-west-2c",))]
+
+
+def test_disrupt_connectivity_needs_a_duration(
+    endpoint: tuple[AwsEndpoint, RecordingEffects],
+) -> None:
+    server, _ = endpoint
+    fis = server.client("fis")
+    code, status, message = error(
+        lambda: template(
+            fis,
+            {
+                "Pause": {
+                    "actionId": "aws:network:disrupt-connectivity",
+                    "parameters": {"scope": "all"},
+                    "targets": {"Subnets": "Subnets"},
+                }
+            },
+            {"Subnets": SUBNETS_IN_C},
+        )
+    )
+    assert (code, status) == ("ValidationException", 400)
+    assert "needs the parameter duration" in message
 
 
 @pytest.mark.parametrize(
@@ -407,3 +455,7 @@ def test_the_seeded_resources_carry_the_scenario_s_tags(
     assert sorted(i["InstanceId"] for r in tagged for i in r["Instances"]) == sorted(
         n.instance_id for n in NODES
     )
+    subnets = server.client("ec2").describe_subnets(
+        Filters=[{"Name": "tag:AzImpairmentPower", "Values": ["DisruptSubnet"]}]
+    )["Subnets"]
+    assert sorted(s["AvailabilityZone"] for s in subnets) == sorted({n.zone for n in NODES})

@@ -124,10 +124,42 @@ def wait(duration: str = "PT1S", **extra: Any) -> dict[str, Any]:
             id="arns-and-tags",
         ),
         pytest.param(
+            {
+                "n": {
+                    "actionId": "aws:network:disrupt-connectivity",
+                    "parameters": {"duration": "PT2M"},
+                    "targets": {"Subnets": "S"},
+                }
+            },
+            {
+                "S": {
+                    "resourceType": "aws:ec2:subnet",
+                    "resourceTags": {"k": "v"},
+                    "selectionMode": "ALL",
+                }
+            },
+            NONE,
+            None,
+            id="valid-network",
+        ),
+        pytest.param(
             {"n": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "S"}}},
             {
                 "S": {
                     "resourceType": "aws:ec2:subnet",
+                    "resourceTags": {"k": "v"},
+                    "selectionMode": "ALL",
+                }
+            },
+            NONE,
+            "needs the parameter duration",
+            id="network-without-duration",
+        ),
+        pytest.param(
+            {"n": {"actionId": "aws:ebs:pause-volume-io", "targets": {"Volumes": "V"}}},
+            {
+                "V": {
+                    "resourceType": "aws:ec2:ebs-volume",
                     "resourceTags": {"k": "v"},
                     "selectionMode": "ALL",
                 }

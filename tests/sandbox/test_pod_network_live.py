@@ -268,8 +268,9 @@ def test_a_dead_sandboxs_rules_are_removed_before_the_next_apply(
     subprocess.run(
         ["nft", "-f", "-"],
         input=(
-            f"table inet hfnet_{dead} {{ chain netpolicy {{ type filter hook input priority 0;"
-            f" ip saddr {ip} ip daddr {ECHO_HOST} drop; }} }}"
+            f"table inet hfnet_{dead} {{\n  chain netpolicy {{\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            f"    ip saddr {ip} ip daddr {ECHO_HOST} drop\n  }}\n}}\n"
         ),
         text=True,
         check=True,
@@ -287,3 +288,55 @@ def test_a_dead_sandboxs_rules_are_removed_before_the_next_apply(
         assert probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1)["received"] == 1
     finally:
         subprocess.run(["nft", "delete", "table", "inet", f"hfnet_{dead}"], check=False)
+
+
+def _zone_of_pod(harness: SandboxHarness, ip: str) -> str:
+    core = client.CoreV1Api(harness.api_client())
+    [pod] = [p for p in core.list_namespaced_pod("default").items if p.status.pod_ip == ip]
+    node = core.read_node(pod.spec.node_name)
+    return str(node.metadata.labels["topology.kubernetes.io/zone"])
+
+
+def test_a_zone_cut_off_loses_the_rest_both_ways_and_keeps_its_own(
+    cluster: tuple[SandboxHarness, str], echo: tuple[int, int]
+) -> None:
+    """FIS's disrupt-connectivity as the pod network realizes it (sandbox.cni.zones): the
+    zone's pod reaches nothing outside its zone, a host inside the zone still, and the
+    node's own traffic (this probe's HTTP request) passes; restoring gives it all back."""
+    harness, ip = cluster
+    tcp, _ = echo
+    zone = _zone_of_pod(harness, ip)
+    isolation = harness.plane.zone_isolation
+    harness.on_loop(lambda: isolation.cut(zone, []))
+    try:
+        wait_for(
+            lambda: (
+                probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1, timeout=1).get("error")
+                == "TimeoutError"
+            ),
+            30,
+            "the zone to be cut off from the echo host",
+        )
+        harness.on_loop(lambda: isolation.cut(zone, [ECHO_HOST]))  # a host in the zone
+        wait_for(
+            lambda: probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1).get("received") == 1,
+            30,
+            "a host inside the zone to be reachable",
+        )
+        harness.on_loop(lambda: isolation.restore(zone))  # the second cut ends, the first stays
+        wait_for(
+            lambda: (
+                probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1, timeout=1).get("error")
+                == "TimeoutError"
+            ),
+            30,
+            "the first cut to stand alone again",
+        )
+    finally:
+        harness.on_loop(lambda: isolation.restore(zone))
+        harness.on_loop(lambda: isolation.restore(zone))  # no-op when none is left
+    wait_for(
+        lambda: probe(ip, proto="tcp", host=ECHO_HOST, port=tcp, count=1).get("received") == 1,
+        30,
+        "the zone to be reconnected",
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol
 
 from sandbox.kube.errors import ApiError
@@ -74,9 +74,15 @@ class WorkQueue:
 
 
 async def run_controller(
-    controller: Controller, store: Store, resync_seconds: float = 30.0
+    controller: Controller,
+    store: Store,
+    resync_seconds: float = 30.0,
+    wake: Callable[[Callable[[], None]], None] | None = None,
 ) -> None:
-    """Run until cancelled. Errors in one reconcile are logged and retried with backoff."""
+    """Run until cancelled. Errors in one reconcile are logged and retried with backoff.
+
+    `wake` subscribes to a source of changes that are not API objects (the zones
+    FIS cuts off): each one queues every key, from the loop's thread."""
     queue = WorkQueue()
     failures: dict[Hashable, int] = {}
 
@@ -84,7 +90,13 @@ async def run_controller(
         for key in controller.keys_for(change):
             queue.add(key)
 
+    def on_wake() -> None:
+        for key in controller.all_keys():
+            queue.add(key)
+
     store.add_listener(on_change)
+    if wake is not None:
+        wake(on_wake)
     resync = asyncio.create_task(_resync(controller, queue, resync_seconds))
     try:
         while True:
