@@ -58,6 +58,12 @@ def test_for_zone_aims_every_zone_and_duration() -> None:
     parameters = {n: a.get("parameters", {}) for n, a in aimed["actions"].items()}
     assert parameters["Stop-Instances"] == {"startInstancesAfterDuration": "PT5S"}
     assert parameters["Pause-ElastiCache"] == {"duration": "PT5S"}
+    assert parameters["Pause-Network-Connectivity"] == {"duration": "PT2M", "scope": "all"}, (
+        "the network keeps the scenario's own 2 minutes"
+    )
+    assert targets["Subnet"]["filters"] == [{"path": "AvailabilityZone", "values": ["us-west-2a"]}]
+    network = fis_actions.for_zone(template, "us-west-2a", "PT5S", "PT1S")["actions"]
+    assert network["Pause-Network-Connectivity"]["parameters"]["duration"] == "PT1S"
     assert parameters["Reboot-RDS"] == {"forceFailover": "true"}
     assert template["actions"]["Stop-Instances"]["parameters"] == {
         "startInstancesAfterDuration": "PT30M"
@@ -69,19 +75,30 @@ def test_the_scenario_runs_on_the_zone_and_its_template_is_reused(
     endpoint: tuple[AwsEndpoint, RecordingEffects],
 ) -> None:
     server, effects = endpoint
-    result = fis_actions.run_fis_experiment(str(TEMPLATE), "us-west-2a", "PT1S", timeout=30)
+    result = fis_actions.run_fis_experiment(
+        str(TEMPLATE), "us-west-2a", "PT1S", timeout=30, network_duration="PT1S"
+    )
     assert result["state"]["status"] == "completed"
     assert result["actions"]["Failover-RDS"]["status"] == "skipped", "the sandbox has no cluster"
-    assert effects.calls == [
-        ("power_off", ZONE_A),
-        ("reboot_db", ("harmonyflow-db", "True")),
-        ("interrupt_cache_zone", ("harmonyflow-redis", "0001", "0002", "0003")),
-        ("power_on", ZONE_A),
-    ]
+    started = {"power_off", "cut_zone", "reboot_db", "interrupt_cache_zone"}
+    assert sorted(effects.calls[:4]) == sorted(
+        [
+            ("power_off", ZONE_A),
+            ("cut_zone", ("us-west-2a",)),
+            ("reboot_db", ("harmonyflow-db", "True")),
+            ("interrupt_cache_zone", ("harmonyflow-redis", "0001", "0002", "0003")),
+        ]
+    ), "the actions start together (no startAfter)"
+    assert {name for name, _ in effects.calls[:4]} == started
+    assert sorted(effects.calls[4:]) == [("power_on", ZONE_A), ("restore_zone", ("us-west-2a",))]
     assert recovery.pending(recovery.read()) == []
-    again = fis_actions.run_fis_experiment(str(TEMPLATE), "us-west-2a", "PT1S", timeout=30)
+    again = fis_actions.run_fis_experiment(
+        str(TEMPLATE), "us-west-2a", "PT1S", timeout=30, network_duration="PT1S"
+    )
     assert again["template_id"] == result["template_id"]
-    other = fis_actions.run_fis_experiment(str(TEMPLATE), "us-west-2b", "PT1S", timeout=30)
+    other = fis_actions.run_fis_experiment(
+        str(TEMPLATE), "us-west-2b", "PT1S", timeout=30, network_duration="PT1S"
+    )
     assert other["template_id"] != result["template_id"], "another zone, another template"
     assert len(server.client("fis").list_experiment_templates()["experimentTemplates"]) == 2
 
@@ -97,7 +114,7 @@ def test_a_run_cut_short_is_stopped_by_the_rollback(
     assert ("power_on", ZONE_A) not in effects.calls
     stopped = fis_actions.stop_fis_experiments(timeout=30)
     assert len(stopped["stopped"]) == 1
-    assert effects.calls[-1] == ("power_on", ZONE_A)
+    assert {("power_on", ZONE_A), ("restore_zone", ("us-west-2a",))} <= set(effects.calls[-2:])
     assert recovery.pending(recovery.read()) == []
     assert fis_actions.stop_fis_experiments(timeout=30) == {"stopped": []}
 
@@ -110,7 +127,7 @@ def test_resilience_recover_stops_it_after_a_kill(
         fis_actions.run_fis_experiment(str(TEMPLATE), "us-west-2a", "PT30M", timeout=2)
     [line] = recover()
     assert line.startswith("FIS experiments stopped: ")
-    assert effects.calls[-1] == ("power_on", ZONE_A)
+    assert {("power_on", ZONE_A), ("restore_zone", ("us-west-2a",))} <= set(effects.calls[-2:])
     assert recover() == ["nothing to recover"]
 
 
@@ -118,18 +135,9 @@ def test_a_failed_experiment_fails_the_action_with_its_reason(
     endpoint: tuple[AwsEndpoint, RecordingEffects], tmp_path: Path
 ) -> None:
     template: dict[str, Any] = json.loads(TEMPLATE.read_text())
-    template["targets"]["Subnets"] = {
-        "resourceType": "aws:ec2:subnet",
-        "resourceTags": {"AzImpairmentPower": "DisruptSubnet"},
-        "selectionMode": "ALL",
-    }
-    template["actions"]["Pause-network-connectivity"] = {
-        "actionId": "aws:network:disrupt-connectivity",
-        "parameters": {"duration": "PT2M", "scope": "all"},
-        "targets": {"Subnets": "Subnets"},
-    }
-    path = tmp_path / "with-network.json"
+    template["actions"]["Pause-Network-Connectivity"]["parameters"]["scope"] = "s3"
+    path = tmp_path / "with-s3.json"
     path.write_text(json.dumps(template))
-    with pytest.raises(ActivityFailed, match="does not emulate aws:network:disrupt-connectivity"):
+    with pytest.raises(ActivityFailed, match="disrupt-connectivity with scope all or"):
         fis_actions.run_fis_experiment(str(path), "us-west-2a", "PT1S", timeout=30)
     assert recovery.pending(recovery.read()) == []

@@ -137,7 +137,7 @@ def test_the_standard_plan_is_valid_and_in_order() -> None:
         "dependency-latency",
         "broker-node-loss",
         "hpa-surge",
-        "az-power-loss",
+        "az-power-interruption",
     ]
     for step in standard.steps:
         assert step.path is not None and step.path.parent == EXPERIMENTS_DIR
