@@ -29,6 +29,7 @@ from resilience.report import findings as find
 from resilience.report import record as files
 from resilience.report import series
 from resilience.report.alerts import AlertsCapture, read_alerts, step_alerts
+from resilience.report.fisactions import fis_actions
 from resilience.report.impact import client_impact
 from resilience.report.junit import junit_xml
 from resilience.report.netfaults import (
@@ -373,6 +374,17 @@ def _step(
         _network_fault(data, step, fault, stats)
         for fault in (network_faults(journal, _until(step)) if journal else [])
     ]
+    entry["fis_actions"] = [
+        {
+            "experiment_id": action.experiment_id,
+            "action": action.name,
+            "action_id": action.action_id,
+            "status": action.status,
+            "start_offset_s": round(action.start - (step.started or action.start), 1),
+            "seconds": round(action.end - action.start, 1),
+        }
+        for action in (fis_actions(journal, _until(step)) if journal else [])
+    ]
     baseline = errors.get("baseline")
     impact = client_impact(
         data.load.records,
@@ -563,6 +575,8 @@ def bands(data: RunData) -> list[Band]:
         until = step.ended or day_span(data)[1]
         for fault in network_faults(journal, until) if journal else []:
             out.append(Band(f"{step.name}: {fault_name(fault)}", fault.start, fault.end, "network"))
+        for action in fis_actions(journal, until) if journal else []:
+            out.append(Band(f"{step.name}: FIS {action.label}", action.start, action.end, "fis"))
     return out
 
 

@@ -177,6 +177,7 @@ def _step_section(step: Mapping[str, Any]) -> str:
 {step.get("recovery_budget_s")} s; {_recovery_basis(step, per_fault)}){by_experiment}.</p>
 {_client_impact(step.get("client_impact"))}
 {_network_faults(step.get("network_faults") or [])}
+{_fis_actions(step.get("fis_actions") or [])}
 {errors}
 {_alerts_table(step.get("alerts") or {})}
 {f"<ul class='f'>{findings}</ul>" if findings else "<p class='muted'>no findings</p>"}
@@ -194,6 +195,21 @@ def _network_faults(faults: Sequence[Mapping[str, Any]]) -> str:
         "saw against the step's baseline: p50/p95 of successful REST requests, errors:</p>"
         f"<ul class='f net'>{items}</ul>"
     )
+
+
+def _fis_actions(actions: Sequence[Mapping[str, Any]]) -> str:
+    """Each AWS FIS action the step ran: when, from the step's start, for how long."""
+    if not actions:
+        return ""
+    e = html.escape
+    items = "".join(
+        f"<li>{e(str(a['action']))} (<code>{e(str(a['action_id']))}</code>, FIS experiment "
+        f"{e(str(a['experiment_id']))}): {e(str(a['status']))}, from +{a['start_offset_s']} s "
+        f"for {a['seconds']} s</li>"
+        for a in actions
+    )
+    intro = "<p>AWS FIS actions (GetExperiment's start and end times):</p>"
+    return f"{intro}<ul class='f'>{items}</ul>"
 
 
 def _alerts_note(alerts: Mapping[str, Any]) -> str:

@@ -25,11 +25,13 @@ GAP = 34
 TOP = 34
 AXIS = 34
 Scale = Callable[[float], float]
-# (fill, opacity) per band kind: a step, a fault action, a network fault in place
+# (fill, opacity) per band kind: a step, a fault action, a network fault in place, an
+# AWS FIS action running
 BAND_STYLE = {
     "step": ("#fde2b8", "0.55"),
     "action": ("#f4a259", "0.45"),
     "network": ("#b39ddb", "0.5"),
+    "fis": ("#80cbc4", "0.5"),
 }
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
