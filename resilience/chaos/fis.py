@@ -36,6 +36,7 @@ TERMINAL = ("completed", "stopped", "failed", "cancelled")
 ZONE_FILTERS = ("Placement.AvailabilityZone", "AvailabilityZone")
 DURATION_PARAMETERS = ("duration", "startInstancesAfterDuration")
 NETWORK_ACTION = "aws:network:disrupt-connectivity"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 2.0
 
 
@@ -119,7 +120,7 @@ def run_fis_experiment(
     sandbox does not emulate), or is still running after `timeout`. Returns the
     experiment's id, final state, and each action's state.
     """
-    scenario = json.loads(Path(template_file).read_text(encoding="utf-8"))
+    scenario = json.loads(template_path(template_file).read_text(encoding="utf-8"))
     template = for_zone(scenario, zone, duration, network_duration)
     enforce_budget_for_zone(zone, configuration, secrets)
     fis = aws_client("fis", configuration, secrets)
@@ -154,6 +155,16 @@ def run_fis_experiment(
             f" {final['state'].get('reason', '')}"
         )
     return summary
+
+
+def template_path(template_file: str) -> Path:
+    """The template file: as given when it exists (absolute, or relative to the working
+    directory), else relative to this project (the experiments name
+    `experiments/fis/...`, and a game day runs them from its run directory)."""
+    given = Path(template_file)
+    if given.is_absolute() or given.exists():
+        return given
+    return PROJECT_ROOT / given
 
 
 def action_summary(action: Mapping[str, Any]) -> dict[str, Any]:

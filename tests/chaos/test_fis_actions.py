@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 from chaoslib.exceptions import ActivityFailed
 
 from resilience.chaos import fis as fis_actions
@@ -141,3 +143,25 @@ def test_a_failed_experiment_fails_the_action_with_its_reason(
     with pytest.raises(ActivityFailed, match="disrupt-connectivity with scope all or"):
         fis_actions.run_fis_experiment(str(path), "us-west-2a", "PT1S", timeout=30)
     assert recovery.pending(recovery.read()) == []
+
+
+def test_the_template_is_found_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A game day runs its experiments from its run directory; theirs say
+    `experiments/fis/...`, relative to the project."""
+    monkeypatch.chdir(tmp_path)
+    relative = "experiments/fis/az-power-interruption.json"
+    assert fis_actions.template_path(relative) == TEMPLATE
+    (tmp_path / "mine.json").write_text("{}")
+    assert fis_actions.template_path("mine.json") == Path("mine.json")
+
+
+def test_the_template_validates_against_botocores_fis_model() -> None:
+    """What `aws fis create-experiment-template --cli-input-json` would send: botocore's own
+    model of CreateExperimentTemplate finds no missing, unknown or mistyped field."""
+    model = botocore.session.get_session().get_service_model("fis")
+    shape = model.operation_model("CreateExperimentTemplate").input_shape
+    template = json.loads(TEMPLATE.read_text())
+    report = ParamValidator().validate({**template, "clientToken": "t"}, shape)
+    assert not report.has_errors(), report.generate_report()
