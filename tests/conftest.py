@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from resilience.chaos import recovery
+from tests.prometheus_fake import FakePrometheus
 from tests.sandbox.cluster_harness import SandboxHarness
 
 
@@ -48,3 +49,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHarness
             if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
         ]
         assert not survivors, f"processes outlived the sandbox: {survivors}"
+
+
+@pytest.fixture
+def prometheus() -> Iterator[FakePrometheus]:
+    """A stand-in Prometheus (tests/prometheus_fake.py) for unit tests of alert readers."""
+    fake = FakePrometheus()
+    try:
+        yield fake
+    finally:
+        fake.close()

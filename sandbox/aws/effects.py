@@ -11,7 +11,9 @@ raised as `AwsRefusal` with AWS's error code.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CALL_TIMEOUT_SECONDS = 30.0
+PROMETHEUS_TIMEOUT_SECONDS = 5.0
 
 
 class AwsRefusal(Exception):
@@ -56,6 +59,17 @@ class Effects(Protocol):
     def power_on(self, instance_ids: Sequence[str]) -> None: ...
     def cut_zone(self, zone: str) -> None: ...
     def restore_zone(self, zone: str) -> None: ...
+    def alarm_state(self, name: str) -> str: ...
+
+
+def _prometheus(url: str) -> dict[str, Any]:
+    """One Prometheus HTTP API answer (bounded); an unreachable one is AWS's InternalFailure."""
+    try:
+        with urllib.request.urlopen(url, timeout=PROMETHEUS_TIMEOUT_SECONDS) as answer:
+            body = json.loads(answer.read())
+    except (OSError, ValueError) as error:
+        raise AwsRefusal("InternalFailure", f"Prometheus did not answer {url}: {error}") from None
+    return body if isinstance(body, dict) else {}
 
 
 class ControlPlaneEffects:
@@ -122,6 +136,41 @@ class ControlPlaneEffects:
                 await asyncio.gather(*(act(index) for index in nodes))
 
             await self._begin(powering(), started=lambda: True)
+
+    # -- CloudWatch alarms, for FIS's stop conditions --
+
+    def alarm_state(self, name: str) -> str:
+        """A CloudWatch alarm's state as the sandbox knows it: the Prometheus alert of the
+        same name (`deploy/monitoring/rules`, loaded by the sandbox's Prometheus) firing is
+        `ALARM`, else `OK`. Pending is not yet ALARM, as an alarm waits its evaluation
+        periods. An alarm no rule names, or no Prometheus to ask, is refused: a stop
+        condition nobody watches must not look like a quiet one."""
+        monitoring = self._plane.monitoring
+        if monitoring is None:
+            raise AwsRefusal(
+                "InternalFailure",
+                f"alarm {name}: the sandbox runs no Prometheus (start it --with monitoring),"
+                " so no stop condition can be evaluated",
+            )
+        base = monitoring.prometheus_url
+        rules = _prometheus(f"{base}/api/v1/rules?type=alert")
+        names = {
+            rule.get("name")
+            for group in (rules.get("data") or {}).get("groups") or []
+            for rule in group.get("rules") or []
+        }
+        if name not in names:
+            raise AwsRefusal(
+                "ResourceNotFoundException",
+                f"alarm {name}: the sandbox maps a CloudWatch alarm to the Prometheus alert of"
+                " the same name in deploy/monitoring/rules, and there is none",
+            )
+        alerts = (_prometheus(f"{base}/api/v1/alerts").get("data") or {}).get("alerts") or []
+        firing = any(
+            (a.get("labels") or {}).get("alertname") == name and a.get("state") == "firing"
+            for a in alerts
+        )
+        return "ALARM" if firing else "OK"
 
     # -- the network (FIS's aws:network:disrupt-connectivity) --
 

@@ -290,6 +290,7 @@ class Run:
     actions: Mapping[str, ActionState]
     ended: float | None = None
     failure: str | None = None
+    stopped_by: str | None = None  # the reason a stop condition gave
 
 
 @dataclass(frozen=True)
@@ -328,9 +329,8 @@ def advance(plans: Sequence[ActionPlan], run: Run, now: float) -> tuple[Run, tup
             return replace(run, actions=actions), tuple(commands)
         if run.failure is not None:
             return replace(run, status="failed", reason=run.failure, actions=actions, ended=now), ()
-        return replace(
-            run, status="stopped", reason="Experiment stopped.", actions=actions, ended=now
-        ), ()
+        reason = run.stopped_by or "Experiment stopped."
+        return replace(run, status="stopped", reason=reason, actions=actions, ended=now), ()
     for plan in plans:
         state = actions[plan.name]
         ready = all(actions[other].status in ACTION_DONE for other in plan.start_after)
@@ -392,6 +392,37 @@ def stop_requested(run: Run) -> Run:
     if run.status in TERMINAL or run.status == "stopping":
         return run
     return replace(run, status="stopping", reason="Experiment is stopping.")
+
+
+def stop_condition_triggered(run: Run, alarm_arn: str) -> Run:
+    """A stop condition's alarm fired: the experiment stops as on StopExperiment, what runs
+    is undone, and its reason names the alarm (a finished run stays as it is)."""
+    if run.status in TERMINAL or run.status == "stopping":
+        return run
+    return replace(
+        run,
+        status="stopping",
+        reason="Experiment is stopping.",
+        stopped_by=f"Experiment stopped by stop condition {alarm_arn} (in ALARM state).",
+    )
+
+
+def stop_condition_unreadable(run: Run, reason: str) -> Run:
+    """A stop condition nobody can read: the experiment winds down as failed, saying why."""
+    if run.status in TERMINAL:
+        return run
+    return replace(
+        run, status="stopping", reason="Experiment is stopping.", failure=run.failure or reason
+    )
+
+
+def alarm_name(arn: str) -> str:
+    """The alarm's name in a CloudWatch alarm ARN.
+
+    >>> alarm_name("arn:aws:cloudwatch:us-west-2:123456789012:alarm:SessionStateHighErrorRate")
+    'SessionStateHighErrorRate'
+    """
+    return arn.split(":alarm:", 1)[-1]
 
 
 def _failed(run: Run, name: str, reason: str, now: float) -> Run:

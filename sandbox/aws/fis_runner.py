@@ -55,6 +55,8 @@ JOIN_SECONDS = 40.0  # longer than one API call's read timeout
 # disrupt-connectivity's scopes the sandbox has: its subnets are one per zone, and no
 # traffic comes from beyond the VPC but the node's own
 EMULATED_SCOPES = ("all", "availability-zone")
+# how often a stop condition's alarm is read (Prometheus evaluates its rules every 5 s)
+ALARM_CHECK_SECONDS = 5.0
 
 
 class ActionFailed(Exception):
@@ -75,6 +77,8 @@ class Experiment:
     empty_targets: str  # "fail" | "skip"
     run: fis.Run
     undo: dict[str, Callable[[], None]] = field(default_factory=dict)
+    alarms: tuple[str, ...] = ()  # the stop conditions' CloudWatch alarm ARNs
+    next_alarm_check: float = 0.0
 
 
 class FisRunner:
@@ -103,6 +107,11 @@ class FisRunner:
                 dict(template.get("targets") or {}),
                 str(options.get("emptyTargetResolutionMode", "fail")),
                 fis.begin(plans),
+                alarms=tuple(
+                    str(c.get("value"))
+                    for c in template.get("stopConditions") or ()
+                    if c.get("source") == "aws:cloudwatch:alarm"
+                ),
             )
 
     def knows(self, experiment_id: str) -> bool:
@@ -146,12 +155,36 @@ class FisRunner:
         """One step of one experiment: advance it, then carry out the commands."""
         with self._lock:
             experiment = self._experiments[experiment_id]
+            check = bool(experiment.alarms) and now >= experiment.next_alarm_check
+            if check:
+                experiment.next_alarm_check = now + ALARM_CHECK_SECONDS
+        if check:
+            self._check_stop_conditions(experiment)
+        with self._lock:
             experiment.run, commands = fis.advance(experiment.plans, experiment.run, now)
         for command in commands:
             if command.kind == "start":
                 self._start(experiment, command.action)
             else:
                 self._undo(experiment, command.action)
+
+    def _check_stop_conditions(self, experiment: Experiment) -> None:
+        """Before the first action and then every ALARM_CHECK_SECONDS: an alarm in ALARM
+        stops the experiment, as FIS does; one that cannot be read fails it."""
+        for arn in experiment.alarms:
+            try:
+                state = self._effects.alarm_state(fis.alarm_name(arn))
+            except AwsRefusal as refusal:
+                with self._lock:
+                    experiment.run = fis.stop_condition_unreadable(
+                        experiment.run, f"Stop condition {arn} cannot be evaluated: {refusal}"
+                    )
+                return
+            if state == "ALARM":
+                log.warning("FIS stop condition %s is in ALARM: stopping", arn)
+                with self._lock:
+                    experiment.run = fis.stop_condition_triggered(experiment.run, arn)
+                return
 
     def _start(self, experiment: Experiment, name: str) -> None:
         action = experiment.actions[name]

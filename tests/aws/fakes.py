@@ -38,6 +38,8 @@ class RecordingEffects:
     primaries: dict[str, int] = field(default_factory=dict)
     # none unless a test asks, as the sandbox has none unless it runs `--with rabbitmq`
     brokers: tuple[BrokerInstance, ...] = ()
+    # CloudWatch alarms by name, as the sandbox maps them onto Prometheus alerts
+    alarms: dict[str, str] = field(default_factory=dict)
 
     def node_instances(self) -> Sequence[NodeInstance]:
         return NODES
@@ -111,6 +113,11 @@ class RecordingEffects:
 
     def power_on(self, instance_ids: Sequence[str]) -> None:
         self.calls.append(("power_on", tuple(instance_ids)))
+
+    def alarm_state(self, name: str) -> str:
+        if name not in self.alarms:
+            raise AwsRefusal("ResourceNotFoundException", f"no alert named {name}")
+        return self.alarms[name]
 
     def cut_zone(self, zone: str) -> None:
         self.calls.append(("cut_zone", (zone,)))

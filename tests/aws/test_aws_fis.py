@@ -52,12 +52,14 @@ TERMINAL = ("completed", "stopped", "failed")
 
 def template(fis: Any, actions: dict[str, Any], targets: dict[str, Any], **extra: Any) -> str:
     answer = fis.create_experiment_template(
-        description="test",
-        roleArn=ROLE,
-        stopConditions=NONE,
-        actions=actions,
-        targets=targets,
-        **extra,
+        **{
+            "description": "test",
+            "roleArn": ROLE,
+            "stopConditions": NONE,
+            "actions": actions,
+            "targets": targets,
+            **extra,
+        }
     )
     return str(answer["experimentTemplate"]["id"])
 
@@ -459,3 +461,67 @@ def test_the_seeded_resources_carry_the_scenario_s_tags(
         Filters=[{"Name": "tag:AzImpairmentPower", "Values": ["DisruptSubnet"]}]
     )["Subnets"]
     assert sorted(s["AvailabilityZone"] for s in subnets) == sorted({n.zone for n in NODES})
+
+
+ALARM = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:SessionStateHighErrorRate"
+STOP_INSTANCES = {
+    "Stop-Instances": {
+        "actionId": "aws:ec2:stop-instances",
+        "parameters": {"startInstancesAfterDuration": "PT30M"},
+        "targets": {"Instances": "Instances"},
+    }
+}
+
+
+def start_watched_by_the_alarm(fis: Any) -> str:
+    """Start an experiment stopping the zone's instances, with ALARM as its stop condition."""
+    template_id = template(
+        fis,
+        STOP_INSTANCES,
+        {"Instances": INSTANCES_IN_C},
+        stopConditions=[{"source": "aws:cloudwatch:alarm", "value": ALARM}],
+    )
+    return str(fis.start_experiment(experimentTemplateId=template_id)["experiment"]["id"])
+
+
+def test_a_stop_condition_in_alarm_mid_run_stops_it_and_undoes_what_runs(
+    endpoint: tuple[AwsEndpoint, RecordingEffects],
+) -> None:
+    server, effects = endpoint
+    effects.alarms["SessionStateHighErrorRate"] = "OK"
+    fis = server.client("fis")
+    experiment_id = start_watched_by_the_alarm(fis)
+    wait_until(fis, experiment_id, lambda e: e["state"]["status"] == "running")
+    effects.alarms["SessionStateHighErrorRate"] = "ALARM"
+    done = wait_until(fis, experiment_id, finished)
+    assert done["state"]["status"] == "stopped"
+    assert ALARM in done["state"]["reason"]
+    assert done["actions"]["Stop-Instances"]["state"]["status"] == "stopped"
+    assert effects.calls == [("power_off", tuple(ZONE_C)), ("power_on", tuple(ZONE_C))]
+
+
+def test_a_stop_condition_already_in_alarm_lets_no_action_start(
+    endpoint: tuple[AwsEndpoint, RecordingEffects],
+) -> None:
+    server, effects = endpoint
+    effects.alarms["SessionStateHighErrorRate"] = "ALARM"
+    fis = server.client("fis")
+    experiment_id = start_watched_by_the_alarm(fis)
+    done = wait_until(fis, experiment_id, finished)
+    assert done["state"]["status"] == "stopped"
+    assert ALARM in done["state"]["reason"]
+    assert done["actions"]["Stop-Instances"]["state"]["status"] == "cancelled"
+    assert effects.calls == []
+
+
+def test_a_stop_condition_nobody_can_read_fails_the_experiment(
+    endpoint: tuple[AwsEndpoint, RecordingEffects],
+) -> None:
+    server, effects = endpoint
+    fis = server.client("fis")
+    experiment_id = start_watched_by_the_alarm(fis)
+    done = wait_until(fis, experiment_id, finished)
+    assert done["state"]["status"] == "failed"
+    assert "cannot be evaluated" in done["state"]["reason"]
+    assert "no alert named SessionStateHighErrorRate" in done["state"]["reason"]
+    assert effects.calls == []

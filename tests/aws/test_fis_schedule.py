@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from typing import Any
 
 import pytest
@@ -386,3 +387,7 @@ def test_plans_of_reads_durations_and_start_after() -> None:
         ActionPlan("r", "aws:rds:reboot-db-instances", (), 0.0),
         ActionPlan("w", "aws:fis:wait", ("s", "r"), 1.0),
     )
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(fis).failed == 0

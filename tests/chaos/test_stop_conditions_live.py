@@ -14,19 +14,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, config
 
 from tests.builders import REPO_ROOT
+from tests.prometheus_fake import FakePrometheus
 from tests.sandbox.cluster_harness import private_cluster_dns
 
 ZONE = "us-west-2a"
@@ -135,60 +133,6 @@ def plane(tmp_path: Path) -> Iterator[Plane]:
             process.kill()
             process.wait(5)
         log.close()
-
-
-class FakePrometheus:
-    """Answers /api/v1/alerts with one alert, firing or not as the test says."""
-
-    def __init__(self) -> None:
-        self.firing = False
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if not self.path.startswith("/api/v1/alerts"):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                alerts = (
-                    [
-                        {
-                            "labels": {"alertname": ALERT, "severity": "page"},
-                            "state": "firing",
-                            "activeAt": "2026-01-01T00:00:00Z",
-                            "value": "0.4",
-                        }
-                    ]
-                    if owner.firing
-                    else []
-                )
-                body = json.dumps({"status": "success", "data": {"alerts": alerts}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def prometheus() -> Iterator[FakePrometheus]:
-    fake = FakePrometheus()
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 def start_run(
