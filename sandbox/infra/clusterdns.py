@@ -69,6 +69,7 @@ TCP_MAX = 65535
 TCP_IDLE_SECONDS = 5.0  # RFC 7766 section 6.2.3: idle timeouts of seconds, not minutes
 MAX_TCP_CONNECTIONS = 64
 STOP_WAIT_SECONDS = 5.0
+MAX_CNAME_CHAIN = 8  # a longer chain (or a loop) ends where it stands
 BIND_ATTEMPTS = 5  # port 0: UDP picks the port, TCP may find it taken; try another
 RANDOM_ANSWERS = ipaddress.IPv4Network("127.66.0.0/16")  # DNSChaos `random`: nothing listens
 _HEADER = struct.Struct("!HH")  # id, flags
@@ -88,10 +89,12 @@ class NameRecords(Protocol):
 @dataclass(frozen=True)
 class Record:
     """The A records of one name: several addresses (an ElastiCache configuration endpoint
-    resolves to every node), one TTL."""
+    resolves to every node), one TTL; or, with `alias`, its CNAME (an ExternalName
+    Service) and no address."""
 
     addresses: tuple[str, ...]
     ttl: int = DEFAULT_TTL
+    alias: str = ""
 
 
 def domain_name(name: str | dns.name.Name) -> dns.name.Name:
@@ -114,6 +117,12 @@ class RecordTable:
         if ttl < 0:
             raise ValueError(f"{name}: the TTL must not be negative, not {ttl}")
         self._records[domain_name(name)] = Record(checked, ttl)
+
+    def set_alias(self, name: str, target: str, ttl: int = DEFAULT_TTL) -> None:
+        """Make the name a CNAME of `target` (an absolute name); raises ValueError for a bad one."""
+        if ttl < 0:
+            raise ValueError(f"{name}: the TTL must not be negative, not {ttl}")
+        self._records[domain_name(name)] = Record((), ttl, domain_name(target).to_text())
 
     def remove(self, name: str) -> bool:
         """Forget the name (it answers NXDOMAIN from now on); False if it was not there."""
@@ -151,13 +160,31 @@ def answer(
         response.set_rcode(dns.rcode.REFUSED)
         return response
     response.flags |= dns.flags.AA
+    owner: dns.name.Name = question.name
     record = records.get(name)
-    if record is None:
-        response.set_rcode(dns.rcode.NXDOMAIN)
-    elif question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+    seen = {name}
+    for _ in range(MAX_CNAME_CHAIN):
+        if record is None or not record.alias:
+            break
         response.answer.append(
             dns.rrset.from_text_list(
-                question.name, record.ttl, dns.rdataclass.IN, dns.rdatatype.A, record.addresses
+                owner, record.ttl, dns.rdataclass.IN, dns.rdatatype.CNAME, [record.alias]
+            )
+        )
+        if question.rdtype == dns.rdatatype.CNAME:
+            return response
+        owner = dns.name.from_text(record.alias)
+        target = domain_name(owner)
+        if target in seen or not any(target.is_subdomain(z) for z in zones):
+            return response  # a loop; or no recursion: the client's resolver follows it
+        seen.add(target)
+        record = records.get(target)
+    if record is None:
+        response.set_rcode(dns.rcode.NXDOMAIN)  # of the last name of the chain (RFC 6604)
+    elif record.addresses and question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+        response.answer.append(
+            dns.rrset.from_text_list(
+                owner, record.ttl, dns.rdataclass.IN, dns.rdatatype.A, record.addresses
             )
         )
     return response  # any other type of a known name: NOERROR with no answer (NODATA)
@@ -326,6 +353,9 @@ class ClusterDns:
 
     def set(self, name: str, addresses: Iterable[str], ttl: int = DEFAULT_TTL) -> None:
         self.records.set(name, addresses, ttl)
+
+    def set_alias(self, name: str, target: str, ttl: int = DEFAULT_TTL) -> None:
+        self.records.set_alias(name, target, ttl)
 
     def remove(self, name: str) -> bool:
         return self.records.remove(name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.kube import chaoswebhook, customresources, structural
 from sandbox.kube.clock import rfc3339
-from sandbox.kube.errors import Cause, invalid
+from sandbox.kube.errors import Cause, internal, invalid
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.selectors import selector_from_match
 
@@ -32,7 +32,6 @@ PROBE_DEFAULTS = {
     "successThreshold": 1,
     "failureThreshold": 3,
 }
-CLUSTER_IP_PREFIX = "127.0.4."  # loopback, never an address off this machine
 
 
 # ---- entry points used by the store ----
@@ -385,14 +384,22 @@ def _create_namespace(namespace: KubeObject, store: Store) -> None:
 
 
 def _create_service(service: KubeObject, store: Store) -> None:
+    """A ClusterIP from the sandbox's range (`sandbox.kube.clusterips`), as the service
+    registry's ipallocator gives one; an ExternalName Service gets none."""
     spec = service.setdefault("spec", {})
-    if spec.get("clusterIP") in (None, ""):
-        used = {s.get("spec", {}).get("clusterIP") for s in store.list("services")}
-        for host in range(2, 255):
-            candidate = f"{CLUSTER_IP_PREFIX}{host}"
-            if candidate not in used:
-                spec["clusterIP"] = candidate
-                break
+    if spec.get("type") == "ExternalName":
+        return
+    used = {str(s.get("spec", {}).get("clusterIP")) for s in store.list("services")}
+    requested = spec.get("clusterIP")
+    if requested in (None, ""):
+        allocated = store.cluster_ips.allocate(used)
+        if allocated is None:
+            raise internal("failed to allocate a serviceIP: range is full")
+        spec["clusterIP"] = allocated
+    elif requested != "None" and not store.cluster_ips.reserve(str(requested), used):
+        name = service.get("metadata", {}).get("name", "")
+        message = f"failed to allocate IP {requested}: provided IP is already allocated"
+        raise invalid("Service", name, [Cause("FieldValueInvalid", message, "spec.clusterIPs")])
     spec["clusterIPs"] = [spec["clusterIP"]]
 
 

@@ -31,10 +31,12 @@ from sandbox.infra.clusterdns import DEFAULT_ENDPOINT, DNS_PORT, ClusterDns
 from sandbox.infra.extras import MONITORING
 from sandbox.infra.ingress_controller import IngressController
 from sandbox.infra.rds_status import RdsTimings
+from sandbox.infra.servicedns import ServiceDnsController
 from sandbox.infra.supervisor import Endpoint
 from sandbox.kube import customresources
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
+from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.controllers import disruption
 from sandbox.kube.controllers.apiservice import ApiServiceController
 from sandbox.kube.controllers.deployment import DeploymentController
@@ -50,7 +52,7 @@ from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.kubelet.cgroups import PodCgroups, sandbox_id
-from sandbox.kube.kubelet.ipam import IpAllocator
+from sandbox.kube.kubelet.ipam import DEFAULT_LOCK_DIR, AddressClaims, IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.metrics import MetricsStore
 from sandbox.kube.settings import ControlPlaneSettings
@@ -147,6 +149,9 @@ class ControlPlane:
         self.rng = random.Random(options.seed)
         self.store = Store(self.clock, self.rng, options.settings.watch_history_events)
         self.store.default_toleration_seconds = options.settings.default_toleration_seconds
+        # ClusterIPs are claimed machine-wide: the pod network's kube-proxy rules act on
+        # every process of the machine (sandbox.kube.clusterips)
+        self.store.cluster_ips = ClusterIpAllocator(AddressClaims(DEFAULT_LOCK_DIR))
         self.metrics = MetricsStore()
         self.ipam = IpAllocator()
         self.images = ImageRegistry()
@@ -255,6 +260,8 @@ class ControlPlane:
             ApiServiceController(store, clock, settings),
             Scheduler(store, clock, settings, rng=self.rng),
             EndpointsController(store, clock, settings),
+            # CoreDNS's kubernetes plugin: the Services' names in the cluster DNS
+            ServiceDnsController(store, self.dns, settings.cluster_domain),
             DisruptionController(store, clock, settings),
             NodeLifecycleController(store, clock, settings),
             GarbageCollector(store, clock, settings),
@@ -337,6 +344,7 @@ class ControlPlane:
             self.ipam.finish_release(self.ipam.detached())
         if self.cgroups is not None:
             await self.cgroups.remove_all()
+        self.store.cluster_ips.release_all()  # after the pod network: no rule names them now
         if self.backing is not None:
             await self.backing.stop()
         with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from sandbox.kube import admission
 from sandbox.kube.clock import Clock, RealClock, rfc3339
+from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.errors import (
     ApiError,
     already_exists,
@@ -120,6 +121,8 @@ class Store:
         self.clock: Clock = clock or RealClock()
         # kube-apiserver --default-{not-ready,unreachable}-toleration-seconds
         self.default_toleration_seconds = admission.DEFAULT_TOLERATION_SECONDS
+        # the service registry's ClusterIP allocator (the control plane claims them machine-wide)
+        self.cluster_ips = ClusterIpAllocator()
         self.rng = rng or random.Random()
         self._objects: dict[str, dict[tuple[str, str], KubeObject]] = {}
         self._resource_version = 0

@@ -111,6 +111,95 @@ def test_answer_table(
     assert not response.authority  # no SOA: negative answers are not cached
 
 
+ALIASES = {
+    **RECORDS,
+    domain_name("db.hf.svc.cluster.local"): Record((), 5, f"{DB}."),
+    domain_name("ext.hf.svc.cluster.local"): Record((), 5, "db.example.org."),
+    domain_name("gone.hf.svc.cluster.local"): Record((), 5, "nothing.hf.svc.cluster.local."),
+    domain_name("twice.hf.svc.cluster.local"): Record((), 5, "db.hf.svc.cluster.local."),
+    domain_name("loop.hf.svc.cluster.local"): Record((), 5, "loop.hf.svc.cluster.local."),
+}
+
+
+def chain(response: dns.message.Message) -> list[str]:
+    return [
+        f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} {rrset[0]}"
+        for rrset in response.answer
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "rcode", "expected"),
+    [
+        pytest.param(
+            "db.hf.svc.cluster.local",
+            "A",
+            dns.rcode.NOERROR,
+            [f"db.hf.svc.cluster.local. CNAME {DB}.", f"{DB}. A 127.0.3.10"],
+            id="followed-in-zone",
+        ),
+        pytest.param(
+            "db.hf.svc.cluster.local",
+            "CNAME",
+            dns.rcode.NOERROR,
+            [f"db.hf.svc.cluster.local. CNAME {DB}."],
+            id="cname-asked",
+        ),
+        pytest.param(
+            "db.hf.svc.cluster.local",
+            "AAAA",
+            dns.rcode.NOERROR,
+            [f"db.hf.svc.cluster.local. CNAME {DB}."],
+            id="aaaa-nodata-at-the-target",
+        ),
+        pytest.param(
+            "ext.hf.svc.cluster.local",
+            "A",
+            dns.rcode.NOERROR,
+            ["ext.hf.svc.cluster.local. CNAME db.example.org."],
+            id="outside-zones-not-followed",
+        ),
+        pytest.param(
+            "gone.hf.svc.cluster.local",
+            "A",
+            dns.rcode.NXDOMAIN,
+            ["gone.hf.svc.cluster.local. CNAME nothing.hf.svc.cluster.local."],
+            id="target-nxdomain",
+        ),
+        pytest.param(
+            "twice.hf.svc.cluster.local",
+            "A",
+            dns.rcode.NOERROR,
+            [
+                "twice.hf.svc.cluster.local. CNAME db.hf.svc.cluster.local.",
+                f"db.hf.svc.cluster.local. CNAME {DB}.",
+                f"{DB}. A 127.0.3.10",
+            ],
+            id="chain",
+        ),
+    ],
+)
+def test_an_alias_answers_its_cname_and_what_the_zones_know_of_the_target(
+    name: str, rdtype: str, rcode: dns.rcode.Rcode, expected: list[str]
+) -> None:
+    response = answer(query(name, rdtype), ALIASES, ZONES)
+    assert response.rcode() == rcode
+    assert chain(response) == expected
+
+
+def test_an_alias_loop_ends() -> None:
+    response = answer(query("loop.hf.svc.cluster.local"), ALIASES, ZONES)
+    assert response.rcode() == dns.rcode.NOERROR
+    assert chain(response) == ["loop.hf.svc.cluster.local. CNAME loop.hf.svc.cluster.local."]
+
+
+def test_a_table_alias_replaces_the_names_addresses() -> None:
+    table = RecordTable()
+    table.set("x.hf.svc.cluster.local", ["127.0.4.2"])
+    table.set_alias("x.hf.svc.cluster.local", "db.example.org")
+    assert table.lookup("x.hf.svc.cluster.local") == Record((), 5, "db.example.org.")
+
+
 def test_answer_to_several_questions_is_formerr() -> None:
     request = query(DB)
     request.question.append(query(CACHE).question[0])
