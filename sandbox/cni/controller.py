@@ -1,12 +1,12 @@
-"""The pod network's controller: pods, NetworkPolicies and Chaos Mesh objects -> the kernel.
+"""The pod network's controller: pods, NetworkPolicies, Chaos Mesh, Services -> the kernel.
 
 One key, one desired state: every reconcile computes the whole network from what
 the store holds (which pods run where, with which cgroup; which policies; which
-chaos is in force) and hands it to `PodNetwork`, which applies it in the
-background; then, once the kernel holds it, the chaos objects' status says so
-("AllInjected"), as Chaos Mesh's controllers write it only after the chaos daemon
-answered. A chaos whose `duration` is over is recovered and its status says
-"AllRecovered"; deleting the object recovers it at once.
+chaos is in force; which Services and endpoints, kube-proxy's part) and hands it
+to `PodNetwork`, which applies it in the background; then, once the kernel holds
+it, the chaos objects' status says so ("AllInjected"), as Chaos Mesh's controllers
+write it only after the chaos daemon answered. A chaos whose `duration` is over is
+recovered and its status says "AllRecovered"; deleting the object recovers it at once.
 
 Rules are by address, and addresses are shared by every sandbox on the machine, so
 a pod's status is not enough: only an address the sandbox's IPAM still holds for
@@ -34,6 +34,7 @@ from sandbox.cni.netpolicy import CompiledPolicies, PolicyNamespace, PolicyPod, 
 from sandbox.cni.netpolicy_nft import render_policy_chain
 from sandbox.cni.podnetwork import NetworkState, PodNetwork, PodNetworkError
 from sandbox.cni.ruleset import PodAddress
+from sandbox.cni.services import service_routes
 from sandbox.cni.zones import ZoneIsolation, zone_members
 from sandbox.kube.clock import Clock
 from sandbox.kube.errors import ApiError
@@ -44,7 +45,8 @@ log = logging.getLogger(__name__)
 
 KEY = "pod-network"
 POLICIES = "networking.k8s.io/networkpolicies"
-WATCHED = frozenset({"pods", "namespaces", POLICIES, NETWORKCHAOS, DNSCHAOS})
+SLICES = "discovery.k8s.io/endpointslices"
+WATCHED = frozenset({"pods", "namespaces", POLICIES, NETWORKCHAOS, DNSCHAOS, "services", SLICES})
 APPLY_POLL_SECONDS = 0.1
 RETRY_SECONDS = 2.0
 KubeObject = dict[str, Any]
@@ -102,6 +104,21 @@ def pod_endpoints(
             cgroups.level(uid),
         )
     return endpoints
+
+
+def pod_addresses(pods: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each pod's address by uid, as the network sees it (`attached_pods`): what a Service's
+    endpoint for that pod may be DNATed to.
+
+    >>> pod_addresses([{"metadata": {"uid": "u1"}, "status": {"podIP": "127.0.2.5"}},
+    ...                {"metadata": {"uid": "u2"}, "status": {}}])
+    {'u1': '127.0.2.5'}
+    """
+    return {
+        (pod.get("metadata") or {}).get("uid", ""): (pod.get("status") or {})["podIP"]
+        for pod in pods
+        if (pod.get("status") or {}).get("podIP")
+    }
 
 
 def policy_pods(pods: Sequence[Mapping[str, Any]]) -> list[PolicyPod]:
@@ -221,6 +238,9 @@ class PodNetworkController:
             isolated=tuple(
                 zone_members(zone, pods, self.store.snapshot("nodes"), hosts)
                 for zone, hosts in sorted(self.zone_isolation.zones().items())
+            ),
+            services=service_routes(
+                self.store.snapshot("services"), self.store.snapshot(SLICES), pod_addresses(pods)
             ),
         )
         self.dns.set_faults(f for plan in plans for f in plan.dns_faults)

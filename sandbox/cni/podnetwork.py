@@ -31,6 +31,7 @@ from sandbox.cni.ruleset import (
     render_table,
     table_name,
 )
+from sandbox.cni.services import ServicePortRoute
 from sandbox.cni.zones import IsolatedZone
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class NetworkState:
     faults: tuple[TrafficFault, ...] = ()
     policy_chains: str = ""
     isolated: tuple[IsolatedZone, ...] = ()
+    services: tuple[ServicePortRoute, ...] = ()  # kube-proxy's ClusterIP routes
 
 
 class NetemWorker(Protocol):
@@ -115,7 +117,13 @@ class PodNetwork:
             queued = await self._sync_workers([f for f in state.faults if f.action == "netem"])
             partitions = tuple(f for f in state.faults if f.action == "partition")
             table = NetworkTable(
-                self.table, state.pods, partitions, queued, state.policy_chains, state.isolated
+                self.table,
+                state.pods,
+                partitions,
+                queued,
+                state.policy_chains,
+                state.isolated,
+                state.services,
             )
             await asyncio.to_thread(reap_orphans, self.sandbox_id, False)
             await _run(["nft", "-f", "-"], render_table(table))

@@ -18,6 +18,13 @@ holds half of a change:
   by `netpolicy_nft`.
 - chain `zone_isolation` (filter, input, before `netpolicy`): the zones FIS's
   disrupt-connectivity cuts off, by address (`zones`).
+- kube-proxy's chains and maps (`filter-output`, `nat-output`, `services`, ...):
+  connections to a Service's ClusterIP DNATed to one of its endpoints, or rejected
+  when it has none (`services`). DNAT is at output priority -100, after
+  `pod_identity` and `pod_chaos` (which see the ClusterIP, as a pod's own network
+  namespace does on a node) and before SNAT, so a pod's connection to a Service
+  still leaves from its pod IP; `netpolicy` and `zone_isolation` (input) see the
+  endpoint's address, as upstream's policy does.
 
 Packets sent by a pod are matched at the output hook by the cgroup of their
 socket; packets sent to it by its pod IP as destination (inbound connections, and
@@ -31,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.cni.faults import PacketPath, TrafficFault
+from sandbox.cni.services import ServicePortRoute, proxy_chains
 from sandbox.cni.zones import IsolatedZone, isolation_rules
 
 TABLE_PREFIX = "hfnet_"
@@ -68,6 +76,7 @@ class NetworkTable:
     queued: tuple[QueuedFault, ...] = ()
     policy_chains: str = ""  # NetworkPolicy's chains, as `netpolicy_nft` renders them
     isolated: tuple[IsolatedZone, ...] = ()
+    services: tuple[ServicePortRoute, ...] = ()
 
 
 def table_name(sandbox_id: str) -> str:
@@ -169,6 +178,7 @@ def render_table(table: NetworkTable) -> str:
         *(f"    {rule}" for rule in isolation_rules(table.isolated)),
         "  }",
         *(f"  {line}" if line else line for line in table.policy_chains.splitlines()),
+        *(f"  {line}" for line in proxy_chains(table.services)),
         "}",
         "",
     ]

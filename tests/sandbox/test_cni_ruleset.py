@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sandbox.cni.ruleset import (
     render_table,
     snat_rules,
 )
+from sandbox.cni.services import Backend, ServicePortRoute
 
 POD = PodEndpoint("hf", "web-1", "127.0.2.5", "unified/harmonyflow/s/podu1", 3)
 OTHER = PodEndpoint("hf", "web-2", "127.0.2.6", "unified/harmonyflow/s/podu2", 3)
@@ -145,4 +147,75 @@ def test_the_kernel_takes_the_table_and_a_partition_silences_only_its_pod(
         assert os.read(read, 100) == b"TimeoutError"
     finally:
         server.close()
+        subprocess.run(["nft", "delete", "table", "inet", table.name], check=False)
+
+
+def _accepted_peers(servers: dict[str, socket.socket]) -> dict[str, list[str]]:
+    """Who connected to each server (the connections wait in the backlog: no thread needed)."""
+    peers: dict[str, list[str]] = {}
+    for address, server in servers.items():
+        server.settimeout(0.2)
+        while True:
+            try:
+                connection, peer = server.accept()
+            except TimeoutError:
+                break
+            peers.setdefault(address, []).append(peer[0])
+            connection.close()
+    return peers
+
+
+@needs_root_nft
+def test_the_kernel_balances_a_cluster_ip_for_host_and_pod_and_rejects_one_without_endpoints(
+    cgroup: tuple[Path, str, int],
+) -> None:
+    """kube-proxy's rules at the output hook: the node's and a pod's connections to a
+    ClusterIP reach both endpoints, the pod's from its pod IP (SNAT after DNAT), the pod's
+    own endpoint too (hairpin); a Service port without endpoints refuses at once."""
+    directory, nft_path, level = cgroup
+    pod_ip, other_ip, cluster_ip, empty_ip = "127.0.9.63", "127.0.9.64", "127.0.9.73", "127.0.9.74"
+    servers = {ip: socket.create_server((ip, 0), backlog=64) for ip in (pod_ip, other_ip)}
+    port = servers[pod_ip].getsockname()[1]
+    servers[other_ip].close()
+    servers[other_ip] = socket.create_server((other_ip, port), backlog=64)
+    routes = (
+        ServicePortRoute("t", "web", "http", "tcp", cluster_ip, 80,
+                         (Backend(pod_ip, port), Backend(other_ip, port))),
+        ServicePortRoute("t", "empty", "http", "tcp", empty_ip, 80, ()),
+    )  # fmt: skip
+    table = NetworkTable(
+        f"hftest_kp{os.getpid()}", (PodAddress(pod_ip, nft_path, level),), services=routes
+    )
+    subprocess.run(["nft", "-f", "-"], input=render_table(table).encode(), check=True)
+    try:
+        for _ in range(30):
+            socket.create_connection((cluster_ip, 80), timeout=1).close()
+        from_node = _accepted_peers(servers)
+        assert sorted(from_node) == [pod_ip, other_ip]
+        assert {peer for peers in from_node.values() for peer in peers} == {"127.0.0.1"}
+
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe
+            (directory / "cgroup.procs").write_text("0")
+            try:
+                for _ in range(30):
+                    socket.create_connection((cluster_ip, 80), timeout=1).close()
+                os.write(write, b"connected")
+            except OSError as error:
+                os.write(write, type(error).__name__.encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert os.read(read, 100) == b"connected"
+        from_pod = _accepted_peers(servers)
+        assert sorted(from_pod) == [pod_ip, other_ip]  # its own endpoint too: hairpin
+        assert {peer for peers in from_pod.values() for peer in peers} == {pod_ip}
+
+        started = time.monotonic()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((empty_ip, 80), timeout=5)
+        assert time.monotonic() - started < 1
+    finally:
+        for server in servers.values():
+            server.close()
         subprocess.run(["nft", "delete", "table", "inet", table.name], check=False)
