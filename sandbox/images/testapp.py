@@ -4,9 +4,10 @@ Binds `$POD_IP` (default 127.0.0.1) on 8080 and 8443 (plain HTTP on both; `/ws`
 answers 200 until the reference service arrives). Routes: `/health/live`,
 `/health/ready`, `/api/v1/ping`, `/burn?ms=N` (CPU, at most 5000 ms),
 `/alloc?mb=N` (holds N MiB, at most 512; `mb=0` frees), `/probe` (UDP loss, TCP
-round trips toward a loopback echo server, or a bare TCP connect, for the pod network's
-live tests). One log line per request on stdout. On SIGTERM readiness fails at once,
-in-flight requests finish, and it exits 0 within a few seconds.
+round trips toward a loopback echo server, a bare TCP connect, or an HTTP GET, to an
+address or a name the pod resolves, for the pod network's live tests). One log line
+per request on stdout. On SIGTERM readiness fails at once, in-flight requests finish,
+and it exits 0 within a few seconds.
 
 Seeded faults are chosen with `--variant` (the image registry maps tags to them):
 healthy, never-ready, liveness-hang, crash, slow-start, ignore-sigterm.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -151,6 +153,7 @@ def _alloc(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]
 
 
 MAX_PROBES = 5000
+MAX_HTTP_BODY = 65536
 PROBE_TIMEOUT_SECONDS = 5.0
 
 
@@ -159,21 +162,42 @@ def _probe(state: AppState, query: dict[str, str]) -> tuple[int, dict[str, Any]]
     pod network): `proto=udp` sends `count` numbered datagrams 1 ms apart and counts the
     echoes back within `timeout` s; `proto=tcp` connects once and times `count` one-byte
     echoes (`rtt_ms`, the median); `proto=connect` only connects (to any server, an HTTP
-    one too: NetworkPolicy judges connections). Loopback hosts only; a failure answers
-    its exception's name (`TimeoutError`: dropped, `ConnectionRefusedError`: no one
-    listens)."""
+    one too: NetworkPolicy judges connections); `proto=http` GETs `path` on a new
+    connection and answers the status and body (a Service's live test asks which pod
+    answered). `host` is an address or a name, resolved as the pod resolves names (its
+    resolv.conf: the cluster DNS, the search list); the answer says which `address`.
+    Loopback addresses only; a failure answers its exception's name (`TimeoutError`:
+    dropped, `ConnectionRefusedError`: no one listens, `gaierror`: no such name)."""
     host, port, count = query.get("host", ""), _int(query, "port"), _int(query, "count") or 1
     timeout = min(PROBE_TIMEOUT_SECONDS, float(query.get("timeout", "2") or 2))
-    if not host.startswith("127.") or not 0 < port < 65536 or not 0 < count <= MAX_PROBES:
-        return 400, {"error": "want host=127.x.y.z, port, count <= 5000"}
+    if not host or not 0 < port < 65536 or not 0 < count <= MAX_PROBES:
+        return 400, {"error": "want host=127.x.y.z or a name, port, count <= 5000"}
     try:
-        if query.get("proto") == "udp":
-            return 200, _probe_udp(host, port, count, timeout)
-        if query.get("proto") == "connect":
-            return 200, _probe_connect(host, port, timeout)
-        return 200, _probe_tcp(host, port, count, timeout)
+        address = _resolve(host)
     except OSError as error:
         return 200, {"error": type(error).__name__, "detail": str(error)}
+    if not address.startswith("127."):
+        return 400, {"error": f"{host} is {address}, not a loopback address"}
+    try:
+        if query.get("proto") == "udp":
+            return 200, {**_probe_udp(address, port, count, timeout), "address": address}
+        if query.get("proto") == "connect":
+            return 200, {**_probe_connect(address, port, timeout), "address": address}
+        if query.get("proto") == "http":
+            path = query.get("path", "/")
+            return 200, {**_probe_http(address, port, path, timeout), "address": address}
+        return 200, {**_probe_tcp(address, port, count, timeout), "address": address}
+    except OSError as error:
+        return 200, {"error": type(error).__name__, "detail": str(error), "address": address}
+
+
+def _resolve(host: str) -> str:
+    """The host's IPv4 address: a literal as is, a name through the system's resolver."""
+    if host.count(".") == 3:
+        with contextlib.suppress(OSError):
+            return socket.inet_ntoa(socket.inet_aton(host))
+    info = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    return str(info[0][4][0])
 
 
 def _probe_udp(host: str, port: int, count: int, timeout: float) -> dict[str, Any]:
@@ -205,6 +229,21 @@ def _probe_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
     started = time.monotonic()
     with socket.create_connection((host, port), timeout=timeout):
         return {"connected": True, "connect_ms": (time.monotonic() - started) * 1000}
+
+
+def _probe_http(host: str, port: int, path: str, timeout: float) -> dict[str, Any]:
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path if path.startswith("/") else f"/{path}")
+        answer = connection.getresponse()
+        text = answer.read(MAX_HTTP_BODY).decode(errors="replace")
+    finally:
+        connection.close()
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = text
+    return {"status": answer.status, "body": body}
 
 
 def _probe_tcp(host: str, port: int, count: int, timeout: float) -> dict[str, Any]:

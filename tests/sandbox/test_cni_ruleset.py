@@ -178,10 +178,12 @@ def test_the_kernel_balances_a_cluster_ip_for_host_and_pod_and_rejects_one_witho
     port = servers[pod_ip].getsockname()[1]
     servers[other_ip].close()
     servers[other_ip] = socket.create_server((other_ip, port), backlog=64)
+    # someone listens on the empty Service's address: only the rejection keeps them apart
+    servers[empty_ip] = socket.create_server((empty_ip, port), backlog=64)
     routes = (
         ServicePortRoute("t", "web", "http", "tcp", cluster_ip, 80,
                          (Backend(pod_ip, port), Backend(other_ip, port))),
-        ServicePortRoute("t", "empty", "http", "tcp", empty_ip, 80, ()),
+        ServicePortRoute("t", "empty", "http", "tcp", empty_ip, port, ()),
     )  # fmt: skip
     table = NetworkTable(
         f"hftest_kp{os.getpid()}", (PodAddress(pod_ip, nft_path, level),), services=routes
@@ -213,8 +215,9 @@ def test_the_kernel_balances_a_cluster_ip_for_host_and_pod_and_rejects_one_witho
 
         started = time.monotonic()
         with pytest.raises(ConnectionRefusedError):
-            socket.create_connection((empty_ip, 80), timeout=5)
+            socket.create_connection((empty_ip, port), timeout=5)
         assert time.monotonic() - started < 1
+        assert _accepted_peers({empty_ip: servers[empty_ip]}) == {}
     finally:
         for server in servers.values():
             server.close()

@@ -202,6 +202,20 @@ def test_probe_connect_only_opens_a_connection(
     assert {key: found[key] for key in answer} == answer, found
 
 
+def test_probe_http_answers_who_answered_and_a_name_is_resolved_first(
+    start_app: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """`proto=http` GETs a path on a new connection (a Service's live test asks which pod
+    answered); `host` may be a name, resolved as the pod resolves names."""
+    start_app("healthy", HOSTNAME="probe-pod")
+    status, body = get(f"/probe?proto=http&host={HOST}&port=8080&path=/api/v1/ping")
+    found = json.loads(body)
+    assert status == 200
+    assert (found["status"], found["body"]["pod"], found["address"]) == (200, "probe-pod", HOST)
+    by_name = json.loads(get("/probe?proto=connect&host=localhost&port=9&timeout=1")[1])
+    assert (by_name["address"], by_name["error"]) == ("127.0.0.1", "ConnectionRefusedError")
+
+
 def test_readiness_fails_while_draining(start_app: Callable[..., subprocess.Popen[str]]) -> None:
     process = start_app("healthy", DRAIN_DELAY_SECONDS="2")
     process.send_signal(signal.SIGTERM)
