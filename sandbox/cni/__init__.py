@@ -6,5 +6,6 @@ from its pod IP (SNAT by cgroup), so a packet names its pod by address as it wou
 on a real cluster. One nftables table per sandbox then enforces NetworkPolicies
 and realizes Chaos Mesh's NetworkChaos (partition in the kernel; delay, loss and
 bandwidth by a netem-like userspace worker fed through NFQUEUE, as this kernel has
-no netem). See `sandbox/README` and the modules for the details.
+no netem), and routes connections to Services' ClusterIPs to their endpoints, as
+kube-proxy does. See `sandbox/README` and the modules for the details.
 """

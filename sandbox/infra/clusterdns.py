@@ -16,6 +16,10 @@ caching") says "Aurora DNS zones use a short Time-To-Live (TTL) of five
 seconds", RDS Multi-AZ endpoints behave the same, and the AWS SDK for Java
 guide recommends a JVM DNS TTL of 5 s for AWS endpoints for that reason.
 
+Every Service's name is here too (`sandbox.infra.servicedns`, CoreDNS's kubernetes
+plugin): its ClusterIP, a headless Service's endpoints, or an ExternalName Service's
+CNAME, which the server follows only as far as its own zones go (it never recurses).
+
 Chaos Mesh's DNSChaos is answered here too, as its chaos DNS server (CoreDNS with
 the k8s_dns_chaos plugin) answers it: per client (the pod IP, which the pod
 network gives every pod's packets) and per name pattern (`*` and `?`), `error`
