@@ -9,9 +9,9 @@ with the load runner and `resilience recover`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from resilience.processes import (
@@ -22,6 +22,7 @@ from resilience.processes import (
     start_time,
     wait_gone,
 )
+from sandbox import mountns
 
 __all__ = [
     "ContainerSetup",
@@ -36,21 +37,7 @@ __all__ = [
     "start_time",
     "wait_gone",
 ]
-CLONE_NEWNS = 0x00020000
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 0x40000
 RESOLV_CONF = Path("/etc/resolv.conf")
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_LIBC.unshare.argtypes = [ctypes.c_int]
-_LIBC.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_LIBC.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_void_p,
-]
 
 
 def bind_resolv_conf(source: Path, target: Path = RESOLV_CONF) -> None:
@@ -62,15 +49,10 @@ def bind_resolv_conf(source: Path, target: Path = RESOLV_CONF) -> None:
     propagate back to the host's namespace (systemd mounts `/` shared). mount(2)
     follows a symlinked target (a systemd-resolved stub), and fails on a missing
     one: then the container does not start, rather than run with the host's resolver.
-    Python 3.11 has no os.unshare, hence ctypes. Raises OSError saying which step failed.
+    Raises OSError saying which step failed.
     """
-    where = f'error mounting "{source}" to rootfs at "{target}"'
-    _check(_LIBC.unshare(CLONE_NEWNS), f"{where}: unshare(CLONE_NEWNS)")
-    _check(_LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), f"{where}: making / private")
-    _check(
-        _LIBC.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND, None),
-        f"{where}: bind mount",
-    )
+    mountns.enter_private_namespace(f'error mounting "{source}" to rootfs at "{target}"')
+    mountns.bind(source, target)
 
 
 def join_cgroup(procs: Path) -> None:
@@ -103,14 +85,13 @@ def cgroup_procs_of(pid: int) -> Path | None:
     return Path(mount) / path.lstrip("/") / "cgroup.procs"
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-
-
 class ContainerSetup:
-    """The `preexec_fn` of a container: die with the sandbox, see the pod's resolv.conf.
+    """The `preexec_fn` of a container: die with the sandbox, join the pod's cgroup, see
+    the pod's resolv.conf and volumes (`mounts`, see `sandbox.mountns`) in a mount
+    namespace of its own, start in `cwd`: after the mounts for a container's
+    `workingDir` (which may be a volume's), before them for a directory of the host
+    (an image's WORKDIR, the pod's directory), which a volume over one of its
+    ancestors (an emptyDir at /tmp, say) must not hide.
 
     A `preexec_fn` that raises only tells the parent "Exception occurred in
     preexec_fn."; so the child first writes why to a pipe (closed on exec), and the
@@ -119,11 +100,20 @@ class ContainerSetup:
     """
 
     def __init__(
-        self, parent: int, resolv_conf: Path | None = None, cgroup_procs: Path | None = None
+        self,
+        parent: int,
+        resolv_conf: Path | None = None,
+        cgroup_procs: Path | None = None,
+        mounts: Sequence[mountns.MountStep] = (),
+        cwd: Path | None = None,
+        cwd_after_mounts: bool = True,
     ) -> None:
         self._die_with_parent = die_with_parent(parent)
         self._resolv_conf = resolv_conf
         self._cgroup_procs = cgroup_procs
+        self._mounts = tuple(mounts)
+        self._cwd = cwd
+        self._cwd_after_mounts = cwd_after_mounts
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
 
@@ -132,8 +122,15 @@ class ContainerSetup:
         try:
             if self._cgroup_procs is not None:
                 join_cgroup(self._cgroup_procs)
+            if self._cwd is not None and not self._cwd_after_mounts:
+                _chdir(self._cwd)  # a host directory: a volume over an ancestor cannot hide it
             if self._resolv_conf is not None:
                 bind_resolv_conf(self._resolv_conf, RESOLV_CONF)  # read now: tests move it
+            elif self._mounts:
+                mountns.enter_private_namespace("error setting up the container's mounts")
+            mountns.apply(self._mounts)
+            if self._cwd is not None and self._cwd_after_mounts:
+                _chdir(self._cwd)  # the container's workingDir: it may be in a volume
         except OSError as error:
             why = error.strerror or str(error)
             os.write(self._write, why.encode(errors="replace")[:4096])
@@ -158,6 +155,17 @@ class ContainerSetup:
         self.close()
 
 
+def _chdir(cwd: Path) -> None:
+    """runc's words when the working directory is not there (it would create it; the
+    sandbox does not create directories on the host)."""
+    try:
+        os.chdir(cwd)
+    except OSError as error:
+        raise OSError(
+            error.errno, f'chdir to cwd ("{cwd}") set in config.json failed: {error.strerror}'
+        ) from None
+
+
 def same_mount_namespace(pid: int) -> bool:
     """Whether `pid` sees the mounts this process sees (then exec needs no setns)."""
     try:
@@ -172,11 +180,7 @@ def join_mount_namespace(pid: int) -> None:
     setns(CLONE_NEWNS) resets the working directory to the namespace's root, so
     callers chdir afterwards. Raises OSError saying which step failed.
     """
-    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
-    try:
-        _check(_LIBC.setns(fd, CLONE_NEWNS), f"setns into the mount namespace of {pid}")
-    finally:
-        os.close(fd)
+    mountns.join_namespace(pid)
 
 
 class ExecSetup(ContainerSetup):
@@ -187,7 +191,7 @@ class ExecSetup(ContainerSetup):
     def __init__(self, parent: int, container_pid: int, cwd: str) -> None:
         super().__init__(parent, cgroup_procs=cgroup_procs_of(container_pid))
         self._pid = container_pid
-        self._cwd = cwd
+        self._exec_cwd = cwd
         self._join = not same_mount_namespace(container_pid)
 
     def __call__(self) -> None:
@@ -197,7 +201,10 @@ class ExecSetup(ContainerSetup):
                 join_cgroup(self._cgroup_procs)
             if self._join:
                 join_mount_namespace(self._pid)
-            os.chdir(self._cwd)
+            try:  # the very directory, even where a mount covers its path
+                os.chdir(f"/proc/{self._pid}/cwd")
+            except OSError:
+                os.chdir(self._exec_cwd)
         except OSError as error:
             why = error.strerror or str(error)
             os.write(self._write, f"{why}: {error.filename or ''}".encode(errors="replace")[:4096])

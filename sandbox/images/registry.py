@@ -18,6 +18,21 @@ matched for any tag, never the real binaries (the sandbox runs as root):
   is evaluated by `sandbox.images.pysnippet` (print, sys.exit, time.sleep,
   os.environ reads), not by a real interpreter, which could not be isolated.
 
+One public image runs its real program (`launcher`), because it is the project's own
+load generator, already installed and pinned in the venv:
+
+- `locustio/locust:*` (`docker.io/locustio/locust:...`): `python -m locust` of the
+  venv (Locust 2.47.0 for any tag) with the container's `command`/`args` as the
+  image's ENTRYPOINT `["locust"]` gets them and the pod's env (`LOCUST_*` from an
+  `envFrom` ConfigMap), started in the image's WORKDIR `/home/locust` when the host
+  has one, else in the pod's directory; its web UI and master port are bound to the
+  pod IP, never to 0.0.0.0 (`sandbox.images.locust` says how and why). Locustfiles
+  come from a ConfigMap volume (`/mnt/locust`, as `deploy/locust` mounts them).
+
+Volumes (configMap, secret, emptyDir, downwardAPI, projected) are mounted in each
+container's own mount namespace (`sandbox/kube/kubelet/mounts.py`); a stand-in sees
+them under its own directory, where its `cat` reads.
+
 The session-state tags run the reference service (`sandbox.images.session_state`),
 which needs PostgreSQL and Redis (`DB_URL`, `REDIS_URL`); the `sandbox.local/testapp`
 tags run a stand-in with the same probes and no dependencies.
@@ -28,6 +43,8 @@ tags run a stand-in with the same probes and no dependencies.
     'exits with code 1 two seconds after it starts: CrashLoopBackOff'
     >>> DEFAULT_REGISTRY.lookup("busybox:1.36").reference
     'docker.io/library/busybox:1.36'
+    >>> DEFAULT_REGISTRY.lookup("locustio/locust:2.31.0").workdir
+    '/home/locust'
 """
 
 from __future__ import annotations
@@ -36,10 +53,11 @@ import dataclasses
 import hashlib
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.images import locust
 from sandbox.images.session_state.faults import FAULT_TABLE, HEALTHY_TAGS
 
 SESSION_STATE = "ghcr.io/harmonyflow/session-state"
@@ -49,6 +67,7 @@ TESTAPP_MODULE = "sandbox.images.testapp"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 STANDINS_MODULE = "sandbox.images.standins"
+Launcher = Callable[[Sequence[str], Mapping[str, str]], list[str]]
 # Runs a module from the repository under `python -I` (no PYTHON* variables in the pod).
 _BOOTSTRAP = (
     "import runpy, sys; sys.path.insert(0, sys.argv[1]); module = sys.argv[2]; "
@@ -82,6 +101,14 @@ class ImageSpec:
     standin: str = ""
     entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT and CMD, for stand-ins
     cmd: tuple[str, ...] = ()
+    # A real program of the venv run as the image runs it (locust), matched for any tag:
+    # (the container's argv as a runtime resolves it, the process env) -> the process.
+    launcher: Launcher | None = None
+    workdir: str = ""  # the image's WORKDIR: used when the host has it, else the pod's dir
+
+    @property
+    def any_tag(self) -> bool:
+        return bool(self.standin) or self.launcher is not None
 
     def argv(
         self,
@@ -97,6 +124,8 @@ class ImageSpec:
         """
         if self.virtual:
             raise ValueError(f"{self.reference} is virtual: it runs no process")
+        if self.launcher is not None:
+            return self.launcher(container_argv(self.entrypoint, self.cmd, command, args), pod_env)
         if self.standin:
             words = container_argv(self.entrypoint, self.cmd, command, args)
             return [
@@ -108,7 +137,7 @@ class ImageSpec:
 
     def image_env(self) -> dict[str, str]:
         """The image's own ENV (as a Dockerfile would set it); the container's env wins."""
-        if self.standin:
+        if self.any_tag:
             return dict(self.env)
         return {"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **dict(self.env)}
 
@@ -135,7 +164,7 @@ class ImageRegistry:
             return image
         repository = _repository(normalized)
         for candidate in self._images.values():
-            if candidate.standin and _repository(candidate.reference) == repository:
+            if candidate.any_tag and _repository(candidate.reference) == repository:
                 return dataclasses.replace(candidate, reference=normalized)
         raise ImageNotFoundError(reference)
 
@@ -247,12 +276,23 @@ STANDINS: tuple[ImageSpec, ...] = (
     ),
 )
 
+LOCUST = ImageSpec(
+    "docker.io/locustio/locust:2.47.0",
+    "any tag: the venv's real Locust with the pod's args; web UI and master port on the pod IP",
+    size_bytes=97_301_504,
+    env=(("PATH", _PATH), ("LANG", "C.UTF-8"), ("PYTHONUNBUFFERED", "1")),
+    entrypoint=locust.ENTRYPOINT,
+    launcher=locust.launch,
+    workdir=locust.WORKDIR,
+)
+
 IMAGES: tuple[ImageSpec, ...] = (
     *(_session_state(tag, _RELEASES[tag]) for tag in HEALTHY_TAGS),
     *(_session_state(f.name, f.description, f.name) for f in FAULT_TABLE),
     *(_testapp(f"{TESTAPP}:{variant}", variant, text) for variant, text in _TESTAPP_VARIANTS),
     _testapp(f"{TESTAPP}:latest", "healthy", "the generic healthy test service"),
     *STANDINS,
+    LOCUST,
     ImageSpec(
         "sandbox.local/virtual:latest",
         "no process (kwok-style): Running and Ready at once, small fixed usage",

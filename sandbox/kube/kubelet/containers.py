@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
 from sandbox.kube.kubelet import backoff, probes
 from sandbox.kube.kubelet.context import NodeContext
 from sandbox.kube.kubelet.env import EnvConfigError, PodFacts, expand, resolve_env
+from sandbox.kube.kubelet.mounts import VolumeMount, VolumeSource, container_mounts, plan_mounts
 from sandbox.kube.kubelet.probe_runners import ProbeTarget, run_probe
 from sandbox.kube.kubelet.probes import ProbeType, Result
 from sandbox.kube.kubelet.runtime import (
@@ -33,7 +35,8 @@ from sandbox.kube.kubelet.runtime import (
     stop_gracefully,
 )
 from sandbox.kube.kubelet.status import ContainerRecord, Running, Terminated, Waiting, exit_reason
-from sandbox.kube.podlogs import log_file
+from sandbox.kube.kubelet.volumefs import LocalHost, prepare
+from sandbox.kube.podlogs import log_file, pod_dir
 
 log = logging.getLogger(__name__)
 KubeObject = dict[str, Any]
@@ -48,6 +51,7 @@ class PodHost(Protocol):
     pod_ip: str
     resolv_conf: Path | None  # mounted at /etc/resolv.conf; None: the host's
     cgroup_procs: Path | None  # the pod's cgroup, joined by its processes; None: none
+    volumes: dict[str, VolumeSource | None]  # the pod's volumes; None: not materialized
 
     @property
     def deleting(self) -> bool: ...
@@ -68,6 +72,22 @@ def container_root(state_dir: Path, namespace: str, pod: str, uid: str) -> Path:
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc" / "hostname").write_text(f"{pod}\n")
     return root
+
+
+def working_dir(
+    spec: Mapping[str, Any], image: ImageSpec, pod_directory: Path, exists: Callable[[str], bool]
+) -> Path | None:
+    """Where the process starts: the container's `workingDir`, else the image's WORKDIR
+    when the host has it, else the pod's directory; None (the kubelet's) for images
+    that declare none. A stand-in's files are its root, whatever the spec says.
+    """
+    if image.standin:
+        return None
+    if spec.get("workingDir"):
+        return Path(str(spec["workingDir"]))
+    if image.workdir:
+        return Path(image.workdir) if exists(image.workdir) else pod_directory
+    return None
 
 
 def go_duration(seconds: float) -> str:
@@ -128,11 +148,11 @@ class ContainerWorker:
     async def _loop(self) -> None:
         while not self.stop_requested.is_set():
             image = await self._pull()
-            env = await self._environment() if image is not None else None
-            if image is None or env is None:
+            config = await self._config() if image is not None else None
+            if image is None or config is None:
                 return
             self._start_probes(image)
-            handle = await self._start(image, env)
+            handle = await self._start(image, *config)
             probe_killed = await self._supervise(handle) if handle is not None else False
             if self.stop_requested.is_set():
                 return
@@ -193,10 +213,12 @@ class ContainerWorker:
         )
         self.ctx.pulled.add(normalize(reference))
 
-    async def _environment(self) -> dict[str, str] | None:
+    async def _config(self) -> tuple[dict[str, str], tuple[VolumeMount, ...]] | None:
+        """The container's env and volumeMounts; CreateContainerConfigError while they fail."""
         while not self.stop_requested.is_set():
             try:
-                return resolve_env(self.spec, self.host.facts(), self._lookup)
+                env = resolve_env(self.spec, self.host.facts(), self._lookup)
+                return env, container_mounts(self.spec, env, self.host.volumes)
             except EnvConfigError as error:
                 self._set(state=Waiting("CreateContainerConfigError", str(error)))
                 self.host.event("Failed", f"Error: {error}", warning=True)
@@ -207,11 +229,13 @@ class ContainerWorker:
     def _lookup(self, resource: str, name: str) -> KubeObject | None:
         return self.ctx.store.find(resource, self.host.pod["metadata"]["namespace"], name)
 
-    async def _start(self, image: ImageSpec, env: dict[str, str]) -> ContainerHandle | None:
+    async def _start(
+        self, image: ImageSpec, env: dict[str, str], mounts: tuple[VolumeMount, ...]
+    ) -> ContainerHandle | None:
         container_id = f"containerd://{self.ctx.rng.getrandbits(256):064x}"
         restart = self.record.restart_count + (1 if self._has_run() else 0)
         try:
-            handle = await self._spawn(image, env, container_id, restart)
+            handle = await self._spawn(image, env, mounts, container_id, restart)
         except OSError as error:
             self._start_failed(container_id, restart, error)
             return None
@@ -234,7 +258,12 @@ class ContainerWorker:
         return handle
 
     async def _spawn(
-        self, image: ImageSpec, env: dict[str, str], container_id: str, restart: int
+        self,
+        image: ImageSpec,
+        env: dict[str, str],
+        mounts: tuple[VolumeMount, ...],
+        container_id: str,
+        restart: int,
     ) -> ContainerHandle:
         now = self.ctx.clock.now()
         if image.virtual:
@@ -253,6 +282,10 @@ class ContainerWorker:
         root = None
         if image.standin:
             root = container_root(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
+        plan = plan_mounts(mounts, self.host.volumes, LocalHost(), root)
+        prepare(plan.prepare)
+        directory = pod_dir(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
+        directory.mkdir(parents=True, exist_ok=True)
         # Upstream expands `$(VAR)` in command/args from the container's env only.
         command = [expand(str(word), env) for word in self.spec.get("command") or []]
         args = [expand(str(word), env) for word in self.spec.get("args") or []]
@@ -265,6 +298,9 @@ class ContainerWorker:
             self.ctx.clock.now,
             resolv_conf=self.host.resolv_conf,
             cgroup_procs=self.host.cgroup_procs,
+            mounts=plan.steps,
+            cwd=working_dir(self.spec, image, directory, os.path.isdir),
+            cwd_after_mounts=bool(self.spec.get("workingDir")),
         )
 
     def _start_failed(self, container_id: str, restart: int, error: OSError) -> None:

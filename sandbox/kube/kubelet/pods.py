@@ -23,6 +23,7 @@ from sandbox.kube.kubelet.context import NodeContext
 from sandbox.kube.kubelet.dns import dns_type, render_resolv_conf, resolv_conf_path
 from sandbox.kube.kubelet.env import PodFacts
 from sandbox.kube.kubelet.ipam import AddressesExhaustedError
+from sandbox.kube.kubelet.mounts import VolumeSource
 from sandbox.kube.kubelet.runtime import MIN_GRACE_SECONDS, Deadline
 from sandbox.kube.kubelet.status import (
     ContainerRecord,
@@ -30,6 +31,9 @@ from sandbox.kube.kubelet.status import (
     Terminated,
     build_pod_status,
 )
+from sandbox.kube.kubelet.volumefs import remove_volumes, write_volumes
+from sandbox.kube.kubelet.volumes import mount_retry_delay, plan_pod_volumes
+from sandbox.kube.podlogs import pod_dir
 
 log = logging.getLogger(__name__)
 KubeObject = dict[str, Any]
@@ -89,6 +93,7 @@ class PodWorker:
         self.pod_ip = ""
         self.resolv_conf: Path | None = None  # None: the host's /etc/resolv.conf
         self.cgroup_procs: Path | None = None  # None: no cgroup of its own
+        self.volumes: dict[str, VolumeSource | None] = {}  # None: not materialized
         self.sandbox_ready = False
         self.terminal = False
         self.removed = False  # the API object is gone
@@ -131,7 +136,7 @@ class PodWorker:
     async def run(self) -> None:
         tasks: list[asyncio.Task[None]] = []
         try:
-            if await self._create_sandbox():
+            if await self._set_up_volumes() and await self._create_sandbox():
                 tasks = [asyncio.ensure_future(c.run()) for c in self.containers]
                 await self._until_stopped_or_completed(tasks)
             await self._terminate(tasks)
@@ -139,8 +144,46 @@ class PodWorker:
             for task in tasks:
                 task.cancel()
             self._kill_everything()
+            if self.terminal or self.removed:
+                remove_volumes(self._directory())
             if self.cgroup_procs is not None and self.ctx.cgroups is not None:
                 await self.ctx.cgroups.remove(self.uid)
+
+    async def _set_up_volumes(self) -> bool:
+        """Every volume of the pod, before its sandbox and containers (upstream syncPod's
+        WaitForAttachAndMount); False when the pod was deleted meanwhile.
+
+        A volume that cannot be set up (a missing ConfigMap, say) is a FailedMount event
+        each try, retried with the volume manager's back-off; the pod stays Pending with
+        its containers ContainerCreating until it can be.
+        """
+        volumes = (self.pod.get("spec") or {}).get("volumes") or []
+        virtual = all(self._is_virtual(c) for c in self.pod.get("spec", {}).get("containers") or [])
+        failures = 0
+        while not self.deleting:
+            planned = plan_pod_volumes(volumes, self._lookup, self.facts())
+            errors = list(planned.errors)
+            written: dict[str, VolumeSource] = {}
+            if not errors and not virtual:  # a virtual pod's containers mount nothing
+                written, errors = write_volumes(
+                    self._directory(), planned.plans, self.ctx.clock.now()
+                )
+            if not errors:
+                self.volumes = {**written, **dict.fromkeys(planned.skipped)}
+                return True
+            for error in errors:
+                self.event("FailedMount", str(error), warning=True)
+            self.publish()
+            failures += 1
+            if not await self._wait_for_stop(mount_retry_delay(failures)):
+                return False
+        return False
+
+    def _lookup(self, resource: str, name: str) -> KubeObject | None:
+        return self.ctx.store.find(resource, self.namespace, name)
+
+    def _directory(self) -> Path:
+        return pod_dir(self.ctx.state_dir, self.namespace, self.name, self.uid)
 
     async def _create_sandbox(self) -> bool:
         virtual = all(self._is_virtual(c) for c in self.pod.get("spec", {}).get("containers") or [])

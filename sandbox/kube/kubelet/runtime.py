@@ -28,6 +28,7 @@ from typing import IO, Protocol
 
 from sandbox import processes
 from sandbox.kube.podlogs import format_record
+from sandbox.mountns import MountStep
 
 log = logging.getLogger(__name__)
 
@@ -186,17 +187,26 @@ async def start_process(
     now: Now,
     resolv_conf: Path | None = None,
     cgroup_procs: Path | None = None,
+    mounts: Sequence[MountStep] = (),
+    cwd: Path | None = None,
+    cwd_after_mounts: bool = True,
 ) -> ProcessContainer:
     """Start one container process; raises OSError when it cannot be started.
 
     With `resolv_conf` the process (and what it forks) sees that file at
-    /etc/resolv.conf, in a mount namespace of its own; if that cannot be set up
-    the process does not run and `ContainerStartError` says why. With `cgroup_procs`
-    it joins that cgroup (its pod's) before exec, under the same rule.
+    /etc/resolv.conf, in a mount namespace of its own; with `mounts` (its volumes,
+    `sandbox/kube/kubelet/mounts.py`) it sees those in the same namespace; if that
+    cannot be set up the process does not run and `ContainerStartError` says why.
+    With `cgroup_procs` it joins that cgroup (its pod's) before exec, and with `cwd`
+    it starts there (after the mounts, or before them: `ContainerSetup`), under the
+    same rule.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pids_dir.mkdir(parents=True, exist_ok=True)
-    with processes.ContainerSetup(os.getpid(), resolv_conf, cgroup_procs) as setup:
+    setup = processes.ContainerSetup(
+        os.getpid(), resolv_conf, cgroup_procs, mounts, cwd, cwd_after_mounts
+    )
+    with setup:
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,

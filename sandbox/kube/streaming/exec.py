@@ -1,13 +1,14 @@
 """`pods/exec` over WebSocket: run a command beside a container's process, stream it.
 
 The command sees what the container's process sees: the environment the kubelet
-gave it (read back from /proc/<pid>/environ), its working directory, and its
-mount namespace (the pod's /etc/resolv.conf), as `nsenter --mount --target`
-would. It runs in a session of its own, dies with the sandbox
-(PR_SET_PDEATHSIG), and its whole process group is killed when the stream
-closes, when the client goes away, or when `max_seconds` are over, so that
-nothing outlives the request. The final `Status` goes on the error channel,
-then the WebSocket closes (client-go reads the error channel to its end).
+gave it (read back from /proc/<pid>/environ), its working directory (entered
+through /proc/<pid>/cwd, so even one a volume covers), and its mount namespace
+(the pod's /etc/resolv.conf and volumes), as `nsenter --mount --target` would.
+It runs in a session of its own, dies with the sandbox (PR_SET_PDEATHSIG), and
+its whole process group is killed when the stream closes, when the client goes
+away, or when `max_seconds` are over, so that nothing outlives the request. The
+final `Status` goes on the error channel, then the WebSocket closes (client-go
+reads the error channel to its end).
 """
 
 from __future__ import annotations
