@@ -61,9 +61,13 @@ def test_master_service_workers_and_the_locustfiles(tmp_path: Path) -> None:
     assert shipped == sources, "deploy/locust/kustomization.yaml must list every locustfile module"
     for role in ("locust-master", "locust-worker"):
         pod = objects[("Deployment", role)]["spec"]["template"]["spec"]
-        (volume,) = pod["volumes"]
+        [volume] = [v for v in pod["volumes"] if "configMap" in v]
         assert {i["path"] for i in volume["configMap"]["items"]} == sources
         assert volume["configMap"]["name"].startswith("locustfiles-")
         assert pod["containers"][0]["image"].startswith("locustio/locust:2.")
+    master = objects[("Deployment", "locust-master")]["spec"]["template"]["spec"]
+    results = {m["name"]: m["mountPath"] for m in master["containers"][0]["volumeMounts"]}
+    assert results["results"] == "/tmp", "the master's CSVs and timeline stay with its pod"
+    assert {"name": "results", "emptyDir": {}} in master["volumes"]
     worker = objects[("Deployment", "locust-worker")]["spec"]["template"]["spec"]["containers"][0]
     assert worker["args"][:3] == ["--worker", "--master-host", "locust-master"]
