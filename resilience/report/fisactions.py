@@ -5,8 +5,8 @@ several faults on their own clocks: the zone's network cut for 2 minutes, its
 instances off until `startInstancesAfterDuration`, a failover that ends at once. Each
 action's band runs from its `startTime` to its `endTime` as GetExperiment reports
 them (the journal keeps them in Unix seconds); an action still running when the
-experiment was last read lasts until the step's end. Skipped actions, and actions
-that never started, have no band.
+experiment was last read lasts until the step's end. Skipped and cancelled actions
+(FIS gives them a start time too) and actions that never started have no band.
 
     >>> entry = {"activity": {"name": "fis-az", "provider": {"func": "run_fis_experiment"}},
     ...          "status": "succeeded", "output": {"experiment_id": "EXP1", "actions": {
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 RUN_FIS = "run_fis_experiment"
+# FIS gives these a startTime too, but they did nothing: no band
+NOT_RUN = frozenset({"skipped", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def fis_actions(journal: Mapping[str, Any], until: float) -> list[FisAction]:
             continue
         for name, action in output["actions"].items():
             start, end = action.get("start"), action.get("end")
-            if not isinstance(start, int | float):
+            if not isinstance(start, int | float) or action.get("status") in NOT_RUN:
                 continue
             found.append(
                 FisAction(

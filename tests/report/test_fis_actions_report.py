@@ -46,6 +46,11 @@ def test_doctests() -> None:
             id="an-action-that-never-ran-has-no-band",
         ),
         pytest.param(
+            {"Skipped": ("skipped", 11.5, 13.5), "Gone": ("cancelled", 11.5, 11.6)},
+            [],
+            id="skipped-or-cancelled-with-times-has-no-band",
+        ),
+        pytest.param(
             {"Cut": ("running", 12.0, None)},
             [("Cut", 12.0, 99.0)],
             id="still-running-lasts-until-the-step-ends",
