@@ -28,6 +28,7 @@ from chaoslib.exceptions import ActivityFailed
 from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.waiting import seconds_until
+from resilience.paths import project_file
 
 __all__ = ["run_fis_experiment", "stop_fis_experiments"]
 TEMPLATE_TAG = "harmonyflow:template"
@@ -36,7 +37,6 @@ TERMINAL = ("completed", "stopped", "failed", "cancelled")
 ZONE_FILTERS = ("Placement.AvailabilityZone", "AvailabilityZone")
 DURATION_PARAMETERS = ("duration", "startInstancesAfterDuration")
 NETWORK_ACTION = "aws:network:disrupt-connectivity"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 2.0
 
 
@@ -161,10 +161,7 @@ def template_path(template_file: str) -> Path:
     """The template file: as given when it exists (absolute, or relative to the working
     directory), else relative to this project (the experiments name
     `experiments/fis/...`, and a game day runs them from its run directory)."""
-    given = Path(template_file)
-    if given.is_absolute() or given.exists():
-        return given
-    return PROJECT_ROOT / given
+    return project_file(template_file)
 
 
 def action_summary(action: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from resilience.errors import ResilienceError
-from resilience.gameday.plan import DEFAULT_PLAN, REPO_ROOT, load_plan
+from resilience.gameday.plan import DEFAULT_PLAN, load_plan
 from resilience.gameday.progress import Progress
 from resilience.gameday.run import GamedayOptions, check_writable, exit_code, run_gameday
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
+from resilience.paths import PROJECT_ROOT as REPO_ROOT
 
 
 def add_command(commands: Any) -> None:

@@ -42,8 +42,8 @@ import yaml
 
 from resilience.alert_rules import load_alert_rules
 from resilience.errors import InvalidInputError
+from resilience.paths import PROJECT_ROOT as REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 DEFAULT_PLAN = EXPERIMENTS_DIR / "gameday" / "standard.yaml"
 EXTERNAL_LOAD = "external"

@@ -39,6 +39,7 @@ from resilience.load.runner import LoadRun
 from resilience.observe.codec import to_jsonable
 from resilience.observe.monitors import Monitors, MonitorScope
 from resilience.observe.recovery import ready_spread
+from resilience.paths import PROJECT_ROOT
 from resilience.policy import IntendedPolicy
 from resilience.report import record as files
 from resilience.report.alerts import capture_alerts
@@ -443,9 +444,7 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def files_cwd() -> Path:
-    from resilience.gameday.plan import REPO_ROOT  # noqa: PLC0415
-
-    return REPO_ROOT
+    return PROJECT_ROOT
 
 
 def check_writable(reports_dir: Path) -> None:

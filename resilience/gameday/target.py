@@ -43,7 +43,6 @@ SANDBOX_FLAGS = (
     "--with",
     "rabbitmq",
 )
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

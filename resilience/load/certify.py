@@ -32,8 +32,8 @@ from resilience.load.certificate import (
 from resilience.load.environment import describe_cluster, tool_versions
 from resilience.load.profile import Profile, load_profile, resolve_profile
 from resilience.load.runner import LoadPlan, LoadResult, LoadRun, read_marks
+from resilience.paths import PROJECT_ROOT as REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LOADTESTS = REPO_ROOT / "loadtests"
 PROFILES = LOADTESTS / "profiles"
 NAMESPACE = "harmonyflow"

@@ -24,6 +24,7 @@ from resilience.observe.codec import from_jsonable, load_jsonl
 from resilience.observe.recovery import measure_recovery
 from resilience.observe.timeline import Mark, State
 from resilience.observe.timeline import Timeline as WatchTimeline
+from resilience.paths import PROJECT_ROOT
 from resilience.policy import IntendedPolicy
 from resilience.report import findings as find
 from resilience.report import record as files
@@ -60,7 +61,7 @@ FORMAT = "harmonyflow-gameday-report/v1"
 LOAD_ACTIONS = {"start_load", "stop_load", "load_slos_met"}
 DEFAULT_ERROR_BUDGET = 0.05
 PROFILE_COPY = "profile.yaml"
-REPO_PROFILES = Path(__file__).resolve().parents[2] / "loadtests" / "profiles"
+REPO_PROFILES = PROJECT_ROOT / "loadtests" / "profiles"
 
 
 @dataclass(frozen=True)
