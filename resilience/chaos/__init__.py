@@ -28,6 +28,7 @@ PROBE_MODULES = (
     "resilience.chaos.chaosmesh_probes",
     "resilience.chaos.probes",
     "resilience.chaos.prometheus",
+    "resilience.chaos.readiness",
 )
 
 

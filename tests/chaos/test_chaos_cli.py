@@ -164,7 +164,7 @@ def test_chaos_discover_lists_probes_as_probes(tmp_path: Path) -> None:
         kinds["ready_endpoints"] == kinds["time_to_recovery"] == kinds["rollout_seconds"] == "probe"
     )
     assert kinds["inject_network_fault"] == kinds["remove_chaos"] == "action"
-    assert kinds["chaos_mesh_condition_seconds"] == "probe"
+    assert kinds["chaos_mesh_condition_seconds"] == kinds["pods_leave_endpoints_seconds"] == "probe"
     activities = json.loads((tmp_path / "discovery.json").read_text())["activities"]
     assert all(a.get("doc") for a in activities), "every activity documents itself"
 
