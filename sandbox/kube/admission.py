@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox.kube import chaoswebhook, customresources, structural
+from sandbox.kube import chaoswebhook, customresources, podidentity, structural
 from sandbox.kube.clock import rfc3339
 from sandbox.kube.errors import Cause, internal, invalid
 from sandbox.kube.resources import ResourceType
@@ -321,6 +321,20 @@ def _create_pod(pod: KubeObject, store: Store) -> None:
     _default_toleration_seconds(pod.setdefault("spec", {}), store.default_toleration_seconds)
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod.get("spec", {}))}
     _mount_service_account_token(pod.setdefault("spec", {}), store)
+    _add_pod_identity(pod, store)
+
+
+def _add_pod_identity(pod: KubeObject, store: Store) -> None:
+    """EKS's pod identity webhook (`podidentity.py`), after the built-in plugins as
+    mutating webhooks run; only where the sandbox serves AWS."""
+    if store.pod_identity is None:
+        return
+    namespace = pod.get("metadata", {}).get("namespace") or "default"
+    name = pod["spec"].get("serviceAccountName") or "default"
+    account = store.find("serviceaccounts", namespace, name)
+    mutated = podidentity.with_pod_identity(pod, account, store.pod_identity)
+    if mutated is not pod:
+        pod["spec"] = mutated["spec"]
 
 
 def _mount_service_account_token(spec: KubeObject, store: Store) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sandbox.aws.effects import ControlPlaneEffects
 from sandbox.aws.endpoint import AwsEndpoint
+from sandbox.aws.inventory import REGION
 from sandbox.cni.controller import PodNetworkController
 from sandbox.cni.faults import NetemParams
 from sandbox.cni.infrapeers import infrastructure_peers
@@ -55,6 +56,7 @@ from sandbox.kube.kubelet.cgroups import PodCgroups, sandbox_id
 from sandbox.kube.kubelet.ipam import DEFAULT_LOCK_DIR, AddressClaims, IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.metrics import MetricsStore
+from sandbox.kube.podidentity import PodIdentitySettings
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Store
 from sandbox.kube.streaming.targets import ContainerProcess
@@ -296,6 +298,7 @@ class ControlPlane:
             self._aws_effects = ControlPlaneEffects(self, asyncio.get_running_loop())
             self.aws = AwsEndpoint(self._aws_effects)
             await asyncio.to_thread(self.aws.start)
+            self.store.pod_identity = PodIdentitySettings(REGION, self.aws.url)
         return url
 
     async def _start_monitoring(self, api_url: str) -> None:

@@ -36,6 +36,7 @@ from sandbox.kube.errors import (
     expired,
     not_found,
 )
+from sandbox.kube.podidentity import PodIdentitySettings
 from sandbox.kube.resources import ResourceType, by_key
 from sandbox.kube.selectors import (
     FieldSelector,
@@ -124,6 +125,8 @@ class Store:
         # the service registry's ClusterIP allocator (the control plane claims them machine-wide)
         self.cluster_ips = ClusterIpAllocator()
         self.rng = rng or random.Random()
+        # EKS's pod identity webhook, where the sandbox serves AWS (the control plane sets it)
+        self.pod_identity: PodIdentitySettings | None = None
         self._objects: dict[str, dict[tuple[str, str], KubeObject]] = {}
         self._resource_version = 0
         self._history: deque[Change] = deque(maxlen=history_limit)
