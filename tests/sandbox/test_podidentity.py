@@ -148,8 +148,11 @@ def test_the_store_admits_pods_with_the_webhook_only_where_aws_is_served() -> No
         "serviceaccounts",
         {"metadata": {"name": "runner", "namespace": "ns", **_account()["metadata"]}},
     )
-    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"serviceAccountName": "runner"}}
-    pod["spec"]["containers"] = [{"name": "c", "image": "busybox"}]
+    spec: dict[str, Any] = {
+        "serviceAccountName": "runner",
+        "containers": [{"name": "c", "image": "busybox"}],
+    }
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": spec}
     plain = store.create("pods", {**pod, "metadata": {"name": "plain", "namespace": "ns"}})
     assert not any(v["name"] == "aws-iam-token" for v in plain["spec"]["volumes"])
     store.pod_identity = SETTINGS
