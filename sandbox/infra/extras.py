@@ -6,8 +6,8 @@ sandbox would cost each of those tests their boot time and memory. They start
 with `resilience sandbox up --with rabbitmq --with monitoring`, and a test asks
 for them with `@pytest.mark.sandbox_with("rabbitmq")`.
 
-    >>> parse_extras(["monitoring", "rabbitmq", "rabbitmq"])
-    frozenset({'monitoring', 'rabbitmq'})
+    >>> sorted(parse_extras(["monitoring", "rabbitmq", "rabbitmq"]))
+    ['monitoring', 'rabbitmq']
     >>> parse_extras(["kafka"])
     Traceback (most recent call last):
     ...

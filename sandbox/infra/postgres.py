@@ -215,7 +215,9 @@ def server_options(node: PgNodeSpec, socket_dir: Path) -> list[str]:
 
 
 def synchronous_standby_names(standby: PgNodeSpec) -> str:
-    """>>> synchronous_standby_names(DEFAULT_NODES[1])
+    """The standby PostgreSQL waits for, by its application name.
+
+    >>> synchronous_standby_names(DEFAULT_NODES[1])
     'FIRST 1 ("harmonyflow_db_b")'
     """
     return f'FIRST 1 ("{standby.application_name}")'

@@ -18,7 +18,9 @@ Column = tuple[str, str, int]  # name, type, priority (1 = only with -o wide)
 
 
 def human_duration(seconds: float) -> str:
-    """>>> human_duration(75), human_duration(400), human_duration(4000), human_duration(200000)
+    """An age as kubectl prints it (apimachinery duration.HumanDuration).
+
+    >>> human_duration(75), human_duration(400), human_duration(4000), human_duration(200000)
     ('75s', '6m40s', '66m', '2d7h')
     """
     s = int(seconds)
