@@ -20,14 +20,17 @@ Targets (the `target` fixture, session-scoped, started on first use only):
   namespaces may be disrupted (resilience.interlocks).
 
 Both paths go through the same checks: kubeconfig readable, API reachable within
-seconds, interlocks, namespace and Deployment present. Each failure ends the
-session's resilience tests with one clear message, never a hang.
+seconds, interlocks, namespace and Deployment present, and the permissions the
+selected resilience tests need (SelfSubjectAccessReview, `resilience.preflight`).
+Each failure ends the session's resilience tests with one clear message, never a
+hang.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -41,7 +44,10 @@ from kubernetes.config import kube_config
 from resilience.errors import ResilienceError
 from resilience.interlocks import InterlockRefused, SafetySettings
 from resilience.manifests import RenderedManifests, render
+from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy, policy_from_manifests
+from resilience.preflight import review
+from resilience.preflight.needs import SuiteTest, suite_needs
 from resilience.suite_sandbox import (
     SandboxSession,
     requested_extras,
@@ -58,6 +64,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 OVERLAYS = ("sandbox", "staging")
 SANDBOX_CONTEXT = "harmonyflow-sandbox"
 SANDBOX_EXTRAS = pytest.StashKey[tuple[str, ...]]()
+SUITE_TESTS = pytest.StashKey[tuple[SuiteTest, ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -140,6 +147,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
     config.stash[SANDBOX_EXTRAS] = requested_extras(items)
+    config.stash[SUITE_TESTS] = suite_tests(items)
+
+
+def suite_tests(items: Sequence[pytest.Item]) -> tuple[SuiteTest, ...]:
+    """The selected resilience tests of suites/, as the permissions preflight reads them."""
+    found = []
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        if module.startswith("suites.") and item.get_closest_marker("resilience") is not None:
+            fixtures = frozenset(getattr(item, "fixturenames", ()))
+            destructive = item.get_closest_marker("destructive") is not None
+            found.append(SuiteTest(module, fixtures, destructive))
+    return tuple(dict.fromkeys(found))
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +202,7 @@ def target(
         if context:
             kubeconfig = pytestconfig.getoption("--kubeconfig")
             live = _connect(pytestconfig, intended_policy, namespace, kubeconfig, context, {}, "")
+            _check_permissions(pytestconfig, live, intended_policy)
             _point_clients_at(env, live)
             yield live
             return
@@ -200,10 +221,32 @@ def target(
                     session.service_env,
                     session.ingress_url,
                 )
+                _check_permissions(pytestconfig, live, intended_policy)
                 _point_clients_at(env, live)
                 yield live
             finally:
                 _stop_sandbox(state, keep)
+
+
+def _check_permissions(
+    pytestconfig: pytest.Config, live: LiveTarget, policy: IntendedPolicy
+) -> None:
+    """The permissions preflight of the selected resilience tests (their modules and
+    fixtures, `resilience.preflight.table.SUITES`): one failure naming every missing
+    permission, before any test disrupts anything."""
+    tests = pytestconfig.stash.get(SUITE_TESTS, ())
+    if not tests:
+        return
+    scope = MonitorScope.for_policy(policy, namespace=live.namespace)
+    needs = suite_needs(tests, live.namespace, watched_kinds(scope))
+    try:
+        review.check(live.api, needs, _preflight_warning)
+    except ResilienceError as error:
+        pytest.fail(f"target {live.context}: {error}", pytrace=False)
+
+
+def _preflight_warning(line: str) -> None:
+    warnings.warn(review.PreflightWarning(f"preflight: {line}"), stacklevel=2)
 
 
 def _point_clients_at(env: pytest.MonkeyPatch, live: LiveTarget) -> None:

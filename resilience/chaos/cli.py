@@ -95,6 +95,7 @@ def _run(arguments: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     with runner.target_environment(chaos_run):
         where = runner.check_target(experiment, chaos_run)
+        runner.check_permissions(experiment, chaos_run, _warn)
         print(f"chaos: {experiment['title']} against {where}", file=sys.stderr)
         journal = runner.execute(experiment, chaos_run)
     reasons = failures(journal)
@@ -103,6 +104,10 @@ def _run(arguments: argparse.Namespace) -> int:
     if not reasons:
         print(f"chaos: passed: {experiment['title']}")
     return 1 if reasons else 0
+
+
+def _warn(line: str) -> None:
+    print(f"chaos: preflight: {line}", file=sys.stderr)
 
 
 def _validate(arguments: argparse.Namespace) -> int:

@@ -3,8 +3,9 @@
 What the stock `chaos run` lets through is refused or failed here:
 - a `--var` the experiment does not declare (chaoslib ignores it silently);
 - a configuration value read from an unset environment variable, named up front;
-- an invalid experiment, an unreachable cluster, a refused production context:
-  one line each, before anything runs (exit 2);
+- an invalid experiment, an unreachable cluster, a refused production context, or
+  credentials lacking a permission the experiment needs (the preflight,
+  `resilience.preflight`): one line each, before anything runs (exit 2);
 - a failed action or a deviation during the method (`chaos run` exits 0): the
   verdict reads the journal (see `verdict`).
 The hypothesis is checked continuously, and rollbacks always run (Ctrl-C and
@@ -20,7 +21,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,31 @@ def check_target(experiment: Mapping[str, Any], run: ChaosRun) -> str:
         raise InvalidInputError(f"{refusal}{hint}") from None
     except ResilienceError as refusal:
         raise InvalidInputError(str(refusal)) from None
+
+
+def check_permissions(
+    experiment: Mapping[str, Any], run: ChaosRun, warn: Callable[[str], None]
+) -> None:
+    """The permissions preflight (`resilience.preflight`): every request the experiment,
+    its safeguards and its controls will make, asked of the API server with the
+    activities' own credentials before anything runs; missing ones refused in one line
+    (exit 2). Variables from `--var` and `--var-file` count, as they will in the run."""
+    from chaoslib import merge_vars  # noqa: PLC0415 - chaoslib is heavy
+
+    from resilience.chaos.kube import api_client  # noqa: PLC0415
+    from resilience.preflight import review  # noqa: PLC0415
+    from resilience.preflight.needs import explain  # noqa: PLC0415
+
+    variables, _ = merge_vars(
+        typed_like_defaults(experiment, run.variables), [str(p) for p in run.var_files]
+    )
+    guarded = with_safeguards(experiment, run.dead_man_seconds, run.stop_alerts)
+    needs = explain(guarded, variables, os.environ)
+    api = api_client()
+    try:
+        review.check(api, needs, warn)
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
 
 
 def execute(experiment: dict[str, Any], run: ChaosRun) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """`resilience gameday`: run a plan under load, write the report, exit 0 only if every step passed.
 
 Bad input (a malformed plan, an unknown experiment or profile, a reports
-directory that cannot be written, a refused production context) is one line and
-exit 2, before anything starts. A finished day exits 0 when every step passed and
+directory that cannot be written, a refused production context, credentials
+lacking a permission a step or watch needs) is one line and exit 2, before
+anything starts. A finished day exits 0 when every step passed and
 1 otherwise; an interrupted one 130, after its rollbacks, `resilience recover` and
 the (partial) report.
 """

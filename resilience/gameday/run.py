@@ -28,6 +28,7 @@ from types import FrameType
 
 from resilience.chaos import recovery
 from resilience.errors import InvalidInputError, ResilienceError
+from resilience.gameday.permissions import check_permissions
 from resilience.gameday.plan import Plan, Step
 from resilience.gameday.progress import Progress, Snapshot, recent_rates
 from resilience.gameday.steady import steady_problems
@@ -469,6 +470,7 @@ def run_gameday(
         Interrupts() as interrupts,
         gameday_target(options.kube_context, options.allow_production, log) as target,
     ):
+        check_permissions(options.plan, options.policy, target, log)  # before anything starts
         run_dir = prepare_run_dir(options.reports_dir, run_id)
         shutil.copyfile(options.plan_file, run_dir / files.PLAN_COPY)
         policy = json.dumps(to_jsonable(options.policy), indent=2)

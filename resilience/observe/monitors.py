@@ -57,44 +57,61 @@ class MonitorScope:
         )
 
 
+def watched_kinds(scope: MonitorScope) -> tuple[ResourceKind, ...]:
+    """What `scope` watches (and so what the preflight asks to list and watch)."""
+    kinds = [
+        ResourceKind.POD,
+        ResourceKind.REPLICASET,
+        ResourceKind.DEPLOYMENT,
+        ResourceKind.ENDPOINTSLICE,
+        ResourceKind.HPA,
+    ]
+    if scope.disruption_budgets:
+        kinds.append(ResourceKind.PDB)
+    if scope.nodes:
+        kinds.append(ResourceKind.NODE)
+    if scope.events:
+        kinds.append(ResourceKind.EVENT)
+    return tuple(kinds)
+
+
 def watch_specs(api_client: client.ApiClient, scope: MonitorScope) -> tuple[WatchSpec, ...]:
     core = client.CoreV1Api(api_client)
     apps = client.AppsV1Api(api_client)
     namespace = scope.namespace
     name_selector = f"metadata.name={scope.deployment}" if scope.deployment else None
-    specs = [
-        WatchSpec(ResourceKind.POD, core.list_namespaced_pod, namespace, scope.pod_selector),
-        WatchSpec(ResourceKind.REPLICASET, apps.list_namespaced_replica_set, namespace),
-        WatchSpec(
+    specs = {
+        ResourceKind.POD: WatchSpec(
+            ResourceKind.POD, core.list_namespaced_pod, namespace, scope.pod_selector
+        ),
+        ResourceKind.REPLICASET: WatchSpec(
+            ResourceKind.REPLICASET, apps.list_namespaced_replica_set, namespace
+        ),
+        ResourceKind.DEPLOYMENT: WatchSpec(
             ResourceKind.DEPLOYMENT,
             apps.list_namespaced_deployment,
             namespace,
             field_selector=name_selector,
         ),
-        WatchSpec(
+        ResourceKind.ENDPOINTSLICE: WatchSpec(
             ResourceKind.ENDPOINTSLICE,
             client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice,
             namespace,
         ),
-        WatchSpec(
+        ResourceKind.HPA: WatchSpec(
             ResourceKind.HPA,
             client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler,
             namespace,
         ),
-    ]
-    if scope.disruption_budgets:
-        specs.append(
-            WatchSpec(
-                ResourceKind.PDB,
-                client.PolicyV1Api(api_client).list_namespaced_pod_disruption_budget,
-                namespace,
-            )
-        )
-    if scope.nodes:
-        specs.append(WatchSpec(ResourceKind.NODE, core.list_node))
-    if scope.events:
-        specs.append(WatchSpec(ResourceKind.EVENT, core.list_namespaced_event, namespace))
-    return tuple(specs)
+        ResourceKind.PDB: WatchSpec(
+            ResourceKind.PDB,
+            client.PolicyV1Api(api_client).list_namespaced_pod_disruption_budget,
+            namespace,
+        ),
+        ResourceKind.NODE: WatchSpec(ResourceKind.NODE, core.list_node),
+        ResourceKind.EVENT: WatchSpec(ResourceKind.EVENT, core.list_namespaced_event, namespace),
+    }
+    return tuple(specs[kind] for kind in watched_kinds(scope))
 
 
 @dataclass(frozen=True)
