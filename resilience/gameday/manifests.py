@@ -33,6 +33,7 @@ ALLOWED: Mapping[tuple[str, str], frozenset[str]] = {
     ("discovery.k8s.io", "endpointslices"): frozenset({"get", "list", "watch"}),
     ("autoscaling", "horizontalpodautoscalers"): frozenset({"get", "list", "watch"}),
     ("policy", "poddisruptionbudgets"): frozenset({"get", "list", "watch"}),
+    ("chaos-mesh.org", "networkchaos"): frozenset({"create", "get", "delete"}),
 }
 CLUSTER_SCOPED = frozenset({("", "nodes")})
 NEVER = frozenset({"secrets", "serviceaccounts/token", "clusterroles", "roles", "rolebindings"})

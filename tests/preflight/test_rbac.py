@@ -1,14 +1,22 @@
-"""RBAC rule matching as the authorizer does it."""
+"""RBAC rule matching as the authorizer does it, and the scheduled game day's RBAC
+(deploy/gameday/rbac.yaml) against what its plan needs."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+import yaml
 
+from resilience.gameday.permissions import plan_needs
+from resilience.gameday.plan import load_plan
+from resilience.observe.monitors import MonitorScope
 from resilience.preflight.permissions import Permission
 from resilience.preflight.rbac import Grant, Rule, Subject, grants, uncovered, unused
+from tests.builders import REPO_ROOT
 
+GAMEDAY = REPO_ROOT / "deploy" / "gameday"
 RUNNER = Subject("ServiceAccount", "runner", "ops")
 
 
@@ -193,3 +201,54 @@ def test_unused_grants_are_those_no_need_matches() -> None:
     pods = Grant(Rule.of(rule("list", "pods")), "hf", "Role/r rule 0")
     scale = Grant(Rule.of(rule("patch", "deployments/scale", "apps")), "hf", "Role/r rule 1")
     assert unused([perm("list", "pods")], [pods, scale]) == [scale]
+
+
+# ---- deploy/gameday ----
+
+
+def gameday_documents(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((GAMEDAY / name).read_text()) if d]
+
+
+def scheduled_game_day() -> tuple[Subject, str, str]:
+    """Who the CronJob runs as, which plan (settings.yaml) and in which namespace (the
+    in-cluster kubeconfig's context, in-cluster.sh)."""
+    [job] = gameday_documents("cronjob.yaml")
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    account = Subject("ServiceAccount", pod["serviceAccountName"], job["metadata"]["namespace"])
+    [settings] = gameday_documents("settings.yaml")
+    script = (GAMEDAY / "in-cluster.sh").read_text()
+    namespace = re.search(r"namespace: ([a-z0-9-]+)\}", script)
+    assert namespace is not None, "in-cluster.sh: no namespace in its kubeconfig context"
+    return account, settings["data"]["plan"], namespace.group(1)
+
+
+def test_the_gameday_rbac_covers_what_its_scheduled_plan_needs() -> None:
+    account, plan, namespace = scheduled_game_day()
+    needs = plan_needs(load_plan(REPO_ROOT / plan), MonitorScope(namespace=namespace))
+    granted = grants(gameday_documents("rbac.yaml"), account)
+    assert granted, f"rbac.yaml grants nothing to {account}"
+    missing = uncovered(needs.permissions, granted)
+    assert not missing, "; ".join(
+        f"{p} (needed by {', '.join(sorted(needs.by[p]))})" for p in missing
+    )
+
+
+# Reported, not removed: rules of rbac.yaml the scheduled plan does not use.
+UNUSED_BY_THE_STANDARD_PLAN = {
+    # nothing scales through the subresource: chaosk8s scale_deployment patches the
+    # Deployment, and no activity journals a "scale" undo
+    "Role/harmonyflow-gameday rule 3",
+    # the canary of bad-release and liveness-hang, which the standard plan does not run
+    "Role/harmonyflow-gameday rule 4",
+    "Role/harmonyflow-gameday rule 5",
+}
+
+
+def test_the_rules_the_scheduled_plan_does_not_use_are_the_reported_ones() -> None:
+    account, plan, namespace = scheduled_game_day()
+    needs = plan_needs(load_plan(REPO_ROOT / plan), MonitorScope(namespace=namespace))
+    idle = {
+        g.where for g in unused(needs.permissions, grants(gameday_documents("rbac.yaml"), account))
+    }
+    assert idle == UNUSED_BY_THE_STANDARD_PLAN
