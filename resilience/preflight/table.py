@@ -120,6 +120,7 @@ ACTIVITIES: Mapping[str, tuple[Uses, ...]] = {
     "resilience.chaos.probes.rds_instance": _NOTHING,  # AWS
     "resilience.chaos.probes.ready_endpoints": _ENDPOINTS,
     "resilience.chaos.probes.ready_endpoints_at_least": _ENDPOINTS,
+    "resilience.chaos.readiness.pods_leave_endpoints_seconds": _ENDPOINTS,
     "resilience.chaos.probes.restart_seconds": _POD_LIST,
     "resilience.chaos.probes.restarts_since_first_call": _POD_LIST,
     "resilience.chaos.probes.rollout_seconds": _DEPLOYMENT_READ,
