@@ -103,63 +103,33 @@ def journal_of(
     return result
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "pod-kill",
-        # in CI elsewhere: the drain by the interruption tests below and the suites,
-        # the failovers by tests/sandbox/test_sandbox_aws.py, the releases by the
-        # runner test below and suites/test_rolling_update.py
-        pytest.param("az-drain", marks=pytest.mark.slow),
-        pytest.param("rds-failover", marks=pytest.mark.slow),
-        pytest.param("redis-failover", marks=pytest.mark.slow),
-        pytest.param("rolling-update", marks=pytest.mark.slow),
-        pytest.param("bad-release", marks=pytest.mark.slow),
-        pytest.param("az-power-loss", marks=pytest.mark.slow),
-        pytest.param("az-power-interruption", marks=pytest.mark.slow),
-        pytest.param("liveness-hang", marks=pytest.mark.slow),
-        pytest.param("readiness-dependency", marks=pytest.mark.slow),
-        pytest.param("hpa-surge", marks=pytest.mark.slow),
-        # in CI by suites/test_broker.py (one node lost, and the drops-events twin); they
-        # stop RabbitMQ nodes and ask Prometheus about the outbox
-        pytest.param("broker-node-loss", marks=[pytest.mark.slow, BROKER_PARTS]),
-        pytest.param("broker-outage", marks=[pytest.mark.slow, BROKER_PARTS]),
-        # Chaos Mesh objects (NetworkChaos, DNSChaos), served and realized by the sandbox
-        pytest.param("dependency-latency", marks=pytest.mark.slow),
-        pytest.param("dependency-partition", marks=pytest.mark.slow),
-        pytest.param("ingress-packet-loss", marks=pytest.mark.slow),
-        pytest.param("dns-failure", marks=pytest.mark.slow),
-    ],
-)
+def experiment_params(in_ci: frozenset[str] = frozenset()) -> list[Any]:
+    """Every experiment in experiments/ (by glob: a new one is run without being listed),
+    `slow` unless named in `in_ci`; those tagged `rabbitmq` run where the sandbox has
+    RabbitMQ and Prometheus."""
+    params = []
+    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+        tags = yaml.safe_load(path.read_text()).get("tags") or []
+        marks = [] if path.stem in in_ci else [pytest.mark.slow]
+        if "rabbitmq" in tags:
+            marks.append(BROKER_PARTS)
+        params.append(pytest.param(path.stem, marks=marks, id=path.stem))
+    return params
+
+
+# In CI: pod-kill here; elsewhere the drain by the interruption tests below and the
+# suites, the failovers by tests/sandbox/test_sandbox_aws.py and the short game day, the
+# releases by the runner test below and suites/test_rolling_update.py, the broker faults
+# by suites/test_broker.py (one node lost, and the drops-events twin).
+@pytest.mark.parametrize("name", experiment_params(frozenset({"pod-kill"})))
 def test_experiment_runs_with_stock_chaos_and_leaves_the_cluster_as_it_was(
     chaos_sandbox: LiveSandbox, tmp_path: Path, name: str
 ) -> None:
     passes_and_leaves_the_cluster_as_it_was(chaos_sandbox, tmp_path, name, run_stock_chaos)
 
 
-RUNNER_EXPERIMENTS = [
-    "pod-kill",
-    "az-drain",
-    "rds-failover",
-    "redis-failover",
-    "rolling-update",
-    "bad-release",
-    "az-power-loss",
-    "az-power-interruption",
-    "liveness-hang",
-    "readiness-dependency",
-    "hpa-surge",
-    pytest.param("broker-node-loss", marks=BROKER_PARTS),
-    pytest.param("broker-outage", marks=BROKER_PARTS),
-    "dependency-latency",
-    "dependency-partition",
-    "ingress-packet-loss",
-    "dns-failure",
-]
-
-
 @pytest.mark.slow  # in CI: pod-kill and rds-failover by the short game day
-@pytest.mark.parametrize("name", RUNNER_EXPERIMENTS)
+@pytest.mark.parametrize("name", experiment_params())
 def test_experiment_holds_its_hypothesis_throughout_with_the_runner(
     chaos_sandbox: LiveSandbox, tmp_path: Path, name: str
 ) -> None:
