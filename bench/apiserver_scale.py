@@ -10,7 +10,6 @@ p99 50 ms or less, watch delivery to 20 watchers p99 100 ms or less.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import statistics
 import sys
@@ -20,12 +19,12 @@ import time
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions, default_nodes
-from tests.sandbox.harness import LoopThread
+from sandbox.kube.kubeconfig import ApiAccess
+from tests.sandbox.harness import LoopThread, https_connection
 
 NAMESPACE = "bench"
 
@@ -35,13 +34,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def request_latencies(url: str, path: str, count: int) -> list[float]:
-    target = urlparse(url)
-    connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+def request_latencies(access: ApiAccess, path: str, count: int) -> list[float]:
+    connection = https_connection(access, timeout=30)
+    token = access.token
     latencies = []
     for _ in range(count):
         began = time.perf_counter()
-        connection.request("GET", path)
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
         response = connection.getresponse()
         response.read()
         latencies.append((time.perf_counter() - began) * 1000)
@@ -50,20 +49,20 @@ def request_latencies(url: str, path: str, count: int) -> list[float]:
 
 
 def watch_delays(
-    url: str, watchers: int, updates: int, plane: ControlPlane, loop: LoopThread
+    access: ApiAccess, watchers: int, updates: int, plane: ControlPlane, loop: LoopThread
 ) -> list[float]:
-    target = urlparse(url)
     delays: list[float] = []
     lock = threading.Lock()
     ready = threading.Barrier(watchers + 1)
 
     def follow() -> None:
-        connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=60)
+        connection = https_connection(access, timeout=60)
         connection.request(
             "GET",
             f"/api/v1/namespaces/{NAMESPACE}/configmaps?watch=true"
             f"&resourceVersion={plane.store.resource_version}"
             f"&timeoutSeconds=120",
+            headers={"Authorization": f"Bearer {access.token}"},
         )
         response = connection.getresponse()
         ready.wait()
@@ -160,9 +159,11 @@ def run(arguments: Any, plane: ControlPlane, loop: LoopThread, url: str) -> None
         f"{arguments.pods} virtual pods Ready on {arguments.nodes} nodes after "
         f"{time.perf_counter() - began:.1f}s"
     )
-    version = request_latencies(url, "/version", 200)
-    pods = request_latencies(url, f"/api/v1/namespaces/{NAMESPACE}/pods", 50)
-    delays = watch_delays(url, 20, 100, plane, loop)
+    # over TLS as the kubeconfig's user, as kubectl's requests are
+    access = plane.api.access
+    version = request_latencies(access, "/version", 200)
+    pods = request_latencies(access, f"/api/v1/namespaces/{NAMESPACE}/pods", 50)
+    delays = watch_delays(access, 20, 100, plane, loop)
     print(
         f"baseline GET /version      p50 {percentile(version, 0.5):7.2f} ms  "
         f"p99 {percentile(version, 0.99):7.2f} ms"

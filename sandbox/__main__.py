@@ -30,7 +30,7 @@ async def serve(options: ControlPlaneOptions) -> None:
     plane = ControlPlane(options)
     try:
         url = await plane.start()
-        kubeconfig = write_kubeconfig(kubeconfig_path(options.state_dir), url)
+        kubeconfig = write_kubeconfig(kubeconfig_path(options.state_dir), plane.api.access)
         SandboxState(
             os.getpid(),
             url,

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import re
+import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -193,8 +194,19 @@ def target_groups(
 class KubeSdBridge:
     """Lists EndpointSlices, Services and Pods every `refresh_seconds`; keeps `path` current."""
 
-    def __init__(self, api_url: str, path: Path, refresh_seconds: float = REFRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        path: Path,
+        refresh_seconds: float = REFRESH_SECONDS,
+        token: str = "",
+        ca_pem: bytes = b"",
+    ) -> None:
         self.api_url, self.path, self.refresh_seconds = api_url, path, refresh_seconds
+        # the kubeconfig's cluster CA: the API server is HTTPS
+        self._tls = ssl.create_default_context(cadata=ca_pem.decode()) if ca_pem else None
+        # the kubeconfig user's bearer token, as client-go would send it (never logged)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._task: asyncio.Task[None] | None = None
         self._written: str | None = None
 
@@ -220,13 +232,19 @@ class KubeSdBridge:
         """The first refresh before returning (Prometheus starts with the file complete)."""
         self.write([])
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(ssl=self._tls) if self._tls is not None else None
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers=self._headers, connector=connector
+        ) as session:
             await self.refresh(session)
         self._task = asyncio.create_task(self._run(), name="kubernetes-sd bridge")
 
     async def _run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(ssl=self._tls) if self._tls is not None else None
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers=self._headers, connector=connector
+        ) as session:
             while True:
                 await asyncio.sleep(self.refresh_seconds)
                 try:

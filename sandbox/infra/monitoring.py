@@ -26,7 +26,9 @@ and no cluster gossip (`--cluster.listen-address=`), web on loopback only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ def prometheus_config(
     rules_dir: Path,
     alertmanager: Endpoint,
     service: str = SERVICE_LABEL,
+    credentials_file: Path | None = None,
+    ca_file: Path | None = None,
 ) -> dict[str, Any]:
     """prometheus.yml: the pods through kubernetes_sd, the control plane, the rules, Alertmanager.
 
@@ -128,6 +132,15 @@ def prometheus_config(
         # kube-state-metrics' series carry their object's namespace; keep it.
         "honor_labels": True,
     }
+    if credentials_file is not None:
+        # The API server's /metrics needs `get` on that URL (system:monitoring or more):
+        # Prometheus presents the kubeconfig user's bearer token, read from a 0600 file.
+        control_plane["authorization"] = {
+            "type": "Bearer",
+            "credentials_file": str(credentials_file),
+        }
+    if ca_file is not None:
+        control_plane["tls_config"] = {"ca_file": str(ca_file)}
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -205,9 +218,19 @@ class Monitoring:
         """prometheus.yml and alertmanager.yml under `<state>/monitoring/`."""
         self.root.mkdir(parents=True, exist_ok=True)
         prometheus_yml = self.root / "prometheus.yml"
+        token_file, ca_file = self.root / "apiserver-token", self.root / "apiserver-ca.crt"
+        _write_secret(token_file, kubeconfig_token(self.kubeconfig))
+        ca_file.write_bytes(kubeconfig_ca(self.kubeconfig))
         prometheus_yml.write_text(
             yaml.safe_dump(
-                prometheus_config(self.api_url, self.sd_file, self.rules_dir, self.alertmanager),
+                prometheus_config(
+                    self.api_url,
+                    self.sd_file,
+                    self.rules_dir,
+                    self.alertmanager,
+                    credentials_file=token_file,
+                    ca_file=ca_file,
+                ),
                 sort_keys=False,
             )
         )
@@ -225,7 +248,12 @@ class Monitoring:
         prometheus_yml, alertmanager_yml = self.write_configs()
         pids = pids_dir(self.state_dir)
         try:
-            self._bridge = KubeSdBridge(kubeconfig_server(self.kubeconfig), self.sd_file)
+            self._bridge = KubeSdBridge(
+                kubeconfig_server(self.kubeconfig),
+                self.sd_file,
+                token=kubeconfig_token(self.kubeconfig),
+                ca_pem=kubeconfig_ca(self.kubeconfig),
+            )
             await self._bridge.start()
             self._alertmanager = await ServerProcess.start(
                 "alertmanager",
@@ -312,16 +340,40 @@ async def replication_lag(
 
 def kubeconfig_server(path: Path) -> str:
     """The API server URL of the kubeconfig's current context (what client-go would use)."""
+    return str(_current(path, "cluster", "server")).rstrip("/")
+
+
+def kubeconfig_token(path: Path) -> str:
+    """The bearer token of the kubeconfig's current user ('' for none)."""
+    return str(_current(path, "user", "token", required=False) or "")
+
+
+def kubeconfig_ca(path: Path) -> bytes:
+    """The cluster's CA certificates (PEM) of the current context (empty for none)."""
+    data = _current(path, "cluster", "certificate-authority-data", required=False)
+    return base64.b64decode(data) if data else b""
+
+
+def _current(path: Path, section: str, key: str, required: bool = True) -> Any:
+    """One field of the current context's cluster or user entry."""
     try:
         document = yaml.safe_load(path.read_text())
         contexts = {c["name"]: c["context"] for c in document.get("contexts") or []}
-        clusters = {c["name"]: c["cluster"] for c in document.get("clusters") or []}
-        context = contexts[document["current-context"]]
-        return str(clusters[context["cluster"]]["server"]).rstrip("/")
+        entries = {c["name"]: c[section] for c in document.get(f"{section}s") or []}
+        entry = entries[contexts[document["current-context"]][section]] or {}
+        return entry[key] if required else entry.get(key)
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
+        # the error names the missing key only: never a value of the file
         raise InfraError(
-            f"monitoring: cannot read the API server from {path}: {error!r}"
-        ) from error
+            f"monitoring: cannot read the {section}'s {key} from {path}: {type(error).__name__}"
+        ) from None
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
 
 
 async def _ready(url: str) -> bool:

@@ -454,6 +454,11 @@ def _validate_metadata(rt: ResourceType, obj: KubeObject) -> list[Cause]:
         return [Cause("FieldValueRequired", "name or generateName is required", "metadata.name")]
     if rt.key == "events":
         return []
+    if rt.group == "rbac.authorization.k8s.io":
+        # rbac validation.ValidateRBACName is path.IsValidPathSegmentName (`system:...`)
+        if name in (".", "..") or any(c in str(name) for c in "/%"):
+            return [_bad_value("metadata.name", name, "may not contain '/' or '%'")]
+        return []
     pattern = DNS_LABEL if rt.key in ("namespaces", "services") else DNS_SUBDOMAIN
     if not isinstance(name, str) or len(name) > 253 or not pattern.match(name):
         detail = (

@@ -22,7 +22,19 @@ import orjson
 import yaml
 from aiohttp import web
 
-from sandbox.kube import deletion, discovery, eventsview, patching, podlogs, statemetrics, tables
+from sandbox.kube import (
+    deletion,
+    discovery,
+    eventsview,
+    patching,
+    podlogs,
+    servingcert,
+    statemetrics,
+    tables,
+)
+from sandbox.kube.auth.guard import Guard, install_bootstrap_policy
+from sandbox.kube.auth.tokens import TokenIssuer
+from sandbox.kube.auth.user import UserInfo
 from sandbox.kube.clock import rfc3339
 from sandbox.kube.errors import (
     ApiError,
@@ -32,6 +44,7 @@ from sandbox.kube.errors import (
     not_found,
     unsupported_media_type,
 )
+from sandbox.kube.kubeconfig import ApiAccess
 from sandbox.kube.metrics import MetricsStore, format_cpu, format_memory
 from sandbox.kube.requestinfo import RequestInfo, parse_path
 from sandbox.kube.resources import EVENTS_V1_KEY, ResourceType
@@ -48,6 +61,8 @@ EvictFunction = Callable[[str, str, KubeObject], KubeObject]
 # function answers {} rather than raise when a server cannot be asked.
 ReplicationLagFunction = Callable[[], Awaitable[dict[str, float]]]
 METRICS_LAG_TIMEOUT_SECONDS = 2.0
+REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
+USER = web.RequestKey("user", UserInfo)  # who the request acts as (after impersonation)
 
 
 @dataclass
@@ -79,22 +94,39 @@ class ApiServer:
         # Set by the control plane: which process a pod's container runs (exec needs it).
         self.container_process: ProcessLookup | None = None
         self.requests: dict[tuple[str, str, str], int] = {}
+        # ServiceAccount tokens (one key per run) and the authn/authz filter chain
+        self.tokens = TokenIssuer(store.find, store.clock)
+        self.guard = Guard(store, self.tokens)
+        # HTTPS only, as upstream (and client-go sends tokens over TLS alone)
+        self.certificate = servingcert.issue([config.host], store.clock.now())
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     # ---- lifecycle ----
 
+    @property
+    def admin_token(self) -> str:
+        """The bearer token of the sandbox's kubeconfig user (kubernetes-admin)."""
+        return self.guard.admin_token
+
+    @property
+    def access(self) -> ApiAccess:
+        """URL, admin token and CA: what a kubeconfig (or a raw HTTPS client) needs."""
+        return ApiAccess(self.url, self.admin_token, self.certificate.ca_pem)
+
     async def start(self) -> str:
+        install_bootstrap_policy(self.store)  # the rbac/bootstrap-roles post-start hook
         app = web.Application(
             middlewares=[self._errors], client_max_size=self.config.max_body_bytes
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        tls = servingcert.server_context(self.certificate, self.config.log_root)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
         port = int(self._runner.addresses[0][1])
-        self.url = f"http://{self.config.host}:{port}"
+        self.url = f"https://{self.config.host}:{port}"
         return self.url
 
     async def stop(self) -> None:
@@ -131,7 +163,11 @@ class ApiServer:
             return _status_response(internal(f"internal error: {type(error).__name__}"))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        headers = {name: request.headers.getall(name) for name in request.headers}
+        request[USER] = self.guard.admit(request.method, request.path, request.query, headers)
         path = request.path.rstrip("/") or "/"
+        if path in ("/openid/v1/jwks", "/.well-known/openid-configuration"):
+            return self._issuer_discovery(request, path)
         if path == "/metrics":
             if request.method != "GET":
                 raise method_not_allowed(f"the server does not allow this method on {path}")
@@ -153,7 +189,7 @@ class ApiServer:
         if path == "/version":
             return discovery.SERVER_VERSION
         if path == "/api":
-            return discovery.api_versions(self.url.removeprefix("http://"))
+            return discovery.api_versions(self.url.removeprefix("https://"))
         if path == "/apis":
             return discovery.api_group_list()
         if path.startswith("/apis/") and path.count("/") == 2:
@@ -168,6 +204,15 @@ class ApiServer:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return document
         return None
+
+    def _issuer_discovery(self, request: web.Request, path: str) -> web.Response:
+        """ServiceAccountIssuerDiscovery (pkg/serviceaccount/openidmetadata.go)."""
+        if request.method != "GET":
+            raise method_not_allowed(f"the server does not allow this method on {path}")
+        if path == "/openid/v1/jwks":
+            body = orjson.dumps(self.tokens.jwks())
+            return web.Response(body=body, content_type="application/jwk-set+json")
+        return _json(self.tokens.openid_configuration(f"{self.url}/openid/v1/jwks"))
 
     async def _state_metrics(self) -> web.Response:
         """kube-state-metrics' series and the API server's counters, from the store now."""
@@ -191,6 +236,8 @@ class ApiServer:
         method = request.method
         if rt.group == "metrics.k8s.io":
             return self._metrics(request, info, rt)
+        if rt.group in REVIEW_GROUPS or info.subresource == "token":
+            return await self._review(request, info, rt)
         if info.subresource == "log":
             return await self._pod_log(request, info)
         if info.subresource == "eviction":
@@ -223,6 +270,20 @@ class ApiServer:
         if method == "DELETE" and info.subresource is None:
             return await self._delete(request, info, rt)
         raise method_not_allowed("the server does not allow this method on the requested resource")
+
+    async def _review(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        """The review APIs and TokenRequest: create-only, answered, never stored."""
+        if request.method != "POST" or (info.name is not None and info.subresource is None):
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
+        body = await _read_body(request)
+        if info.subresource == "token":
+            namespace = info.namespace or "default"
+            return _json(self.guard.token_request(namespace, _name(info), body), 201)
+        return _json(self.guard.review(rt.plural, info.namespace, body, request[USER]), 201)
 
     async def _collection(
         self, request: web.Request, info: RequestInfo, rt: ResourceType

@@ -40,6 +40,7 @@ from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.controllers import disruption
 from sandbox.kube.controllers.apiservice import ApiServiceController
+from sandbox.kube.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from sandbox.kube.controllers.deployment import DeploymentController
 from sandbox.kube.controllers.disruption import DisruptionController
 from sandbox.kube.controllers.endpoints import EndpointsController
@@ -51,6 +52,7 @@ from sandbox.kube.controllers.replicaset import ReplicaSetController
 from sandbox.kube.controllers.replicationcontroller import ReplicationControllerController
 from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
+from sandbox.kube.controllers.serviceaccount import ServiceAccountsController
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.kubelet.cgroups import PodCgroups, sandbox_id
 from sandbox.kube.kubelet.ipam import DEFAULT_LOCK_DIR, AddressClaims, IpAllocator
@@ -268,6 +270,8 @@ class ControlPlane:
             NodeLifecycleController(store, clock, settings),
             GarbageCollector(store, clock, settings),
             HorizontalPodAutoscalerController(store, clock, settings, self.metrics),
+            ServiceAccountsController(store, clock, settings),
+            ClusterRoleAggregationController(store, clock, settings),
         ]
 
     async def start(self) -> str:
@@ -305,7 +309,7 @@ class ControlPlane:
         """Prometheus and Alertmanager, with a kubeconfig of their own (the sandbox's is
         written by the CLI after start() returns)."""
         state_dir = self.options.state_dir
-        kubeconfig = write_kubeconfig(state_dir / "monitoring" / "kubeconfig", api_url)
+        kubeconfig = write_kubeconfig(state_dir / "monitoring" / "kubeconfig", self.api.access)
         self.monitoring = monitoring.Monitoring(state_dir, api_url, kubeconfig)
         await self.monitoring.start()
         log.info("monitoring started in %.1f s", self.monitoring.start_seconds or 0.0)

@@ -144,7 +144,19 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     ResourceType("", "v1", "secrets", "Secret", True),
     ResourceType(
-        "", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), returns_deleted_object=True
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        True,
+        ("sa",),
+        # TokenRequest (kubectl create token; sandbox/kube/auth/tokens.py)
+        subresources=(
+            Subresource(
+                "token", "TokenRequest", ("create",), group="authentication.k8s.io", version="v1"
+            ),
+        ),
+        returns_deleted_object=True,
     ),
     ResourceType(
         "apps",
@@ -252,13 +264,25 @@ RESOURCES: tuple[ResourceType, ...] = (
         subresources=(_status("APIService"),),
         categories=("api-extensions",),
     ),
-    # RBAC objects are stored and served as upstream serves them (clients create them with
-    # every other manifest); the sandbox's API server does not enforce them.
+    # RBAC objects are stored and served as upstream serves them, and the API server
+    # enforces them (sandbox/kube/auth: RBAC, bootstrap roles, the review APIs below).
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     ResourceType(
         "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+    ),
+    # The review APIs: create-only, answered and never stored (sandbox/kube/auth/reviews.py).
+    *(
+        ResourceType(group, "v1", plural, kind, namespaced, verbs=("create",), stored=False)
+        for group, plural, kind, namespaced in (
+            ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview", False),
+            ("authentication.k8s.io", "tokenreviews", "TokenReview", False),
+            ("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview", True),
+            ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+            ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False),
+            ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview", False),
+        )
     ),
     # The sandbox serves only the CRDs it was built with (customresources.py): read-only.
     ResourceType(

@@ -4,12 +4,10 @@ golden), valid exposition (promtool check metrics), and the API server's route."
 from __future__ import annotations
 
 import asyncio
-import http.client
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from kubernetes import client
@@ -220,9 +218,8 @@ def api(tmp_path: Path) -> Iterator[ApiHarness]:
 
 
 def get(api: ApiHarness, path: str, method: str = "GET") -> tuple[int, str, str]:
-    url = urlparse(api.url)
-    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
-    connection.request(method, path)
+    connection = api.connection()
+    connection.request(method, path, headers=api.auth_headers())
     response = connection.getresponse()
     result = response.status, response.getheader("Content-Type", ""), response.read().decode()
     connection.close()

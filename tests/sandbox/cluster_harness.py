@@ -56,7 +56,9 @@ class SandboxHarness:
         options = ControlPlaneOptions(state_dir=directory, settings=settings, seed=7)
         self.plane: ControlPlane = self.thread.on_loop(lambda: ControlPlane(options))
         self.url = self.thread.run(self.plane.start())
-        self.kubeconfig = write_kubeconfig(directory / "kubeconfig", self.url, "default")
+        self.kubeconfig = write_kubeconfig(
+            directory / "kubeconfig", self.plane.api.access, "default"
+        )
 
     @property
     def store(self) -> Any:

@@ -10,21 +10,35 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import http.client
 import os
 import subprocess
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from kubernetes import client, config
 
+from sandbox.kube import servingcert
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
-from sandbox.kube.kubeconfig import write_kubeconfig
+from sandbox.kube.kubeconfig import ApiAccess, write_kubeconfig
 from sandbox.kube.metrics import MetricsStore
 from sandbox.kube.store import Store
 
 T = TypeVar("T")
+
+
+def https_connection(access: ApiAccess, timeout: float = 10) -> http.client.HTTPSConnection:
+    """An HTTPS connection to an API server, verifying it with the cluster CA."""
+    url = urlparse(access.url)
+    return http.client.HTTPSConnection(
+        url.hostname or "127.0.0.1",
+        url.port,
+        timeout=timeout,
+        context=servingcert.client_context(access.ca_pem),
+    )
 
 
 class LoopThread:
@@ -71,7 +85,7 @@ class ApiHarness:
             ApiServerConfig(log_root=directory, watch_timeout_seconds=watch_timeout_seconds),
         )
         self.url = self.thread.run(self.server.start())
-        self.kubeconfig = write_kubeconfig(directory / "kubeconfig", self.url, "default")
+        self.kubeconfig = write_kubeconfig(directory / "kubeconfig", self.server.access, "default")
         for namespace in ("default", "kube-system", "harmonyflow"):
             self.on_loop(
                 lambda n=namespace: self.store.create("namespaces", {"metadata": {"name": n}})
@@ -83,6 +97,14 @@ class ApiHarness:
     def api_client(self) -> client.ApiClient:
         api: client.ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
         return api
+
+    def connection(self, timeout: float = 10) -> http.client.HTTPSConnection:
+        """A raw HTTPS connection that trusts the server's CA (send `auth_headers()` too)."""
+        return https_connection(self.server.access, timeout)
+
+    def auth_headers(self, token: str | None = None) -> dict[str, str]:
+        """The kubeconfig user's bearer token (or another), as kubectl sends it."""
+        return {"Authorization": f"Bearer {self.server.admin_token if token is None else token}"}
 
     def kubectl(
         self, *args: str, timeout: float = 60, check: bool = True

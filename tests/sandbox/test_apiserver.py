@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from kubernetes import client, watch
@@ -52,9 +50,8 @@ def raw(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    url = urlparse(api.url)
-    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
-    connection.request(method, path, body=body, headers=headers or {})
+    connection = api.connection()
+    connection.request(method, path, body=body, headers={**api.auth_headers(), **(headers or {})})
     response = connection.getresponse()
     status, data = response.status, response.read()
     connection.close()
@@ -219,10 +216,11 @@ def test_too_old_watch_gets_410_error_event(tmp_path: Path) -> None:
                     "configmaps", {"metadata": {"name": f"c{i}", "namespace": "default"}}
                 )
             )
-        url = urlparse(harness.url)
-        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        connection = harness.connection()
         connection.request(
-            "GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1"
+            "GET",
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
+            headers=harness.auth_headers(),
         )
         line = connection.getresponse().readline()
         event = json.loads(line)
