@@ -32,6 +32,7 @@ from sandbox.kube import (
     statemetrics,
     tables,
 )
+from sandbox.kube.auth import protobody
 from sandbox.kube.auth.guard import Guard, install_bootstrap_policy
 from sandbox.kube.auth.tokens import TokenIssuer
 from sandbox.kube.auth.user import UserInfo
@@ -279,7 +280,10 @@ class ApiServer:
             raise method_not_allowed(
                 "the server does not allow this method on the requested resource"
             )
-        body = await _read_body(request)
+        if "protobuf" in _content_type(request):  # kubectl's typed clients send these
+            body: Any = protobody.decode(await request.read())
+        else:
+            body = await _read_body(request)
         if info.subresource == "token":
             namespace = info.namespace or "default"
             return _json(self.guard.token_request(namespace, _name(info), body), 201)
