@@ -251,7 +251,8 @@ class KubeSdBridge:
                     await self.refresh(session)
                 except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
                     # Prometheus keeps the last targets, as it does when its watch breaks.
-                    log.warning("kubernetes_sd bridge: list failed: %r", error)
+                    # %s, not %r: an aiohttp error's repr can hold the request headers
+                    log.warning("kubernetes_sd bridge: list failed: %s", error)
 
     async def stop(self) -> None:
         if self._task is not None:
