@@ -12,7 +12,14 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox.kube import chaoswebhook, customresources, podidentity, structural
+from sandbox.kube import (
+    chaoswebhook,
+    cronjobspec,
+    customresources,
+    podidentity,
+    storageadmission,
+    structural,
+)
 from sandbox.kube.clock import rfc3339
 from sandbox.kube.errors import Cause, internal, invalid
 from sandbox.kube.resources import ResourceType
@@ -56,6 +63,8 @@ ZERO_STATUS: dict[str, KubeObject] = {
     },
     "services": {"loadBalancer": {}},
     "replicationcontrollers": {"replicas": 0},
+    "persistentvolumeclaims": {"phase": "Pending"},
+    "persistentvolumes": {"phase": "Pending"},
 }
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -252,6 +261,22 @@ def _default_job(job: KubeObject) -> None:
     spec.setdefault("suspend", False)
     spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
     _default_template(job)
+
+
+def _default_cronjob(cronjob: KubeObject) -> None:
+    cronjobspec.default_cronjob(cronjob)
+    job_spec = cronjob["spec"]["jobTemplate"]["spec"]
+    default_pod_spec(job_spec.setdefault("template", {}).setdefault("spec", {}))
+
+
+def _create_claim(claim: KubeObject, store: Store) -> None:
+    """The DefaultStorageClass and StorageObjectInUseProtection admission plugins."""
+    storageadmission.set_default_class(claim, store.list(storageadmission.STORAGE_CLASSES))
+    storageadmission.add_finalizer(claim, storageadmission.PVC_PROTECTION)
+
+
+def _create_volume(volume: KubeObject, store: Store) -> None:
+    storageadmission.add_finalizer(volume, storageadmission.PV_PROTECTION)
 
 
 def _job_selector(job: KubeObject, store: Store) -> None:
@@ -599,6 +624,18 @@ def _validate_job(job: KubeObject) -> list[Cause]:
     return causes
 
 
+def _validate_cronjob(cronjob: KubeObject) -> list[Cause]:
+    """cronjobspec's checks, and the job template's pod spec as a Job's."""
+    job_spec = ((cronjob.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+    prefix = "spec.jobTemplate.spec.template.spec"
+    causes = cronjobspec.cronjob_causes(cronjob)
+    causes += [
+        Cause(c.reason, c.message, c.field.replace("spec.template.spec", prefix, 1))
+        for c in _restart_policy(job_spec, ("OnFailure", "Never"))
+    ]
+    return causes + _validate_containers((job_spec.get("template") or {}).get("spec") or {}, prefix)
+
+
 def _validate_apiservice(apiservice: KubeObject) -> list[Cause]:
     """apiregistration validation: the name is `<version>.<group>`; a service needs priorities."""
     spec = apiservice.get("spec") or {}
@@ -734,6 +771,10 @@ _DEFAULTERS: dict[str, Callable[[KubeObject], None]] = {
     "policy/poddisruptionbudgets": _default_pdb,
     "replicationcontrollers": _default_rc,
     "batch/jobs": _default_job,
+    "batch/cronjobs": _default_cronjob,
+    "persistentvolumeclaims": storageadmission.default_claim,
+    "persistentvolumes": storageadmission.default_volume,
+    storageadmission.STORAGE_CLASSES: storageadmission.default_storage_class,
 }
 
 
@@ -748,6 +789,8 @@ _CREATE_HOOKS: dict[str, Callable[[KubeObject, Store], None]] = {
     "namespaces": _create_namespace,
     "services": _create_service,
     "batch/jobs": _job_selector,
+    "persistentvolumeclaims": _create_claim,
+    "persistentvolumes": _create_volume,
 }
 _VALIDATORS: dict[str, Callable[[KubeObject], list[Cause]]] = {
     "pods": _validate_pod,
@@ -758,4 +801,8 @@ _VALIDATORS: dict[str, Callable[[KubeObject], list[Cause]]] = {
     "replicationcontrollers": _validate_rc,
     "batch/jobs": _validate_job,
     "apiregistration.k8s.io/apiservices": _validate_apiservice,
+    "batch/cronjobs": _validate_cronjob,
+    "persistentvolumeclaims": storageadmission.claim_causes,
+    "persistentvolumes": storageadmission.volume_causes,
+    storageadmission.STORAGE_CLASSES: storageadmission.storage_class_causes,
 }

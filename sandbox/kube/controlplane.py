@@ -34,13 +34,14 @@ from sandbox.infra.ingress_controller import IngressController
 from sandbox.infra.rds_status import RdsTimings
 from sandbox.infra.servicedns import ServiceDnsController
 from sandbox.infra.supervisor import Endpoint
-from sandbox.kube import customresources
+from sandbox.kube import customresources, storageclasses
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.controllers import disruption
 from sandbox.kube.controllers.apiservice import ApiServiceController
 from sandbox.kube.controllers.clusterroleaggregation import ClusterRoleAggregationController
+from sandbox.kube.controllers.cronjob import CronJobController
 from sandbox.kube.controllers.deployment import DeploymentController
 from sandbox.kube.controllers.disruption import DisruptionController
 from sandbox.kube.controllers.endpoints import EndpointsController
@@ -48,6 +49,7 @@ from sandbox.kube.controllers.garbagecollector import GarbageCollector
 from sandbox.kube.controllers.hpa import HorizontalPodAutoscalerController
 from sandbox.kube.controllers.job import JobController
 from sandbox.kube.controllers.nodelifecycle import NodeLifecycleController
+from sandbox.kube.controllers.persistentvolume import PersistentVolumeController
 from sandbox.kube.controllers.replicaset import ReplicaSetController
 from sandbox.kube.controllers.replicationcontroller import ReplicationControllerController
 from sandbox.kube.controllers.runtime import Controller, run_controller
@@ -231,6 +233,11 @@ class ControlPlane:
         record = self.dns.lookup(name)
         return tuple(record.addresses) if record is not None else ()
 
+    @property
+    def volume_root(self) -> Path:
+        """Where provisioned PersistentVolumes keep their data, one directory each."""
+        return self.options.state_dir / "volumes"
+
     def controllers(self) -> list[Controller]:
         store, clock, settings = self.store, self.clock, self.options.settings
         ingress: list[Controller] = []
@@ -261,6 +268,9 @@ class ControlPlane:
             ReplicaSetController(store, clock, settings),
             ReplicationControllerController(store, clock, settings),
             JobController(store, clock, settings),
+            CronJobController(store, clock, settings),
+            # claims, volumes and their directories (<state>/volumes/<pv name>/)
+            PersistentVolumeController(store, clock, settings, self.volume_root),
             ApiServiceController(store, clock, settings),
             Scheduler(store, clock, settings, rng=self.rng),
             EndpointsController(store, clock, settings),
@@ -280,6 +290,7 @@ class ControlPlane:
             if self.store.find("namespaces", "", namespace) is None:
                 self.store.create("namespaces", {"metadata": {"name": namespace}})
         customresources.install(self.store)  # discovery serves them; their CRDs say so
+        storageclasses.install(self.store)  # EKS's gp2 (not the default class since EKS 1.30)
         if self.backing is not None:
             await self.backing.start()
         url = await self.api.start()

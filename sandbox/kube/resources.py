@@ -46,9 +46,11 @@ class ResourceType:
     # DELETE of an object removed at once answers the object rather than a Status
     # (sandbox/kube/deletion.py): upstream's registry sets `ReturnDeletedObject: true`,
     # which is also what makes the OpenAPI (and so the typed clients) expect the kind.
-    # kubernetes/kubernetes pkg/registry/core/{namespace,pod,service,serviceaccount}/
-    # storage/storage.go set it; none of the other registries served here do (nor
-    # core/replicationcontroller, batch/job, nor kube-aggregator's apiservice registry).
+    # kubernetes/kubernetes pkg/registry/core/{namespace,pod,service,serviceaccount,
+    # persistentvolume,persistentvolumeclaim}/storage/storage.go and
+    # pkg/registry/storage/storageclass/storage/storage.go set it; none of the other
+    # registries served here do (nor core/replicationcontroller, batch/job, batch/cronjob,
+    # nor kube-aggregator's apiservice registry).
     returns_deleted_object: bool = False
 
     @property
@@ -140,6 +142,27 @@ RESOURCES: tuple[ResourceType, ...] = (
         tracks_generation=True,
     ),
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",), list_kind="EndpointsList"),
+    # Storage (sandbox/kube/controllers/persistentvolume.py binds and provisions them)
+    ResourceType(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        False,
+        ("pv",),
+        subresources=(_status("PersistentVolume"),),
+        returns_deleted_object=True,
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        True,
+        ("pvc",),
+        subresources=(_status("PersistentVolumeClaim"),),
+        returns_deleted_object=True,
+    ),
     ResourceType("", "v1", "events", "Event", True, ("ev",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     ResourceType("", "v1", "secrets", "Secret", True),
@@ -213,6 +236,17 @@ RESOURCES: tuple[ResourceType, ...] = (
         tracks_generation=True,
     ),
     ResourceType(
+        "batch",
+        "v1",
+        "cronjobs",
+        "CronJob",
+        True,
+        ("cj",),
+        subresources=(_status("CronJob"),),
+        categories=("all",),
+        tracks_generation=True,
+    ),
+    ResourceType(
         "autoscaling",
         "v2",
         "horizontalpodautoscalers",
@@ -234,6 +268,15 @@ RESOURCES: tuple[ResourceType, ...] = (
         tracks_generation=True,
     ),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    ResourceType(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        False,
+        ("sc",),
+        returns_deleted_object=True,
+    ),
     ResourceType(
         "networking.k8s.io",
         "v1",

@@ -321,6 +321,25 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "doomed"}}}
     },
     "discovery.k8s.io/endpointslices": {"addressType": "IPv4", "endpoints": []},
+    "persistentvolumes": {
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/nonexistent/doomed"},
+        }
+    },
+    "persistentvolumeclaims": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    },
+    "batch/cronjobs": {
+        "spec": {
+            "schedule": "0 10 * * 3",
+            "jobTemplate": {
+                "spec": {"template": {"spec": {**_TEMPLATE["spec"], "restartPolicy": "Never"}}}
+            },
+        }
+    },
+    "storage.k8s.io/storageclasses": {"provisioner": "kubernetes.io/aws-ebs"},
     "networking.k8s.io/ingresses": {
         "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}
     },

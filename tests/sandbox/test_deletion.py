@@ -52,6 +52,12 @@ UPSTREAM_ANSWER_ON_REMOVE = {
     "rbac.authorization.k8s.io/clusterroles": "Status",
     "rbac.authorization.k8s.io/clusterrolebindings": "Status",
     # apiextensions-apiserver pkg/registry/customresource/etcd.go newREST: no
+    # pkg/registry/core/persistentvolume{,claim}/storage/storage.go: ReturnDeletedObject
+    "persistentvolumes": "PersistentVolume",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "storage.k8s.io/storageclasses": "StorageClass",
+    # pkg/registry/batch/cronjob/storage/storage.go: a Status
+    "batch/cronjobs": "Status",
     # ReturnDeletedObject, so every custom resource answers a Status
     "chaos-mesh.org/networkchaos": "Status",
     "chaos-mesh.org/dnschaos": "Status",

@@ -54,7 +54,7 @@ def test_judge_owners(present: dict[str, bool | None], verdict: OwnerVerdict) ->
     [
         pytest.param("apps/v1", "ReplicaSet", ("apps/replicasets", "shop"), id="namespaced"),
         pytest.param("v1", "Node", ("nodes", ""), id="cluster-scoped"),
-        pytest.param("batch/v1", "CronJob", None, id="not-served"),
+        pytest.param("apps/v1", "ControllerRevision", None, id="not-served"),
     ],
 )
 def test_owner_resource(api_version: str, kind: str, expected: tuple[str, str] | None) -> None:
@@ -219,7 +219,7 @@ def test_owner_of_an_unserved_kind_is_assumed_present() -> None:
                 "name": "job-output",
                 "namespace": "default",
                 "ownerReferences": [
-                    {"apiVersion": "batch/v1", "kind": "CronJob", "name": "j", "uid": "u"}
+                    {"apiVersion": "apps/v1", "kind": "ControllerRevision", "name": "j", "uid": "u"}
                 ],
             }
         },

@@ -237,7 +237,6 @@ def test_volume_errors_are_the_kubelets_failed_mount(volume: dict[str, Any], mes
 @pytest.mark.parametrize(
     "volume",
     [
-        pytest.param({"name": "r", "persistentVolumeClaim": {"claimName": "x"}}, id="pvc"),
         pytest.param({"name": "h", "hostPath": {"path": "/etc"}}, id="host-path"),
         pytest.param(
             {
@@ -390,3 +389,116 @@ def test_a_volume_that_cannot_be_written_is_a_failed_mount(tmp_path: Path) -> No
 
 def test_the_worked_examples_hold() -> None:
     assert doctest.testmod(volumes_module).failed == 0
+
+
+# ---- persistentVolumeClaim volumes ----
+
+CLAIMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("persistentvolumeclaims", "bound"): {
+        "spec": {"volumeName": "pvc-1"},
+        "status": {"phase": "Bound"},
+    },
+    ("persistentvolumeclaims", "pending"): {"spec": {}, "status": {"phase": "Pending"}},
+    ("persistentvolumeclaims", "orphan"): {
+        "spec": {"volumeName": "pvc-gone"},
+        "status": {"phase": "Bound"},
+    },
+    ("persistentvolumeclaims", "ebs"): {
+        "spec": {"volumeName": "vol-ebs"},
+        "status": {"phase": "Bound"},
+    },
+    ("persistentvolumes", "pvc-1"): {"spec": {"hostPath": {"path": "/state/volumes/pvc-1"}}},
+    ("persistentvolumes", "vol-ebs"): {"spec": {"awsElasticBlockStore": {"volumeID": "vol-1"}}},
+}
+
+
+def claim_lookup(resource: str, name: str) -> dict[str, Any] | None:
+    return CLAIMS.get((resource, name))
+
+
+def claim(name: str, read_only: bool = False) -> dict[str, Any]:
+    source: dict[str, Any] = {"claimName": name}
+    if read_only:
+        source["readOnly"] = True
+    return {"name": "reports", "persistentVolumeClaim": source}
+
+
+@pytest.mark.parametrize(
+    ("volume", "host_path", "read_only"),
+    [
+        pytest.param(claim("bound"), "/state/volumes/pvc-1", False, id="bound"),
+        pytest.param(claim("bound", read_only=True), "/state/volumes/pvc-1", True, id="read-only"),
+    ],
+)
+def test_a_bound_claims_volume_is_its_persistent_volumes_directory(
+    volume: dict[str, Any], host_path: str, read_only: bool
+) -> None:
+    plan = plan_volume(volume, claim_lookup, FACTS)
+    assert plan is not None
+    assert (plan.kind, plan.host_path, plan.read_only, plan.files) == (
+        "persistent-volume",
+        host_path,
+        read_only,
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    ("volume", "message"),
+    [
+        pytest.param(
+            claim("missing"),
+            'MountVolume.SetUp failed for volume "reports" : failed to fetch PVC from API '
+            'server: persistentvolumeclaims "missing" not found',
+            id="missing-claim",
+        ),
+        pytest.param(
+            claim("pending"),
+            'MountVolume.SetUp failed for volume "reports" : PVC shop/pending has non-bound '
+            'phase ("Pending") or empty pvc.Spec.VolumeName ("")',
+            id="unbound-claim",
+        ),
+        pytest.param(
+            claim("orphan"),
+            'MountVolume.SetUp failed for volume "reports" : failed to fetch PV pvc-gone from '
+            'API server: persistentvolumes "pvc-gone" not found',
+            id="missing-volume",
+        ),
+        pytest.param(
+            claim("ebs"),
+            'MountVolume.SetUp failed for volume "reports" : the sandbox mounts only hostPath '
+            "persistent volumes (as its provisioner makes them); vol-ebs has "
+            "['awsElasticBlockStore']",
+            id="not-a-directory-source",
+        ),
+    ],
+)
+def test_a_claim_that_cannot_be_mounted_is_a_failed_mount(
+    volume: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(MountVolumeError) as caught:
+        plan_volume(volume, claim_lookup, FACTS)
+    assert str(caught.value) == message
+
+
+def test_a_claims_directory_is_bound_as_it_is_and_survives_the_pod(tmp_path: Path) -> None:
+    data = tmp_path / "volumes" / "pvc-1"
+    data.mkdir(parents=True)
+    (data / "report.json").write_text("{}")
+    pod_directory = tmp_path / "pods" / "shop_web-1_uid-1"
+    plan = VolumePlan("reports", "persistent-volume", host_path=str(data))
+    written, errors = write_volumes(pod_directory, [plan], NOW)
+    assert errors == []
+    assert written["reports"].path == data and written["reports"].read_only is False
+    remove_volumes(pod_directory)
+    assert (data / "report.json").read_text() == "{}"
+
+
+def test_a_claims_directory_that_is_gone_is_a_failed_mount(tmp_path: Path) -> None:
+    plan = VolumePlan("reports", "persistent-volume", host_path=str(tmp_path / "gone"))
+    written, errors = write_volumes(tmp_path / "pod", [plan], NOW)
+    assert written == {}
+    assert [str(e) for e in errors] == [
+        f'MountVolume.SetUp failed for volume "reports" : hostPath type check failed: '
+        f"{tmp_path / 'gone'} is not a directory"
+    ]

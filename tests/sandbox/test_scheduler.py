@@ -15,6 +15,7 @@ import pytest
 
 from sandbox.kube.clock import ManualClock
 from sandbox.kube.controllers import scheduler as scheduler_module
+from sandbox.kube.controllers.nodeaffinity import node_selector_requirement_matches
 from sandbox.kube.controllers.scheduler import (
     REASON_NODE_AFFINITY,
     REASON_SPREAD,
@@ -26,7 +27,6 @@ from sandbox.kube.controllers.scheduler import (
     least_allocated_score,
     memory_bytes,
     milli_cpu,
-    node_selector_requirement_matches,
     pod_requests,
     schedule,
     spread_constraints,

@@ -5,7 +5,8 @@ one that rejects it: NodeUnschedulable, TaintToleration (a node whose Ready
 condition is not True counts as carrying the matching not-ready / unreachable
 NoSchedule taint, which is what TaintNodesByCondition gives upstream),
 NodeAffinity (nodeSelector and required node affinity), NodeResourcesFit
-(cpu, memory, pod count against allocatable) and PodTopologySpread (hard
+(cpu, memory, pod count against allocatable), VolumeBinding and VolumeZone (the
+pod's PersistentVolumeClaims, volumebinding.py) and PodTopologySpread (hard
 constraints). Scoring is least-allocated plus, for ScheduleAnyway constraints,
 PodTopologySpread's skew score (weight 2); ties are broken by a seeded
 `random.Random`. A pod without topologySpreadConstraints gets the plugin's system
@@ -15,7 +16,7 @@ ReplicaSet or StatefulSet, so replicas spread over nodes and zones as on a real 
 
 A pod that fits nowhere gets `PodScheduled=False, reason=Unschedulable` and a
 FailedScheduling event with upstream's FitError message, and is retried when a
-node or a bound pod changes. Preemption is not emulated.
+node, a bound pod, a claim, a volume or a class changes. Preemption is not emulated.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.kube.clock import Clock, rfc3339
+from sandbox.kube.controllers import volumebinding
+from sandbox.kube.controllers.nodeaffinity import node_selector_term_matches
 from sandbox.kube.errors import ApiError
 from sandbox.kube.selectors import (
     LabelSelector,
@@ -74,6 +77,10 @@ REASON_SPREAD_MISSING_LABEL = (
     "node(s) didn't match pod topology spread constraints (missing required label)"
 )
 REASON_TOO_MANY_PODS = "Too many pods"
+CLAIMS = "persistentvolumeclaims"
+VOLUMES = "persistentvolumes"
+STORAGE_CLASSES = "storage.k8s.io/storageclasses"
+VOLUME_RESOURCES = (CLAIMS, VOLUMES, STORAGE_CLASSES)
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
 
 
@@ -324,48 +331,6 @@ def untolerated_taint(
 
 
 # ---- node affinity ----
-
-
-def node_selector_requirement_matches(
-    requirement: Mapping[str, Any], values_by_key: Mapping[str, str]
-) -> bool:
-    """One matchExpressions entry against node labels (In, NotIn, Exists, DoesNotExist, Gt, Lt).
-
-    >>> node_selector_requirement_matches(
-    ...     {"key": "cores", "operator": "Gt", "values": ["4"]}, {"cores": "8"})
-    True
-    """
-    key, operator = requirement.get("key", ""), requirement.get("operator", "")
-    values = [str(v) for v in requirement.get("values") or []]
-    present, value = key in values_by_key, values_by_key.get(key)
-    if operator == "In":
-        return present and value in values
-    if operator == "NotIn":
-        return not present or value not in values
-    if operator == "Exists":
-        return present
-    if operator == "DoesNotExist":
-        return not present
-    if operator in ("Gt", "Lt") and present and len(values) == 1:
-        try:
-            have, want = int(str(value)), int(values[0])
-        except ValueError:
-            return False
-        return have > want if operator == "Gt" else have < want
-    return False
-
-
-def node_selector_term_matches(term: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
-    """All expressions and fields of one term; an empty term matches nothing."""
-    expressions = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not expressions and not fields:
-        return False
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    node_fields = {"metadata.name": (node.get("metadata") or {}).get("name", "")}
-    return all(node_selector_requirement_matches(e, labels) for e in expressions) and all(
-        node_selector_requirement_matches(f, node_fields) for f in fields
-    )
 
 
 def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
@@ -666,6 +631,7 @@ def filter_node(
     node: Mapping[str, Any],
     pods_on_node: Sequence[Mapping[str, Any]],
     hard_spread: Sequence[tuple[SpreadConstraint, Mapping[str, int]]],
+    claims: volumebinding.PodClaims | None = None,
 ) -> list[str]:
     """Why `node` cannot take `pod` (empty when it can); only the first failing filter speaks."""
     spec = node.get("spec") or {}
@@ -684,6 +650,9 @@ def filter_node(
     shortages = resource_fit_reasons(pod, node, pods_on_node)
     if shortages:
         return shortages
+    volume_reasons = volumebinding.filter_node(node, claims) if claims is not None else []
+    if volume_reasons:
+        return volume_reasons
     for constraint, counts in hard_spread:
         reason = spread_skew_reason(constraint, counts, node)
         if reason is not None:
@@ -710,6 +679,8 @@ class ScheduleDecision:
     node_name: str | None
     message: str = ""
     scores: dict[str, int] = field(default_factory=dict)
+    # claims waiting for their first consumer: selected-node first, the pod bound after
+    waiting_claims: tuple[Mapping[str, Any], ...] = ()
 
 
 def schedule(
@@ -718,11 +689,13 @@ def schedule(
     pods: Sequence[Mapping[str, Any]],
     rng: random.Random,
     default_selector: LabelSelector | None = None,
+    volumes: volumebinding.VolumeFacts | None = None,
 ) -> ScheduleDecision:
     """Pick a node for `pod` among `nodes`, given every pod in the cluster.
 
     `default_selector` is what the system default spread constraints count when the pod
-    declares none (`default_spread_selector`).
+    declares none (`default_spread_selector`); `volumes` the claims, volumes and classes
+    the volume plugins read (volumebinding.py; None: the pod has no claims).
 
     Worked example (reference 4.5): zones a, b, c with two nodes each, zone c cordoned,
     pods of app=web one in a and one in b, a third evicted from c and pending again with
@@ -732,6 +705,11 @@ def schedule(
     "0/6 nodes are available: 2 node(s) were unschedulable, 4 node(s) didn't match pod
     topology spread constraints."
     """
+    claims: volumebinding.PodClaims | None = None
+    if volumes is not None and nodes:
+        rejection, claims = volumebinding.pre_filter(pod, volumes)
+        if rejection:  # PreFilter: UnschedulableAndUnresolvable on every node
+            return ScheduleDecision(None, f"0/{len(nodes)} nodes are available: {rejection}.")
     bound = [p for p in pods if (p.get("spec") or {}).get("nodeName") and not is_terminal(p)]
     by_node: dict[str, list[Mapping[str, Any]]] = {}
     for other in bound:
@@ -744,7 +722,7 @@ def schedule(
     reasons: dict[str, list[str]] = {}
     for node in nodes:
         name = (node.get("metadata") or {}).get("name", "")
-        failed = filter_node(pod, node, by_node.get(name, []), hard_spread)
+        failed = filter_node(pod, node, by_node.get(name, []), hard_spread, claims)
         if failed:
             reasons[name] = failed
         else:
@@ -761,7 +739,8 @@ def schedule(
         )
     best = max(scores.values())
     winners = sorted(name for name, score in scores.items() if score == best)
-    return ScheduleDecision(rng.choice(winners), "", scores)
+    waiting = claims.waiting if claims is not None else ()
+    return ScheduleDecision(rng.choice(winners), "", scores, waiting)
 
 
 def node_change_matters(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
@@ -833,6 +812,8 @@ class Scheduler:
             if change.type == DELETED or node_change_matters(change.old, change.object):
                 return sorted(self._pending)
             return []
+        if change.resource in VOLUME_RESOURCES:  # a claim bound, a volume or class appeared
+            return sorted(self._pending)
         if change.resource != "pods":
             return []
         metadata = change.object.get("metadata") or {}
@@ -869,14 +850,41 @@ class Scheduler:
             self.store.snapshot("pods"),
             self.rng,
             default_spread_selector(pod, self.store.snapshot("services"), self._controller(pod)),
+            self._volume_facts(pod),
         )
         if decision.node_name is None:
             self._pending.add((namespace, name))
             self._mark_unschedulable(pod, decision.message)
             return None
+        if decision.waiting_claims:  # PreBind: provision in the node's zone, bind after
+            self._pending.add((namespace, name))
+            self._select_node(namespace, decision.waiting_claims, decision.node_name)
+            return None
         self._pending.discard((namespace, name))
         self._bind(pod, decision.node_name)
         return None
+
+    def _volume_facts(self, pod: KubeObject) -> volumebinding.VolumeFacts | None:
+        if not volumebinding.claim_names(pod):
+            return None
+        namespace = pod["metadata"]["namespace"]
+        return volumebinding.VolumeFacts(
+            {c["metadata"]["name"]: c for c in self.store.snapshot(CLAIMS, namespace)},
+            {v["metadata"]["name"]: v for v in self.store.snapshot(VOLUMES)},
+            {c["metadata"]["name"]: c for c in self.store.snapshot(STORAGE_CLASSES)},
+        )
+
+    def _select_node(
+        self, namespace: str, claims: Sequence[Mapping[str, Any]], node_name: str
+    ) -> None:
+        """`volume.kubernetes.io/selected-node` on each waiting claim (BindPodVolumes)."""
+
+        def annotate(obj: KubeObject) -> None:
+            annotations = obj["metadata"].setdefault("annotations", {})
+            annotations[volumebinding.SELECTED_NODE_ANNOTATION] = node_name
+
+        for claim in volumebinding.needs_selected_node(claims, node_name):
+            self.store.mutate(CLAIMS, namespace, claim, annotate)
 
     def _controller(self, pod: KubeObject) -> KubeObject | None:
         """The pod's controlling ReplicaSet or StatefulSet, looked up by name as upstream."""

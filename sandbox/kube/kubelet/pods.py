@@ -180,7 +180,8 @@ class PodWorker:
         return False
 
     def _lookup(self, resource: str, name: str) -> KubeObject | None:
-        return self.ctx.store.find(resource, self.namespace, name)
+        namespace = "" if resource == "persistentvolumes" else self.namespace  # cluster-scoped
+        return self.ctx.store.find(resource, namespace, name)
 
     def _directory(self) -> Path:
         return pod_dir(self.ctx.state_dir, self.namespace, self.name, self.uid)

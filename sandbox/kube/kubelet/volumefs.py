@@ -39,6 +39,17 @@ def write_volumes(
     written: dict[str, VolumeSource] = {}
     errors: list[MountVolumeError] = []
     for plan in plans:
+        if plan.kind == "persistent-volume":  # the volume's own directory, shared by pods
+            directory = Path(plan.host_path)
+            if not directory.is_dir():
+                errors.append(
+                    MountVolumeError(
+                        plan.name, f"hostPath type check failed: {directory} is not a directory"
+                    )
+                )
+            else:
+                written[plan.name] = VolumeSource(directory, plan.read_only)
+            continue
         directory = volume_dir(pod_directory, plan)
         try:
             write_volume(directory, plan, now)

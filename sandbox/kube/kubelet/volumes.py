@@ -26,11 +26,22 @@ Followed upstream (pkg/volume/...):
   their restarts; `medium: Memory` and `sizeLimit` are not emulated (a directory
   on disk either way).
 
+- `persistentVolumeClaim` (the kubelet's desired-state populator `getPVCExtractPV`,
+  then the volume's plugin): the claim must exist and be bound (`spec.volumeName` and
+  phase Bound) to a volume whose source the sandbox can mount, a `hostPath`
+  directory, as the sandbox's provisioner makes them
+  (controllers/persistentvolume.py); the pod's volume is that directory itself, bound
+  at each mountPath, so what one pod writes the next one reads. The claim's
+  `readOnly` makes every mount of it read-only. A missing claim fails with
+  `failed to fetch PVC from API server: persistentvolumeclaims "x" not found`, an
+  unbound one with `PVC ns/x has non-bound phase ("Pending") or empty
+  pvc.Spec.VolumeName ("")`.
+
 ConfigMap, Secret, downward-API and projected volumes are mounted read-only
 whatever the volumeMount says (their plugins' `GetAttributes().ReadOnly`).
 
 Not materialized (their volumeMounts are left out, as before this module): other
-volume types (persistentVolumeClaim, hostPath, ...), and projected volumes with a
+volume types (hostPath, ...), and projected volumes with a
 `serviceAccountToken` source, such as the `kube-api-access-*` volume the
 ServiceAccount admission adds to every pod: the sandbox issues no service-account
 tokens (and has no `kube-root-ca.crt`), and its pods do not call the API.
@@ -64,7 +75,9 @@ DEFAULT_MODE = 0o644  # api/core/v1 ConfigMapVolumeSourceDefaultMode, SecretVolu
 MAX_PATH_LENGTH = 4096  # atomic_writer.go maxPathLength
 MAX_SEGMENT_LENGTH = 255  # atomic_writer.go maxFileNameLength
 DATA_DIR_LINK = "..data"  # atomic_writer.go dataDirName
-VolumeKind = Literal["configmap", "secret", "downward-api", "projected", "empty-dir"]
+VolumeKind = Literal[
+    "configmap", "secret", "downward-api", "projected", "empty-dir", "persistent-volume"
+]
 # upstream's plugin directory names (kubernetes.io~configmap, ...), for the host layout
 PLUGIN_DIRS: dict[VolumeKind, str] = {
     "configmap": "kubernetes.io~configmap",
@@ -72,6 +85,7 @@ PLUGIN_DIRS: dict[VolumeKind, str] = {
     "downward-api": "kubernetes.io~downward-api",
     "projected": "kubernetes.io~projected",
     "empty-dir": "kubernetes.io~empty-dir",
+    "persistent-volume": "kubernetes.io~host-path",  # nothing is written there
 }
 FACTS_EXAMPLE = PodFacts("web-1", "ns", "uid-1", "node-a", "", "127.0.1.1")
 
@@ -101,10 +115,15 @@ class VolumePlan:
     name: str
     kind: VolumeKind
     files: tuple[VolumeFile, ...] = ()
+    host_path: str = ""  # a persistent volume's directory, bound as it is
+    claim_read_only: bool = False  # persistentVolumeClaim.readOnly
 
     @property
     def read_only(self) -> bool:
-        """API-data volumes are always mounted read-only (upstream `ReadOnly: true` attributes)."""
+        """API-data volumes are always mounted read-only (upstream `ReadOnly: true` attributes);
+        a claim's volume when the pod's volume says `readOnly`."""
+        if self.kind == "persistent-volume":
+            return self.claim_read_only
         return self.kind != "empty-dir"
 
     @property
@@ -145,6 +164,8 @@ def plan_volume(
 ) -> VolumePlan | None:
     """The volume's files, or None when the sandbox does not materialize its type."""
     name = str(volume.get("name", ""))
+    if "persistentVolumeClaim" in volume:
+        return claim_volume(name, volume["persistentVolumeClaim"] or {}, lookup, facts.namespace)
     found = _sources(volume)
     if found is None:
         return None
@@ -165,6 +186,54 @@ def plan_volume(
         if problem:
             raise MountVolumeError(name, problem)
     return VolumePlan(name, kind, tuple(payload[path] for path in sorted(payload)))
+
+
+def claim_volume(
+    name: str, source: Mapping[str, Any], lookup: ObjectLookup, namespace: str
+) -> VolumePlan:
+    """A `persistentVolumeClaim` volume: the bound volume's directory.
+
+    >>> claim = {"spec": {"volumeName": "pvc-1"}, "status": {"phase": "Bound"}}
+    >>> pv = {"spec": {"hostPath": {"path": "/state/volumes/pvc-1"}}}
+    >>> objects = {("persistentvolumeclaims", "r"): claim, ("persistentvolumes", "pvc-1"): pv}
+    >>> claim_volume("reports", {"claimName": "r"}, lambda *key: objects.get(key), "ns").host_path
+    '/state/volumes/pvc-1'
+    """
+    claim_name = str(source.get("claimName", ""))
+    claim = lookup("persistentvolumeclaims", claim_name)
+    if claim is None:
+        raise MountVolumeError(
+            name,
+            f'failed to fetch PVC from API server: persistentvolumeclaims "{claim_name}" not found',
+        )
+    volume_name = str((claim.get("spec") or {}).get("volumeName") or "")
+    phase = str((claim.get("status") or {}).get("phase") or "")
+    if phase != "Bound" or not volume_name:
+        raise MountVolumeError(
+            name,
+            f'PVC {namespace}/{claim_name} has non-bound phase ("{phase}") or empty '
+            f'pvc.Spec.VolumeName ("{volume_name}")',
+        )
+    volume = lookup("persistentvolumes", volume_name)
+    if volume is None:
+        raise MountVolumeError(
+            name,
+            f'failed to fetch PV {volume_name} from API server: persistentvolumes "{volume_name}" '
+            "not found",
+        )
+    host_path = str(((volume.get("spec") or {}).get("hostPath") or {}).get("path") or "")
+    if not host_path:
+        raise MountVolumeError(
+            name,
+            f"the sandbox mounts only hostPath persistent volumes (as its provisioner makes "
+            f"them); {volume_name} has {sorted(volume.get('spec') or {})}",
+        )
+    return VolumePlan(
+        name,
+        "persistent-volume",
+        host_path=host_path,
+        claim_read_only=bool(source.get("readOnly")),
+    )
 
 
 _SOURCE_KINDS: dict[str, VolumeKind] = {
