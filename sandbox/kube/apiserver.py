@@ -26,6 +26,7 @@ from sandbox.kube import (
     deletion,
     discovery,
     eventsview,
+    fieldvalidation,
     patching,
     podlogs,
     servingcert,
@@ -358,23 +359,25 @@ class ApiServer:
         self, request: web.Request, info: RequestInfo, rt: ResourceType
     ) -> web.Response:
         body = _object_body(await _read_body(request), rt)
+        unknown = _strict_body(request, rt, body, "CreateOptions")
         _check_namespace(body, info, rt)
         if _dry_run(request):
-            return _json(body, 201)
+            return _warned(_json(body, 201), unknown)
         created = self.store.create(self._key(rt), self._in(rt, body))
-        return _json(self._out(rt, created), 201)
+        return _warned(_json(self._out(rt, created), 201), unknown)
 
     async def _update(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
     ) -> web.Response:
         body = _object_body(await _read_body(request), rt)
+        unknown = _strict_body(request, rt, body, "UpdateOptions")
         _check_namespace(body, info, rt)
         if body.get("metadata", {}).get("name") != info.name:
             raise bad_request("the name of the object does not match the name on the URL")
         if _dry_run(request):
-            return _json(body)
+            return _warned(_json(body), unknown)
         updated = self.store.update(self._key(rt), self._in(rt, body), subresource=info.subresource)
-        return _json(self._out(rt, updated))
+        return _warned(_json(self._out(rt, updated)), unknown)
 
     async def _patch(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
@@ -383,6 +386,7 @@ class ApiServer:
         if patch_type not in patching.PATCH_TYPES:
             raise unsupported_media_type(patch_type)
         body = await _read_body(request)
+        validation = fieldvalidation.directive(request.query.get("fieldValidation"), "PatchOptions")
         namespace, name = info.namespace or "", _name(info)
         current = self.store.find(self._key(rt), namespace, name)
         if current is None:
@@ -401,12 +405,13 @@ class ApiServer:
         )
         if patched["metadata"].get("name") != name:
             raise bad_request("the name of the object may not be changed by a patch")
+        unknown = _strict_patch(validation, rt, body, patched, patch_type)
         if _dry_run(request):
-            return _json(patched)
+            return _warned(_json(patched), unknown)
         updated = self.store.update(
             self._key(rt), self._in(rt, patched), subresource=info.subresource
         )
-        return _json(self._out(rt, updated))
+        return _warned(_json(self._out(rt, updated)), unknown)
 
     async def _delete(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
@@ -840,6 +845,47 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _line(body: Any) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _strict_body(
+    request: web.Request, rt: ResourceType, body: KubeObject, options_kind: str
+) -> list[str]:
+    """Unknown fields of a create or update body: 400 under `Strict`, else returned for
+    `Warn` to put in Warning headers (handlers/create.go, update.go)."""
+    validation = fieldvalidation.directive(request.query.get("fieldValidation"), options_kind)
+    if validation == "Ignore":
+        return []
+    unknown = fieldvalidation.unknown_fields_of_kind(
+        discovery.SCHEMA_RELEASE, rt.group, rt.version, rt.kind, body
+    )
+    if unknown and validation == "Strict":
+        raise fieldvalidation.body_error(rt.kind, rt.version, unknown)
+    return unknown
+
+
+def _strict_patch(
+    validation: str, rt: ResourceType, patch: Any, patched: KubeObject, patch_type: str
+) -> list[str]:
+    """Unknown fields of a patched object: 422 under `Strict` (handlers/patch.go)."""
+    if validation == "Ignore" or patch_type == patching.APPLY_PATCH:
+        return []
+    unknown = fieldvalidation.unknown_fields_of_kind(
+        discovery.SCHEMA_RELEASE, rt.group, rt.version, rt.kind, patched
+    )
+    if unknown and validation == "Strict":
+        shown = (
+            fieldvalidation.go_value(patch)
+            if patch_type == patching.STRATEGIC_MERGE_PATCH
+            else json.dumps(patched, separators=(",", ":"))
+        )
+        raise fieldvalidation.patch_error(shown, unknown)
+    return unknown
+
+
+def _warned(response: web.Response, unknown: list[str]) -> web.Response:
+    for message in fieldvalidation.warnings(unknown):
+        response.headers.add("Warning", fieldvalidation.warning_header(message))
+    return response
 
 
 def _status_response(error: ApiError) -> web.Response:

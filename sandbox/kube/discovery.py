@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from typing import Any
 
+from sandbox.kube import openapi
 from sandbox.kube.resources import RESOURCES, ResourceType, group_versions, in_group_version
 
 SERVER_VERSION = {
@@ -17,6 +21,8 @@ SERVER_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+# The release whose schemas kubernetes-validate bundles for the served version.
+SCHEMA_RELEASE = f"v{SERVER_VERSION['major']}.{SERVER_VERSION['minor']}.0"
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -97,21 +103,30 @@ def _sub_entry(resource: ResourceType, sub: Any) -> dict[str, Any]:
 
 
 def openapi_v3_root() -> dict[str, Any]:
-    paths = {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=sandbox"}}
-    for group, version in group_versions():
-        paths[f"apis/{group}/{version}"] = {
-            "serverRelativeURL": f"/openapi/v3/apis/{group}/{version}?hash=sandbox"
-        }
+    """Each group-version's document with the hash of its content, as upstream's
+    `/openapi/v3` (kubectl caches documents by that URL, so a changed document must
+    change its hash: k8s.io/kube-openapi pkg/handler3)."""
+    paths = {}
+    for prefix in ["api/v1", *(f"apis/{g}/{v}" for g, v in group_versions())]:
+        document = openapi_v3_document(prefix)
+        digest = hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest()
+        paths[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={digest.upper()}"}
     return {"paths": paths}
 
 
 def openapi_v3_document(group_version: str) -> dict[str, Any] | None:
-    """Just enough OpenAPI for kubectl: each PATCH declares the `fieldValidation` parameter.
+    """kubectl's OpenAPI: each PATCH declares `fieldValidation`, and the kinds' schemas.
 
     kubectl's query-param verifier looks for the PATCH operation of a kind
     (`x-kubernetes-group-version-kind`) and that parameter; finding it, kubectl
-    leaves validation to the server instead of downloading full schemas.
+    leaves validation to the server (`sandbox.kube.fieldvalidation`). `explain` and
+    apply's strategic-merge patches read `components.schemas` (`sandbox.kube.openapi`).
     """
+    return _openapi_v3_document(group_version)
+
+
+@functools.cache
+def _openapi_v3_document(group_version: str) -> dict[str, Any] | None:
     parts = group_version.split("/")
     if parts[:1] == ["api"] and len(parts) == 2:
         group, version = "", parts[1]
@@ -142,11 +157,13 @@ def openapi_v3_document(group_version: str) -> dict[str, Any] | None:
                 "x-kubernetes-group-version-kind": gvk,
             }
         }
+    kinds = [r.kind for r in members if r.stored]
+    schemas = openapi.group_version_components(SCHEMA_RELEASE, group, version, kinds)
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }
 
 

@@ -470,3 +470,52 @@ def test_delete_collection_answers_the_list_it_deleted(api: ApiHarness) -> None:
     assert [item["metadata"]["name"] for item in listed["items"]] == ["a", "b"]
     assert all("kind" not in item for item in listed["items"])
     assert core.list_namespaced_service_account("default").items == []
+
+
+def test_kubectl_explain_reads_the_served_openapi_v3(api: ApiHarness) -> None:
+    out = api.kubectl("explain", "deployment.spec.strategy").stdout
+    assert "KIND:       Deployment" in out and "FIELD: strategy <DeploymentStrategy>" in out
+    assert "rollingUpdate\t<RollingUpdateDeployment>" in out, out
+    rolling = api.kubectl("explain", "deploy.spec.strategy.rollingUpdate.maxSurge").stdout
+    assert "FIELD: maxSurge <IntOrString>" in rolling, rolling
+    missing = api.kubectl("explain", "deployment.spec.nonesuch", check=False)
+    assert missing.returncode == 1 and 'field "nonesuch" does not exist' in missing.stderr
+
+
+def _manifest(tmp_path: Path, name: str, obj: dict[str, Any]) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def test_kubectl_apply_validate_strict_is_checked_by_the_server(
+    api: ApiHarness, tmp_path: Path
+) -> None:
+    bad = deployment()
+    bad["spec"]["replicaz"] = 3
+    bad["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    refused = api.kubectl(
+        "apply", "--validate=strict", "-f", _manifest(tmp_path, "bad", bad), check=False
+    )
+    assert refused.returncode == 1
+    assert (
+        'Error from server (BadRequest): error when creating "' in refused.stderr
+        and 'Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
+        'error: unknown field "spec.replicaz", unknown field '
+        '"spec.template.spec.containers[0].imagePullPolcy"'
+        in refused.stderr
+    ), refused.stderr
+    valid = _manifest(tmp_path, "good", deployment())
+    good = api.kubectl("apply", "--validate=strict", "-f", valid)
+    assert good.stdout.strip() == "deployment.apps/web created"
+    changed = deployment(replicas=4)
+    changed["spec"]["foo"] = 1
+    patch = api.kubectl(
+        "apply", "--validate=strict", "-f", _manifest(tmp_path, "patch", changed), check=False
+    )
+    assert patch.returncode == 1
+    assert "The request is invalid: patch: Invalid value: " in patch.stderr
+    assert 'strict decoding error: unknown field "spec.foo"' in patch.stderr
+    warned = api.kubectl("apply", "--validate=warn", "-f", _manifest(tmp_path, "warn", changed))
+    assert warned.stdout.strip() == "deployment.apps/web configured"
+    assert 'Warning: unknown field "spec.foo"' in warned.stderr
