@@ -6,10 +6,14 @@ WebSocket for port-forward; the Python client speaks v4/v5 channels for both.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import select
 import socket
+import struct
 import subprocess
+import termios
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -83,6 +87,84 @@ def test_exec_errors_are_upstreams(sandbox: SandboxHarness, app: tuple[str, str]
     assert done.returncode == 1 and 'pods "ghost" not found' in done.stderr, done
     done = sandbox.kubectl("exec", "-n", namespace, pod, "--", "no-such-binary", check=False)
     assert done.returncode != 0 and "executable file not found" in done.stderr, done
+
+
+def on_terminal(
+    sandbox: SandboxHarness,
+    args: list[str],
+    keys: tuple[bytes, ...] = (),
+    size: tuple[int, int] = (33, 101),
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> tuple[int, str]:
+    """Run kubectl with a terminal of `size` (rows, cols) as stdin and stdout, typing
+    `keys` (each once the output so far is quiet); (exit code, what it printed)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    process = subprocess.Popen(
+        ["kubectl", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**sandbox.env(), **(env or {})},
+        start_new_session=True,
+    )
+    os.close(slave)
+    output, pending, deadline = b"", list(keys), time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if pending:
+                    os.write(master, pending.pop(0))
+                elif process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: kubectl closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        return process.wait(timeout=10), output.decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        os.close(master)
+
+
+SPDY = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+TRANSPORTS = [pytest.param({}, id="websocket")]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_with_a_tty_has_a_terminal_sized_as_kubectls(
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
+) -> None:
+    namespace, pod = app
+    script = "sleep 1; tty; stty size; exit 4"
+    code, out = on_terminal(
+        sandbox, ["exec", "-it", "-n", namespace, pod, "--", "sh", "-c", script], env=transport
+    )
+    assert code == 4, out
+    assert re.search(r"/dev/pts/\d+\r\n33 101\r\n", out), out
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_interactive_shell_on_a_tty(
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
+) -> None:
+    namespace, pod = app
+    code, out = on_terminal(
+        sandbox,
+        ["exec", "-it", "-n", namespace, pod, "--", "sh"],
+        keys=(b"echo $((6*7))\r", b"exit 5\r"),
+        env=transport,
+    )
+    assert code == 5, out
+    assert "\r\n42\r\n" in out, out
 
 
 @pytest.fixture

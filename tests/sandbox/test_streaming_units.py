@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import struct
+import termios
 import zlib
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 
 from sandbox.kube import discovery
 from sandbox.kube.errors import ApiError
-from sandbox.kube.streaming import handler, options, spdy, targets, wsframes
+from sandbox.kube.streaming import handler, options, spdy, targets, tty, wsframes
 
 V4, V5 = wsframes.V4, wsframes.V5
 
@@ -361,3 +364,38 @@ def test_syn_replies_decode_with_the_clients_context() -> None:
         assert flags_length == len(frame) - 8
         assert struct.unpack(">I", frame[8:12]) == (stream_id,)
         assert spdy.decode_header_block(inflate.decompress(frame[12:])) == {}
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        pytest.param([b'{"Width":80,"Height":24}'], [(80, 24)], id="one size"),
+        pytest.param(
+            [b'{"Width":80,"Hei', b'ght":24}{"Width":100,"Height":30}'],
+            [(80, 24), (100, 30)],
+            id="a value split across frames, then two in one",
+        ),
+        pytest.param(
+            [b'{"Width":-1,"Height":24} {"Width":1,"Height":2}'], [(1, 2)], id="bad skipped"
+        ),
+        pytest.param([b'[1,2]\n{"Width":3,"Height":4}'], [(3, 4)], id="not an object skipped"),
+        pytest.param([b'{"Width":"80","Height":24}'], [], id="strings are not sizes"),
+    ],
+)
+def test_the_resize_stream_is_decoded_as_consecutive_json_values(
+    chunks: list[bytes], expected: list[tuple[int, int]]
+) -> None:
+    decoder = tty.ResizeDecoder()
+    sizes = [size for chunk in chunks for size in decoder.feed(chunk)]
+    assert [(s.width, s.height) for s in sizes] == expected
+
+
+def test_a_size_reaches_the_terminal_as_rows_and_columns() -> None:
+    master, slave = os.openpty()
+    try:
+        tty.set_size(master, tty.TerminalSize(width=101, height=33))
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, bytes(8)))
+        assert (rows, cols) == (33, 101)
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from sandbox import processes
-from sandbox.kube.streaming import wsframes
+from sandbox.kube.streaming import tty, wiring, wsframes
 from sandbox.kube.streaming.options import ExecOptions
+from sandbox.kube.streaming.wiring import Outcome, Wiring
 
 log = logging.getLogger(__name__)
-_KINDS = {WSMsgType.BINARY: "binary", WSMsgType.TEXT: "text"}
-CHUNK = 32 * 1024
 PROTOCOLS = (wsframes.V5, wsframes.V4)
-DRAIN_SECONDS = 2.0  # output still in the pipes after the command exited
 
 
 @dataclass(frozen=True)
@@ -41,40 +39,98 @@ class ExecLimits:
     max_seconds: float = 3600.0
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How the command ended: its exit code, or why there is none."""
-
-    exit_code: int | None
-    error: str = ""
-
-    def status(self) -> dict[str, object]:
-        if self.exit_code is None:
-            return wsframes.error_status(self.error)
-        return wsframes.exit_status(self.exit_code)
-
-
-async def spawn(options: ExecOptions, pid: int) -> asyncio.subprocess.Process:
+async def spawn(options: ExecOptions, pid: int) -> Wiring:
     """Start the command as the container's process `pid` would; OSError says why not."""
     env = processes.process_environment(pid)
     cwd = processes.process_cwd(pid)
-    pipe, none = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     with processes.ExecSetup(os.getpid(), pid, cwd) as setup:
         try:
-            return await asyncio.create_subprocess_exec(
-                *options.command,
-                env=env,
-                stdin=pipe if options.stdin else none,
-                stdout=pipe if options.stdout else none,
-                # a tty has one output stream: stderr joins stdout
-                stderr=(asyncio.subprocess.STDOUT if options.tty else pipe)
-                if options.stderr or options.tty
-                else none,
-                start_new_session=True,
-                preexec_fn=setup,
-            )
+            if options.tty:
+                return await _spawn_on_terminal(options, env, setup)
+            return await _spawn_on_pipes(options, env, setup)
         except subprocess.SubprocessError as error:
             raise OSError(setup.failure() or str(error)) from error
+
+
+async def _spawn_on_pipes(
+    options: ExecOptions, env: dict[str, str], setup: processes.ContainerSetup
+) -> Wiring:
+    pipe, none = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+    process = await asyncio.create_subprocess_exec(
+        *options.command,
+        env=env,
+        stdin=pipe if options.stdin else none,
+        stdout=pipe if options.stdout else none,
+        stderr=pipe if options.stderr else none,
+        start_new_session=True,
+        preexec_fn=setup,
+    )
+    outputs = tuple(
+        (stream, channel)
+        for stream, channel in (
+            (process.stdout, wsframes.STDOUT),
+            (process.stderr, wsframes.STDERR),
+        )
+        if stream is not None
+    )
+    stdin = process.stdin
+
+    async def write(data: bytes) -> None:
+        if stdin is not None:
+            stdin.write(data)
+            await stdin.drain()
+
+    def close() -> None:
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    return Wiring(outputs, _ended(process), _killer(process), write, close)
+
+
+async def _spawn_on_terminal(
+    options: ExecOptions, env: dict[str, str], setup: processes.ContainerSetup
+) -> Wiring:
+    """The command on a pty's slave (stdin, stdout and stderr alike), as runc runs a
+    process with `terminal: true`; the sandbox keeps the master."""
+    master, slave = tty.open_pty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *options.command,
+            env={"TERM": "xterm", **env},
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=tty.controlling_terminal(setup),
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    terminal = await tty.terminal(master)
+    ended = _ended(process)
+    ended.add_done_callback(lambda _: terminal.close())
+    outputs = ((terminal.output, wsframes.STDOUT),) if options.stdout else ()
+    return Wiring(
+        outputs,
+        ended,
+        _killer(process),
+        terminal.write if options.stdin else wiring.no_input,
+        resize=terminal.resize,
+    )
+
+
+def _ended(process: asyncio.subprocess.Process) -> asyncio.Future[Outcome]:
+    async def wait() -> Outcome:
+        return Outcome(_exit_code(await process.wait()))
+
+    return asyncio.ensure_future(wait())
+
+
+def _killer(process: asyncio.subprocess.Process) -> Callable[[], None]:
+    return lambda: processes.kill_group(process.pid)
 
 
 def start_failure(command: tuple[str, ...], error: OSError) -> str:
@@ -95,105 +151,25 @@ async def serve(
     """Upgrade, run, stream; returns once the command is gone and the socket closed."""
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
-    protocol = ws.ws_protocol or wsframes.V4
     try:
-        process = await spawn(options, pid)
+        session = await spawn(options, pid)
     except OSError as error:
-        await _finish(ws, Outcome(None, start_failure(options.command, error)))
+        await wiring.finish_websocket(ws, Outcome(None, start_failure(options.command, error)))
         return ws
     try:
-        outcome = await _stream(ws, protocol, process, limits)
+        await wiring.serve_websocket(ws, session, limits.max_seconds, "exec")
     finally:
-        processes.kill_group(process.pid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), DRAIN_SECONDS)
-    await _finish(ws, outcome)
+        await reap(session)
     return ws
 
 
-async def _stream(
-    ws: web.WebSocketResponse,
-    protocol: str,
-    process: asyncio.subprocess.Process,
-    limits: ExecLimits,
-) -> Outcome:
-    pumps = [
-        asyncio.ensure_future(_pump(stream, channel, ws))
-        for stream, channel in (
-            (process.stdout, wsframes.STDOUT),
-            (process.stderr, wsframes.STDERR),
-        )
-        if stream is not None
-    ]
-    reader = asyncio.ensure_future(_read_client(ws, protocol, process))
-    exited = asyncio.ensure_future(process.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {exited, reader}, timeout=limits.max_seconds, return_when=asyncio.FIRST_COMPLETED
-        )
-        if exited not in done:
-            # the client left (the socket closed) or time is up: the command goes
-            processes.kill_group(process.pid)
-            if reader in done:
-                return Outcome(None, "the client closed the stream")
-            return Outcome(None, f"exec ended after its limit of {limits.max_seconds:.0f}s")
-        if pumps:
-            await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
-        return Outcome(_exit_code(exited.result()))
-    finally:
-        for task in (*pumps, reader, exited):
-            task.cancel()
+async def reap(session: Wiring) -> None:
+    """Nothing outlives the request: the command's group is killed, and waited for."""
+    session.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(session.ended), wiring.DRAIN_SECONDS)
 
 
 def _exit_code(returncode: int) -> int:
     """A signal is reported as 128+N, as a shell and the container runtime do."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-async def _pump(stream: asyncio.StreamReader, channel: int, ws: web.WebSocketResponse) -> None:
-    while chunk := await stream.read(CHUNK):
-        if ws.closed:
-            return
-        await ws.send_bytes(wsframes.encode(channel, chunk))
-
-
-async def _read_client(
-    ws: web.WebSocketResponse, protocol: str, process: asyncio.subprocess.Process
-) -> None:
-    """Client frames until the socket closes: stdin data, stdin's close (v5), resize."""
-    stdin = process.stdin
-    async for message in ws:
-        data = wsframes.message_bytes(_KINDS.get(message.type, ""), message.data)
-        if data is None:
-            continue  # pings are answered by aiohttp
-        frame = wsframes.decode(data, protocol)
-        if isinstance(frame, wsframes.CloseChannel) and frame.channel == wsframes.STDIN:
-            _close(stdin)
-            stdin = None
-        elif (
-            isinstance(frame, wsframes.Data)
-            and frame.channel == wsframes.STDIN
-            and stdin is not None
-            and frame.data
-        ):
-            try:
-                stdin.write(frame.data)
-                await stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                stdin = None  # the command stopped reading; keep serving its output
-    _close(stdin)
-
-
-def _close(stdin: asyncio.StreamWriter | None) -> None:
-    if stdin is not None:
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-
-async def _finish(ws: web.WebSocketResponse, outcome: Outcome) -> None:
-    if not ws.closed:
-        with contextlib.suppress(ConnectionResetError):
-            await ws.send_bytes(
-                wsframes.encode(wsframes.ERROR, json.dumps(outcome.status()).encode())
-            )
-            await ws.close()
