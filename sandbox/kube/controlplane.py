@@ -216,8 +216,11 @@ class ControlPlane:
                 if candidate.virtual:
                     return ContainerProcess(None, virtual=True)
                 handle = candidate.handle
-                running = handle is not None and handle.returncode is None
-                return ContainerProcess(handle.pid if running and handle else None)
+                if handle is None or handle.returncode is not None:
+                    return ContainerProcess(None)
+                return ContainerProcess(
+                    handle.pid, attachments=getattr(handle, "attachments", None)
+                )
         return None
 
     async def _start_netem_worker(self, queue: int, params: NetemParams) -> NetemWorker:

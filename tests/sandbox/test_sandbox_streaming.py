@@ -17,6 +17,8 @@ import termios
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -303,3 +305,141 @@ def test_exec_into_a_virtual_container_is_refused(sandbox: SandboxHarness) -> No
     )
     done = sandbox.kubectl("exec", "-n", namespace, "ghost", "--", "true", check=False)
     assert done.returncode == 1 and 'container "c" of pod "ghost" is virtual' in done.stderr, done
+
+
+def busybox_pod(
+    sandbox: SandboxHarness,
+    namespace: str,
+    name: str,
+    command: list[str],
+    volumes: tuple[dict[str, Any], ...] = (),
+    **container: Any,
+) -> None:
+    """A `restartPolicy: Never` pod (a busybox stand-in unless `image=`), once it runs."""
+    core = client.CoreV1Api(sandbox.api_client())
+    spec = {"name": "main", "image": "busybox:1.36", "command": command, **container}
+    if not command:
+        del spec["command"]
+    pod_spec = {"containers": [spec], "restartPolicy": "Never", "volumes": list(volumes)}
+    core.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": pod_spec})
+    wait_for(
+        lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running",
+        60,
+        f"{name} to run",
+    )
+
+
+def phase(sandbox: SandboxHarness, namespace: str, name: str) -> str:
+    pod = client.CoreV1Api(sandbox.api_client()).read_namespaced_pod(name, namespace)
+    return str(pod.status.phase)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_attach_streams_the_output_from_now_on(
+    sandbox: SandboxHarness, transport: dict[str, str]
+) -> None:
+    namespace = sandbox.new_namespace()
+    script = "echo early; sleep 4; echo late-1; sleep 1; echo late-2"
+    busybox_pod(sandbox, namespace, "talker", ["sh", "-c", script])
+    done = subprocess.run(
+        ["kubectl", "attach", "-n", namespace, "talker"],
+        capture_output=True,
+        text=True,
+        env={**sandbox.env(), **transport},
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "late-1\nlate-2\n"), done
+    wait_for(lambda: phase(sandbox, namespace, "talker") == "Succeeded", 30, "talker to end")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_attach_i_feeds_a_stdin_once_container(
+    sandbox: SandboxHarness, transport: dict[str, str]
+) -> None:
+    namespace = sandbox.new_namespace()
+    busybox_pod(sandbox, namespace, "reader", ["cat"], stdin=True, stdinOnce=True)
+    done = subprocess.run(
+        ["kubectl", "attach", "-i", "-n", namespace, "reader"],
+        input="hello\nattach\n",
+        capture_output=True,
+        text=True,
+        env={**sandbox.env(), **transport},
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "hello\nattach\n"), done
+    wait_for(lambda: phase(sandbox, namespace, "reader") == "Succeeded", 30, "cat to end")
+
+
+def test_attach_i_without_stdin_once_leaves_the_container_running(
+    sandbox: SandboxHarness,
+) -> None:
+    namespace = sandbox.new_namespace()
+    busybox_pod(sandbox, namespace, "keeper", ["cat"], stdin=True)
+    done = subprocess.run(
+        ["kubectl", "attach", "-i", "-n", namespace, "keeper"],
+        input="kept\n",
+        capture_output=True,
+        text=True,
+        env=sandbox.env(),
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, ""), done
+    assert phase(sandbox, namespace, "keeper") == "Running"
+
+
+def test_attach_to_a_virtual_container_is_refused(sandbox: SandboxHarness) -> None:
+    namespace = sandbox.new_namespace()
+    client.CoreV1Api(sandbox.api_client()).create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "ghost"},
+            "spec": {"containers": [{"name": "c", "image": "sandbox.local/virtual:latest"}]},
+        },
+    )
+    wait_for(lambda: phase(sandbox, namespace, "ghost") == "Running", 60, "the virtual pod")
+    done = sandbox.kubectl("attach", "-n", namespace, "ghost", check=False)
+    assert done.returncode == 1 and "nothing to attach to" in done.stderr, done
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_kubectl_cp_to_and_from_a_pods_volume(
+    sandbox: SandboxHarness, transport: dict[str, str], tmp_path: Path
+) -> None:
+    """kubectl cp runs `tar` in the container through exec: the host's tar, in the
+    container's mount namespace, where a real image's volumes are at their mountPath.
+    (A busybox stand-in's volumes are under its own root directory instead, so cp does
+    not find them there: README, "kubectl exec".)"""
+    namespace = sandbox.new_namespace()
+    busybox_pod(
+        sandbox,
+        namespace,
+        "box",
+        [],
+        image="sandbox.local/testapp:latest",
+        volumes=({"name": "data", "emptyDir": {}},),
+        volumeMounts=[{"name": "data", "mountPath": "/mnt/data"}],
+    )
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "note.txt").write_text("from the host\n")
+    env = {**sandbox.env(), **transport}
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "-n", namespace, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    up = kubectl("cp", str(tmp_path / "up"), "box:/mnt/data/up")
+    assert up.returncode == 0, up
+    seen = kubectl("exec", "box", "--", "cat", "/mnt/data/up/note.txt")
+    assert seen.stdout == "from the host\n", seen
+    down = kubectl("cp", "box:/mnt/data/up", str(tmp_path / "down"))
+    assert down.returncode == 0, down
+    assert (tmp_path / "down" / "note.txt").read_text() == "from the host\n"

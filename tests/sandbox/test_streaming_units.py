@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import struct
@@ -13,7 +14,16 @@ import pytest
 
 from sandbox.kube import discovery
 from sandbox.kube.errors import ApiError
-from sandbox.kube.streaming import handler, options, spdy, targets, tty, wsframes
+from sandbox.kube.streaming import (
+    attach,
+    handler,
+    options,
+    spdy,
+    targets,
+    tty,
+    wiring,
+    wsframes,
+)
 
 V4, V5 = wsframes.V4, wsframes.V5
 
@@ -399,3 +409,94 @@ def test_a_size_reaches_the_terminal_as_rows_and_columns() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param(
+            {"stdout": ["true"], "stderr": ["true"]},
+            options.AttachOptions(None, False, True, True, False),
+            id="kubectl attach",
+        ),
+        pytest.param(
+            {"container": ["c"], "stdin": ["true"], "stdout": ["true"], "tty": ["true"]},
+            options.AttachOptions("c", True, True, False, True),
+            id="kubectl attach -it -c c",
+        ),
+        pytest.param(
+            {"stdout": ["true"], "stderr": ["true"], "tty": ["true"]},
+            options.AttachOptions(None, False, True, False, True),
+            id="a tty has no separate stderr",
+        ),
+    ],
+)
+def test_parse_attach(query: options.Query, expected: options.AttachOptions) -> None:
+    assert options.parse_attach(query) == expected
+
+
+def test_parse_attach_needs_a_stream() -> None:
+    with pytest.raises(ApiError, match="you must specify at least 1 of stdin, stdout, stderr"):
+        options.parse_attach({"container": ["c"]})
+
+
+@pytest.mark.parametrize(
+    ("spec", "ends"),
+    [
+        pytest.param({"stdin": True}, True, id="stdin: the session ends, the container runs on"),
+        pytest.param({"stdin": True, "stdinOnce": True}, False, id="stdinOnce closes its stdin"),
+        pytest.param(
+            {"stdin": True, "stdinOnce": True, "tty": True}, True, id="stdinOnce with a tty"
+        ),
+    ],
+)
+def test_what_closing_stdin_does(spec: dict[str, Any], ends: bool) -> None:
+    assert attach.ends_session_on_stdin_close(spec) is ends
+
+
+class FakeContainer:
+    """The runtime's Attachments as a recording fake."""
+
+    def __init__(self) -> None:
+        self.stdin = None
+        self.listeners: list[Any] = []
+        self.stdin_closed = False
+
+    def listen(self, listener: Any) -> Any:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def close_stdin(self) -> None:
+        self.stdin_closed = True
+
+
+def test_attach_sees_output_from_now_on_and_ends_with_the_container() -> None:
+    async def body() -> None:
+        container = FakeContainer()
+        session = attach.wire(
+            options.AttachOptions(stdout=True, stderr=True), {"name": "c"}, container
+        )
+        for listener in container.listeners:
+            listener("stdout", b"out")
+            listener("stderr", b"err")
+            listener("stdout", None)
+        assert not session.ended.done()
+        container.listeners[0]("stderr", None)
+        assert session.ended.result() == wiring.Outcome(0)
+        (stdout, _), (stderr, _) = session.outputs
+        assert (await stdout.read(), await stderr.read()) == (b"out", b"err")
+        await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+        assert container.listeners == []  # detached
+
+    asyncio.run(body())
+
+
+def test_stdin_once_hands_the_close_to_the_container() -> None:
+    async def body() -> None:
+        container = FakeContainer()
+        spec = {"stdin": True, "stdinOnce": True}
+        session = attach.wire(options.AttachOptions(stdin=True, stdout=True), spec, container)
+        session.close_stdin()
+        assert container.stdin_closed and not session.ended.done()
+
+    asyncio.run(body())

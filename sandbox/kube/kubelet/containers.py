@@ -301,6 +301,7 @@ class ContainerWorker:
             mounts=plan.steps,
             cwd=working_dir(self.spec, image, directory, os.path.isdir),
             cwd_after_mounts=bool(self.spec.get("workingDir")),
+            stdin=bool(self.spec.get("stdin")),
         )
 
     def _start_failed(self, container_id: str, restart: int, error: OSError) -> None:

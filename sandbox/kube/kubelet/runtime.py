@@ -108,6 +108,40 @@ class VirtualContainer:
             self._exit.set_result(137)
 
 
+OutputListener = Callable[[str, bytes | None], None]
+
+
+class Attachments:
+    """Who is attached to a container's output (`kubectl attach`), and its stdin.
+
+    The runtime's stdio fan-out (containerd pkg/cri/io ContainerIO.Attach): every
+    chunk the process writes goes to the log file and to each listener as
+    `(stream, data)`; `(stream, None)` says that stream ended. Listeners see output
+    from the moment they attach, never what came before (the log has that).
+    """
+
+    def __init__(self, stdin: asyncio.StreamWriter | None) -> None:
+        self.stdin = stdin
+        self._listeners: dict[int, OutputListener] = {}
+        self._next = 0
+
+    def listen(self, listener: OutputListener) -> Callable[[], None]:
+        key, self._next = self._next, self._next + 1
+        self._listeners[key] = listener
+        return lambda: self._listeners.pop(key, None) and None
+
+    def publish(self, stream: str, data: bytes | None) -> None:
+        for listener in list(self._listeners.values()):
+            listener(stream, data)
+
+    def close_stdin(self) -> None:
+        """StdinOnce: the first attach that ends its stdin closes the container's."""
+        stdin, self.stdin = self.stdin, None
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+
 class ProcessContainer:
     """A started process, its log pumps and its pid file."""
 
@@ -123,8 +157,9 @@ class ProcessContainer:
         self.process, self.container_id, self.started_at = process, container_id, started_at
         self.oom_killed = False
         self._log_file, self._pid_file, self._now = log_file, pid_file, now
+        self.attachments = Attachments(process.stdin)
         pumps = [
-            asyncio.ensure_future(_pump(stream, name, log_file, now))
+            asyncio.ensure_future(_pump(stream, name, log_file, now, self.attachments.publish))
             for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
             if stream is not None
         ]
@@ -164,6 +199,9 @@ class ProcessContainer:
         finally:
             for pump in pumps:
                 pump.cancel()
+            self.attachments.close_stdin()
+            for name in ("stdout", "stderr"):
+                self.attachments.publish(name, None)
             self._pid_file.unlink(missing_ok=True)
             self._log_file.close()
 
@@ -190,6 +228,7 @@ async def start_process(
     mounts: Sequence[MountStep] = (),
     cwd: Path | None = None,
     cwd_after_mounts: bool = True,
+    stdin: bool = False,
 ) -> ProcessContainer:
     """Start one container process; raises OSError when it cannot be started.
 
@@ -199,7 +238,8 @@ async def start_process(
     cannot be set up the process does not run and `ContainerStartError` says why.
     With `cgroup_procs` it joins that cgroup (its pod's) before exec, and with `cwd`
     it starts there (after the mounts, or before them: `ContainerSetup`), under the
-    same rule.
+    same rule. With `stdin` (the container's `stdin: true`) its stdin is a pipe the
+    runtime keeps for `kubectl attach -i`, else /dev/null.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pids_dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +251,7 @@ async def start_process(
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 env=dict(env),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
@@ -226,10 +266,18 @@ async def start_process(
     return ProcessContainer(process, container_id, now(), log_file, pid_file, now)
 
 
-async def _pump(stream: asyncio.StreamReader, name: str, out: IO[str], now: Now) -> None:
-    """Copy a pipe to the log file, one record per line (long lines split at 64 KiB)."""
+async def _pump(
+    stream: asyncio.StreamReader,
+    name: str,
+    out: IO[str],
+    now: Now,
+    publish: Callable[[str, bytes | None], None],
+) -> None:
+    """Copy a pipe to the log file, one record per line (long lines split at 64 KiB),
+    and each chunk as it comes to whoever is attached."""
     pending = b""
     while chunk := await stream.read(CHUNK):
+        publish(name, chunk)
         pending += chunk
         *lines, pending = pending.split(b"\n")
         if len(pending) >= CHUNK:

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from sandbox.kube.errors import ApiError, bad_request, method_not_allowed
+from sandbox.kube.errors import bad_request, method_not_allowed
 from sandbox.kube.store import Store
+from sandbox.kube.streaming import attach as attach_stream
 from sandbox.kube.streaming import exec as exec_stream
 from sandbox.kube.streaming import portforward, targets, wsframes
-from sandbox.kube.streaming.options import Query, parse_exec, parse_port_forward
+from sandbox.kube.streaming.options import Query, parse_attach, parse_exec, parse_port_forward
 
 SUBRESOURCES = ("exec", "attach", "portforward")
 
@@ -84,14 +85,17 @@ async def serve(
     kind = upgrade_kind(headers)
     offered = wsframes.offered_protocols(headers.get("sec-websocket-protocol"))
     query = _query(request)
-    if subresource == "attach":
-        raise ApiError(
-            400,
-            "BadRequest",
-            "attach is not served by the sandbox: its containers run without a stdin to "
-            "attach to; use `kubectl exec` (or `kubectl logs -f` to follow the output)",
-        )
     uid = pod["metadata"]["uid"]
+    if subresource == "attach":
+        attach_options = parse_attach(query)
+        container = targets.choose_container(pod, attach_options.container, "attach")
+        process = lookup(namespace, uid, container) if lookup is not None else None
+        stdio = targets.attachable(pod, container, process)
+        check_upgrade(kind, offered, attach_stream.PROTOCOLS)
+        spec = targets.container_spec(pod, container)
+        return await attach_stream.serve(
+            request, attach_options, spec, stdio, limits.exec.max_seconds
+        )
     if subresource == "exec":
         options = parse_exec(query)
         container = targets.choose_container(pod, options.container)

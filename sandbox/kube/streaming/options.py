@@ -1,4 +1,4 @@
-"""The query of `pods/exec` and `pods/portforward`, checked as upstream checks it.
+"""The query of `pods/exec`, `pods/attach` and `pods/portforward`, checked as upstream does.
 
 Pure: a multi-dict of the query in, an options dataclass out, or an `ApiError`
 with upstream's message. kubectl repeats `command=` once per argument and sends
@@ -23,6 +23,15 @@ _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 @dataclass(frozen=True)
 class ExecOptions:
     command: tuple[str, ...]
+    container: str | None = None
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+    tty: bool = False
+
+
+@dataclass(frozen=True)
+class AttachOptions:
     container: str | None = None
     stdin: bool = False
     stdout: bool = False
@@ -60,6 +69,17 @@ def parse_exec(query: Query) -> ExecOptions:
         # upstream: a tty has no separate stderr; kubectl never asks for both
         options = ExecOptions(command, container, options.stdin, options.stdout, False, True)
     return options
+
+
+def parse_attach(query: Query) -> AttachOptions:
+    """PodAttachOptions: the streams wanted and the container; no command."""
+    containers = query.get("container") or []
+    stdin, stdout, stderr = _flag(query, "stdin"), _flag(query, "stdout"), _flag(query, "stderr")
+    if not (stdin or stdout or stderr):
+        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    tty = _flag(query, "tty")
+    container = containers[-1] if containers and containers[-1] else None
+    return AttachOptions(container, stdin, stdout, stderr and not tty, tty)
 
 
 def parse_port_forward(query: Query) -> PortForwardOptions:

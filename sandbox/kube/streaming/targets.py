@@ -9,14 +9,25 @@ into a container that has a real process of a sandbox image; a virtual
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sandbox.kube.errors import bad_request
 
 KubeObject = dict[str, Any]
 COMPLETED = ("Succeeded", "Failed")
+
+
+class Attachable(Protocol):
+    """The runtime's stdio of a running container (`sandbox.kube.kubelet.runtime.Attachments`)."""
+
+    stdin: asyncio.StreamWriter | None
+
+    def listen(self, listener: Callable[[str, bytes | None], None]) -> Callable[[], None]: ...
+
+    def close_stdin(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class ContainerProcess:
 
     pid: int | None  # None: not running (waiting, back-off, exited)
     virtual: bool = False
+    attachments: Attachable | None = None  # set while a real process runs
 
 
 # (namespace, pod uid, container name) -> the container's process, None: not on any node
@@ -58,17 +70,40 @@ def choose_container(pod: KubeObject, requested: str | None, verb: str = "exec")
     return requested
 
 
-def running_pid(pod: KubeObject, container: str, process: ContainerProcess | None) -> int:
+_NOTHING_TO = {
+    "exec": "exec into (only pods of the sandbox's real images can be exec'd into)",
+    "attach": "attach to (only pods of the sandbox's real images can be attached to)",
+}
+
+
+def running_pid(
+    pod: KubeObject, container: str, process: ContainerProcess | None, verb: str = "exec"
+) -> int:
     """The PID to exec beside; the kubelet's error when there is none."""
     if process is not None and process.virtual:
         raise bad_request(
             f'container "{container}" of pod "{pod["metadata"]["name"]}" is virtual: it runs '
-            "no process in the sandbox, so there is nothing to exec into (only pods of the "
-            "sandbox's real images can be exec'd into)"
+            f"no process in the sandbox, so there is nothing to {_NOTHING_TO[verb]}"
         )
     if process is None or process.pid is None:
         raise bad_request(f'container not found ("{container}")')
     return process.pid
+
+
+def container_spec(pod: KubeObject, container: str) -> KubeObject:
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            return dict(spec)
+    return {}
+
+
+def attachable(pod: KubeObject, container: str, process: ContainerProcess | None) -> Attachable:
+    """The running container's stdio; the kubelet's error when it has none
+    (pkg/kubelet/kubelet_pods.go GetAttach: `container not found`)."""
+    running_pid(pod, container, process, "attach")
+    if process is None or process.attachments is None:
+        raise bad_request(f'container not found ("{container}")')
+    return process.attachments
 
 
 def pod_ip(pod: KubeObject) -> str:
