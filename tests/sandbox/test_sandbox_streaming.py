@@ -1,7 +1,9 @@
-"""Real kubectl and the Python client against a sandbox: exec and port-forward.
+"""Real kubectl and the Python client against a sandbox: exec, attach, cp, port-forward.
 
-kubectl 1.32 speaks WebSocket v5.channel.k8s.io for exec and SPDY/3.1 tunnelled in a
-WebSocket for port-forward; the Python client speaks v4/v5 channels for both.
+kubectl 1.32 speaks WebSocket v5.channel.k8s.io for exec and attach and SPDY/3.1
+tunnelled in a WebSocket for port-forward, and plain SPDY/3.1 upgrades when told
+(`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`);
+kubectl tests run both ways. The Python client speaks v4/v5 channels.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from kubernetes.stream import portforward, stream
 from tests.sandbox.cluster_harness import SandboxHarness, app_deployment, wait_for
 
 PORT_FORWARD_SECONDS = 30
+# kubectl 1.32 speaks WebSockets unless told otherwise; each live test runs both ways.
+SPDY = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+TRANSPORTS = [pytest.param({}, id="websocket"), pytest.param(SPDY, id="spdy")]
+SPDY_PORT_FORWARD = {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -41,30 +47,56 @@ def app(sandbox: SandboxHarness) -> tuple[str, str]:
     return namespace, pods[0].metadata.name
 
 
-def test_exec_echo(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
-    namespace, pod = app
-    done = sandbox.kubectl("exec", "-n", namespace, pod, "--", "echo", "hi")
-    assert done.stdout == "hi\n", done
-
-
-def test_exec_exit_code_is_kubectls(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
-    namespace, pod = app
-    done = sandbox.kubectl("exec", "-n", namespace, pod, "--", "sh", "-c", "exit 3", check=False)
-    assert done.returncode == 3, done
-
-
-def test_exec_stdin(sandbox: SandboxHarness, app: tuple[str, str]) -> None:
-    namespace, pod = app
-    done = subprocess.run(
-        ["kubectl", "exec", "-i", "-n", namespace, pod, "--", "sh", "-c", "tr a-z A-Z; echo end"],
-        input="hello\nworld\n",
+def run_kubectl(
+    sandbox: SandboxHarness, args: list[str], transport: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", *args],
+        input=stdin,
         capture_output=True,
         text=True,
-        env=sandbox.env(),
+        env={**sandbox.env(), **transport},
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_echo(
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
+) -> None:
+    namespace, pod = app
+    done = run_kubectl(sandbox, ["exec", "-n", namespace, pod, "--", "echo", "hi"], transport)
+    assert (done.returncode, done.stdout) == (0, "hi\n"), done
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_exit_code_is_kubectls(
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
+) -> None:
+    namespace, pod = app
+    args = ["exec", "-n", namespace, pod, "--", "sh", "-c", "echo oops >&2; exit 3"]
+    done = run_kubectl(sandbox, args, transport)
+    assert (done.returncode, done.stderr) == (3, "oops\ncommand terminated with exit code 3\n")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_stdin(
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
+) -> None:
+    namespace, pod = app
+    args = ["exec", "-i", "-n", namespace, pod, "--", "sh", "-c", "tr a-z A-Z; echo end"]
+    done = run_kubectl(sandbox, args, transport, stdin="hello\nworld\n")
     assert (done.returncode, done.stdout) == (0, "HELLO\nWORLD\nend\n"), done
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_of_a_missing_binary_says_why(
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
+) -> None:
+    namespace, pod = app
+    done = run_kubectl(sandbox, ["exec", "-n", namespace, pod, "--", "no-such-binary"], transport)
+    assert done.returncode != 0 and "executable file not found" in done.stderr, done
 
 
 def test_exec_sees_the_containers_env_and_resolv_conf(
@@ -137,10 +169,6 @@ def on_terminal(
         os.close(master)
 
 
-SPDY = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
-TRANSPORTS = [pytest.param({}, id="websocket")]
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_exec_with_a_tty_has_a_terminal_sized_as_kubectls(
     sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
@@ -169,16 +197,19 @@ def test_an_interactive_shell_on_a_tty(
     assert "\r\n42\r\n" in out, out
 
 
-@pytest.fixture
-def forwarded(sandbox: SandboxHarness, app: tuple[str, str]) -> Iterator[int]:
-    """`kubectl port-forward svc-less pod :8080`; the local port it listens on."""
+@pytest.fixture(params=[{}, SPDY_PORT_FORWARD], ids=["tunnelled", "spdy"])
+def forwarded(
+    sandbox: SandboxHarness, app: tuple[str, str], request: pytest.FixtureRequest
+) -> Iterator[int]:
+    """`kubectl port-forward svc-less pod :8080`; the local port it listens on. Both of
+    kubectl's dialects: SPDY tunnelled in a WebSocket (1.31's default), plain SPDY."""
     namespace, pod = app
     process = subprocess.Popen(
         ["kubectl", "port-forward", "-n", namespace, f"pod/{pod}", ":8080"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=sandbox.env(),
+        env={**sandbox.env(), **request.param},
     )
     try:
         assert process.stdout is not None
@@ -203,8 +234,11 @@ def test_kubectl_port_forward_carries_http(forwarded: int) -> None:
             assert response.status == 200
 
 
+@pytest.mark.parametrize(
+    "transport", [pytest.param({}, id="tunnelled"), pytest.param(SPDY_PORT_FORWARD, id="spdy")]
+)
 def test_kubectl_port_forward_to_a_closed_port_says_why(
-    sandbox: SandboxHarness, app: tuple[str, str]
+    sandbox: SandboxHarness, app: tuple[str, str], transport: dict[str, str]
 ) -> None:
     namespace, pod = app
     process = subprocess.Popen(
@@ -212,7 +246,7 @@ def test_kubectl_port_forward_to_a_closed_port_says_why(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=sandbox.env(),
+        env={**sandbox.env(), **transport},
     )
     try:
         assert process.stdout is not None

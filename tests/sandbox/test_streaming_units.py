@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import struct
 import termios
@@ -19,6 +20,7 @@ from sandbox.kube.streaming import (
     handler,
     options,
     spdy,
+    spdystreams,
     targets,
     tty,
     wiring,
@@ -274,7 +276,6 @@ def test_upgrade_kind(headers: dict[str, str], kind: str) -> None:
     ("kind", "offered", "message"),
     [
         pytest.param("websocket", [V5], None, id="ok"),
-        pytest.param("spdy", [], "over WebSockets only", id="spdy"),
         pytest.param("", [], "Upgrade request required", id="plain"),
         pytest.param("websocket", ["channel.k8s.io"], "not supported", id="old-protocol"),
     ],
@@ -286,6 +287,85 @@ def test_check_upgrade(kind: str, offered: list[str], message: str | None) -> No
     with pytest.raises(ApiError) as caught:
         handler.check_upgrade(kind, offered, (V5, V4))
     assert caught.value.code == 400 and message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("offered", "code", "expected"),
+    [
+        pytest.param(["v4.channel.k8s.io,v3.channel.k8s.io"], 200, V4, id="kubectl's offers"),
+        pytest.param(["v3.channel.k8s.io", "v4.channel.k8s.io"], 200, V4, id="repeated header"),
+        pytest.param([], 400, "does not exist in request", id="no offer"),
+        pytest.param(["v2.channel.k8s.io"], 403, "unable to negotiate protocol", id="no match"),
+    ],
+)
+def test_spdy_protocol_is_negotiated_as_the_kubelet_does(
+    offered: list[str], code: int, expected: str
+) -> None:
+    if code == 200:
+        assert handler.spdy_protocol(offered, spdystreams.PROTOCOLS) == expected
+        return
+    with pytest.raises(ApiError) as caught:
+        handler.spdy_protocol(offered, spdystreams.PROTOCOLS)
+    assert caught.value.code == code and expected in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param((False, True, True, False), {"error", "stdout", "stderr"}, id="exec"),
+        pytest.param(
+            (True, True, False, True), {"error", "stdin", "stdout", "resize"}, id="exec -it"
+        ),
+        pytest.param((True, True, True, True), {"error", "stdin", "stdout", "resize"}, id="tty"),
+    ],
+)
+def test_the_streams_a_spdy_session_waits_for(
+    flags: tuple[bool, bool, bool, bool], expected: set[str]
+) -> None:
+    assert spdystreams.expected_streams(*flags) == expected
+
+
+def test_a_spdy_session_replies_to_each_stream_and_buffers_stdin_until_started() -> None:
+    async def body() -> None:
+        pipe = RecordingPipe()
+        session = spdystreams.Session(pipe, spdystreams.expected_streams(True, True, False, False))
+        for stream_id, kind in ((1, "error"), (3, "stdin"), (5, "stdout")):
+            await session.on_frame(spdy.SynStream(stream_id, False, {"streamtype": [kind]}))
+        assert session.ready.is_set()
+        await session.on_frame(spdy.DataFrame(3, True, b"hi"))
+        received: list[bytes] = []
+        closed: list[bool] = []
+
+        async def write(data: bytes) -> None:
+            received.append(data)
+
+        ended: asyncio.Future[wiring.Outcome] = asyncio.get_running_loop().create_future()
+        target = wiring.Wiring((), ended, lambda: None, write, lambda: closed.append(True))
+        await session.connect(target)
+        assert (received, closed) == ([b"hi"], [True])
+        await session.finish(wiring.Outcome(3))
+        frames = spdy.Parser().feed(b"".join(pipe.written[3:]))
+        assert frames[0] == spdy.DataFrame(5, True, b"")
+        assert isinstance(frames[1], spdy.DataFrame) and frames[1].stream_id == 1
+        assert json.loads(frames[1].data)["reason"] == "NonZeroExitCode"
+        assert isinstance(frames[2], spdy.GoAway)
+
+    asyncio.run(body())
+
+
+class RecordingPipe:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    async def read(self) -> bytes:
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    @property
+    def closed(self) -> bool:
+        return False
 
 
 def test_discovery_lists_the_streaming_subresources_as_upstream() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.kube.streaming import wiring, wsframes
+from sandbox.kube.streaming import spdystreams, wiring, wsframes
 from sandbox.kube.streaming.options import AttachOptions
 from sandbox.kube.streaming.targets import Attachable
 from sandbox.kube.streaming.wiring import Outcome, Wiring
@@ -116,3 +116,24 @@ async def serve(
     finally:
         session.stop()
     return ws
+
+
+async def serve_spdy(
+    request: web.Request,
+    options: AttachOptions,
+    spec: KubeObject,
+    container: Attachable,
+    max_seconds: float,
+    protocol: str,
+) -> web.StreamResponse:
+    """Attach over a connection upgraded to SPDY/3.1."""
+
+    async def start() -> Wiring | Outcome:
+        return wire(options, spec, container)
+
+    expected = spdystreams.expected_streams(
+        options.stdin, options.stdout, options.stderr, options.tty
+    )
+    return await spdystreams.serve_upgraded(
+        request, protocol, expected, start, max_seconds, "attach"
+    )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sandbox import processes
-from sandbox.kube.streaming import tty, wiring, wsframes
+from sandbox.kube.streaming import spdystreams, tty, wiring, wsframes
 from sandbox.kube.streaming.options import ExecOptions
 from sandbox.kube.streaming.wiring import Outcome, Wiring
 
@@ -159,17 +159,29 @@ async def serve(
     try:
         await wiring.serve_websocket(ws, session, limits.max_seconds, "exec")
     finally:
-        await reap(session)
+        await wiring.reap(session)
     return ws
-
-
-async def reap(session: Wiring) -> None:
-    """Nothing outlives the request: the command's group is killed, and waited for."""
-    session.stop()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(session.ended), wiring.DRAIN_SECONDS)
 
 
 def _exit_code(returncode: int) -> int:
     """A signal is reported as 128+N, as a shell and the container runtime do."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+async def serve_spdy(
+    request: web.Request, options: ExecOptions, pid: int, limits: ExecLimits, protocol: str
+) -> web.StreamResponse:
+    """Exec over a connection upgraded to SPDY/3.1 (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`)."""
+
+    async def start() -> Wiring | Outcome:
+        try:
+            return await spawn(options, pid)
+        except OSError as error:
+            return Outcome(None, start_failure(options.command, error))
+
+    expected = spdystreams.expected_streams(
+        options.stdin, options.stdout, options.stderr, options.tty
+    )
+    return await spdystreams.serve_upgraded(
+        request, protocol, expected, start, limits.max_seconds, "exec"
+    )

@@ -2,10 +2,11 @@
 
 Everything that can be refused is refused before the upgrade, as a `Status`
 with upstream's code and message, so that kubectl shows it whichever dialect it
-tried (after a failed WebSocket upgrade it retries with SPDY, which the sandbox
-does not serve: that answer repeats the same checks, so the first error is the
-one the user sees). SPDY upgrades themselves are answered 400 with a message
-saying the sandbox speaks WebSockets, kubectl's default since 1.31.
+tried (after a failed WebSocket upgrade it retries with SPDY: that answer repeats
+the same checks, so the first error is the one the user sees). Both dialects are
+served: WebSockets (kubectl's default since 1.31 for port-forward, 1.30 for exec
+and attach) and a plain SPDY/3.1 upgrade (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`,
+`KUBECTL_PORT_FORWARD_WEBSOCKETS=false`, older clients).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from sandbox.kube.errors import bad_request, method_not_allowed
+from sandbox.kube.errors import ApiError, bad_request, method_not_allowed
 from sandbox.kube.store import Store
 from sandbox.kube.streaming import attach as attach_stream
 from sandbox.kube.streaming import exec as exec_stream
-from sandbox.kube.streaming import portforward, targets, wsframes
+from sandbox.kube.streaming import portforward, spdystreams, targets, upgraded, wsframes
 from sandbox.kube.streaming.options import Query, parse_attach, parse_exec, parse_port_forward
 
 SUBRESOURCES = ("exec", "attach", "portforward")
@@ -50,19 +51,31 @@ def upgrade_kind(headers: dict[str, str]) -> str:
 
 
 def check_upgrade(kind: str, offered: list[str], supported: tuple[str, ...]) -> None:
-    """Refuse what cannot become a stream, with the reason a user can act on."""
-    if kind == "spdy":
-        raise bad_request(
-            "the sandbox API server serves exec and port-forward over WebSockets only "
-            f"({', '.join(supported)}), not SPDY: use kubectl >= 1.31 without "
-            "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false / KUBECTL_PORT_FORWARD_WEBSOCKETS=false"
-        )
+    """Refuse a WebSocket that cannot become a stream, with the reason a user can act on."""
     if kind != "websocket":
         raise bad_request("Upgrade request required")
     if wsframes.choose_protocol(offered, supported) is None:
         raise bad_request(
             f"requested protocol(s) are not supported: {offered}; supports {list(supported)}"
         )
+
+
+def spdy_protocol(offered: list[str], supported: tuple[str, ...]) -> str:
+    """The protocol a SPDY upgrade negotiates (`X-Stream-Protocol-Version`), or the
+    kubelet's refusal (httpstream.Handshake: 400 without offers, 403 without a match)."""
+    if not offered:
+        raise bad_request(
+            f"unable to upgrade: header {upgraded.PROTOCOL_HEADER} does not exist in request"
+        )
+    chosen = upgraded.negotiate(offered, supported)
+    if chosen is None:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+            f"server accepts {list(supported)}",
+        )
+    return chosen
 
 
 def _query(request: web.Request) -> Query:
@@ -86,13 +99,19 @@ async def serve(
     offered = wsframes.offered_protocols(headers.get("sec-websocket-protocol"))
     query = _query(request)
     uid = pod["metadata"]["uid"]
+    spdy_offers = request.headers.getall(upgraded.PROTOCOL_HEADER, [])
     if subresource == "attach":
         attach_options = parse_attach(query)
         container = targets.choose_container(pod, attach_options.container, "attach")
         process = lookup(namespace, uid, container) if lookup is not None else None
         stdio = targets.attachable(pod, container, process)
-        check_upgrade(kind, offered, attach_stream.PROTOCOLS)
         spec = targets.container_spec(pod, container)
+        if kind == "spdy":
+            protocol = spdy_protocol(spdy_offers, spdystreams.PROTOCOLS)
+            return await attach_stream.serve_spdy(
+                request, attach_options, spec, stdio, limits.exec.max_seconds, protocol
+            )
+        check_upgrade(kind, offered, attach_stream.PROTOCOLS)
         return await attach_stream.serve(
             request, attach_options, spec, stdio, limits.exec.max_seconds
         )
@@ -101,6 +120,9 @@ async def serve(
         container = targets.choose_container(pod, options.container)
         process = lookup(namespace, uid, container) if lookup is not None else None
         pid = targets.running_pid(pod, container, process)
+        if kind == "spdy":
+            protocol = spdy_protocol(spdy_offers, spdystreams.PROTOCOLS)
+            return await exec_stream.serve_spdy(request, options, pid, limits.exec, protocol)
         check_upgrade(kind, offered, exec_stream.PROTOCOLS)
         return await exec_stream.serve(request, options, pid, limits.exec)
     ip = targets.pod_ip(pod)
@@ -112,6 +134,9 @@ async def serve(
             "nothing listens on its ports"
         )
     ports = parse_port_forward(query).ports
+    if kind == "spdy":
+        protocol = spdy_protocol(spdy_offers, portforward.SPDY_PROTOCOLS)
+        return await portforward.serve_spdy(request, name, ip, protocol, limits.portforward)
     check_upgrade(kind, offered, portforward.PROTOCOLS)
     if not ports and wsframes.choose_protocol(offered, portforward.PROTOCOLS) == wsframes.V4:
         raise bad_request('query parameter "port" is required')

@@ -27,11 +27,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from sandbox.kube.streaming import spdy, wsframes
+from sandbox.kube.streaming import spdy, upgraded, wsframes
+from sandbox.kube.streaming.upgraded import BytePipe, WebSocketPipe
 
 log = logging.getLogger(__name__)
 _KINDS = {WSMsgType.BINARY: "binary", WSMsgType.TEXT: "text"}
 SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+SPDY_PROTOCOLS = ("portforward.k8s.io",)  # X-Stream-Protocol-Version of a plain upgrade
 PROTOCOLS = (SPDY_TUNNEL, wsframes.V4)
 CHUNK = 32 * 1024
 
@@ -69,7 +71,7 @@ async def serve(
     try:
         async with asyncio.timeout(limits.max_seconds):
             if ws.ws_protocol == SPDY_TUNNEL:
-                await SpdySession(ws, pod, ip, limits).run()
+                await SpdySession(WebSocketPipe(ws), pod, ip, limits).run()
             else:
                 await _channel_session(ws, pod, ip, ports, limits)
     except TimeoutError:
@@ -77,6 +79,22 @@ async def serve(
     finally:
         await ws.close()
     return ws
+
+
+async def serve_spdy(
+    request: web.Request, pod: str, ip: str, protocol: str, limits: PortForwardLimits
+) -> web.StreamResponse:
+    """Port-forward over a connection upgraded to SPDY/3.1 (`portforward.k8s.io`):
+    the same streams as the tunnelled dialect, on the TCP connection itself."""
+    pipe = await upgraded.upgrade_connection(request, protocol)
+    try:
+        async with asyncio.timeout(limits.max_seconds):
+            await SpdySession(pipe, pod, ip, limits).run()
+    except TimeoutError:
+        log.info("port-forward to %s ended after its limit of %.0fs", pod, limits.max_seconds)
+    finally:
+        pipe.close()
+    return pipe.response
 
 
 async def _connect(
@@ -175,29 +193,25 @@ class _Pair:
 class SpdySession:
     """One kubectl port-forward: SPDY frames from the socket in, replies and data out."""
 
-    def __init__(
-        self, ws: web.WebSocketResponse, pod: str, ip: str, limits: PortForwardLimits
-    ) -> None:
-        self.ws, self.pod, self.ip, self.limits = ws, pod, ip, limits
+    def __init__(self, pipe: BytePipe, pod: str, ip: str, limits: PortForwardLimits) -> None:
+        self.pipe, self.pod, self.ip, self.limits = pipe, pod, ip, limits
         self.parser, self.writer = spdy.Parser(), spdy.Writer()
         self.pairs: dict[str, _Pair] = {}  # by requestid
         self.by_stream: dict[int, _Pair] = {}
         self.lock = asyncio.Lock()
 
     async def send(self, *frames: bytes) -> None:
-        if self.ws.closed:
+        if self.pipe.closed:
             return
         async with self.lock:
             with contextlib.suppress(ConnectionResetError):
-                await self.ws.send_bytes(b"".join(frames))
+                await self.pipe.write(b"".join(frames))
 
     async def run(self) -> None:
         try:
-            async for message in self.ws:
-                if message.type != WSMsgType.BINARY:
-                    continue
+            while data := await self.pipe.read():
                 try:
-                    frames = self.parser.feed(message.data)
+                    frames = self.parser.feed(data)
                 except spdy.ProtocolError as error:
                     log.info("port-forward to %s: SPDY protocol error: %s", self.pod, error)
                     await self.send(spdy.goaway(0))

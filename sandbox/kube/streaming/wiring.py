@@ -166,3 +166,10 @@ async def _read_client(ws: web.WebSocketResponse, protocol: str, wiring: Wiring)
             elif frame.channel == wsframes.RESIZE:
                 wiring.resize_bytes(frame.data)
     wiring.close_stdin()
+
+
+async def reap(session: Wiring) -> None:
+    """Nothing outlives the request: what the session started is stopped, and waited for."""
+    session.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(session.ended), DRAIN_SECONDS)
