@@ -375,14 +375,7 @@ def test_attach_streams_the_output_from_now_on(
     namespace = sandbox.new_namespace()
     script = "echo early; sleep 4; echo late-1; sleep 1; echo late-2"
     busybox_pod(sandbox, namespace, "talker", ["sh", "-c", script])
-    done = subprocess.run(
-        ["kubectl", "attach", "-n", namespace, "talker"],
-        capture_output=True,
-        text=True,
-        env={**sandbox.env(), **transport},
-        timeout=60,
-        check=False,
-    )
+    done = run_kubectl(sandbox, ["attach", "-n", namespace, "talker"], transport)
     assert (done.returncode, done.stdout) == (0, "late-1\nlate-2\n"), done
     wait_for(lambda: phase(sandbox, namespace, "talker") == "Succeeded", 30, "talker to end")
 
@@ -393,15 +386,8 @@ def test_attach_i_feeds_a_stdin_once_container(
 ) -> None:
     namespace = sandbox.new_namespace()
     busybox_pod(sandbox, namespace, "reader", ["cat"], stdin=True, stdinOnce=True)
-    done = subprocess.run(
-        ["kubectl", "attach", "-i", "-n", namespace, "reader"],
-        input="hello\nattach\n",
-        capture_output=True,
-        text=True,
-        env={**sandbox.env(), **transport},
-        timeout=60,
-        check=False,
-    )
+    args = ["attach", "-i", "-n", namespace, "reader"]
+    done = run_kubectl(sandbox, args, transport, stdin="hello\nattach\n")
     assert (done.returncode, done.stdout) == (0, "hello\nattach\n"), done
     wait_for(lambda: phase(sandbox, namespace, "reader") == "Succeeded", 30, "cat to end")
 
@@ -411,15 +397,7 @@ def test_attach_i_without_stdin_once_leaves_the_container_running(
 ) -> None:
     namespace = sandbox.new_namespace()
     busybox_pod(sandbox, namespace, "keeper", ["cat"], stdin=True)
-    done = subprocess.run(
-        ["kubectl", "attach", "-i", "-n", namespace, "keeper"],
-        input="kept\n",
-        capture_output=True,
-        text=True,
-        env=sandbox.env(),
-        timeout=60,
-        check=False,
-    )
+    done = run_kubectl(sandbox, ["attach", "-i", "-n", namespace, "keeper"], {}, stdin="kept\n")
     assert (done.returncode, done.stdout) == (0, ""), done
     assert phase(sandbox, namespace, "keeper") == "Running"
 
@@ -458,17 +436,9 @@ def test_kubectl_cp_to_and_from_a_pods_volume(
     )
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "note.txt").write_text("from the host\n")
-    env = {**sandbox.env(), **transport}
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", "-n", namespace, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        return run_kubectl(sandbox, ["-n", namespace, *args], transport)
 
     up = kubectl("cp", str(tmp_path / "up"), "box:/mnt/data/up")
     assert up.returncode == 0, up
