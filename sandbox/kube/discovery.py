@@ -102,10 +102,12 @@ def _sub_entry(resource: ResourceType, sub: Any) -> dict[str, Any]:
     return entry
 
 
+@functools.cache
 def openapi_v3_root() -> dict[str, Any]:
     """Each group-version's document with the hash of its content, as upstream's
     `/openapi/v3` (kubectl caches documents by that URL, so a changed document must
-    change its hash: k8s.io/kube-openapi pkg/handler3)."""
+    change its hash: k8s.io/kube-openapi pkg/handler3). The documents never change
+    while the server runs, so neither does this."""
     paths = {}
     for prefix in ["api/v1", *(f"apis/{g}/{v}" for g, v in group_versions())]:
         document = openapi_v3_document(prefix)

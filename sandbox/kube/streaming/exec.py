@@ -1,4 +1,4 @@
-"""`pods/exec` over WebSocket: run a command beside a container's process, stream it.
+"""`pods/exec`: run a command beside a container's process, stream it (WebSocket or SPDY).
 
 The command sees what the container's process sees: the environment the kubelet
 gave it (read back from /proc/<pid>/environ), its working directory (entered
