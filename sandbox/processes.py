@@ -87,11 +87,9 @@ def cgroup_procs_of(pid: int) -> Path | None:
 
 class ContainerSetup:
     """The `preexec_fn` of a container: die with the sandbox, join the pod's cgroup, see
-    the pod's resolv.conf and volumes (`mounts`, see `sandbox.mountns`) in a mount
-    namespace of its own, start in `cwd`: after the mounts for a container's
-    `workingDir` (which may be a volume's), before them for a directory of the host
-    (an image's WORKDIR, the pod's directory), which a volume over one of its
-    ancestors (an emptyDir at /tmp, say) must not hide.
+    the pod's resolv.conf and volumes (`mounts`, see `sandbox.mountns`; a real-process
+    container's own root) in a mount namespace of its own, start in `cwd`, after the
+    mounts (in the container's root, perhaps in a volume).
 
     A `preexec_fn` that raises only tells the parent "Exception occurred in
     preexec_fn."; so the child first writes why to a pipe (closed on exec), and the
@@ -106,14 +104,12 @@ class ContainerSetup:
         cgroup_procs: Path | None = None,
         mounts: Sequence[mountns.MountStep] = (),
         cwd: Path | None = None,
-        cwd_after_mounts: bool = True,
     ) -> None:
         self._die_with_parent = die_with_parent(parent)
         self._resolv_conf = resolv_conf
         self._cgroup_procs = cgroup_procs
         self._mounts = tuple(mounts)
         self._cwd = cwd
-        self._cwd_after_mounts = cwd_after_mounts
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
 
@@ -122,15 +118,13 @@ class ContainerSetup:
         try:
             if self._cgroup_procs is not None:
                 join_cgroup(self._cgroup_procs)
-            if self._cwd is not None and not self._cwd_after_mounts:
-                _chdir(self._cwd)  # a host directory: a volume over an ancestor cannot hide it
             if self._resolv_conf is not None:
                 bind_resolv_conf(self._resolv_conf, RESOLV_CONF)  # read now: tests move it
             elif self._mounts:
                 mountns.enter_private_namespace("error setting up the container's mounts")
             mountns.apply(self._mounts)
-            if self._cwd is not None and self._cwd_after_mounts:
-                _chdir(self._cwd)  # the container's workingDir: it may be in a volume
+            if self._cwd is not None:
+                _chdir(self._cwd)  # the container's working directory: it may be in a volume
         except OSError as error:
             why = error.strerror or str(error)
             os.write(self._write, why.encode(errors="replace")[:4096])
@@ -156,8 +150,8 @@ class ContainerSetup:
 
 
 def _chdir(cwd: Path) -> None:
-    """runc's words when the working directory is not there (it would create it; the
-    sandbox does not create directories on the host)."""
+    """runc's words when the working directory cannot be entered (the mount plan made it
+    when missing: there only a file in its place, or an image's missing directory)."""
     try:
         os.chdir(cwd)
     except OSError as error:

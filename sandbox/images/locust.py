@@ -8,8 +8,10 @@ Locust's options and a `command` replaces the entrypoint. Here the process is
 runs). Any tag runs that one version. Only Locust itself can be the command
 (`locust`, `/usr/local/bin/locust`, `/opt/venv/bin/locust`); anything else fails
 to start as a missing executable would: the sandbox has no shell to run it with.
-Like every real-process container it has no root filesystem of its own: files it
-writes (`--csv /tmp/locust`, `--html`) land on the host's filesystem.
+Like every real-process container it runs in a root of its own whose entries are the
+host's, bound back (`sandbox/kube/kubelet/mounts.py`): its WORKDIR is made there, and
+files it writes outside its volumes (`--csv /tmp/locust` without an emptyDir at /tmp)
+land on the host's filesystem.
 
 **Loopback only.** Locust binds its web UI (`--web-host`, default `*`) and, as a
 master, its worker port (`--master-bind-host`, default `*`) to every interface,

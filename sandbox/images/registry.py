@@ -18,20 +18,29 @@ matched for any tag, never the real binaries (the sandbox runs as root):
   is evaluated by `sandbox.images.pysnippet` (print, sys.exit, time.sleep,
   os.environ reads), not by a real interpreter, which could not be isolated.
 
-One public image runs its real program (`launcher`), because it is the project's own
-load generator, already installed and pinned in the venv:
+Two images run their real program (`launcher`), already installed and pinned in the
+venv, in a root of their own (the host's filesystem through binds, see below):
 
-- `locustio/locust:*` (`docker.io/locustio/locust:...`): `python -m locust` of the
-  venv (Locust 2.47.0 for any tag) with the container's `command`/`args` as the
-  image's ENTRYPOINT `["locust"]` gets them and the pod's env (`LOCUST_*` from an
-  `envFrom` ConfigMap), started in the image's WORKDIR `/home/locust` when the host
-  has one, else in the pod's directory; its web UI and master port are bound to the
-  pod IP, never to 0.0.0.0 (`sandbox.images.locust` says how and why). Locustfiles
-  come from a ConfigMap volume (`/mnt/locust`, as `deploy/locust` mounts them).
+- `locustio/locust:*` (`docker.io/locustio/locust:...`), the project's load
+  generator: `python -m locust` of the venv (Locust 2.47.0 for any tag) with the
+  container's `command`/`args` as the image's ENTRYPOINT `["locust"]` gets them and
+  the pod's env (`LOCUST_*` from an `envFrom` ConfigMap), started in the image's
+  WORKDIR `/home/locust` (made in the container's root); its web UI and master port
+  are bound to the pod IP, never to 0.0.0.0 (`sandbox.images.locust` says how and
+  why). Locustfiles come from a ConfigMap volume (`/mnt/locust`, as `deploy/locust`
+  mounts them).
+- `ghcr.io/harmonyflow/resilience:*`, the suite's own image (the scheduled game day,
+  `deploy/gameday`): the project at /app, WORKDIR /app, ENTRYPOINT `["resilience"]`,
+  CMD `["gameday", "--plain"]`, the venv's scripts and the host's kubectl on PATH,
+  HOME=/tmp (`sandbox.images.suite` says how it matches the Dockerfile).
 
 Volumes (configMap, secret, emptyDir, downwardAPI, projected) are mounted in each
-container's own mount namespace (`sandbox/kube/kubelet/mounts.py`); a stand-in sees
-them under its own directory, where its `cat` reads.
+container's own mount namespace (`sandbox/kube/kubelet/mounts.py`). A real-process
+container (the session-state, testapp, locust and resilience images) gets a root of
+its own there: a tmpfs with the host's top-level entries bound back, its volumes at
+any mountPath (/reports, /var/run/secrets/...) and `readOnlyRootFilesystem`
+honoured, nothing created on the host. A stand-in sees its volumes under its own
+directory, where its `cat` reads.
 
 The session-state tags run the reference service (`sandbox.images.session_state`),
 which needs PostgreSQL and Redis (`DB_URL`, `REDIS_URL`); the `sandbox.local/testapp`
@@ -45,6 +54,8 @@ tags run a stand-in with the same probes and no dependencies.
     'docker.io/library/busybox:1.36'
     >>> DEFAULT_REGISTRY.lookup("locustio/locust:2.31.0").workdir
     '/home/locust'
+    >>> DEFAULT_REGISTRY.lookup("ghcr.io/harmonyflow/resilience:0.1.0").argv({}, (), ("--version",))
+    ['resilience', '--version']
 """
 
 from __future__ import annotations
@@ -57,7 +68,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.images import locust
+from sandbox.images import locust, suite
 from sandbox.images.session_state.faults import FAULT_TABLE, HEALTHY_TAGS
 
 SESSION_STATE = "ghcr.io/harmonyflow/session-state"
@@ -104,7 +115,9 @@ class ImageSpec:
     # A real program of the venv run as the image runs it (locust), matched for any tag:
     # (the container's argv as a runtime resolves it, the process env) -> the process.
     launcher: Launcher | None = None
-    workdir: str = ""  # the image's WORKDIR: used when the host has it, else the pod's dir
+    workdir: str = ""  # the image's WORKDIR, made in the container's root when missing
+    # The image's own files, bound read-only into the container's root: (path, host dir)
+    content: tuple[tuple[str, str], ...] = ()
 
     @property
     def any_tag(self) -> bool:
@@ -286,6 +299,19 @@ LOCUST = ImageSpec(
     workdir=locust.WORKDIR,
 )
 
+PROJECT_VERSION = "0.1.0"  # pyproject.toml's; tests/sandbox/test_suite_image.py checks it
+RESILIENCE = ImageSpec(
+    f"ghcr.io/harmonyflow/resilience:{PROJECT_VERSION}",
+    "any tag: the suite itself, as its Dockerfile builds it (the project at /app)",
+    size_bytes=412_090_368,
+    env=suite.ENV,
+    entrypoint=suite.ENTRYPOINT,
+    cmd=suite.CMD,
+    launcher=suite.launch,
+    workdir=suite.WORKDIR,
+    content=((suite.WORKDIR, str(REPO_ROOT)),),
+)
+
 IMAGES: tuple[ImageSpec, ...] = (
     *(_session_state(tag, _RELEASES[tag]) for tag in HEALTHY_TAGS),
     *(_session_state(f.name, f.description, f.name) for f in FAULT_TABLE),
@@ -293,6 +319,7 @@ IMAGES: tuple[ImageSpec, ...] = (
     _testapp(f"{TESTAPP}:latest", "healthy", "the generic healthy test service"),
     *STANDINS,
     LOCUST,
+    RESILIENCE,
     ImageSpec(
         "sandbox.local/virtual:latest",
         "no process (kwok-style): Running and Ready at once, small fixed usage",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import posixpath
 import subprocess
@@ -18,7 +19,10 @@ import pytest
 
 from sandbox import processes
 from sandbox.kube.kubelet.mounts import (
+    MAX_COVERED_ENTRIES,
+    ContainerRoot,
     Create,
+    ImageBind,
     MountConfigError,
     MountPlan,
     MountPlanError,
@@ -31,7 +35,16 @@ from sandbox.kube.kubelet.mounts import (
 from sandbox.kube.kubelet.runtime import ContainerStartError, start_process
 from sandbox.kube.kubelet.volumefs import LocalHost, prepare
 from sandbox.kube.podlogs import render_records
-from sandbox.mountns import Bind, Entry, MakeMountPoint, Tmpfs
+from sandbox.mountns import (
+    Bind,
+    Entry,
+    MakeMountPoint,
+    MountStep,
+    NewRoot,
+    PivotRoot,
+    ReadOnlyRoot,
+    Tmpfs,
+)
 
 P = Path
 CFG = VolumeSource(P("/state/pod/kubernetes.io~configmap/cfg"), read_only=True)
@@ -91,7 +104,7 @@ STATE = {
 }
 HOST = FakeHost(
     dirs={"/", "/mnt", "/mnt/data", "/etc", "/srv", "/home", "/run", "/tmp", "/var", *STATE},
-    files={"/etc/hosts", "/mnt/README", f"{CFG.path}/greeting"},
+    files={"/etc/hosts", "/mnt/README", "/run/lock", f"{CFG.path}/greeting"},
     links={"/var/run": "../run", "/mnt/latest": "data"},
 )
 MNT_ENTRIES = (Entry("README", "file"), Entry("data", "dir"), Entry("latest", "symlink", "data"))
@@ -101,78 +114,157 @@ def mount(name: str, path: str, read_only: bool = False, sub_path: str = "") -> 
     return VolumeMount(name, path, read_only, sub_path)
 
 
+AT = P("/state/roots/ns_web_uid/app")  # where the container's root is mounted
+PROJECT = P("/work/project")
+HOST_ROOT = HOST.entries(P("/"))
+
+
+def root_entries(*replaced: str) -> tuple[Entry, ...]:
+    return tuple(e for e in HOST_ROOT if e.name not in replaced)
+
+
+def new_root(*steps: MountStep, replaced: tuple[str, ...] = ()) -> MountPlan:
+    return MountPlan(steps=(NewRoot(AT, root_entries(*replaced)), *steps, PivotRoot(AT)))
+
+
 @pytest.mark.parametrize(
     ("mounts", "root", "expected"),
     [
         pytest.param(
             [mount("scratch", "/tmp")],
-            None,
-            MountPlan(steps=(Bind(SCRATCH.path, P("/tmp"), False),)),
-            id="existing-directory-is-covered-in-the-namespace-only",
+            ContainerRoot(AT),
+            new_root(
+                MakeMountPoint(AT / "tmp", "dir"),
+                Bind(SCRATCH.path, AT / "tmp", False),
+                replaced=("tmp",),
+            ),
+            id="a-top-level-entry-replaced-by-the-volume-not-bound-back",
+        ),
+        pytest.param(
+            [mount("scratch", "/reports")],
+            ContainerRoot(AT),
+            new_root(MakeMountPoint(AT / "reports", "dir"), Bind(SCRATCH.path, AT / "reports")),
+            id="missing-top-level-made-in-the-roots-tmpfs",
+        ),
+        pytest.param(
+            [mount("cfg", "/var/run/secrets/kubernetes.io/serviceaccount")],
+            ContainerRoot(AT),
+            new_root(
+                Tmpfs(AT / "run", 0o755, (Entry("lock", "file"),)),
+                MakeMountPoint(AT / "run/secrets", "dir"),
+                MakeMountPoint(AT / "run/secrets/kubernetes.io", "dir"),
+                MakeMountPoint(AT / "run/secrets/kubernetes.io/serviceaccount", "dir"),
+                Bind(CFG.path, AT / "run/secrets/kubernetes.io/serviceaccount", True),
+            ),
+            id="symlinks-resolved-then-a-tmpfs-over-the-parent-of-the-first-missing",
         ),
         pytest.param(
             [mount("cfg", "/mnt/locust")],
-            None,
-            MountPlan(
-                steps=(
-                    Tmpfs(P("/mnt"), 0o755, MNT_ENTRIES),
-                    MakeMountPoint(P("/mnt/locust"), "dir"),
-                    Bind(CFG.path, P("/mnt/locust"), True),
-                )
+            ContainerRoot(AT),
+            new_root(
+                Tmpfs(AT / "mnt", 0o755, MNT_ENTRIES),
+                MakeMountPoint(AT / "mnt/locust", "dir"),
+                Bind(CFG.path, AT / "mnt/locust", True),
             ),
             id="missing-under-mnt-a-tmpfs-that-keeps-mnt",
         ),
         pytest.param(
             [mount("cfg", "/srv/a/b"), mount("scratch", "/mnt/x", read_only=True)],
-            None,
-            MountPlan(
-                steps=(
-                    Tmpfs(P("/mnt"), 0o755, MNT_ENTRIES),
-                    Tmpfs(P("/srv"), 0o755, ()),
-                    MakeMountPoint(P("/mnt/x"), "dir"),
-                    Bind(SCRATCH.path, P("/mnt/x"), True),
-                    MakeMountPoint(P("/srv/a"), "dir"),
-                    MakeMountPoint(P("/srv/a/b"), "dir"),
-                    Bind(CFG.path, P("/srv/a/b"), True),
-                )
+            ContainerRoot(AT),
+            new_root(
+                Tmpfs(AT / "mnt", 0o755, MNT_ENTRIES),
+                Tmpfs(AT / "srv", 0o755, ()),
+                MakeMountPoint(AT / "mnt/x", "dir"),
+                Bind(SCRATCH.path, AT / "mnt/x", True),
+                MakeMountPoint(AT / "srv/a", "dir"),
+                MakeMountPoint(AT / "srv/a/b", "dir"),
+                Bind(CFG.path, AT / "srv/a/b", True),
             ),
             id="shallower-first-tmpfs-first-readonly-honoured",
         ),
         pytest.param(
             [mount("cfg", "/etc/hosts", sub_path="greeting")],
-            None,
-            MountPlan(steps=(Bind(CFG.path / "greeting", P("/etc/hosts"), True),)),
+            ContainerRoot(AT),
+            new_root(Bind(CFG.path / "greeting", AT / "etc/hosts", True)),
             id="subpath-file-over-a-file",
         ),
         pytest.param(
             [mount("scratch", "/mnt/logs", sub_path="logs/app")],
-            None,
-            MountPlan(
+            ContainerRoot(AT),
+            dataclasses.replace(
+                new_root(
+                    Tmpfs(AT / "mnt", 0o755, MNT_ENTRIES),
+                    MakeMountPoint(AT / "mnt/logs", "dir"),
+                    Bind(SCRATCH.path / "logs/app", AT / "mnt/logs", False),
+                ),
                 prepare=(
                     Create(SCRATCH.path / "logs", "dir", SCRATCH.path),
                     Create(SCRATCH.path / "logs/app", "dir", SCRATCH.path),
-                ),
-                steps=(
-                    Tmpfs(P("/mnt"), 0o755, MNT_ENTRIES),
-                    MakeMountPoint(P("/mnt/logs"), "dir"),
-                    Bind(SCRATCH.path / "logs/app", P("/mnt/logs"), False),
                 ),
             ),
             id="missing-subpath-made-in-the-volume",
         ),
         pytest.param(
             [mount("cfg", "/mnt/cfg"), mount("scratch", "/mnt/cfg/scratch")],
-            None,
-            MountPlan(
-                prepare=(Create(CFG.path / "scratch", "dir", CFG.path),),
-                steps=(
-                    Tmpfs(P("/mnt"), 0o755, MNT_ENTRIES),
-                    MakeMountPoint(P("/mnt/cfg"), "dir"),
-                    Bind(CFG.path, P("/mnt/cfg"), True),
-                    Bind(SCRATCH.path, P("/mnt/cfg/scratch"), False),
+            ContainerRoot(AT),
+            dataclasses.replace(
+                new_root(
+                    Tmpfs(AT / "mnt", 0o755, MNT_ENTRIES),
+                    MakeMountPoint(AT / "mnt/cfg", "dir"),
+                    Bind(CFG.path, AT / "mnt/cfg", True),
+                    Bind(SCRATCH.path, AT / "mnt/cfg/scratch", False),
                 ),
+                prepare=(Create(CFG.path / "scratch", "dir", CFG.path),),
             ),
             id="nested-mount-point-made-in-the-outer-volume",
+        ),
+        pytest.param(
+            [mount("scratch", "/tmp"), mount("cfg", "/etc/hosts", sub_path="greeting")],
+            ContainerRoot(AT, read_only=True),
+            MountPlan(
+                steps=(
+                    NewRoot(AT, root_entries("tmp")),
+                    MakeMountPoint(AT / "tmp", "dir"),
+                    Bind(SCRATCH.path, AT / "tmp", False),
+                    Bind(CFG.path / "greeting", AT / "etc/hosts", True),
+                    ReadOnlyRoot(AT, (AT / "tmp", AT / "etc/hosts")),
+                    PivotRoot(AT),
+                )
+            ),
+            id="read-only-root-filesystem-all-but-the-volumes",
+        ),
+        pytest.param(
+            [mount("scratch", "/tmp")],
+            ContainerRoot(AT, (ImageBind("/app", PROJECT),), workdir="/app"),
+            new_root(
+                MakeMountPoint(AT / "app", "dir"),
+                Bind(PROJECT, AT / "app", True),
+                MakeMountPoint(AT / "tmp", "dir"),
+                Bind(SCRATCH.path, AT / "tmp", False),
+                replaced=("app", "tmp"),
+            ),
+            id="the-images-own-files-read-only-first",
+        ),
+        pytest.param(
+            [],
+            ContainerRoot(AT, workdir="/home/locust"),
+            new_root(
+                Tmpfs(AT / "home", 0o755, ()),
+                MakeMountPoint(AT / "home/locust", "dir"),
+            ),
+            id="a-missing-working-dir-made-in-the-root-as-runc-makes-it",
+        ),
+        pytest.param(
+            [mount("scratch", "/work")],
+            ContainerRoot(AT, workdir="/work/out"),
+            dataclasses.replace(
+                new_root(
+                    MakeMountPoint(AT / "work", "dir"),
+                    Bind(SCRATCH.path, AT / "work"),
+                ),
+                prepare=(Create(SCRATCH.path / "out", "dir", SCRATCH.path),),
+            ),
+            id="a-working-dir-in-a-volume-made-in-the-volume",
         ),
         pytest.param(
             [mount("cfg", "/mnt/cfg")],
@@ -204,7 +296,9 @@ def mount(name: str, path: str, read_only: bool = False, sub_path: str = "") -> 
         ),
     ],
 )
-def test_mount_plans(mounts: list[VolumeMount], root: Path | None, expected: MountPlan) -> None:
+def test_mount_plans(
+    mounts: list[VolumeMount], root: Path | ContainerRoot, expected: MountPlan
+) -> None:
     host = FakeHost(
         set(HOST.dirs) | {"/state/rootfs", "/state/rootfs/pod"}, set(HOST.files), dict(HOST.links)
     )
@@ -212,58 +306,47 @@ def test_mount_plans(mounts: list[VolumeMount], root: Path | None, expected: Mou
 
 
 @pytest.mark.parametrize(
-    ("mounts", "message"),
+    ("mounts", "root", "message"),
     [
         pytest.param(
-            [mount("cfg", "/data/cfg")],
-            'error mounting "/state/pod/kubernetes.io~configmap/cfg" to rootfs at "/data/cfg": '
-            "mkdir /data: the sandbox creates no mount point on the host's filesystem; a missing "
-            "mountPath can only be made under /mnt, /media, /srv",
-            id="missing-top-level-directory",
-        ),
-        pytest.param(
-            [mount("cfg", "/home/locust/cfg")],
-            'at "/home/locust/cfg": mkdir /home/locust: the sandbox creates no mount point',
-            id="missing-under-home",
-        ),
-        pytest.param(
-            [mount("cfg", "/mnt/data/cfg")],
-            'at "/mnt/data/cfg": mkdir /mnt/data/cfg: the sandbox creates no mount point',
-            id="missing-under-a-directory-of-mnt-that-is-not-dedicated",
-        ),
-        pytest.param(
-            [mount("cfg", "/var/run/secrets/x")],
-            'at "/var/run/secrets/x": mkdir /run/secrets: the sandbox creates no mount point',
-            id="symlinks-resolved-before-the-rule",
-        ),
-        pytest.param(
             [mount("cfg", "/etc/hosts")],
+            ContainerRoot(AT),
             'at "/etc/hosts": not a directory: Are you trying to mount a directory onto a file',
             id="directory-onto-a-file",
         ),
         pytest.param(
             [mount("cfg", "/")],
+            ContainerRoot(AT),
             'to rootfs at "/": the sandbox does not mount over the host\'s root',
             id="over-root",
         ),
+        pytest.param(
+            [mount("cfg", "/app/config")],
+            ContainerRoot(AT, (ImageBind("/app", PROJECT),)),
+            "at \"/app/config\": inside the image's /app, which is the host's own directory",
+            id="inside-the-images-own-files",
+        ),
     ],
 )
-def test_mounts_the_sandbox_will_not_make(mounts: list[VolumeMount], message: str) -> None:
+def test_mounts_the_sandbox_will_not_make(
+    mounts: list[VolumeMount], root: ContainerRoot, message: str
+) -> None:
     with pytest.raises(MountPlanError) as caught:
-        plan_mounts(mounts, VOLUMES, HOST)
+        plan_mounts(mounts, VOLUMES, HOST, root)
     assert message in str(caught.value)
 
 
 def test_a_subpath_escaping_its_volume_through_a_symlink_is_refused() -> None:
     host = FakeHost(set(HOST.dirs), set(HOST.files), {f"{SCRATCH.path}/out": "/etc"})
     with pytest.raises(MountPlanError, match="not within volume path"):
-        plan_mounts([mount("scratch", "/tmp", sub_path="out")], VOLUMES, host)
+        plan_mounts([mount("scratch", "/tmp", sub_path="out")], VOLUMES, host, ContainerRoot(AT))
 
 
-def test_a_dedicated_directory_with_too_many_entries_is_not_covered() -> None:
-    host = FakeHost({"/", "/mnt", *STATE, *(f"/mnt/d{i}" for i in range(65))})
-    with pytest.raises(MountPlanError, match="holds 65 entries"):
-        plan_mounts([mount("cfg", "/mnt/cfg")], VOLUMES, host)
+def test_a_directory_with_too_many_entries_is_not_covered() -> None:
+    many = {f"/mnt/d{i}" for i in range(MAX_COVERED_ENTRIES + 1)}
+    host = FakeHost({"/", "/mnt", *STATE, *many})
+    with pytest.raises(MountPlanError, match=f"holds {MAX_COVERED_ENTRIES + 1} entries"):
+        plan_mounts([mount("cfg", "/mnt/cfg")], VOLUMES, host, ContainerRoot(AT))
 
 
 # ---- the container's volumeMounts, checked ----
@@ -365,13 +448,13 @@ class Scene:
         (mnt / "link").symlink_to("kept")
         return cls(tmp, mnt, VolumeSource(cfg, True), VolumeSource(scratch, False))
 
-    def plan(self, *mounts: VolumeMount) -> MountPlan:
+    def plan(self, *mounts: VolumeMount, **root: Any) -> MountPlan:
         volumes: dict[str, VolumeSource | None] = {"cfg": self.cfg, "scratch": self.scratch}
-        return plan_mounts(list(mounts), volumes, LocalHost(), dedicated=[self.mnt])
+        at = self.tmp / "roots" / "app"
+        at.mkdir(parents=True, exist_ok=True)
+        return plan_mounts(list(mounts), volumes, LocalHost(), ContainerRoot(at, **root))
 
-    def run(
-        self, script: str, plan: MountPlan, cwd: Path | None = None, after_mounts: bool = True
-    ) -> tuple[int, str]:
+    def run(self, script: str, plan: MountPlan, cwd: Path | None = None) -> tuple[int, str]:
         prepare(plan.prepare)
 
         async def main() -> tuple[int, str]:
@@ -384,7 +467,6 @@ class Scene:
                 lambda: datetime.now(UTC),
                 mounts=plan.steps,
                 cwd=cwd,
-                cwd_after_mounts=after_mounts,
             )
             code = await asyncio.wait_for(process.wait(), 10)
             lines = (self.tmp / "logs" / "0.log").read_text().splitlines()
@@ -412,6 +494,50 @@ def test_the_container_sees_its_volumes_and_the_host_does_not(tmp_path: Path) ->
     assert sorted(p.name for p in scene.mnt.iterdir()) == ["kept", "link"]  # nothing made here
     assert (scene.scratch.path / "out").read_text() == "written\n"  # the emptyDir is the pod's
     assert str(scene.mnt) not in Path("/proc/self/mounts").read_text()
+    assert not any(scene.tmp.joinpath("roots", "app").iterdir())  # the root: empty on the host
+
+
+HOST_PATHS = (P("/reports"), P("/run/secrets"), P("/run/secrets/kubernetes.io"))
+
+
+@needs_root
+def test_volumes_at_paths_the_host_lacks_and_nothing_is_made_on_the_host(tmp_path: Path) -> None:
+    """/reports and /var/run/secrets/... as on a node: made in the container's root."""
+    before = {path: path.exists() for path in HOST_PATHS}
+    assert not before[P("/reports")]
+    scene = Scene.make(tmp_path)
+    plan = scene.plan(
+        mount("scratch", "/reports"),
+        mount("cfg", "/var/run/secrets/kubernetes.io/serviceaccount"),
+    )
+    script = (
+        "cat /var/run/secrets/kubernetes.io/serviceaccount/greeting; "
+        "echo report > /reports/out && echo wrote; ls /run | grep -c . >/dev/null && echo run; "
+        "test -d /usr/bin && test -r /proc/self/status && echo host-entries; pwd"
+    )
+    assert scene.run(script, plan) == (
+        0,
+        "hello from the volume\nwrote\nrun\nhost-entries\n/\n",
+    )
+    assert (scene.scratch.path / "out").read_text() == "report\n"
+    assert {path: path.exists() for path in HOST_PATHS} == before
+
+
+@needs_root
+def test_a_read_only_root_filesystem_leaves_only_the_volumes_writable(tmp_path: Path) -> None:
+    scene = Scene.make(tmp_path)
+    plan = scene.plan(mount("scratch", "/reports"), workdir="/work/here", read_only=True)
+    script = (
+        f"touch {tmp_path}/x 2>/dev/null || echo host-read-only; "
+        "touch /new 2>/dev/null || echo root-read-only; "
+        "echo ok > /reports/w && echo volume-writable; "
+        "echo > /dev/null && test -r /proc/self/status && echo kernel-filesystems; pwd"
+    )
+    assert scene.run(script, plan, cwd=P("/work/here")) == (
+        0,
+        "host-read-only\nroot-read-only\nvolume-writable\nkernel-filesystems\n/work/here\n",
+    )
+    assert not (tmp_path / "x").exists() and not P("/work/here").exists()
 
 
 @needs_root
@@ -444,7 +570,6 @@ def exec_beside(
             lambda: datetime.now(UTC),
             mounts=plan.steps,
             cwd=cwd,
-            cwd_after_mounts=False,
         )
         try:
             assert container.pid is not None
@@ -475,29 +600,12 @@ def test_exec_joins_the_containers_mounts(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_exec_starts_in_the_containers_directory_even_where_a_volume_covers_its_path(
-    tmp_path: Path,
-) -> None:
+def test_exec_starts_in_the_containers_working_directory_in_its_root(tmp_path: Path) -> None:
     scene = Scene.make(tmp_path)
-    plan = scene.plan(mount("scratch", str(tmp_path)))
-    script = ["/bin/sh", "-c", "test -d kubernetes.io~configmap && echo in-the-pod-dir"]
-    assert exec_beside(tmp_path, plan, script, cwd=tmp_path / "pod") == "in-the-pod-dir\n"
-
-
-@needs_root
-def test_a_host_working_dir_is_entered_before_a_volume_can_hide_it(tmp_path: Path) -> None:
-    """An emptyDir over an ancestor of the pod's directory (at /tmp, with the state under
-    /tmp): the image's working directory is the pod's, entered before the mounts."""
-    scene = Scene.make(tmp_path)
-    plan = scene.plan(mount("scratch", str(tmp_path)))
-    script = "test -d kubernetes.io~configmap && echo in-the-pod-dir; test -e mnt || echo covered"
-    pod = tmp_path / "pod"
-    assert scene.run(script, plan, cwd=pod, after_mounts=False) == (
-        0,
-        "in-the-pod-dir\ncovered\n",
-    )
-    with pytest.raises(ContainerStartError, match="chdir to cwd"):
-        scene.run("true", plan, cwd=pod, after_mounts=True)
+    (scene.scratch.path / "marker").write_text("")
+    plan = scene.plan(mount("scratch", "/reports"), workdir="/reports")
+    script = ["/bin/sh", "-c", "test -f marker && pwd"]
+    assert exec_beside(tmp_path, plan, script, cwd=P("/reports")) == "/reports\n"
 
 
 @needs_root
@@ -511,14 +619,28 @@ def test_a_missing_working_dir_is_a_start_error_in_runcs_words(tmp_path: Path) -
 
 
 @needs_root
-def test_a_mount_point_is_never_made_outside_a_tmpfs_of_the_container(tmp_path: Path) -> None:
-    """Defence in depth: a hand-made plan that skips the tmpfs fails before any mkdir."""
+@pytest.mark.parametrize("in_new_root", [False, True], ids=["no-tmpfs", "a-bound-back-host-dir"])
+def test_a_mount_point_is_never_made_outside_a_tmpfs_of_the_container(
+    tmp_path: Path, in_new_root: bool
+) -> None:
+    """Defence in depth: a hand-made plan whose mount point is on the host's filesystem
+    (no tmpfs, or a host directory bound back into the new root) fails before any mkdir."""
     scene = Scene.make(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
     target = tmp_path / "elsewhere" / "cfg"
-    plan = MountPlan(steps=(MakeMountPoint(target.parent, "dir"), Bind(scene.cfg.path, target)))
+    at = tmp_path / "roots" / "app"
+    at.mkdir(parents=True)
+    steps: tuple[MountStep, ...] = (MakeMountPoint(target, "dir"), Bind(scene.cfg.path, target))
+    if in_new_root:
+        inside = at / target.relative_to("/")
+        steps = (
+            NewRoot(at, LocalHost().entries(P("/"))),
+            MakeMountPoint(inside, "dir"),
+            Bind(scene.cfg.path, inside),
+        )
     with pytest.raises(ContainerStartError, match="not beneath a tmpfs of the container"):
-        scene.run("true", plan)
-    assert not target.parent.exists()
+        scene.run("true", MountPlan(steps=steps))
+    assert not target.exists()
 
 
 def test_prepare_refuses_to_leave_its_directory(tmp_path: Path) -> None:

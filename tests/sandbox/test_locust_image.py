@@ -6,7 +6,6 @@ import doctest
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -93,15 +92,14 @@ def test_any_tag_is_the_image_and_keeps_its_reference(reference: str) -> None:
     assert env["PYTHONUNBUFFERED"] == "1" and "PYTHONPATH" not in env  # not the repo's modules
 
 
-def test_working_dir_is_the_images_workdir_when_the_host_has_it(tmp_path: Path) -> None:
+def test_working_dir_is_the_workdir_in_the_containers_root_else_slash() -> None:
     image = DEFAULT_REGISTRY.lookup("locustio/locust:2.47.0")
-    assert working_dir({}, image, tmp_path, lambda path: True) == Path("/home/locust")
-    assert working_dir({}, image, tmp_path, lambda path: False) == tmp_path
-    assert working_dir({"workingDir": "/mnt/locust"}, image, tmp_path, bool) == Path("/mnt/locust")
+    assert working_dir({}, image) == "/home/locust"
+    assert working_dir({"workingDir": "/mnt/locust"}, image) == "/mnt/locust"
     busybox = DEFAULT_REGISTRY.lookup("busybox")
-    assert working_dir({"workingDir": "/x"}, busybox, tmp_path, bool) is None
+    assert working_dir({"workingDir": "/x"}, busybox) is None
     testapp = DEFAULT_REGISTRY.lookup("sandbox.local/testapp")
-    assert working_dir({}, testapp, tmp_path, bool) is None
+    assert working_dir({}, testapp) == "/"
 
 
 READ_ENV_VARS = """

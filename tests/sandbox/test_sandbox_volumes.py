@@ -192,6 +192,44 @@ def test_secret_and_empty_dir_volumes_in_a_real_process_seen_by_exec(
     wait_for(lambda: not (scratch.parent / "kubernetes.io~secret").exists(), 60, "volumes gone")
 
 
+def test_volumes_at_paths_the_host_lacks_in_a_real_process(sandbox: SandboxHarness) -> None:
+    """The game day's mounts: an emptyDir at /reports and API data under /var/run/secrets,
+    read and written by the process in its own root; nothing appears on the host."""
+    namespace = sandbox.new_namespace()
+    configmap(sandbox, namespace, "x", {"greeting": "hello from /var/run/secrets/x\n"})
+    host_paths = (Path("/reports"), Path("/run/secrets"), Path("/var/run/secrets/x"))
+    before = [path.exists() for path in host_paths]
+    code = (
+        "import pathlib; "
+        "print(pathlib.Path('/var/run/secrets/x/greeting').read_text(), end=''); "
+        "pathlib.Path('/reports/report.txt').write_text('written\\n'); "
+        "print(sorted(p.name for p in pathlib.Path('/reports').iterdir()))"
+    )
+    pod(
+        sandbox,
+        namespace,
+        "gameday",
+        {
+            "image": "ghcr.io/harmonyflow/resilience:0.1.0",
+            "command": ["python", "-c", code],
+            "securityContext": {"readOnlyRootFilesystem": True},
+            "volumeMounts": [
+                {"name": "reports", "mountPath": "/reports"},
+                {"name": "x", "mountPath": "/var/run/secrets/x"},
+            ],
+        },
+        [{"name": "reports", "emptyDir": {}}, {"name": "x", "configMap": {"name": "x"}}],
+        restartPolicy="Never",
+    )
+    wait_for(lambda: phase(sandbox, namespace, "gameday") == "Succeeded", 60, "pod done")
+    logs = sandbox.kubectl("logs", "-n", namespace, "gameday").stdout
+    assert logs == "hello from /var/run/secrets/x\n['report.txt']\n"
+    uid = read(sandbox, namespace, "gameday").metadata.uid
+    reports = pod_dir(sandbox.directory, namespace, "gameday", uid) / "kubernetes.io~empty-dir"
+    assert (reports / "reports" / "report.txt").read_text() == "written\n"
+    assert [path.exists() for path in host_paths] == before
+
+
 def locust_pid(pod_name: str) -> int | None:
     for child in psutil.Process().children(recursive=True):
         try:
@@ -247,11 +285,10 @@ def test_a_locust_master_serves_its_web_ui_on_the_pod_ip(sandbox: SandboxHarness
 
     done = sandbox.kubectl("exec", "-n", namespace, "master", "--", "cat", "/mnt/locust/x.py")
     assert done.stdout == LOCUSTFILE
-    where = sandbox.kubectl("exec", "-n", namespace, "master", "--", "pwd").stdout.strip()
     home = Path("/home/locust")
-    uid = found.metadata.uid
-    assert Path(where) == (
-        home if home.is_dir() else pod_dir(sandbox.directory, namespace, "master", uid)
-    )
+    on_host = home.exists()
+    where = sandbox.kubectl("exec", "-n", namespace, "master", "--", "pwd").stdout.strip()
+    assert where == "/home/locust"  # the image's WORKDIR, made in the container's root
+    assert home.exists() == on_host
     core(sandbox).delete_namespaced_pod("master", namespace, grace_period_seconds=0)
     wait_for(lambda: locust_pid("master") is None, 60, "locust gone")

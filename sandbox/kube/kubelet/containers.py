@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,14 @@ from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
 from sandbox.kube.kubelet import backoff, probes
 from sandbox.kube.kubelet.context import NodeContext
 from sandbox.kube.kubelet.env import EnvConfigError, PodFacts, expand, resolve_env
-from sandbox.kube.kubelet.mounts import VolumeMount, VolumeSource, container_mounts, plan_mounts
+from sandbox.kube.kubelet.mounts import (
+    ContainerRoot,
+    ImageBind,
+    VolumeMount,
+    VolumeSource,
+    container_mounts,
+    plan_mounts,
+)
 from sandbox.kube.kubelet.probe_runners import ProbeTarget, run_probe
 from sandbox.kube.kubelet.probes import ProbeType, Result
 from sandbox.kube.kubelet.runtime import (
@@ -63,7 +69,7 @@ class PodHost(Protocol):
     def facts(self) -> PodFacts: ...
 
 
-def container_root(state_dir: Path, namespace: str, pod: str, uid: str) -> Path:
+def standin_root(state_dir: Path, namespace: str, pod: str, uid: str) -> Path:
     """A stand-in's own directory, the only files its `cat` sees: `/etc/hostname` so far.
 
     Outside `<state>/pods/` so that the log reader never takes it for a container.
@@ -74,20 +80,46 @@ def container_root(state_dir: Path, namespace: str, pod: str, uid: str) -> Path:
     return root
 
 
-def working_dir(
-    spec: Mapping[str, Any], image: ImageSpec, pod_directory: Path, exists: Callable[[str], bool]
-) -> Path | None:
-    """Where the process starts: the container's `workingDir`, else the image's WORKDIR
-    when the host has it, else the pod's directory; None (the kubelet's) for images
-    that declare none. A stand-in's files are its root, whatever the spec says.
+def new_root_dir(state_dir: Path, namespace: str, pod: str, uid: str, container: str) -> Path:
+    """The empty directory a real-process container's root (a tmpfs) is mounted on, in the
+    container's namespace only: on the host it stays empty (`mounts.ContainerRoot`)."""
+    return state_dir / "roots" / f"{namespace}_{pod}_{uid}" / container
+
+
+def remove_new_roots(state_dir: Path, namespace: str, pod: str, uid: str) -> None:
+    """The pod's new-root directories, once its containers are gone: empty on the host, so
+    only rmdir (anything left in them would be a bug to see, not to delete)."""
+    pod_roots = new_root_dir(state_dir, namespace, pod, uid, "_").parent
+    with contextlib.suppress(FileNotFoundError):
+        for directory in pod_roots.iterdir():
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        with contextlib.suppress(OSError):
+            pod_roots.rmdir()
+
+
+def working_dir(spec: Mapping[str, Any], image: ImageSpec) -> str | None:
+    """Where the process starts, in its own root: the container's `workingDir`, else the
+    image's WORKDIR, else `/` (runc's default), made there when missing; None for a
+    stand-in, whose files are its own directory whatever the spec says.
     """
     if image.standin:
         return None
-    if spec.get("workingDir"):
-        return Path(str(spec["workingDir"]))
-    if image.workdir:
-        return Path(image.workdir) if exists(image.workdir) else pod_directory
-    return None
+    return str(spec.get("workingDir") or image.workdir or "/")
+
+
+def container_root(
+    spec: Mapping[str, Any], image: ImageSpec, at: Path, workdir: str
+) -> ContainerRoot:
+    """The root a real-process container gets: the image's own files and
+    `securityContext.readOnlyRootFilesystem` honoured (`mounts.py`)."""
+    security = spec.get("securityContext") or {}
+    return ContainerRoot(
+        at,
+        tuple(ImageBind(path, Path(source)) for path, source in image.content),
+        workdir,
+        bool(security.get("readOnlyRootFilesystem")),
+    )
 
 
 def go_duration(seconds: float) -> str:
@@ -279,18 +311,23 @@ class ContainerWorker:
         path = log_file(
             self.ctx.state_dir, facts.namespace, facts.name, facts.uid, self.name, restart
         )
-        root = None
-        if image.standin:
-            root = container_root(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
+        workdir = working_dir(self.spec, image)
+        root: Path | ContainerRoot
+        if workdir is None:
+            root = standin_root(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
+        else:
+            at = new_root_dir(self.ctx.state_dir, facts.namespace, facts.name, facts.uid, self.name)
+            at.mkdir(parents=True, exist_ok=True)
+            root = container_root(self.spec, image, at, workdir)
         plan = plan_mounts(mounts, self.host.volumes, LocalHost(), root)
         prepare(plan.prepare)
-        directory = pod_dir(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
-        directory.mkdir(parents=True, exist_ok=True)
+        pod_directory = pod_dir(self.ctx.state_dir, facts.namespace, facts.name, facts.uid)
+        pod_directory.mkdir(parents=True, exist_ok=True)
         # Upstream expands `$(VAR)` in command/args from the container's env only.
         command = [expand(str(word), env) for word in self.spec.get("command") or []]
         args = [expand(str(word), env) for word in self.spec.get("args") or []]
         return await start_process(
-            image.argv(process_env, command, args, root),
+            image.argv(process_env, command, args, root if isinstance(root, Path) else None),
             process_env,
             path,
             self.ctx.pids_dir,
@@ -299,8 +336,7 @@ class ContainerWorker:
             resolv_conf=self.host.resolv_conf,
             cgroup_procs=self.host.cgroup_procs,
             mounts=plan.steps,
-            cwd=working_dir(self.spec, image, directory, os.path.isdir),
-            cwd_after_mounts=bool(self.spec.get("workingDir")),
+            cwd=None if workdir is None else Path(workdir),
             stdin=bool(self.spec.get("stdin")),
         )
 

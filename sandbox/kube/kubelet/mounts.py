@@ -8,40 +8,54 @@ inside the volume (created there when missing, as the kubelet's `SafeMakeDir`),
 `readOnly` (or a read-only volume type) remounts the bind read-only, and a mount
 point inside an earlier volume is created in that volume.
 
-The sandbox's containers run on the host's filesystem, and **the sandbox never
-creates a directory or file on the host for a mount point** (runc creates missing
-mount points inside the container's rootfs; here that would be the host's `/`).
-The rule, for a mountPath P of a real-process image:
+**A real-process container gets its own root, as a container runtime gives it one**
+(`ContainerRoot`), and **the sandbox never creates a directory or file on the host
+for it**. The images have no filesystem of their own: their rootfs is the host's,
+seen through binds. So the root is a tmpfs, mounted on an empty directory of the
+sandbox's (`at`) in the container's namespace, in which every top-level entry of
+the host's `/` is bound back (recursive binds: /proc, /dev, /sys, /usr, /etc ...
+are the host's) except the entries a volume takes the place of (an emptyDir at
+/tmp hides the host's /tmp); the image's own files (`binds`, the project at /app
+for the suite's image) are bound read-only; then the volumes; then the process
+pivots into the root (runc's pivot_root). For a mountPath P:
 
 1. P exists on the host (symlinks followed, as mount(2) does): the volume is bound
-   over it, in the container's namespace only (the host keeps its P). The type must
-   match (a directory over a directory, a file over a file).
-2. P is missing, and the parent of its first missing component is a dedicated
-   mount-point directory (`/mnt`, `/media`, `/srv`: by the FHS they hold mount
-   points, not files programs need): a tmpfs is mounted over that directory in the
-   container's namespace, every entry it held is bound back into it (so the process
-   still sees the host's `/mnt/...`), and the missing directories are made inside
-   the tmpfs. `/mnt/locust` works this way on any host.
-3. Otherwise (`/data/x` when `/data` is missing, `/home/app/x` ...) the container
-   does not start: a StartError saying why, as runc reports a failed mount. A
-   tmpfs over `/`, `/home`, `/tmp` or `/usr` would hide what the process needs.
+   over it in the new root (the host keeps its P). The type must match (a
+   directory over a directory, a file over a file).
+2. P is a top-level entry (`/tmp`), or its first missing component is (`/reports`):
+   made in the root's tmpfs.
+3. Otherwise the parent of P's first missing component (`/run` for
+   /var/run/secrets/kubernetes.io/serviceaccount: /var/run is a symlink to /run) is
+   covered by a small tmpfs in the new root, every entry it held bound back (so the
+   process still sees the host's /run/...), and the missing directories are made
+   inside the tmpfs. This is the old rule for /mnt, /media and /srv, for any
+   directory: the new root is there to take the writes a host directory must not.
+
+The working directory (`workingDir`, else the image's WORKDIR, else `/`) is made
+the same way when missing, as runc creates the process's cwd in the rootfs.
+`readOnlyRootFilesystem` is honoured as runc honours it: every mount of the new root
+read-only (the host's entries, the image's files, the tmpfs root and its covers)
+but the volumes and the kernel's /proc, /dev and /sys.
 
 Stand-in images (busybox, python, nginx, pause) read only their own directory
-(`containers.container_root`); their volumes are bound at `<root>/<mountPath>`,
+(`containers.standin_root`); their volumes are bound at `<root>/<mountPath>`,
 whose mount points the kubelet may create (the directory is the sandbox's own).
 
 Errors: a volumeMount naming no volume, a bad or escaping subPath and a duplicate
 mountPath are the kubelet's `CreateContainerConfigError` (`MountConfigError`); a
-mount point the sandbox will not create, or of the wrong type, fails the start
-(`MountPlanError`), except that a subPath escaping its volume through a symlink is
-found only here, so it is a start error too. Volumes the sandbox does not
-materialize (`volumes.py`) are left out, as before.
+mount point of the wrong type, over `/`, inside the image's own files (the host's
+project) or under a directory of more than MAX_COVERED_ENTRIES entries fails the
+start (`MountPlanError`), and so does a subPath escaping its volume through a
+symlink, found only here. Volumes the sandbox does not materialize (`volumes.py`)
+are left out, as before.
 
-Worked example: a ConfigMap volume at /mnt/locust on a host whose /mnt holds
-`data/` -> steps `Tmpfs(/mnt, entries=[data])`, `MakeMountPoint(/mnt/locust)`,
-`Bind(<pod dir>/kubernetes.io~configmap/locustfiles, /mnt/locust, read_only)`; the
-same volume at /data/locust on a host without /data -> MountPlanError
-`... mkdir /data: the sandbox creates no mount point on the host's filesystem ...`.
+Worked example: a ConfigMap volume at /var/run/secrets/x and an emptyDir at /reports
+on a host whose /run holds `lock` and has no `secrets` -> steps
+`NewRoot(<at>, <the host's / but nothing>)`, `Tmpfs(<at>/run, entries=[lock])`,
+`MakeMountPoint(<at>/reports)`, `Bind(<pod dir>/kubernetes.io~empty-dir/reports,
+<at>/reports)`, `MakeMountPoint(<at>/run/secrets)`, `MakeMountPoint(<at>/run/secrets/x)`,
+`Bind(<pod dir>/kubernetes.io~configmap/x, <at>/run/secrets/x, read_only)`,
+`PivotRoot(<at>)`.
 """
 
 from __future__ import annotations
@@ -53,10 +67,21 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from sandbox.kube.kubelet.env import EnvConfigError, expand
-from sandbox.mountns import Bind, Entry, MakeMountPoint, MountStep, PointKind, Tmpfs
+from sandbox.mountns import (
+    Bind,
+    Entry,
+    MakeMountPoint,
+    MountStep,
+    NewRoot,
+    PivotRoot,
+    PointKind,
+    ReadOnlyRoot,
+    Tmpfs,
+)
 
-DEDICATED = (Path("/mnt"), Path("/media"), Path("/srv"))
-MAX_COVERED_ENTRIES = 64  # a tmpfs binds back what it covers: only a handful, by design
+# A tmpfs binds back every entry of the directory it covers, one mount each: /etc's
+# hundred-odd is fine, a directory of thousands is refused rather than bound entry by entry.
+MAX_COVERED_ENTRIES = 512
 PathKind = Literal["dir", "file", "missing", "other"]
 ROOT = Path("/")
 
@@ -189,16 +214,56 @@ def _sub_path(raw: Mapping[str, Any], env: Mapping[str, str], volume: str, conta
 # ---- the steps ----
 
 
+@dataclass(frozen=True)
+class ImageBind:
+    """A directory of the image's own: the host's `source`, read-only at `path`."""
+
+    path: str
+    source: Path
+
+
+@dataclass(frozen=True)
+class ContainerRoot:
+    """A real-process container's own root, a tmpfs mounted on `at` (an empty directory of
+    the sandbox's) in the container's namespace only."""
+
+    at: Path
+    binds: tuple[ImageBind, ...] = ()
+    workdir: str = "/"  # made in the root when missing
+    read_only: bool = False  # securityContext.readOnlyRootFilesystem
+
+
 @dataclass
 class _Planner:
     volumes: Mapping[str, VolumeSource | None]
     host: HostView
-    root: Path | None
-    dedicated: tuple[Path, ...]
+    root: Path | ContainerRoot
     prepare: list[Create] = field(default_factory=list)
     covers: dict[Path, Tmpfs] = field(default_factory=dict)
     steps: list[MountStep] = field(default_factory=list)
-    placed: list[tuple[Path, Path]] = field(default_factory=list)  # (mountPath, host source)
+    # (mountPath, host source, where the child mounts it)
+    placed: list[tuple[Path, Path, Path]] = field(default_factory=list)
+    image_paths: list[Path] = field(default_factory=list)
+    skipped: set[str] = field(default_factory=set)  # top-level entries a mount replaces
+    writable: list[Path] = field(default_factory=list)  # the volumes' places in the root
+
+    @property
+    def new_root(self) -> Path:
+        assert isinstance(self.root, ContainerRoot)
+        return self.root.at
+
+    def skip_replaced(self, targets: Iterable[Path]) -> None:
+        """The host's top-level entries a mount takes the place of are not bound back."""
+        for target in targets:
+            resolved = self.host.realpath(target)
+            if resolved != ROOT and resolved.parent == ROOT:
+                self.skipped.add(resolved.name)
+
+    def add_image_bind(self, bind: ImageBind) -> None:
+        target = Path(posixpath.normpath(bind.path))
+        where = f'error mounting "{bind.source}" to rootfs at "{target}"'
+        self.steps.append(Bind(bind.source, self._in_new_root(target, "dir", where), True))
+        self.image_paths.append(target)
 
     def add(self, mount: VolumeMount) -> None:
         volume = self.volumes[mount.name]
@@ -211,13 +276,38 @@ class _Planner:
                 "the host's root"
             )
         where = f'error mounting "{source}" to rootfs at "{target}"'
+        self._refuse_inside_image(target, where)
         owner = self._owner(target)
         if owner is not None:
             at = self._inside(owner, target, source_kind, where)
         else:
-            at = self._on_host(target, source_kind, where)
+            at = self._in_new_root(target, source_kind, where)
         self.steps.append(Bind(source, at, mount.read_only or volume.read_only))
-        self.placed.append((target, source))
+        self.placed.append((target, source, at))
+        self.writable.append(at)
+
+    def add_workdir(self, workdir: str) -> None:
+        """runc makes the process's cwd in the rootfs when it is missing: here, in a volume
+        that holds it or in the new root, never on the host."""
+        target = Path(posixpath.normpath(workdir))
+        where = f'error creating cwd "{target}"'
+        if target == ROOT or any(p == target or p in target.parents for p in self.image_paths):
+            return  # the image's own files: there or not (then chdir fails, in runc's words)
+        owner = self._owner(target)
+        if owner is not None:
+            self._inside(owner, target, "dir", where)
+            return
+        resolved = self.host.realpath(target)
+        if self.host.kind(resolved) == "missing":
+            self._make_missing(resolved, "dir", where)
+
+    def _refuse_inside_image(self, target: Path, where: str) -> None:
+        for path in self.image_paths:
+            if path == target or path in target.parents:
+                raise MountPlanError(
+                    f"{where}: inside the image's {path}, which is the host's own directory "
+                    "in the sandbox: a mount point there would be made on the host"
+                )
 
     def _source(self, volume: Path, sub_path: str) -> tuple[Path, PointKind]:
         if not sub_path:
@@ -233,50 +323,54 @@ class _Planner:
             return resolved, "dir"
         return resolved, "dir" if kind == "dir" else "file"
 
-    def _owner(self, target: Path) -> tuple[Path, Path] | None:
+    def _owner(self, target: Path) -> tuple[Path, Path, Path] | None:
         """The deepest earlier mount (or a stand-in's root at `/`) holding `target`."""
-        for mounted, source in reversed(self.placed):
+        for mounted, source, at in reversed(self.placed):
             if mounted in target.parents:
-                return mounted, source
-        return (ROOT, self.root) if self.root is not None else None
+                return mounted, source, at
+        return (ROOT, self.root, self.root) if isinstance(self.root, Path) else None
 
-    def _inside(self, owner: tuple[Path, Path], target: Path, kind: PointKind, where: str) -> Path:
+    def _inside(
+        self, owner: tuple[Path, Path, Path], target: Path, kind: PointKind, where: str
+    ) -> Path:
         """A mount point inside an earlier volume or a stand-in's root: made there if missing."""
-        mounted, source = owner
-        at = source / target.relative_to(mounted)
-        found = self.host.kind(at)
+        mounted, source, mounted_at = owner
+        on_host = source / target.relative_to(mounted)
+        found = self.host.kind(on_host)
         if found == "missing":
-            self._create_beneath(self.host.realpath(source), self.host.realpath(at), kind, where)
+            self._create_beneath(
+                self.host.realpath(source), self.host.realpath(on_host), kind, where
+            )
         else:
             _check_type(found, kind, where)
-        return self._namespace_path(target)
+        return mounted_at / target.relative_to(mounted)
 
-    def _namespace_path(self, target: Path) -> Path:
-        """Where the child mounts: the path itself, or beneath a stand-in's root."""
-        return target if self.root is None else self.root / target.relative_to(ROOT)
-
-    def _on_host(self, target: Path, kind: PointKind, where: str) -> Path:
+    def _in_new_root(self, target: Path, kind: PointKind, where: str) -> Path:
         resolved = self.host.realpath(target)
+        at = self.new_root / resolved.relative_to(ROOT)
+        if resolved.parent == ROOT and resolved.name in self.skipped:
+            self.steps.append(MakeMountPoint(at, kind))  # in the root's tmpfs
+            return at
         found = self.host.kind(resolved)
         if found != "missing":
             _check_type(found, kind, where)
-            return resolved
+            return at
+        self._make_missing(resolved, kind, where)
+        return at
+
+    def _make_missing(self, resolved: Path, kind: PointKind, where: str) -> None:
+        """The missing directories of `resolved` in the new root: on its tmpfs, or on a tmpfs
+        covering the parent of the first missing one."""
         missing = _first_missing(resolved, self.host)
-        parent = missing.parent
-        if parent not in self.dedicated:
-            allowed = ", ".join(str(path) for path in self.dedicated)
-            raise MountPlanError(
-                f"{where}: mkdir {missing}: the sandbox creates no mount point on the host's "
-                f"filesystem; a missing mountPath can only be made under {allowed} (see "
-                "sandbox/kube/kubelet/mounts.py)"
-            )
-        self._cover(parent, where)
+        if missing.parent != ROOT:
+            self._cover(missing.parent, where)
         for path in _components(missing, resolved):
-            self.steps.append(MakeMountPoint(path, kind if path == resolved else "dir"))
-        return resolved
+            point = self.new_root / path.relative_to(ROOT)
+            self.steps.append(MakeMountPoint(point, kind if path == resolved else "dir"))
 
     def _cover(self, directory: Path, where: str) -> None:
-        if directory in self.covers:
+        at = self.new_root / directory.relative_to(ROOT)
+        if at in self.covers:
             return
         entries = self.host.entries(directory)
         if len(entries) > MAX_COVERED_ENTRIES:
@@ -284,7 +378,7 @@ class _Planner:
                 f"{where}: {directory} holds {len(entries)} entries, more than the "
                 f"{MAX_COVERED_ENTRIES} the sandbox binds back over a tmpfs"
             )
-        self.covers[directory] = Tmpfs(directory, self.host.mode(directory), entries)
+        self.covers[at] = Tmpfs(at, self.host.mode(directory), entries)
 
     def _create_beneath(self, under: Path, path: Path, kind: PointKind, where: str) -> None:
         if path != under and under not in path.parents:
@@ -293,23 +387,40 @@ class _Planner:
             self.prepare.append(Create(component, kind if component == path else "dir", under))
 
     def plan(self) -> MountPlan:
-        return MountPlan(tuple(self.prepare), (*self.covers.values(), *self.steps))
+        if not isinstance(self.root, ContainerRoot):
+            return MountPlan(tuple(self.prepare), tuple(self.steps))
+        entries = tuple(e for e in self.host.entries(ROOT) if e.name not in self.skipped)
+        covers = sorted(self.covers.values(), key=lambda cover: len(cover.path.parts))
+        closing: list[MountStep] = []
+        if self.root.read_only:
+            closing.append(ReadOnlyRoot(self.root.at, tuple(self.writable)))
+        closing.append(PivotRoot(self.root.at))
+        steps = (NewRoot(self.root.at, entries), *covers, *self.steps, *closing)
+        return MountPlan(tuple(self.prepare), steps)
 
 
 def plan_mounts(
     mounts: Sequence[VolumeMount],
     volumes: Mapping[str, VolumeSource | None],
     host: HostView,
-    root: Path | None = None,
-    dedicated: Sequence[Path] = DEDICATED,
+    root: Path | ContainerRoot,
 ) -> MountPlan:
-    """The mounts of one container; `root` is a stand-in's own directory (None: the host's).
+    """The mounts of one container: a stand-in's (`root` its own directory) or a
+    real-process container's, in a root of its own.
 
     Raises MountPlanError for a mount the sandbox will not make.
     """
-    planner = _Planner(volumes, host, root, tuple(dedicated))
-    for mount in sorted(mounts, key=lambda m: len(Path(m.mount_path).parts)):
+    planner = _Planner(volumes, host, root)
+    ordered = sorted(mounts, key=lambda m: len(Path(m.mount_path).parts))
+    if isinstance(root, ContainerRoot):
+        binds = sorted(root.binds, key=lambda b: len(Path(b.path).parts))
+        planner.skip_replaced([Path(b.path) for b in binds] + [Path(m.mount_path) for m in ordered])
+        for bind in binds:
+            planner.add_image_bind(bind)
+    for mount in ordered:
         planner.add(mount)
+    if isinstance(root, ContainerRoot):
+        planner.add_workdir(root.workdir)
     return planner.plan()
 
 

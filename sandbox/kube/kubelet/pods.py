@@ -18,7 +18,7 @@ from typing import Any
 from sandbox.images.registry import ImageNotFoundError
 from sandbox.kube.clock import parse_time
 from sandbox.kube.errors import ApiError
-from sandbox.kube.kubelet.containers import ContainerWorker
+from sandbox.kube.kubelet.containers import ContainerWorker, remove_new_roots
 from sandbox.kube.kubelet.context import NodeContext
 from sandbox.kube.kubelet.dns import dns_type, render_resolv_conf, resolv_conf_path
 from sandbox.kube.kubelet.env import PodFacts
@@ -146,6 +146,7 @@ class PodWorker:
             self._kill_everything()
             if self.terminal or self.removed:
                 remove_volumes(self._directory())
+                remove_new_roots(self.ctx.state_dir, self.namespace, self.name, self.uid)
             if self.cgroup_procs is not None and self.ctx.cgroups is not None:
                 await self.ctx.cgroups.remove(self.uid)
 

@@ -227,7 +227,6 @@ async def start_process(
     cgroup_procs: Path | None = None,
     mounts: Sequence[MountStep] = (),
     cwd: Path | None = None,
-    cwd_after_mounts: bool = True,
     stdin: bool = False,
 ) -> ProcessContainer:
     """Start one container process; raises OSError when it cannot be started.
@@ -237,15 +236,13 @@ async def start_process(
     `sandbox/kube/kubelet/mounts.py`) it sees those in the same namespace; if that
     cannot be set up the process does not run and `ContainerStartError` says why.
     With `cgroup_procs` it joins that cgroup (its pod's) before exec, and with `cwd`
-    it starts there (after the mounts, or before them: `ContainerSetup`), under the
-    same rule. With `stdin` (the container's `stdin: true`) its stdin is a pipe the
-    runtime keeps for `kubectl attach -i`, else /dev/null.
+    it starts there (after the mounts), under the same rule. With `stdin` (the
+    container's `stdin: true`) its stdin is a pipe the runtime keeps for
+    `kubectl attach -i`, else /dev/null.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pids_dir.mkdir(parents=True, exist_ok=True)
-    setup = processes.ContainerSetup(
-        os.getpid(), resolv_conf, cgroup_procs, mounts, cwd, cwd_after_mounts
-    )
+    setup = processes.ContainerSetup(os.getpid(), resolv_conf, cgroup_procs, mounts, cwd)
     with setup:
         try:
             process = await asyncio.create_subprocess_exec(
