@@ -4,6 +4,10 @@ Every answer is JSON with `Content-Type: application/json` (kubectl refuses
 anything else); every client mistake is a `Status` with the real reason and
 code; nothing a client sends can crash the server (the middleware turns any
 bug into a 500 Status and keeps serving).
+
+HTTPS only, as upstream serves it (client-go sends tokens over TLS alone): the
+serving certificate (`servingcert.py`) names the listen address and the `kubernetes`
+Service's names and ClusterIP, the Service pods reach the API server by.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ class ApiServerConfig:
     bookmark_interval_seconds: float = 60.0
     max_body_bytes: int = 3 * 1024 * 1024
     streaming: streaming.StreamingLimits = field(default_factory=streaming.StreamingLimits)
+    # Addresses the serving certificate names besides `host`: the `kubernetes` Service's
+    # ClusterIP, which pods dial (kubeadm's certlist.go names it too).
+    service_addresses: tuple[str, ...] = ()
 
 
 class ApiServer:
@@ -99,10 +106,12 @@ class ApiServer:
         # ServiceAccount tokens (one key per run) and the authn/authz filter chain
         self.tokens = TokenIssuer(store.find, store.clock)
         self.guard = Guard(store, self.tokens)
-        # HTTPS only, as upstream (and client-go sends tokens over TLS alone)
-        self.certificate = servingcert.issue([config.host], store.clock.now())
+        # HTTPS only, as upstream (and client-go sends tokens over TLS alone); issued at
+        # start, once the control plane has claimed the `kubernetes` Service's ClusterIP
+        self.certificate = servingcert.ServingCertificate(b"", b"", b"")
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.port = 0
 
     # ---- lifecycle ----
 
@@ -124,11 +133,13 @@ class ApiServer:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
         await self._runner.setup()
+        hosts = [self.config.host, *self.config.service_addresses]
+        self.certificate = servingcert.issue(hosts, self.store.clock.now())
         tls = servingcert.server_context(self.certificate, self.config.log_root)
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
-        port = int(self._runner.addresses[0][1])
-        self.url = f"https://{self.config.host}:{port}"
+        self.port = int(self._runner.addresses[0][1])
+        self.url = f"https://{self.config.host}:{self.port}"
         return self.url
 
     async def stop(self) -> None:

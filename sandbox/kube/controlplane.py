@@ -36,6 +36,7 @@ from sandbox.infra.servicedns import ServiceDnsController
 from sandbox.infra.supervisor import Endpoint
 from sandbox.kube import customresources, storageclasses
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
+from sandbox.kube.auth.tokens import PodBoundTokens
 from sandbox.kube.clock import Clock, RealClock
 from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.controllers import disruption
@@ -48,10 +49,15 @@ from sandbox.kube.controllers.endpoints import EndpointsController
 from sandbox.kube.controllers.garbagecollector import GarbageCollector
 from sandbox.kube.controllers.hpa import HorizontalPodAutoscalerController
 from sandbox.kube.controllers.job import JobController
+from sandbox.kube.controllers.kubernetesservice import (
+    ApiServerAddress,
+    KubernetesServiceController,
+)
 from sandbox.kube.controllers.nodelifecycle import NodeLifecycleController
 from sandbox.kube.controllers.persistentvolume import PersistentVolumeController
 from sandbox.kube.controllers.replicaset import ReplicaSetController
 from sandbox.kube.controllers.replicationcontroller import ReplicationControllerController
+from sandbox.kube.controllers.rootcacert import RootCaPublisher
 from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
 from sandbox.kube.controllers.serviceaccount import ServiceAccountsController
@@ -59,6 +65,7 @@ from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.kubelet.cgroups import PodCgroups, sandbox_id
 from sandbox.kube.kubelet.ipam import DEFAULT_LOCK_DIR, AddressClaims, IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
+from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.metrics import MetricsStore
 from sandbox.kube.podidentity import PodIdentitySettings
 from sandbox.kube.settings import ControlPlaneSettings
@@ -149,8 +156,17 @@ class ControlPlaneOptions:
 
 
 class ControlPlane:
-    def __init__(self, options: ControlPlaneOptions, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        options: ControlPlaneOptions,
+        clock: Clock | None = None,
+        token_issuer: TokenIssuer | None = None,
+    ) -> None:
         self.options = options
+        # the kubelets' service-account tokens (default: the API server's TokenRequest)
+        self.token_issuer = token_issuer
+        # where pods reach the API server (the `kubernetes` Service), set by start()
+        self.kubernetes_api: ApiServerAddress | None = None
         self.clock: Clock = clock or RealClock()
         self.rng = random.Random(options.seed)
         self.store = Store(self.clock, self.rng, options.settings.watch_history_events)
@@ -201,6 +217,8 @@ class ControlPlane:
             ),
         )
         self.api.container_process = self.container_process
+        if self.token_issuer is None:  # the API server's own signer, as the kubelet asks it
+            self.token_issuer = PodBoundTokens(self.api.tokens)
 
     def container_process(
         self, namespace: str, uid: str, container: str
@@ -267,6 +285,7 @@ class ControlPlane:
             )
         return [
             *ingress,
+            *self._api_publishers(),
             DeploymentController(store, clock, settings),
             ReplicaSetController(store, clock, settings),
             ReplicationControllerController(store, clock, settings),
@@ -287,6 +306,28 @@ class ControlPlane:
             ClusterRoleAggregationController(store, clock, settings),
         ]
 
+    def _api_publishers(self) -> list[Controller]:
+        """The `kubernetes` Service and `kube-root-ca.crt` (none before start())."""
+        if self.kubernetes_api is None:
+            return []
+        return [
+            KubernetesServiceController(self.store, self.kubernetes_api),
+            RootCaPublisher(self.store, self.api.certificate.ca_pem.decode()),
+        ]
+
+    def _claim_kubernetes_ip(self) -> str:
+        """The `kubernetes` Service's ClusterIP, claimed before the API server starts: its
+        serving certificate names it (ApiServerConfig.service_addresses)."""
+        existing = self.store.find("services", "default", "kubernetes")
+        cluster_ip = str((existing or {}).get("spec", {}).get("clusterIP") or "")
+        if not cluster_ip:
+            used = {str(s.get("spec", {}).get("clusterIP")) for s in self.store.list("services")}
+            cluster_ip = self.store.cluster_ips.allocate(used) or ""
+        if not cluster_ip:
+            raise RuntimeError("no ClusterIP left for the kubernetes Service")
+        self.api.config.service_addresses = (cluster_ip,)
+        return cluster_ip
+
     async def start(self) -> str:
         await self.dns.start()  # first: a taken address fails the start with nothing running
         for namespace in NAMESPACES:
@@ -296,7 +337,12 @@ class ControlPlane:
         storageclasses.install(self.store)  # EKS's gp2 (not the default class since EKS 1.30)
         if self.backing is not None:
             await self.backing.start()
+        cluster_ip = self._claim_kubernetes_ip()
         url = await self.api.start()
+        self.kubernetes_api = ApiServerAddress(cluster_ip, self.api.config.host, self.api.port)
+        for publisher in self._api_publishers():  # in place before any pod starts
+            for key in publisher.all_keys():
+                publisher.reconcile(key)
         if self.backing is not None:
             rds = self.backing.rds
             self.api.replication_lag = lambda: monitoring.replication_lag(rds)
@@ -339,6 +385,7 @@ class ControlPlane:
             self.images,
             self.options.state_dir,
             cgroups=self.cgroups,
+            token_issuer=self.token_issuer,
         )
         self.kubelets[node.name] = kubelet
         self._kubelet_tasks[node.name] = self._spawn(kubelet.run(), f"kubelet {node.name}")

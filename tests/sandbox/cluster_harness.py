@@ -18,6 +18,7 @@ from sandbox.infra.clusterdns import DNS_PORT
 from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
 from sandbox.kube.kubeconfig import write_kubeconfig
+from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.settings import ControlPlaneSettings
 from tests.sandbox.harness import LoopThread
 
@@ -49,12 +50,19 @@ def private_cluster_dns() -> tuple[str, ...]:
 
 
 class SandboxHarness:
-    def __init__(self, directory: Path, settings: ControlPlaneSettings = FAST) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: ControlPlaneSettings = FAST,
+        token_issuer: TokenIssuer | None = None,
+    ) -> None:
         self.directory = directory
         self.thread = LoopThread()
         settings = dataclasses.replace(settings, cluster_dns=private_cluster_dns())
         options = ControlPlaneOptions(state_dir=directory, settings=settings, seed=7)
-        self.plane: ControlPlane = self.thread.on_loop(lambda: ControlPlane(options))
+        self.plane: ControlPlane = self.thread.on_loop(
+            lambda: ControlPlane(options, token_issuer=token_issuer)
+        )
         self.url = self.thread.run(self.plane.start())
         self.kubeconfig = write_kubeconfig(
             directory / "kubeconfig", self.plane.api.access, "default"

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from sandbox.kube.kubelet.env import EnvConfigError, PodFacts, expand, resolve_env
+from sandbox.kube.kubelet.env import (
+    EnvConfigError,
+    PodFacts,
+    expand,
+    master_service_env,
+    resolve_env,
+    service_link_env,
+)
 
 FACTS = PodFacts(
     "web-1",
@@ -160,3 +167,83 @@ def test_config_errors(container: dict[str, Any], message: str) -> None:
 
 def test_expand_leaves_unknown_references() -> None:
     assert expand("$(A)/$(B)", {"A": "a"}) == "a/$(B)"
+
+
+# ---- service variables ----
+
+KUBERNETES = {
+    "metadata": {"name": "kubernetes", "namespace": "default"},
+    "spec": {
+        "clusterIP": "127.0.4.2",
+        "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 36443}],
+    },
+}
+
+
+def test_the_kubernetes_service_variables_are_the_kubelets() -> None:
+    assert master_service_env(KUBERNETES) == {
+        "KUBERNETES_SERVICE_HOST": "127.0.4.2",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://127.0.4.2:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://127.0.4.2:443",
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443",
+        "KUBERNETES_PORT_443_TCP_ADDR": "127.0.4.2",
+    }
+    assert master_service_env(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        pytest.param(
+            {
+                "metadata": {"name": "session-state"},
+                "spec": {
+                    "clusterIP": "127.0.4.9",
+                    "ports": [{"port": 80}, {"name": "ws-alt", "port": 81, "protocol": "UDP"}],
+                },
+            },
+            {
+                "SESSION_STATE_SERVICE_HOST": "127.0.4.9",
+                "SESSION_STATE_SERVICE_PORT": "80",
+                "SESSION_STATE_SERVICE_PORT_WS_ALT": "81",
+                "SESSION_STATE_PORT": "tcp://127.0.4.9:80",
+                "SESSION_STATE_PORT_80_TCP": "tcp://127.0.4.9:80",
+                "SESSION_STATE_PORT_80_TCP_PROTO": "tcp",
+                "SESSION_STATE_PORT_80_TCP_PORT": "80",
+                "SESSION_STATE_PORT_80_TCP_ADDR": "127.0.4.9",
+                "SESSION_STATE_PORT_81_UDP": "udp://127.0.4.9:81",
+                "SESSION_STATE_PORT_81_UDP_PROTO": "udp",
+                "SESSION_STATE_PORT_81_UDP_PORT": "81",
+                "SESSION_STATE_PORT_81_UDP_ADDR": "127.0.4.9",
+            },
+            id="dashes-upper-cased-first-port-unnamed-docker-links-per-port",
+        ),
+        pytest.param(
+            {"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}},
+            {},
+            id="headless-none",
+        ),
+    ],
+)
+def test_service_link_variables(service: dict[str, Any], expected: dict[str, str]) -> None:
+    assert service_link_env(service) == expected
+
+
+def test_the_containers_own_variables_win_and_may_use_the_service_ones() -> None:
+    container = {
+        "env": [
+            {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"},
+            {
+                "name": "API",
+                "value": "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)",
+            },
+        ]
+    }
+    env = resolve_env(container, FACTS, lambda resource, name: None, master_service_env(KUBERNETES))
+    assert env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert env["API"] == "https://127.0.4.2:6443"
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.4.2"
+    assert list(env)[:2] == ["KUBERNETES_SERVICE_PORT", "API"]  # the container's first

@@ -6,15 +6,24 @@ import base64
 import doctest
 import os
 import stat
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sandbox.kube.clock import ManualClock
+from sandbox.kube.errors import not_found
 from sandbox.kube.kubelet import volumes as volumes_module
 from sandbox.kube.kubelet.env import PodFacts
-from sandbox.kube.kubelet.volumefs import remove_volumes, write_volume, write_volumes
+from sandbox.kube.kubelet.serviceaccount import TokenRequest
+from sandbox.kube.kubelet.volumefs import (
+    refresh_volume,
+    remove_volumes,
+    write_volume,
+    write_volumes,
+)
 from sandbox.kube.kubelet.volumes import (
     MountVolumeError,
     VolumeFile,
@@ -26,6 +35,7 @@ from sandbox.kube.kubelet.volumes import (
     plan_pod_volumes,
     plan_volume,
 )
+from sandbox.kube.store import Store
 
 FACTS = PodFacts(
     "web-1",
@@ -46,6 +56,10 @@ OBJECTS: dict[tuple[str, str], dict[str, Any]] = {
     ("secrets", "creds"): {
         "metadata": {"namespace": "shop"},
         "data": {"token": base64.b64encode(b"s3cr3t").decode()},
+    },
+    ("configmaps", "kube-root-ca.crt"): {
+        "metadata": {"namespace": "shop"},
+        "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n"},
     },
 }
 NOW = datetime(2026, 12, 6, 10, 11, 12, 345678, tzinfo=UTC)
@@ -248,7 +262,7 @@ def test_volume_errors_are_the_kubelets_failed_mount(volume: dict[str, Any], mes
                     ]
                 },
             },
-            id="service-account-token",
+            id="service-account-token-without-an-issuer",
         ),
     ],
 )
@@ -256,6 +270,84 @@ def test_volumes_the_sandbox_does_not_materialize(volume: dict[str, Any]) -> Non
     assert plan_volume(volume, lookup, FACTS) is None
     planned = plan_pod_volumes([volume], lookup, FACTS)
     assert (planned.plans, planned.errors, planned.skipped) == ((), (), (volume["name"],))
+
+
+def admitted_api_access_volume() -> dict[str, Any]:
+    """The `kube-api-access-*` volume the ServiceAccount admission gives a pod."""
+    store = Store(ManualClock())
+    store.create("namespaces", {"metadata": {"name": "shop"}})
+    pod = store.create(
+        "pods",
+        {
+            "metadata": {"name": "web-1", "namespace": "shop"},
+            "spec": {"containers": [{"name": "a", "image": "busybox"}]},
+        },
+    )
+    volume: dict[str, Any] = pod["spec"]["volumes"][0]
+    assert volume["name"].startswith("kube-api-access-")
+    return {**volume, "name": "kube-api-access-abcde"}
+
+
+API_ACCESS = admitted_api_access_volume()
+
+
+@dataclass
+class Issuer:
+    """Issues numbered tokens and records what it was asked for."""
+
+    asked: list[TokenRequest] = field(default_factory=list)
+    refuse: bool = False
+
+    def __call__(self, request: TokenRequest) -> str:
+        if self.refuse:
+            raise not_found("serviceaccounts", "default")
+        self.asked.append(request)
+        return f"token-{len(self.asked)}"
+
+
+def test_the_api_access_volume_with_an_issuer_holds_token_ca_and_namespace() -> None:
+    issuer = Issuer()
+    plan = plan_volume(API_ACCESS, lookup, FACTS, issuer)
+    assert plan is not None and plan.kind == "projected" and plan.token_seconds == 3607
+    assert [(f.path, f.data, f.mode) for f in plan.files] == [
+        ("ca.crt", b"-----BEGIN CERTIFICATE-----\n", 0o644),
+        ("namespace", b"shop", 0o644),
+        ("token", b"token-1", 0o644),
+    ]
+    assert issuer.asked == [TokenRequest((), 3607)]
+    audience = {"serviceAccountToken": {"path": "t", "audience": "vault"}}
+    plan_volume({"name": "v", "projected": {"sources": [audience]}}, lookup, FACTS, issuer)
+    assert issuer.asked[-1] == TokenRequest(("vault",), 3600)
+
+
+def test_a_refused_token_is_a_failed_mount() -> None:
+    with pytest.raises(MountVolumeError) as caught:
+        plan_volume(API_ACCESS, lookup, FACTS, Issuer(refuse=True))
+    assert str(caught.value) == (
+        'MountVolume.SetUp failed for volume "kube-api-access-abcde" : failed to fetch token: '
+        'serviceaccounts "default" not found'
+    )
+
+
+def test_a_refreshed_volume_swaps_its_files_atomically_in_place(tmp_path: Path) -> None:
+    issuer = Issuer()
+    first = plan_volume(API_ACCESS, lookup, FACTS, issuer)
+    second = plan_volume(API_ACCESS, lookup, FACTS, issuer)
+    assert first is not None and second is not None
+    directory = tmp_path / "kubernetes.io~projected" / "kube-api-access-abcde"
+    write_volume(directory, first, NOW)
+    inode = directory.stat().st_ino
+    later = NOW.replace(second=59)
+    refresh_volume(directory, second, later)
+    assert (directory / "token").read_text() == "token-2"
+    assert directory.stat().st_ino == inode  # the directory a container binds stays
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "..2026_12_06_10_11_59.345678000",
+        "..data",
+        "ca.crt",
+        "namespace",
+        "token",
+    ]
 
 
 def test_pod_volumes_keep_the_good_and_report_the_bad() -> None:

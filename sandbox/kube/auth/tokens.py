@@ -45,7 +45,7 @@ from sandbox.kube.auth.user import (
     service_account_username,
 )
 from sandbox.kube.clock import Clock
-from sandbox.kube.errors import not_found
+from sandbox.kube.errors import conflict, not_found
 
 KubeObject = dict[str, Any]
 # Store.find(resource, namespace, name): the objects a token names, read when it is used.
@@ -288,6 +288,39 @@ class TokenIssuer:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
         }
+
+
+@dataclass(frozen=True)
+class PodBoundTokens:
+    """The issuer as the kubelet asks it (`kubelet/serviceaccount.TokenIssuer`): a token
+    bound to the pod by name and uid, as the projection's TokenRequest's boundObjectRef
+    asks (registry/core/serviceaccount/storage/token.go refuses a uid that is not the
+    pod's with a Conflict)."""
+
+    tokens: TokenIssuer
+
+    def issue(
+        self,
+        namespace: str,
+        service_account_name: str,
+        audiences: Sequence[str],
+        expiration_seconds: int,
+        bound_pod_name: str,
+        bound_pod_uid: str,
+    ) -> str:
+        pod = self.tokens.lookup("pods", namespace, bound_pod_name)
+        uid = (pod or {}).get("metadata", {}).get("uid")
+        if pod is not None and uid != bound_pod_uid:
+            raise conflict(
+                "Pod",
+                bound_pod_name,
+                detail=f"the UID in the bound object reference ({bound_pod_uid}) does not match "
+                "the UID in record. The object might have been deleted and then recreated",
+            )
+        issued = self.tokens.issue(
+            namespace, service_account_name, audiences, expiration_seconds, bound_pod_name
+        )
+        return issued.token
 
 
 def key_id(public_key: rsa.RSAPublicKey) -> str:

@@ -22,7 +22,14 @@ from typing import Any, Protocol
 from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
 from sandbox.kube.kubelet import backoff, probes
 from sandbox.kube.kubelet.context import NodeContext
-from sandbox.kube.kubelet.env import EnvConfigError, PodFacts, expand, resolve_env
+from sandbox.kube.kubelet.env import (
+    MASTER_SERVICE,
+    EnvConfigError,
+    PodFacts,
+    expand,
+    master_service_env,
+    resolve_env,
+)
 from sandbox.kube.kubelet.mounts import (
     ContainerRoot,
     ImageBind,
@@ -249,7 +256,8 @@ class ContainerWorker:
         """The container's env and volumeMounts; CreateContainerConfigError while they fail."""
         while not self.stop_requested.is_set():
             try:
-                env = resolve_env(self.spec, self.host.facts(), self._lookup)
+                services = master_service_env(self.ctx.store.find("services", *MASTER_SERVICE))
+                env = resolve_env(self.spec, self.host.facts(), self._lookup, services)
                 return env, container_mounts(self.spec, env, self.host.volumes)
             except EnvConfigError as error:
                 self._set(state=Waiting("CreateContainerConfigError", str(error)))

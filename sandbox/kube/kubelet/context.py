@@ -18,6 +18,7 @@ from sandbox.kube.kubelet.cgroups import PodCgroups
 from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.node import NodeConfig
 from sandbox.kube.kubelet.runtime import ContainerHandle
+from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.metrics import MetricsStore
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Store
@@ -40,6 +41,9 @@ class NodeContext:
     rng: random.Random
     powered: bool = True
     cgroups: PodCgroups | None = None  # None: pods run without cgroups of their own
+    # the API server's token signer; None: volumes with a serviceAccountToken source are
+    # not materialized (sandbox/kube/kubelet/serviceaccount.py)
+    token_issuer: TokenIssuer | None = None
     pulled: set[str] = field(default_factory=set)  # images present on the node
     handles: set[ContainerHandle] = field(default_factory=set)  # live containers
 

@@ -2,8 +2,18 @@
 
 Pure: Secrets and ConfigMaps come through a lookup function. Order as
 upstream: `envFrom` sources first (with their prefix), then `env`, whose later
-entries win; `$(VAR)` in a value expands from the variables defined before it
-(`$$` escapes). A missing non-optional source is a `CreateContainerConfigError`.
+entries win; `$(VAR)` in a value expands from the variables defined before it,
+then the service variables (`$$` escapes); last, the service variables the
+container did not define itself. A missing non-optional source is a
+`CreateContainerConfigError`.
+
+Service variables (kubelet_pods.go `getServiceEnvVarMap`, pkg/kubelet/envvars
+`FromServices`): the `kubernetes` Service of `default` always gives
+`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`, `KUBERNETES_SERVICE_PORT_HTTPS`
+and the Docker-link `KUBERNETES_PORT*` variables, whatever `enableServiceLinks`
+says: in-cluster clients find the API server with them. The other Services of the
+pod's namespace, which `enableServiceLinks` (default true) would add upstream, are
+left out here (see `master_service_env`).
 
     >>> resolve_env({"env": [{"name": "A", "value": "x"}, {"name": "B", "value": "$(A)-y"}]},
     ...             PodFacts("p", "ns", "uid", "node", "127.0.2.5", "127.0.3.1"), no_objects)
@@ -15,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,16 +61,80 @@ def no_objects(resource: str, name: str) -> KubeObject | None:
 
 
 def resolve_env(
-    container: Mapping[str, Any], pod: PodFacts, lookup: ObjectLookup
+    container: Mapping[str, Any],
+    pod: PodFacts,
+    lookup: ObjectLookup,
+    service_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env: dict[str, str] = {}
+    services = service_env or {}
     for source in container.get("envFrom") or []:
         env.update(_from_source(source, lookup))
     for var in container.get("env") or []:
-        value = _value_of(var, pod, lookup, env)
+        value = _value_of(var, pod, lookup, ChainMap(env, dict(services)))
         if value is not None:
             env[var["name"]] = value
+    return {**env, **{name: v for name, v in services.items() if name not in env}}
+
+
+MASTER_SERVICE = ("default", "kubernetes")  # kubelet_pods.go masterServices
+
+
+def master_service_env(service: Mapping[str, Any] | None) -> dict[str, str]:
+    """The variables of the `kubernetes` Service, every container's (none while it is missing).
+
+    Upstream also adds every Service of the pod's namespace when `enableServiceLinks`
+    is true; the sandbox does not yet: `locust-master` would give Locust's workers
+    `LOCUST_MASTER_PORT=tcp://...`, which Locust reads as its `--master-port`.
+    """
+    return service_link_env(service) if service is not None else {}
+
+
+def service_link_env(service: Mapping[str, Any]) -> dict[str, str]:
+    """envvars.FromServices for one Service: `<NAME>_SERVICE_HOST`, `_SERVICE_PORT` (the first
+    port), `_SERVICE_PORT_<PORT NAME>`, and the Docker-link `<NAME>_PORT*`; none without a
+    ClusterIP.
+
+    >>> env = service_link_env({"metadata": {"name": "kubernetes"}, "spec": {
+    ...     "clusterIP": "127.0.4.2", "ports": [{"name": "https", "port": 443}]}})
+    >>> env["KUBERNETES_SERVICE_PORT_HTTPS"], env["KUBERNETES_PORT_443_TCP"]
+    ('443', 'tcp://127.0.4.2:443')
+    """
+    spec = service.get("spec") or {}
+    cluster_ip = str(spec.get("clusterIP") or "")
+    ports = spec.get("ports") or []
+    if cluster_ip in ("", "None") or not ports:
+        return {}
+    prefix = str((service.get("metadata") or {}).get("name", "")).replace("-", "_").upper()
+    env = {
+        f"{prefix}_SERVICE_HOST": cluster_ip,
+        f"{prefix}_SERVICE_PORT": str(ports[0].get("port")),
+    }
+    for port in ports:
+        if port.get("name"):
+            name = str(port["name"]).replace("-", "_").upper()
+            env[f"{prefix}_SERVICE_PORT_{name}"] = str(port.get("port"))
+    for index, port in enumerate(ports):
+        protocol = str(port.get("protocol") or "TCP")
+        number = str(port.get("port"))
+        url = f"{protocol.lower()}://{_host_port(cluster_ip, number)}"
+        if index == 0:
+            env[f"{prefix}_PORT"] = url  # Docker special-cases the first port
+        link = f"{prefix}_PORT_{number}_{protocol.upper()}"
+        env.update(
+            {
+                link: url,
+                f"{link}_PROTO": protocol.lower(),
+                f"{link}_PORT": number,
+                f"{link}_ADDR": cluster_ip,
+            }
+        )
     return env
+
+
+def _host_port(host: str, port: str) -> str:
+    """net.JoinHostPort: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:

@@ -35,6 +35,7 @@ from sandbox.kube.kubelet.node import (
     node_status,
 )
 from sandbox.kube.kubelet.pods import PodWorker
+from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.kubelet.usage import (
     NODE_OVERHEAD_CPU_MILLICORES,
     NODE_OVERHEAD_MEMORY_BYTES,
@@ -76,11 +77,13 @@ class Kubelet:
         *,
         rng: random.Random | None = None,
         cgroups: PodCgroups | None = None,
+        token_issuer: TokenIssuer | None = None,
     ) -> None:
         self.ctx = NodeContext(
             config, store, clock, settings, metrics, ipam, images, state_dir, rng or random.Random()
         )
         self.ctx.cgroups = cgroups
+        self.ctx.token_issuer = token_issuer
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: list[asyncio.Task[None]] = []

@@ -25,14 +25,26 @@ from sandbox.kube.kubelet.env import PodFacts
 from sandbox.kube.kubelet.ipam import AddressesExhaustedError
 from sandbox.kube.kubelet.mounts import VolumeSource
 from sandbox.kube.kubelet.runtime import MIN_GRACE_SECONDS, Deadline
+from sandbox.kube.kubelet.serviceaccount import TokenSource, pod_token_source, refresh_after
 from sandbox.kube.kubelet.status import (
     ContainerRecord,
     PodRuntime,
     Terminated,
     build_pod_status,
 )
-from sandbox.kube.kubelet.volumefs import remove_volumes, write_volumes
-from sandbox.kube.kubelet.volumes import mount_retry_delay, plan_pod_volumes
+from sandbox.kube.kubelet.volumefs import (
+    refresh_volume,
+    remove_volumes,
+    volume_dir,
+    write_volumes,
+)
+from sandbox.kube.kubelet.volumes import (
+    MountVolumeError,
+    VolumePlan,
+    mount_retry_delay,
+    plan_pod_volumes,
+    plan_volume,
+)
 from sandbox.kube.podlogs import pod_dir
 
 log = logging.getLogger(__name__)
@@ -94,6 +106,8 @@ class PodWorker:
         self.resolv_conf: Path | None = None  # None: the host's /etc/resolv.conf
         self.cgroup_procs: Path | None = None  # None: no cgroup of its own
         self.volumes: dict[str, VolumeSource | None] = {}  # None: not materialized
+        self.token_volumes: tuple[VolumePlan, ...] = ()  # those with service-account tokens
+        self.tokens_issued_at = 0.0  # loop time of the volumes' set-up
         self.sandbox_ready = False
         self.terminal = False
         self.removed = False  # the API object is gone
@@ -135,13 +149,16 @@ class PodWorker:
 
     async def run(self) -> None:
         tasks: list[asyncio.Task[None]] = []
+        refresher: asyncio.Task[None] | None = None
         try:
             if await self._set_up_volumes() and await self._create_sandbox():
+                if self.token_volumes:
+                    refresher = asyncio.ensure_future(self._refresh_tokens())
                 tasks = [asyncio.ensure_future(c.run()) for c in self.containers]
                 await self._until_stopped_or_completed(tasks)
             await self._terminate(tasks)
         finally:
-            for task in tasks:
+            for task in [*tasks, *([refresher] if refresher is not None else [])]:
                 task.cancel()
             self._kill_everything()
             if self.terminal or self.removed:
@@ -162,7 +179,7 @@ class PodWorker:
         virtual = all(self._is_virtual(c) for c in self.pod.get("spec", {}).get("containers") or [])
         failures = 0
         while not self.deleting:
-            planned = plan_pod_volumes(volumes, self._lookup, self.facts())
+            planned = plan_pod_volumes(volumes, self._lookup, self.facts(), self._tokens())
             errors = list(planned.errors)
             written: dict[str, VolumeSource] = {}
             if not errors and not virtual:  # a virtual pod's containers mount nothing
@@ -171,6 +188,10 @@ class PodWorker:
                 )
             if not errors:
                 self.volumes = {**written, **dict.fromkeys(planned.skipped)}
+                self.token_volumes = tuple(
+                    plan for plan in planned.plans if plan.token_seconds and plan.name in written
+                )
+                self.tokens_issued_at = self.ctx.monotonic()
                 return True
             for error in errors:
                 self.event("FailedMount", str(error), warning=True)
@@ -183,6 +204,41 @@ class PodWorker:
     def _lookup(self, resource: str, name: str) -> KubeObject | None:
         namespace = "" if resource == "persistentvolumes" else self.namespace  # cluster-scoped
         return self.ctx.store.find(resource, namespace, name)
+
+    def _tokens(self) -> TokenSource | None:
+        issuer = self.ctx.token_issuer
+        if issuer is None:
+            return None
+        account = self.facts().service_account
+        return pod_token_source(issuer, self.namespace, account, self.name, self.uid)
+
+    async def _refresh_tokens(self) -> None:
+        """The token manager: each volume with a service-account token set up again (the
+        token file replaced atomically) once 80 % of its token's lifetime has passed; a
+        failure is a FailedMount event, retried with the volume manager's back-off while
+        the old token stays in place."""
+        issued = self.tokens_issued_at
+        due = {p.name: issued + refresh_after(p.token_seconds) for p in self.token_volumes}
+        specs = {
+            str(v.get("name", "")): v for v in (self.pod.get("spec") or {}).get("volumes") or []
+        }
+        failures = 0
+        while due:
+            name = min(due, key=due.__getitem__)
+            if not await self._wait_for_stop(max(0.0, due[name] - self.ctx.monotonic())):
+                return
+            try:
+                plan = plan_volume(specs[name], self._lookup, self.facts(), self._tokens())
+                if plan is None:
+                    return  # the issuer went away: keep what is there
+                refresh_volume(volume_dir(self._directory(), plan), plan, self.ctx.clock.now())
+            except (MountVolumeError, OSError) as error:
+                self.event("FailedMount", f"{error}", warning=True)
+                failures += 1
+                due[name] = self.ctx.monotonic() + mount_retry_delay(failures)
+                continue
+            failures = 0
+            due[name] = self.ctx.monotonic() + refresh_after(plan.token_seconds)
 
     def _directory(self) -> Path:
         return pod_dir(self.ctx.state_dir, self.namespace, self.name, self.uid)

@@ -21,7 +21,14 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox.kube.kubelet.mounts import Create, PathKind, VolumeSource
-from sandbox.kube.kubelet.volumes import PLUGIN_DIRS, MountVolumeError, VolumePlan, layout
+from sandbox.kube.kubelet.volumes import (
+    DATA_DIR_LINK,
+    PLUGIN_DIRS,
+    MountVolumeError,
+    VolumeFile,
+    VolumePlan,
+    layout,
+)
 from sandbox.mountns import Entry
 
 EMPTY_DIR_MODE = 0o755  # upstream makes emptyDirs 0777; the sandbox's pods all run as root
@@ -76,9 +83,40 @@ def write_volume(directory: Path, plan: VolumePlan, now: datetime) -> None:
         _remove(directory)
     directory.mkdir(parents=True)
     written = layout(plan, now)
-    data = directory / written.data_dir
+    _write_files(directory / written.data_dir, written.files)
+    for name, target in written.links:
+        os.symlink(target, directory / name)
+
+
+def refresh_volume(directory: Path, plan: VolumePlan, now: datetime) -> None:
+    """The AtomicWriter's update, in place (a container's bind of `directory` sees it at
+    once): the files in a new timestamped directory, `..data` switched to it by a rename
+    (atomic: a reader sees the old files or the new, never a mix), the top-level links
+    made or dropped to match, the old directory removed."""
+    written = layout(plan, now)
+    current = directory / DATA_DIR_LINK
+    old = os.readlink(current) if current.is_symlink() else None
+    if old == written.data_dir:
+        return  # the same moment: already written
+    _write_files(directory / written.data_dir, written.files)
+    staged = directory / f"{DATA_DIR_LINK}_tmp"
+    staged.unlink(missing_ok=True)
+    os.symlink(written.data_dir, staged)
+    os.rename(staged, current)
+    links = dict(written.links)
+    for entry in directory.iterdir():
+        if entry.name not in links and entry.is_symlink():
+            entry.unlink()  # a top-level name the new payload lacks
+    for name, target in links.items():
+        if not (directory / name).is_symlink():
+            os.symlink(target, directory / name)
+    if old is not None and old.startswith(".."):
+        _remove(directory / old)
+
+
+def _write_files(data: Path, files: Iterable[VolumeFile]) -> None:
     data.mkdir()
-    for file in written.files:
+    for file in files:
         path = data / file.path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file.mode)
@@ -87,8 +125,6 @@ def write_volume(directory: Path, plan: VolumePlan, now: datetime) -> None:
             os.fchmod(fd, file.mode)  # past the umask, as the AtomicWriter's chmod
         finally:
             os.close(fd)
-    for name, target in written.links:
-        os.symlink(target, directory / name)
 
 
 def remove_volumes(pod_directory: Path) -> None:

@@ -22,6 +22,10 @@ Followed upstream (pkg/volume/...):
 - `projected` (projected.go `collectData`): its configMap, secret and downwardAPI
   sources merged, each with its own items and optional flag, `defaultMode` 0644;
   every failing source is reported (`[a, b]`, as utilerrors.NewAggregate prints).
+  A `serviceAccountToken` source writes a token bound to the pod at its `path`,
+  from the kubelet's `TokenIssuer` (`serviceaccount.py`; an issuer's refusal is
+  `failed to fetch token: ...`); the plan says how long the token lives, so that
+  the kubelet refreshes it (`token_seconds`).
 - `emptyDir`: an empty directory, shared by the pod's containers and kept across
   their restarts; `medium: Memory` and `sizeLimit` are not emulated (a directory
   on disk either way).
@@ -41,10 +45,11 @@ ConfigMap, Secret, downward-API and projected volumes are mounted read-only
 whatever the volumeMount says (their plugins' `GetAttributes().ReadOnly`).
 
 Not materialized (their volumeMounts are left out, as before this module): other
-volume types (hostPath, ...), and projected volumes with a
-`serviceAccountToken` source, such as the `kube-api-access-*` volume the
-ServiceAccount admission adds to every pod: the sandbox issues no service-account
-tokens (and has no `kube-root-ca.crt`), and its pods do not call the API.
+volume types (hostPath, ...), projected volumes with a
+`clusterTrustBundle` source, and, when the kubelet has no token issuer, projected
+volumes with a `serviceAccountToken` source, such as the `kube-api-access-*` volume
+the ServiceAccount admission adds to every pod (its `ca.crt` comes from the
+`kube-root-ca.crt` ConfigMap, `sandbox/kube/controllers/rootcacert.py`).
 
 Volume contents are read once, when the pod's volumes are set up: a ConfigMap or
 Secret changed afterwards is not propagated to running pods (upstream's kubelet
@@ -68,7 +73,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sandbox.kube.errors import ApiError
 from sandbox.kube.kubelet.env import EnvConfigError, ObjectLookup, PodFacts, field_value
+from sandbox.kube.kubelet.serviceaccount import TokenSource, token_request
 
 KubeObject = dict[str, Any]
 DEFAULT_MODE = 0o644  # api/core/v1 ConfigMapVolumeSourceDefaultMode, SecretVolumeSourceDefaultMode
@@ -117,6 +124,7 @@ class VolumePlan:
     files: tuple[VolumeFile, ...] = ()
     host_path: str = ""  # a persistent volume's directory, bound as it is
     claim_read_only: bool = False  # persistentVolumeClaim.readOnly
+    token_seconds: int = 0  # the shortest lifetime of its service-account tokens (0: none)
 
     @property
     def read_only(self) -> bool:
@@ -141,14 +149,17 @@ class PodVolumes:
 
 
 def plan_pod_volumes(
-    volumes: Sequence[Mapping[str, Any]], lookup: ObjectLookup, facts: PodFacts
+    volumes: Sequence[Mapping[str, Any]],
+    lookup: ObjectLookup,
+    facts: PodFacts,
+    tokens: TokenSource | None = None,
 ) -> PodVolumes:
     plans: list[VolumePlan] = []
     errors: list[MountVolumeError] = []
     skipped: list[str] = []
     for volume in volumes:
         try:
-            plan = plan_volume(volume, lookup, facts)
+            plan = plan_volume(volume, lookup, facts, tokens)
         except MountVolumeError as error:
             errors.append(error)
             continue
@@ -160,20 +171,29 @@ def plan_pod_volumes(
 
 
 def plan_volume(
-    volume: Mapping[str, Any], lookup: ObjectLookup, facts: PodFacts
+    volume: Mapping[str, Any],
+    lookup: ObjectLookup,
+    facts: PodFacts,
+    tokens: TokenSource | None = None,
 ) -> VolumePlan | None:
     """The volume's files, or None when the sandbox does not materialize its type."""
     name = str(volume.get("name", ""))
     if "persistentVolumeClaim" in volume:
         return claim_volume(name, volume["persistentVolumeClaim"] or {}, lookup, facts.namespace)
-    found = _sources(volume)
+    found = _sources(volume, tokens is not None)
     if found is None:
         return None
     kind, sources, default_mode = found
     payload: dict[str, VolumeFile] = {}
     problems: list[str] = []
+    lifetimes: list[int] = []
     for key, source in sources:
         try:
+            if key == TOKEN_SOURCE and tokens is not None:
+                file, seconds = _token_file(source or {}, default_mode, tokens)
+                payload[file.path] = file
+                lifetimes.append(seconds)
+                continue
             for file in _source_files(key, source or {}, default_mode, lookup, facts):
                 payload[file.path] = file
         except _SourceError as error:
@@ -185,7 +205,8 @@ def plan_volume(
         problem = path_problem(path)
         if problem:
             raise MountVolumeError(name, problem)
-    return VolumePlan(name, kind, tuple(payload[path] for path in sorted(payload)))
+    files = tuple(payload[path] for path in sorted(payload))
+    return VolumePlan(name, kind, files, token_seconds=min(lifetimes, default=0))
 
 
 def claim_volume(
@@ -241,10 +262,11 @@ _SOURCE_KINDS: dict[str, VolumeKind] = {
     "secret": "secret",
     "downwardAPI": "downward-api",
 }
+TOKEN_SOURCE = "serviceAccountToken"
 Sources = list[tuple[str, Mapping[str, Any]]]
 
 
-def _sources(volume: Mapping[str, Any]) -> tuple[VolumeKind, Sources, int] | None:
+def _sources(volume: Mapping[str, Any], tokens: bool) -> tuple[VolumeKind, Sources, int] | None:
     """The volume's kind, its sources (one, or a projected volume's) and default mode."""
     if "emptyDir" in volume:
         return "empty-dir", [], DEFAULT_MODE
@@ -258,8 +280,9 @@ def _sources(volume: Mapping[str, Any]) -> tuple[VolumeKind, Sources, int] | Non
     sources = [
         (key, value) for item in projected.get("sources") or [] for key, value in item.items()
     ]
-    if any(key not in _SOURCE_KINDS for key, _ in sources):
-        return None  # serviceAccountToken, clusterTrustBundle: not issued by the sandbox
+    served = {*_SOURCE_KINDS, TOKEN_SOURCE} if tokens else set(_SOURCE_KINDS)
+    if any(key not in served for key, _ in sources):
+        return None  # clusterTrustBundle; serviceAccountToken without an issuer
     return "projected", sources, _mode(projected.get("defaultMode"), DEFAULT_MODE)
 
 
@@ -303,6 +326,17 @@ def _source_files(
             VolumeFile(str(item.get("path", "")), data[wanted], _mode(item.get("mode"), mode))
         )
     return files
+
+
+def _token_file(
+    source: Mapping[str, Any], mode: int, tokens: TokenSource
+) -> tuple[VolumeFile, int]:
+    request = token_request(source)
+    try:
+        token = tokens(request)
+    except ApiError as error:
+        raise _SourceError(f"failed to fetch token: {error.message}") from None
+    return VolumeFile(str(source.get("path", "")), token.encode(), mode), request.expiration_seconds
 
 
 def _downward_file(item: Mapping[str, Any], mode: int, facts: PodFacts) -> VolumeFile:

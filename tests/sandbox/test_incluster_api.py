@@ -1,0 +1,184 @@
+"""A pod reaches the API server as on a cluster: the Python client's
+`config.load_incluster_config()` unchanged (KUBERNETES_SERVICE_HOST/PORT, the projected
+`kube-api-access-*` volume's token and ca.crt), over TLS verified against the sandbox's
+CA, through the `kubernetes` Service's ClusterIP that kube-proxy DNATs to the API server.
+
+The tokens come from a recording issuer: the API server authenticates nobody yet, so
+`/version` answers any caller; the test proves TLS, the Service, the variables and the
+volume, and that the kubelet asks for (and refreshes) a token bound to the pod."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from sandbox.kube.discovery import SERVER_VERSION
+from sandbox.kube.podlogs import pod_dir
+from tests.sandbox.cluster_harness import SandboxHarness, wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pod roots and kube-proxy need root")
+
+IMAGE = "ghcr.io/harmonyflow/resilience:0.1.0"
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass
+class RecordingIssuer:
+    """Numbered tokens; what the kubelet asked for, in order (from the loop's thread)."""
+
+    asked: list[tuple[str, str, tuple[str, ...], int, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def issue(
+        self,
+        namespace: str,
+        service_account_name: str,
+        audiences: Sequence[str],
+        expiration_seconds: int,
+        bound_pod_name: str,
+        bound_pod_uid: str,
+    ) -> str:
+        with self.lock:
+            self.asked.append(
+                (
+                    namespace,
+                    service_account_name,
+                    tuple(audiences),
+                    expiration_seconds,
+                    bound_pod_name,
+                    bound_pod_uid,
+                )
+            )
+            return f"token-{len(self.asked)}"
+
+    def for_pod(self, name: str) -> list[tuple[str, str, tuple[str, ...], int, str, str]]:
+        with self.lock:
+            return [request for request in self.asked if request[4] == name]
+
+
+SANDBOX_TOKEN_ISSUER = ISSUER = RecordingIssuer()  # the conftest's sandbox wires it
+
+
+def run_pod(sandbox: SandboxHarness, name: str, spec: dict[str, Any]) -> tuple[str, str, str]:
+    """Create the pod in a new namespace; (phase once finished, logs, namespace)."""
+    namespace = sandbox.new_namespace()
+    api = client.CoreV1Api(sandbox.api_client())
+    api.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": spec})
+
+    def finished() -> str:
+        phase = str(api.read_namespaced_pod(name, namespace).status.phase)
+        return phase if phase in ("Succeeded", "Failed") else ""
+
+    phase = wait_for(finished, 90, f"pod {name} to finish")
+    return phase, sandbox.kubectl("logs", "-n", namespace, name).stdout, namespace
+
+
+IN_CLUSTER = f"""
+import os
+from kubernetes import client, config
+config.load_incluster_config()
+print(client.VersionApi().get_code().git_version)
+print(client.Configuration.get_default_copy().host)
+print(open("{SA}/namespace").read())
+print(open("{SA}/token").read())
+"""
+
+
+def test_the_python_clients_in_cluster_config_works_unchanged(sandbox: SandboxHarness) -> None:
+    container = {"name": "client", "image": IMAGE, "command": ["python", "-c", IN_CLUSTER]}
+    phase, logs, namespace = run_pod(
+        sandbox, "in-cluster", {"containers": [container], "restartPolicy": "Never"}
+    )
+    cluster_ip = sandbox.plane.kubernetes_api.cluster_ip
+    token = logs.splitlines()[-1] if logs else ""
+    assert (phase, logs) == (
+        "Succeeded",
+        f"{SERVER_VERSION['gitVersion']}\nhttps://{cluster_ip}:443\n{namespace}\n{token}\n",
+    )
+    asked = ISSUER.for_pod("in-cluster")
+    uid = client.CoreV1Api(sandbox.api_client()).read_namespaced_pod("in-cluster", namespace)
+    assert asked == [(namespace, "default", (), 3607, "in-cluster", uid.metadata.uid)]
+    assert token == f"token-{ISSUER.asked.index(asked[0]) + 1}"
+
+
+def test_a_wrong_ca_is_refused(sandbox: SandboxHarness) -> None:
+    """The client verifies: with another CA the same call fails the TLS handshake."""
+    code = IN_CLUSTER.replace(
+        "config.load_incluster_config()",
+        "config.load_incluster_config(); "
+        "c = client.Configuration.get_default_copy(); c.ssl_ca_cert = '/etc/ssl/certs/"
+        "ca-certificates.crt'; c.retries = 0; client.Configuration.set_default(c)",
+    )
+    container = {"name": "client", "image": IMAGE, "command": ["python", "-c", code]}
+    phase, logs, _ = run_pod(
+        sandbox, "wrong-ca", {"containers": [container], "restartPolicy": "Never"}
+    )
+    assert phase == "Failed"
+    assert "CERTIFICATE_VERIFY_FAILED" in logs
+
+
+def test_the_kubelet_refreshes_the_token_before_it_expires(sandbox: SandboxHarness) -> None:
+    """A token of 2 s is replaced after 1.6 s (80 %): the file changes under the process."""
+    volume = {
+        "name": "short",
+        "projected": {"sources": [{"serviceAccountToken": {"path": "t", "expirationSeconds": 2}}]},
+    }
+    code = (
+        "import time, pathlib; f = pathlib.Path('/var/run/short/t'); first = f.read_text(); "
+        "deadline = time.monotonic() + 20\n"
+        "while f.read_text() == first and time.monotonic() < deadline: time.sleep(0.1)\n"
+        "print(first != f.read_text())"
+    )
+    container = {
+        "name": "reader",
+        "image": IMAGE,
+        "command": ["python", "-c", code],
+        "volumeMounts": [{"name": "short", "mountPath": "/var/run/short"}],
+    }
+    spec = {"containers": [container], "volumes": [volume], "restartPolicy": "Never"}
+    phase, logs, _ = run_pod(sandbox, "refresh", spec)
+    assert (phase, logs) == ("Succeeded", "True\n")
+    assert [request[3] for request in ISSUER.for_pod("refresh") if request[3] == 2][:2] == [2, 2]
+
+
+def test_the_scheduled_game_days_script_gets_past_the_api_address(
+    sandbox: SandboxHarness,
+) -> None:
+    """deploy/gameday's container (its command, read-only root, /tmp and /reports volumes):
+    KUBERNETES_SERVICE_HOST/PORT are there, the kubeconfig is written to /tmp, and the script
+    stops at the first thing this pod lacks, the plan (`set -u`)."""
+    container = {
+        "name": "gameday",
+        "image": IMAGE,
+        "command": ["/app/deploy/gameday/in-cluster.sh"],
+        "securityContext": {"readOnlyRootFilesystem": True},
+        "volumeMounts": [
+            {"name": "reports", "mountPath": "/reports"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    spec = {
+        "containers": [container],
+        "volumes": [{"name": "reports", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+        "restartPolicy": "Never",
+    }
+    host_kubeconfig = Path("/tmp/kubeconfig")
+    before = host_kubeconfig.stat().st_mtime_ns if host_kubeconfig.exists() else None
+    phase, logs, namespace = run_pod(sandbox, "gameday", spec)
+    assert phase == "Failed"
+    assert logs.endswith(": PLAN: parameter not set\n"), logs
+    uid = client.CoreV1Api(sandbox.api_client()).read_namespaced_pod("gameday", namespace)
+    tmp = pod_dir(sandbox.directory, namespace, "gameday", uid.metadata.uid)
+    kubeconfig = (tmp / "kubernetes.io~empty-dir" / "tmp" / "kubeconfig").read_text()
+    cluster_ip = sandbox.plane.kubernetes_api.cluster_ip
+    assert f"server: https://{cluster_ip}:443" in kubeconfig
+    assert f"certificate-authority: {SA}/ca.crt" in kubeconfig
+    after = host_kubeconfig.stat().st_mtime_ns if host_kubeconfig.exists() else None
+    assert after == before  # the emptyDir's /tmp, not the host's
