@@ -51,7 +51,7 @@ are left out, as before.
 
 Worked example: a ConfigMap volume at /var/run/secrets/x and an emptyDir at /reports
 on a host whose /run holds `lock` and has no `secrets` -> steps
-`NewRoot(<at>, <the host's / but nothing>)`, `Tmpfs(<at>/run, entries=[lock])`,
+`NewRoot(<at>, <every entry of the host's />)`, `Tmpfs(<at>/run, entries=[lock])`,
 `MakeMountPoint(<at>/reports)`, `Bind(<pod dir>/kubernetes.io~empty-dir/reports,
 <at>/reports)`, `MakeMountPoint(<at>/run/secrets)`, `MakeMountPoint(<at>/run/secrets/x)`,
 `Bind(<pod dir>/kubernetes.io~configmap/x, <at>/run/secrets/x, read_only)`,
