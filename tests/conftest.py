@@ -35,15 +35,10 @@ def servers_installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SandboxHarness]:
-    """A sandbox control plane for one test module; every process it started is gone after.
-    A module's `SANDBOX_TOKEN_ISSUER` issues its kubelets' service-account tokens."""
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHarness]:
+    """A sandbox control plane for one test module; every process it started is gone after."""
     directory: Path = tmp_path_factory.mktemp("sandbox")
-    harness = SandboxHarness(
-        directory, token_issuer=getattr(request.module, "SANDBOX_TOKEN_ISSUER", None)
-    )
+    harness = SandboxHarness(directory)
     try:
         yield harness
     finally:

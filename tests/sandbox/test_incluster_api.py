@@ -3,16 +3,12 @@
 `kube-api-access-*` volume's token and ca.crt), over TLS verified against the sandbox's
 CA, through the `kubernetes` Service's ClusterIP that kube-proxy DNATs to the API server.
 
-The tokens come from a recording issuer: the API server authenticates nobody yet, so
-`/version` answers any caller; the test proves TLS, the Service, the variables and the
-volume, and that the kubelet asks for (and refreshes) a token bound to the pod."""
+The tokens are the API server's own (TokenRequest, bound to the pod): the pod's client
+authenticates with them, and asks the API who it is (SelfSubjectReview)."""
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,43 +23,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pod roots and kube-pr
 
 IMAGE = "ghcr.io/harmonyflow/resilience:0.1.0"
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-@dataclass
-class RecordingIssuer:
-    """Numbered tokens; what the kubelet asked for, in order (from the loop's thread)."""
-
-    asked: list[tuple[str, str, tuple[str, ...], int, str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def issue(
-        self,
-        namespace: str,
-        service_account_name: str,
-        audiences: Sequence[str],
-        expiration_seconds: int,
-        bound_pod_name: str,
-        bound_pod_uid: str,
-    ) -> str:
-        with self.lock:
-            self.asked.append(
-                (
-                    namespace,
-                    service_account_name,
-                    tuple(audiences),
-                    expiration_seconds,
-                    bound_pod_name,
-                    bound_pod_uid,
-                )
-            )
-            return f"token-{len(self.asked)}"
-
-    def for_pod(self, name: str) -> list[tuple[str, str, tuple[str, ...], int, str, str]]:
-        with self.lock:
-            return [request for request in self.asked if request[4] == name]
-
-
-SANDBOX_TOKEN_ISSUER = ISSUER = RecordingIssuer()  # the conftest's sandbox wires it
 
 
 def run_pod(sandbox: SandboxHarness, name: str, spec: dict[str, Any]) -> tuple[str, str, str]:
@@ -87,7 +46,8 @@ config.load_incluster_config()
 print(client.VersionApi().get_code().git_version)
 print(client.Configuration.get_default_copy().host)
 print(open("{SA}/namespace").read())
-print(open("{SA}/token").read())
+user = client.AuthenticationV1Api().create_self_subject_review({{}}).status.user_info
+print(user.username, *user.extra["authentication.kubernetes.io/pod-uid"])
 """
 
 
@@ -97,15 +57,12 @@ def test_the_python_clients_in_cluster_config_works_unchanged(sandbox: SandboxHa
         sandbox, "in-cluster", {"containers": [container], "restartPolicy": "Never"}
     )
     cluster_ip = sandbox.plane.kubernetes_api.cluster_ip
-    token = logs.splitlines()[-1] if logs else ""
+    uid = client.CoreV1Api(sandbox.api_client()).read_namespaced_pod("in-cluster", namespace)
     assert (phase, logs) == (
         "Succeeded",
-        f"{SERVER_VERSION['gitVersion']}\nhttps://{cluster_ip}:443\n{namespace}\n{token}\n",
+        f"{SERVER_VERSION['gitVersion']}\nhttps://{cluster_ip}:443\n{namespace}\n"
+        f"system:serviceaccount:{namespace}:default {uid.metadata.uid}\n",
     )
-    asked = ISSUER.for_pod("in-cluster")
-    uid = client.CoreV1Api(sandbox.api_client()).read_namespaced_pod("in-cluster", namespace)
-    assert asked == [(namespace, "default", (), 3607, "in-cluster", uid.metadata.uid)]
-    assert token == f"token-{ISSUER.asked.index(asked[0]) + 1}"
 
 
 def test_a_wrong_ca_is_refused(sandbox: SandboxHarness) -> None:
@@ -145,7 +102,6 @@ def test_the_kubelet_refreshes_the_token_before_it_expires(sandbox: SandboxHarne
     spec = {"containers": [container], "volumes": [volume], "restartPolicy": "Never"}
     phase, logs, _ = run_pod(sandbox, "refresh", spec)
     assert (phase, logs) == ("Succeeded", "True\n")
-    assert [request[3] for request in ISSUER.for_pod("refresh") if request[3] == 2][:2] == [2, 2]
 
 
 def test_the_scheduled_game_days_script_gets_past_the_api_address(
