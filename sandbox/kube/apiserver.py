@@ -37,7 +37,6 @@ from sandbox.kube import (
     statemetrics,
     tables,
 )
-from sandbox.kube.auth import protobody
 from sandbox.kube.auth.guard import Guard, install_bootstrap_policy
 from sandbox.kube.auth.tokens import TokenIssuer
 from sandbox.kube.auth.user import UserInfo
@@ -52,6 +51,7 @@ from sandbox.kube.errors import (
 )
 from sandbox.kube.kubeconfig import ApiAccess
 from sandbox.kube.metrics import MetricsStore, format_cpu, format_memory
+from sandbox.kube.protobuf import body as protobuf_body
 from sandbox.kube.requestinfo import RequestInfo, parse_path
 from sandbox.kube.resources import EVENTS_V1_KEY, ResourceType
 from sandbox.kube.selectors import parse_field_selector, parse_label_selector, selector_from_match
@@ -254,7 +254,7 @@ class ApiServer:
         if info.subresource == "log":
             return await self._pod_log(request, info)
         if info.subresource == "eviction":
-            return await self._eviction(request, info)
+            return await self._eviction(request, info, rt)
         if info.subresource in streaming.SUBRESOURCES:
             return await streaming.serve(
                 request,
@@ -292,10 +292,7 @@ class ApiServer:
             raise method_not_allowed(
                 "the server does not allow this method on the requested resource"
             )
-        if "protobuf" in _content_type(request):  # kubectl's typed clients send these
-            body: Any = protobody.decode(await request.read())
-        else:
-            body = await _read_body(request)
+        body = await _read_body(request, _body_kind(rt, info))
         if info.subresource == "token":
             namespace = info.namespace or "default"
             return _json(self.guard.token_request(namespace, _name(info), body), 201)
@@ -369,7 +366,7 @@ class ApiServer:
     async def _create(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
     ) -> web.Response:
-        body = _object_body(await _read_body(request), rt)
+        body = _object_body(await _read_body(request, _body_kind(rt, info)), rt)
         unknown = _strict_body(request, rt, body, "CreateOptions")
         _check_namespace(body, info, rt)
         if _dry_run(request):
@@ -380,7 +377,7 @@ class ApiServer:
     async def _update(
         self, request: web.Request, info: RequestInfo, rt: ResourceType
     ) -> web.Response:
-        body = _object_body(await _read_body(request), rt)
+        body = _object_body(await _read_body(request, _body_kind(rt, info)), rt)
         unknown = _strict_body(request, rt, body, "UpdateOptions")
         _check_namespace(body, info, rt)
         if body.get("metadata", {}).get("name") != info.name:
@@ -584,7 +581,7 @@ class ApiServer:
         scale = _scale_of(target)
         if request.method == "GET":
             return _json(scale)
-        body = await _read_body(request)
+        body = await _read_body(request, _body_kind(rt, info) if request.method == "PUT" else None)
         if request.method == "PUT":
             wanted = _object_body(body, None)
         elif request.method == "PATCH":
@@ -603,10 +600,12 @@ class ApiServer:
         updated = self.store.update(rt.key, target)
         return _json(_scale_of(updated))
 
-    async def _eviction(self, request: web.Request, info: RequestInfo) -> web.Response:
+    async def _eviction(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
         if request.method != "POST":
             raise method_not_allowed("eviction only supports create")
-        body = await _read_body(request)
+        body = await _read_body(request, _body_kind(rt, info))
         if not isinstance(body, dict):
             raise bad_request("the body of an eviction must be an Eviction object")
         if self.evict is None:
@@ -910,11 +909,31 @@ def _content_type(request: web.Request) -> str:
     return (request.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
 
 
-async def _read_body(request: web.Request) -> Any:
+def _body_kind(rt: ResourceType, info: RequestInfo) -> tuple[str, str]:
+    """The apiVersion and kind a request body on this endpoint holds (a subresource's
+    own, as pods/eviction's policy/v1 Eviction), which a protobuf body may leave out."""
+    for sub in rt.subresources:
+        if sub.name == info.subresource:
+            return (f"{sub.group}/{sub.version}" if sub.group else rt.api_version), sub.kind
+    return rt.api_version, rt.kind
+
+
+async def _read_body(request: web.Request, kind: tuple[str, str] | None = None) -> Any:
+    """The body as JSON: from JSON, YAML or, for the built-in kinds (`kind` is what the
+    endpoint takes), protobuf. Other endpoints do not offer protobuf (415), as custom
+    resources' do not upstream; an undecodable body is a 400 (create.go
+    `transformDecodeError`)."""
     raw = await request.read()
     if not raw:
         raise bad_request("the request body is empty")
     content_type = _content_type(request)
+    if content_type == protobuf_body.CONTENT_TYPE and kind is not None:
+        if not protobuf_body.serves(*kind):
+            raise unsupported_media_type(content_type)
+        try:
+            return protobuf_body.decode(raw, *kind)
+        except protobuf_body.DecodeError as error:
+            raise bad_request(_undecodable(error, kind[1])) from None
     if "protobuf" in content_type:
         raise unsupported_media_type(content_type)
     try:
@@ -925,12 +944,25 @@ async def _read_body(request: web.Request) -> Any:
         raise bad_request(f"couldn't decode the request body: {error}") from None
 
 
+def _undecodable(error: protobuf_body.DecodeError, expected_kind: str) -> str:
+    if error.kind:
+        return (
+            f'{error.kind} in version "{error.version}" cannot be handled as a '
+            f"{expected_kind}: {error}"
+        )
+    return f"the object provided is unrecognized (must be of type {expected_kind}): {error}"
+
+
 async def _delete_options(request: web.Request) -> KubeObject:
     """DeleteOptions from the body, with the query parameters clients send instead
-    (the Python client puts grace_period_seconds and orphan_dependents in the query)."""
+    (the Python client puts grace_period_seconds and orphan_dependents in the query).
+    A protobuf body (kubectl drain's typed DELETE) is read as the meta.k8s.io/v1 kind
+    upstream's delete handler defaults to."""
     options: KubeObject = {}
     raw = await request.read()
-    if raw and "protobuf" not in _content_type(request):
+    if raw and _content_type(request) == protobuf_body.CONTENT_TYPE:
+        options = await _read_body(request, ("meta.k8s.io/v1", "DeleteOptions"))
+    elif raw and "protobuf" not in _content_type(request):
         try:
             parsed = json.loads(raw)
         except ValueError as error:

@@ -659,12 +659,6 @@ def test_kubectl_serves_the_game_days_cronjob_and_claim(api: ApiHarness) -> None
 
 
 @NEEDS_KUBECTL
-@pytest.mark.xfail(
-    strict=True,
-    reason="kubectl 1.32 POSTs the Job as application/vnd.kubernetes.protobuf and the "
-    "sandbox's API server decodes only JSON and YAML (415): protobuf request bodies are "
-    "the API server's to add",
-)
 def test_kubectl_creates_a_job_from_the_game_days_cronjob(api: ApiHarness) -> None:
     apply_game_day(api)
     created = kubectl(
@@ -682,6 +676,9 @@ def test_kubectl_creates_a_job_from_the_game_days_cronjob(api: ApiHarness) -> No
         lambda: api.store.get(CRONJOBS, "harmonyflow-gameday", "harmonyflow-gameday")
     )
     assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    template = cronjob["spec"]["jobTemplate"]["spec"]
+    assert job["spec"]["template"]["spec"] == template["template"]["spec"]
+    assert job["spec"]["activeDeadlineSeconds"] == template["activeDeadlineSeconds"]
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == (
         "CronJob",
