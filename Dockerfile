@@ -25,6 +25,8 @@ RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/lock.t
 COPY pyproject.toml README.md ./
 COPY resilience ./resilience
 COPY sandbox ./sandbox
+# data the sandbox reads: Chaos Mesh's CRDs, upstream's protobuf definitions
+COPY schemas ./schemas
 COPY experiments ./experiments
 COPY loadtests ./loadtests
 COPY deploy ./deploy
