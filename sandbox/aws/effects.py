@@ -14,10 +14,12 @@ import asyncio
 import json
 import logging
 import urllib.request
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sandbox.aws.inventory import AwsEvent, BrokerInstance, CacheMember, DbView, NodeInstance
+from sandbox.aws.refusal import AwsRefusal
+from sandbox.aws.webidentity import role_account, web_identity_claims
 from sandbox.infra.rds_status import InvalidDBInstanceState, RdsStatus
 from sandbox.infra.redis_cluster import Role
 
@@ -28,15 +30,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CALL_TIMEOUT_SECONDS = 30.0
 PROMETHEUS_TIMEOUT_SECONDS = 5.0
-
-
-class AwsRefusal(Exception):
-    """The call is refused as AWS would refuse it: `code` is AWS's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Effects(Protocol):
@@ -60,6 +53,7 @@ class Effects(Protocol):
     def cut_zone(self, zone: str) -> None: ...
     def restore_zone(self, zone: str) -> None: ...
     def alarm_state(self, name: str) -> str: ...
+    def web_identity(self, token: str, role_arn: str) -> Mapping[str, Any]: ...
 
 
 def _prometheus(url: str) -> dict[str, Any]:
@@ -138,6 +132,13 @@ class ControlPlaneEffects:
             await self._begin(powering(), started=lambda: True)
 
     # -- CloudWatch alarms, for FIS's stop conditions --
+
+    def web_identity(self, token: str, role_arn: str) -> Mapping[str, Any]:
+        """STS's check of an IRSA token (`webidentity.py`), against the API server's key."""
+        tokens = self._plane.api.tokens
+        now = self._plane.clock.now().timestamp()
+        account = role_account(role_arn)
+        return web_identity_claims(token, tokens.verified_claims, tokens.issuer, now, account)
 
     def alarm_state(self, name: str) -> str:
         """A CloudWatch alarm's state as the sandbox knows it: the Prometheus alert of the

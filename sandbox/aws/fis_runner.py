@@ -46,8 +46,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sandbox.aws import fis
-from sandbox.aws.effects import AwsRefusal, Effects
+from sandbox.aws.effects import Effects
 from sandbox.aws.inventory import ACCOUNT_ID, REGION
+from sandbox.aws.refusal import AwsRefusal
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1

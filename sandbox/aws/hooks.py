@@ -17,6 +17,9 @@ calls a game day depends on do what AWS does to the sandbox (through
 - EC2 Stop/Start/RebootInstances: besides moto's state change, the node's
   kubelet powers off or on, or the RabbitMQ node of a broker instance
   (`rabbitmq-1..3`, only when the sandbox runs `--with rabbitmq`) stops or starts.
+- STS AssumeRoleWithWebIdentity (IRSA): the token is checked as STS checks it
+  (`webidentity.py`: signature, issuer, audience, expiry) before moto hands out
+  credentials.
 - FIS: moto keeps templates and experiments but runs no action; here
   CreateExperimentTemplate and StartExperiment refuse what FIS refuses
   (`fis.check_template`), StartExperiment hands the experiment to the endpoint's
@@ -47,9 +50,11 @@ from moto.fis.models import Experiment, FISBackend
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
 from moto.rds.responses import RDSResponse
+from moto.sts.exceptions import STSClientError
+from moto.sts.responses import TokenResponse
 
 from sandbox.aws import fis
-from sandbox.aws.effects import AwsRefusal, Effects
+from sandbox.aws.effects import Effects
 from sandbox.aws.fis_runner import FisRunner, with_run
 from sandbox.aws.inventory import (
     BROKER_INSTANCE_TYPE,
@@ -63,6 +68,7 @@ from sandbox.aws.inventory import (
     POWER_TAG_SUBNET,
     AwsEvent,
 )
+from sandbox.aws.refusal import AwsRefusal
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -92,6 +98,8 @@ MOTO_INTERNALS: tuple[tuple[Any, str], ...] = (
     (FISBackend, "get_experiment"),
     (FISBackend, "stop_experiment"),
     (Experiment, "to_summary_dict"),
+    (TokenResponse, "assume_role_with_web_identity"),
+    (TokenResponse, "_get_param"),
 )
 
 
@@ -142,6 +150,7 @@ def install(effects: Effects) -> None:
     _replace(FISBackend, "get_experiment", _get_experiment)
     _replace(FISBackend, "stop_experiment", _stop_experiment)
     _replace(Experiment, "to_summary_dict", _experiment_summary)
+    _replace(TokenResponse, "assume_role_with_web_identity", _assume_role_with_web_identity)
 
 
 def attach_fis(runner: FisRunner | None) -> None:
@@ -188,6 +197,19 @@ def _call(
         return function(*args, **kwargs)
     except AwsRefusal as refusal:
         raise error_type(refusal.code, refusal.message) from None
+
+
+# -- STS ------------------------------------------------------------------------------
+
+
+def _assume_role_with_web_identity(self: TokenResponse) -> ActionResult:
+    """IRSA's exchange: the token is checked as STS checks it (`webidentity.py`) before
+    moto hands out the role's temporary credentials."""
+    token, role = self._get_param("WebIdentityToken") or "", self._get_param("RoleArn") or ""
+    _call(STSClientError, _effects().web_identity, token, role)
+    original = _assume_role_with_web_identity.__moto_original__  # type: ignore[attr-defined]
+    result: ActionResult = original(self)
+    return result
 
 
 # -- RDS ------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ test-only `/moto-api` away from clients, and turns any crash into AWS's
     'InvalidParameterValue'
     >>> check_request("rds", {"Action": "DescribeDBInstances"}) is None
     True
+    >>> check_request(None, {"Action": "AssumeRoleWithWebIdentity"}) is None  # unsigned
+    True
+    >>> check_request(None, {"Action": "DescribeDBInstances"}).code
+    'MissingAuthenticationToken'
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ SERVED = ("ec2", "rds", "elasticache", "sts", "fis")
 # parameters in a JSON body, and errors are JSON.
 REST_JSON = frozenset({"fis"})
 MAX_BODY_BYTES = 1 << 20
+# STS actions botocore sends unsigned (their model's `"auth": ["smithy.api#noAuth"]`)
+UNSIGNED_STS_ACTIONS = frozenset({"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"})
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 _BOOLEAN_PARAMETERS = {"ForceFailover", "DryRun", "Force", "ApplyImmediately"}
 _RECORD_RANGE = {"rds": (20, 100), "elasticache": (20, 100)}
@@ -66,6 +72,8 @@ def service_of(authorization: str) -> str | None:
 
 def check_request(service: str | None, params: dict[str, str]) -> AwsError | None:
     """What AWS would answer instead of running the action, or None to go on."""
+    if service is None and params.get("Action") in UNSIGNED_STS_ACTIONS:
+        service = "sts"  # the caller has no credentials yet: the token is the credential
     if service is None:
         return AwsError(
             "MissingAuthenticationToken",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sandbox.aws.effects import AwsRefusal
 from sandbox.aws.inventory import AwsEvent, BrokerInstance, CacheMember, DbView, NodeInstance
+from sandbox.aws.refusal import AwsRefusal
+from sandbox.aws.webidentity import role_account, web_identity_claims
+from sandbox.kube.auth.tokens import TokenIssuer
+from sandbox.kube.clock import ManualClock
 
 NODES = (
     NodeInstance(
@@ -20,6 +24,17 @@ NODES = (
         "i-0c00000000000000c", "us-west-2c", "127.0.1.12", "node-c", "m5.xlarge", "workers"
     ),
 )
+
+# the game day's ServiceAccount, as the fake issuer's lookup finds it
+RUNNER = {"metadata": {"name": "gameday-runner", "namespace": "harmonyflow-gameday", "uid": "u-1"}}
+ACCOUNTS: dict[tuple[str, str, str], Any] = {
+    ("serviceaccounts", "harmonyflow-gameday", "gameday-runner"): RUNNER
+}
+
+
+def _lookup(resource: str, namespace: str, name: str) -> Any:
+    return ACCOUNTS.get((resource, namespace, name))
+
 
 BROKERS = tuple(
     BrokerInstance.of(index, f"rabbitmq-{index + 1}", f"127.0.3.{30 + index}") for index in range(3)
@@ -40,6 +55,8 @@ class RecordingEffects:
     brokers: tuple[BrokerInstance, ...] = ()
     # CloudWatch alarms by name, as the sandbox maps them onto Prometheus alerts
     alarms: dict[str, str] = field(default_factory=dict)
+    # the cluster's ServiceAccount token signer, whose key stands for the OIDC provider's
+    tokens: TokenIssuer = field(default_factory=lambda: TokenIssuer(_lookup, ManualClock()))
 
     def node_instances(self) -> Sequence[NodeInstance]:
         return NODES
@@ -113,6 +130,11 @@ class RecordingEffects:
 
     def power_on(self, instance_ids: Sequence[str]) -> None:
         self.calls.append(("power_on", tuple(instance_ids)))
+
+    def web_identity(self, token: str, role_arn: str) -> Mapping[str, Any]:
+        now = self.tokens.clock.now().timestamp()
+        verified, issuer = self.tokens.verified_claims, self.tokens.issuer
+        return web_identity_claims(token, verified, issuer, now, role_account(role_arn))
 
     def alarm_state(self, name: str) -> str:
         if name not in self.alarms:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.aws.effects import AwsRefusal, ControlPlaneEffects
+from sandbox.aws.effects import ControlPlaneEffects
+from sandbox.aws.refusal import AwsRefusal
 from tests.prometheus_fake import ALERT, FakePrometheus
 
 
