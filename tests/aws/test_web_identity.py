@@ -4,7 +4,7 @@ credentials from it with nothing but the variables EKS's webhook sets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +49,6 @@ def test_what_sts_refuses(
     assert message is not None and message in refused.value.message
 
 
-@pytest.fixture
-def irsa() -> Iterator[tuple[AwsEndpoint, RecordingEffects]]:
-    effects = RecordingEffects()
-    server = AwsEndpoint(effects)
-    server.start()
-    try:
-        yield server, effects
-    finally:
-        server.stop()
-
-
 def _sts(url: str) -> Any:
     return boto3.client(
         "sts",
@@ -80,8 +69,10 @@ def _assume(url: str, token: str, role: str = ROLE) -> Any:
     )
 
 
-def test_a_projected_sts_token_gets_credentials(irsa: tuple[AwsEndpoint, RecordingEffects]) -> None:
-    server, effects = irsa
+def test_a_projected_sts_token_gets_credentials(
+    endpoint: tuple[AwsEndpoint, RecordingEffects],
+) -> None:
+    server, effects = endpoint
     answer = _assume(server.url, _token(effects, (STS_AUDIENCE,)))
     assert answer["Credentials"]["AccessKeyId"]
     assert answer["AssumedRoleUser"]["Arn"].endswith(
@@ -99,9 +90,9 @@ def test_a_projected_sts_token_gets_credentials(irsa: tuple[AwsEndpoint, Recordi
     ids=["api-audience", "bad-signature", "garbage"],
 )
 def test_sts_refuses_what_it_cannot_validate(
-    irsa: tuple[AwsEndpoint, RecordingEffects], forge: Any, code: str, text: str
+    endpoint: tuple[AwsEndpoint, RecordingEffects], forge: Any, code: str, text: str
 ) -> None:
-    server, effects = irsa
+    server, effects = endpoint
     with pytest.raises(ClientError) as refused:
         _assume(server.url, forge(effects))
     assert refused.value.response["Error"]["Code"] == code
@@ -109,18 +100,18 @@ def test_sts_refuses_what_it_cannot_validate(
 
 
 def test_a_role_in_another_account_has_no_provider_for_the_cluster(
-    irsa: tuple[AwsEndpoint, RecordingEffects],
+    endpoint: tuple[AwsEndpoint, RecordingEffects],
 ) -> None:
     """deploy/gameday's placeholder account: the annotation must name the cluster's account."""
-    server, effects = irsa
+    server, effects = endpoint
     with pytest.raises(ClientError) as refused:
         _assume(server.url, _token(effects, (STS_AUDIENCE,)), OTHER_ACCOUNT_ROLE)
     assert refused.value.response["Error"]["Code"] == "InvalidIdentityToken"
     assert "No OpenIDConnect provider found" in refused.value.response["Error"]["Message"]
 
 
-def test_an_expired_token_is_refused(irsa: tuple[AwsEndpoint, RecordingEffects]) -> None:
-    server, effects = irsa
+def test_an_expired_token_is_refused(endpoint: tuple[AwsEndpoint, RecordingEffects]) -> None:
+    server, effects = endpoint
     token = _token(effects, (STS_AUDIENCE,), seconds=600)
     clock = effects.tokens.clock
     assert isinstance(clock, ManualClock)
@@ -131,11 +122,11 @@ def test_an_expired_token_is_refused(irsa: tuple[AwsEndpoint, RecordingEffects])
 
 
 def test_boto3s_web_identity_provider_works_with_the_webhooks_variables(
-    irsa: tuple[AwsEndpoint, RecordingEffects], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    endpoint: tuple[AwsEndpoint, RecordingEffects], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a pod with the pod identity webhook's env does: no keys, a role and a token
     file; boto3 exchanges the token at STS (AWS_ENDPOINT_URL: the sandbox's), then signs."""
-    server, effects = irsa
+    server, effects = endpoint
     token_file = tmp_path / "token"
     token_file.write_text(_token(effects, (STS_AUDIENCE,)))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
