@@ -86,13 +86,15 @@ class _Writer:
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
+        _listen(environment.events.request, _on_request)
         _listen(environment.events.report_to_master, _report_to_master)
         return
     options = environment.parsed_options
     path = getattr(options, "timeline_file", "") if options is not None else ""
     if not path:
-        return
+        return  # nothing records: a run without a timeline pays nothing per request
     writer = _Writer(path)
+    _listen(environment.events.request, _on_request)
 
     def users_line() -> dict[str, Any]:
         count = environment.runner.user_count if environment.runner else 0
@@ -135,5 +137,4 @@ def _report_to_master(client_id: str, data: dict[str, Any]) -> None:
 
 
 _listen(events.init_command_line_parser, _add_arguments)
-_listen(events.request, _on_request)
 _listen(events.init, _on_init)

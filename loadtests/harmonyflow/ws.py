@@ -17,9 +17,13 @@ Entries it reports (request type, name):
 - `WS seq gap`          a failure per gap in a session's pushed seqs (`len` = events missing)
 - `WS seq duplicate`    a failure per seq delivered twice
 
-Everything runs in the user's own greenlet, one request at a time: replies are
-correlated by order (one ping in flight) and events by (session, version). Every
-wait has a deadline.
+A reader per socket (a greenlet under Locust's gevent, a thread elsewhere) reads every
+frame as it arrives, between tasks too, as a browser does: it answers the server's
+heartbeat pings at once (an idle session stays connected as long as the server keeps
+it), checks each pushed event's seq as it comes, and hands replies to the request
+waiting for them. The user's greenlet only sends and waits, one request at a time:
+replies are correlated by order (one ping in flight) and events by (session, version).
+Every wait has a deadline; an idle reader wakes once per socket timeout.
 
 A pod that shuts down well closes its sockets with 1001 while the client may be
 sending: a ping written after the close frame arrived fails with a broken pipe. That is
@@ -33,8 +37,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from socket import SHUT_RDWR
 from typing import Any
 
 import websocket
@@ -109,6 +116,99 @@ def ws_url(host: str, path: str = "/ws") -> str:
     return "ws://" + base.removeprefix("http://") + path
 
 
+class Link:
+    """One open socket and the reader that services it: the only one that reads it.
+
+    The reader runs all the time, as a browser's socket does: it answers the server's
+    pings at once, accounts every pushed event as it arrives (`on_event`), and hands
+    the replies to requests (`replies`) to whoever waits for them. Under Locust,
+    gevent makes the thread a greenlet; in a plain process it is a thread. A loss is
+    recorded once (`lose`), by whichever side sees it first.
+    """
+
+    def __init__(
+        self,
+        socket: websocket.WebSocket,
+        on_event: Callable[[dict[str, Any]], None],
+        on_lost: Callable[[Disconnected], None],
+    ) -> None:
+        self.socket = socket
+        self.replies: deque[Any] = deque()
+        self.news = threading.Event()  # set on every reply, push and loss
+        self.loss: Disconnected | None = None
+        self.closing = False
+        self._on_event = on_event
+        self._on_lost = on_lost
+        self._reader = threading.Thread(target=self._read_forever, daemon=True, name="ws-reader")
+
+    def start(self) -> None:
+        self._reader.start()
+
+    def lose(self, error: Disconnected) -> Disconnected:
+        """Record the loss (reported once, unless we closed the socket); the first loss."""
+        if self.loss is None and not self.closing:
+            self.loss = error
+            self._on_lost(error)
+        self.news.set()
+        return self.loss or error
+
+    def wait(self, ready: Callable[[], bool], deadline: float) -> bool:
+        """Until `ready()` or the socket is lost (True), or the deadline passes (False)."""
+        while True:
+            self.news.clear()
+            if ready() or self.loss is not None:
+                return True
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return False
+            self.news.wait(remaining)
+
+    def close(self) -> None:
+        """Close frame (best effort), then shut the socket, which also ends the reader."""
+        self.closing = True
+        socket = self.socket
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            if self.loss is None:
+                socket.send_close()
+        raw = socket.sock
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.shutdown(SHUT_RDWR)  # wakes a reader blocked in recv, thread or greenlet
+        _shut(socket)
+        self.news.set()
+
+    def _read_forever(self) -> None:
+        """Read until the socket is lost or closed. An idle socket only wakes the reader
+        at each socket timeout (no busy loop); pings are answered inside the read."""
+        while self.loss is None and not self.closing:
+            try:
+                opcode, data = _read_message(self.socket)
+            except websocket.WebSocketTimeoutException:
+                continue  # idle: nothing to read is no failure
+            except (OSError, websocket.WebSocketException) as error:
+                self.lose(lost_without_close(error))
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.lose(closed_with(data))
+                _shut(self.socket)
+                return
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = {}
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "event":
+            self._on_event(message)
+        elif kind == "ping":
+            return  # the server's application heartbeat: nothing to answer, nobody waits
+        else:
+            self.replies.append(message)
+        self.news.set()
+
+
 class SessionSocket:
     """One WebSocket with its subscriptions; reconnects and resubscribes with `since`."""
 
@@ -118,13 +218,14 @@ class SessionSocket:
         self.timeout = timeout
         self.tracker = SequenceTracker()
         self.sessions: list[str] = []
-        self._socket: websocket.WebSocket | None = None
+        self._link: Link | None = None
         self._lost_at: float | None = None  # perf_counter when the socket was lost
         self._versions: dict[str, int] = {}  # session -> highest version pushed
+        self._pushed_at: dict[str, float] = {}  # session -> when that version arrived
 
     @property
     def connected(self) -> bool:
-        return self._socket is not None
+        return self._link is not None and self._link.loss is None
 
     @property
     def lost(self) -> bool:
@@ -133,21 +234,29 @@ class SessionSocket:
 
     def ensure_connected(self) -> bool:
         """Connect (and resubscribe every session) unless connected; True when connected."""
-        if self._socket is not None:
+        if self.connected:
             return True
+        self._drop()  # a socket the reader found lost
+        lost_at = self._lost_at
         began = time.perf_counter()
         try:
-            self._socket = websocket.create_connection(self.url, timeout=self.timeout)
+            # No UTF-8 check of text frames by websocket-client (pure Python, the costliest
+            # step of a push): the JSON decoding of every frame checks it anyway.
+            socket = websocket.create_connection(
+                self.url, timeout=self.timeout, skip_utf8_validation=True
+            )
         except (OSError, websocket.WebSocketException) as error:
             self._event(WSCONN, "connect", began, error=error)
             self._lost_at = self._lost_at or began
             return False
         self._event(WSCONN, "connect", began)
+        self._link = Link(socket, self._account, self._report_loss)
+        self._link.start()
         for session in self.sessions:
             if not self.subscribe(session, self.tracker.last(session)):
                 return False
-        if self._lost_at is not None:
-            self._event(WSRECONN, "reconnect", self._lost_at)
+        if lost_at is not None and self.connected:  # not lost again at once
+            self._event(WSRECONN, "reconnect", lost_at)
             self._lost_at = None
         return True
 
@@ -166,18 +275,22 @@ class SessionSocket:
         return self._request("ping", {"type": "ping"}, lambda m: m.get("type") == "pong")
 
     def await_version(self, session: str, version: int, began: float) -> bool:
-        """Wait for the event of `session` at `version` (or later); `WS fanout` from `began`."""
-        deadline = time.perf_counter() + self.timeout
-        try:
-            while self._versions.get(session, 0) < version:
-                if self._receive(deadline) is None:
-                    self._event(WS, "fanout", began, error=NoPush("no push within timeout"))
-                    return False
-        except Disconnected as error:
-            if not error.graceful:  # else the reconnect's replay delivers it
-                self._event(WS, "fanout", began, error=error)
+        """Wait for the event of `session` at `version` (or later); `WS fanout` from `began`
+        to the moment the reader took the event in."""
+        link = self._link
+        if link is None:
             return False
-        self._event(WS, "fanout", began)
+        deadline = time.perf_counter() + self.timeout
+        if not link.wait(lambda: self._versions.get(session, 0) >= version, deadline):
+            self._event(WS, "fanout", began, error=NoPush("no push within timeout"))
+            return False
+        if self._versions.get(session, 0) < version:  # the socket was lost first
+            loss = link.loss or Disconnected("not connected")
+            if not loss.graceful:  # else the reconnect's replay delivers it
+                self._event(WS, "fanout", began, error=loss)
+            return False
+        arrived = max(began, self._pushed_at.get(session, began))
+        self._event(WS, "fanout", began, ended=arrived)
         return True
 
     def close(self) -> None:
@@ -191,21 +304,22 @@ class SessionSocket:
     # ---- internals ----
 
     def _request(self, name: str, message: dict[str, Any], done: Callable[[Any], bool]) -> bool:
-        if self._socket is None:
+        link = self._link
+        if link is None or link.loss is not None:
             return False
         began = time.perf_counter()
         deadline = began + self.timeout
+        link.replies.clear()  # answers to requests that were given up on
         try:
             try:
-                self._socket.send(json.dumps(message))
+                link.socket.send(json.dumps(message))
             except (OSError, websocket.WebSocketException) as error:
-                raise self._lose(self._close_left_behind(error)) from None
-            while True:
-                answer = self._receive(deadline)
-                if answer is None:
-                    raise self._lose(Disconnected(f"no {name} answer within {self.timeout}s"))
-                if done(answer):
-                    break
+                raise self._close_left_behind(link, error) from None
+            answer = Answer(link.replies, done)
+            if not link.wait(answer.arrived, deadline):
+                raise self._lose(link, Disconnected(f"no {name} answer within {self.timeout}s"))
+            if not answer.found and link.loss is not None:
+                raise link.loss
         except Disconnected as lost:
             if not lost.graceful:
                 self._event(WS, name, began, error=lost)
@@ -213,74 +327,48 @@ class SessionSocket:
         self._event(WS, name, began)
         return True
 
-    def _close_left_behind(self, error: BaseException) -> Disconnected:
-        """After a failed send: the close frame the server sent before it, if one waits
-        in the receive buffer (the client's race with a graceful close), else the error."""
-        socket = self._socket
-        deadline = time.perf_counter() + CLOSE_FRAME_GRACE_SECONDS
-        while socket is not None and time.perf_counter() < deadline:
-            socket.settimeout(max(0.01, deadline - time.perf_counter()))
-            try:
-                opcode, data = _read_message(socket)
-            except (OSError, websocket.WebSocketException):
-                break
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                return closed_with(data)
-        return lost_without_close(error)
-
-    def _receive(self, deadline: float) -> Any:
-        """One text message, parsed and accounted; None at the deadline; `Disconnected`."""
-        socket = self._socket
-        if socket is None:
-            raise Disconnected("not connected")
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            return None
-        socket.settimeout(remaining)
-        try:
-            opcode, data = _read_message(socket)
-        except websocket.WebSocketTimeoutException:
-            return None
-        except (OSError, websocket.WebSocketException) as error:
-            raise self._lose(lost_without_close(error)) from None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            raise self._lose(closed_with(data))
-        try:
-            message = json.loads(data)
-        except ValueError:
-            return {}
-        if isinstance(message, dict) and message.get("type") == "event":
-            self._account(message)
-        return message
+    def _close_left_behind(self, link: Link, error: BaseException) -> Disconnected:
+        """After a failed send: the close frame the server sent before it, if the reader
+        finds one in the receive buffer (the client's race with a graceful close), else
+        the error."""
+        link.wait(lambda: False, time.perf_counter() + CLOSE_FRAME_GRACE_SECONDS)
+        return self._lose(link, link.loss or lost_without_close(error))
 
     def _account(self, event: dict[str, Any]) -> None:
+        """A pushed event, checked as it arrives (by the reader, between tasks too)."""
         session, seq, version = event.get("session"), event.get("seq"), event.get("version")
         if not isinstance(session, str) or not isinstance(seq, int):
             return
         step = self.tracker.observe(session, seq)
-        now = time.perf_counter()
-        if step.missing:
-            gap = SequenceGap("events skipped")
-            self._event(WS, "seq gap", now, error=gap, length=step.missing)
-        if step.duplicate:
-            self._event(WS, "seq duplicate", now, error=SequenceDuplicate("event delivered twice"))
+        if step.missing or step.duplicate:
+            now = time.perf_counter()
+            if step.missing:
+                gap = SequenceGap("events skipped")
+                self._event(WS, "seq gap", now, error=gap, length=step.missing)
+            if step.duplicate:
+                duplicate = SequenceDuplicate("event delivered twice")
+                self._event(WS, "seq duplicate", now, error=duplicate)
         if isinstance(version, int) and version > self._versions.get(session, 0):
             self._versions[session] = version
+            self._pushed_at[session] = time.perf_counter()
 
-    def _lose(self, error: Disconnected) -> Disconnected:
+    def _report_loss(self, error: Disconnected) -> None:
         """The socket is gone: report it once (a failure unless the server closed it
-        gracefully), remember when, drop it."""
+        gracefully), remember when."""
         now = time.perf_counter()
         self._event(WS, "disconnect", now, error=None if error.graceful else error)
         self._lost_at = self._lost_at or now  # a failed resubscribe keeps the first loss
+
+    def _lose(self, link: Link, error: Disconnected) -> Disconnected:
+        """We gave up on the socket: the loss (the reader's, if it saw one first), dropped."""
+        loss = link.lose(error)
         self._drop()
-        return error
+        return loss
 
     def _drop(self) -> None:
-        socket, self._socket = self._socket, None
-        if socket is not None:
-            with contextlib.suppress(OSError, websocket.WebSocketException):
-                socket.close(timeout=1)
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
 
     def _event(
         self,
@@ -289,10 +377,13 @@ class SessionSocket:
         began: float,
         error: BaseException | None = None,
         length: int = 0,
+        ended: float | None = None,
     ) -> None:
-        """Fire one request event timed from `began` (perf_counter); its wall-clock start
-        goes with it, so the timeline puts it in the chaos window it began in."""
-        elapsed = time.perf_counter() - began
+        """Fire one request event timed from `began` to `ended` (perf_counter, default
+        now); its wall-clock start goes with it, so the timeline puts it in the chaos
+        window it began in."""
+        now = time.perf_counter()
+        elapsed = (now if ended is None else ended) - began
         self.fire(
             request_type=request_type,
             name=name,
@@ -300,8 +391,30 @@ class SessionSocket:
             response_length=length,
             exception=error,
             context={},
-            start_time=time.time() - elapsed,
+            start_time=time.time() - (now - began),
         )
+
+
+class Answer:
+    """The reply a request waits for, looked for among the replies the reader handed over
+    (the others are answers to requests given up on, and are dropped)."""
+
+    def __init__(self, replies: deque[Any], done: Callable[[Any], bool]) -> None:
+        self.replies = replies
+        self.done = done
+        self.found = False
+
+    def arrived(self) -> bool:
+        while not self.found and self.replies:
+            self.found = self.done(self.replies.popleft())
+        return self.found
+
+
+def _shut(socket: websocket.WebSocket) -> None:
+    """Close the socket without websocket-client's close handshake, which reads."""
+    shutdown: Callable[[], None] = socket.shutdown
+    with contextlib.suppress(OSError, websocket.WebSocketException):
+        shutdown()
 
 
 def _read_message(socket: websocket.WebSocket) -> tuple[int, bytes]:

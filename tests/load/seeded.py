@@ -7,11 +7,17 @@ pushes seq 3 twice; `healthy` does neither. `restarts` closes every socket with 
 RESTART_SECONDS after its subscribe (a pod going away, again and again), and
 `restarts-from-head` does too but resumes a resubscribing client from the newest event
 instead of replaying from its `since`.
+
+With `heartbeat`, a socket is kept as the reference service keeps it
+(sandbox/images/session_state/websocket.py): aiohttp's protocol ping after `heartbeat`
+seconds without a frame from the client, the socket closed when no pong comes within
+half of that, and an application `{"type": "ping"}` every `heartbeat / 2` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import uuid
@@ -46,8 +52,9 @@ class Log:
 class SeededServer:
     """Sessions in memory; every event goes to every socket subscribed to its session."""
 
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, heartbeat: float | None = None) -> None:
         self.mode = mode
+        self.heartbeat = heartbeat
         self.sessions: dict[str, Log] = {}
         self.sockets: dict[str, list[web.WebSocketResponse]] = {}
 
@@ -101,8 +108,25 @@ class SeededServer:
         return web.json_response(self._body(session, body["state"]))
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse()
+        socket = web.WebSocketResponse(heartbeat=self.heartbeat)
         await socket.prepare(request)
+        beat = asyncio.ensure_future(self._beat(socket))
+        try:
+            await self._serve(socket)
+        finally:
+            beat.cancel()
+        return socket
+
+    async def _beat(self, socket: web.WebSocketResponse) -> None:
+        """The service's application heartbeat (`Connection.heartbeat`)."""
+        if self.heartbeat is None:
+            return
+        while not socket.closed:
+            await asyncio.sleep(self.heartbeat / 2)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await socket.send_str(json.dumps({"type": "ping"}))
+
+    async def _serve(self, socket: web.WebSocketResponse) -> None:
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
@@ -124,13 +148,12 @@ class SeededServer:
         for sockets in self.sockets.values():
             if socket in sockets:
                 sockets.remove(socket)
-        return socket
 
 
 @contextmanager
-def serving(mode: Mode) -> Iterator[str]:
+def serving(mode: Mode, heartbeat: float | None = None) -> Iterator[str]:
     """The server in `mode` on 127.0.0.1:<free port>; yields its base URL."""
-    with serving_app(SeededServer(mode).app()) as port:
+    with serving_app(SeededServer(mode, heartbeat).app()) as port:
         yield f"http://127.0.0.1:{port}"
 
 

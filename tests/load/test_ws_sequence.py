@@ -6,16 +6,13 @@ Locust CLI runs the real locustfile against it; the counts come from Locust's ow
 
 from __future__ import annotations
 
-import csv
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from resilience.load.timeline import read_timeline
-from tests.builders import REPO_ROOT
+from tests.load.locustrun import Stats, run_locustfile
 from tests.load.seeded import serving
 
 
@@ -25,27 +22,10 @@ def seeded_server(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
-def run_ws_locustfile(host: str, out: Path) -> dict[str, dict[str, int]]:
-    """Locust's CSV stats of one short headless run: 'TYPE name' -> requests, failures."""
-    command = [
-        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "sessions_ws.py"),
-        "--headless", "--host", host, "--users", "2", "--spawn-rate", "2", "--run-time", "6s",
-        "--csv", str(out / "run"), "--timeline-file", str(out / "timeline.jsonl"),
-        "--exit-code-on-error", "0", "--only-summary", "--stop-timeout", "2",
-    ]  # fmt: skip
-    env = {"HF_WAIT_MIN": "0.05", "HF_WAIT_MAX": "0.1", "HF_TIMEOUT": "3", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=60, env=env, cwd=out, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    with (out / "run_stats.csv").open() as stream:
-        return {
-            f"{row['Type']} {row['Name']}": {
-                "requests": int(row["Request Count"]),
-                "failures": int(row["Failure Count"]),
-            }
-            for row in csv.DictReader(stream)
-        }
+def run_ws_locustfile(host: str, out: Path) -> Stats:
+    """Two users pacing fast, six seconds."""
+    fast = {"HF_WAIT_MIN": "0.05", "HF_WAIT_MAX": "0.1", "HF_TIMEOUT": "3"}
+    return run_locustfile(host, out, fast)
 
 
 @pytest.mark.parametrize(
