@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.load.locustrun import count, run_locustfile
 from tests.sandbox.test_session_state_support import (
     StartService,
@@ -23,7 +25,9 @@ from tests.sandbox.test_session_state_support import (
     start_service,
 )
 
-pytestmark = needs_servers
+# About a minute (the service's 30 s ping and 15 s pong window must pass); in CI the same
+# mechanism is proven against the heartbeating seeded server (test_ws_idle.py).
+pytestmark = [needs_servers, pytest.mark.slow]
 __all__ = ["postgres", "redis_server", "start_service"]  # fixtures, imported for pytest
 
 PROTOCOL_HEARTBEAT = 30.0  # the service's floor
