@@ -28,7 +28,6 @@ ALLOWED: Mapping[tuple[str, str], frozenset[str]] = {
     ("", "pods/eviction"): frozenset({"create"}),
     ("", "nodes"): frozenset({"get", "list", "watch", "patch"}),
     ("apps", "deployments"): frozenset({"get", "list", "watch", "patch", "create", "delete"}),
-    ("apps", "deployments/scale"): frozenset({"get", "patch"}),
     ("apps", "replicasets"): frozenset({"get", "list", "watch"}),
     ("discovery.k8s.io", "endpointslices"): frozenset({"get", "list", "watch"}),
     ("autoscaling", "horizontalpodautoscalers"): frozenset({"get", "list", "watch"}),

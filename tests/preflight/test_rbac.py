@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
-import yaml
 
 from resilience.gameday.permissions import plan_needs
 from resilience.gameday.plan import load_plan
@@ -15,8 +13,8 @@ from resilience.observe.monitors import MonitorScope
 from resilience.preflight.permissions import Permission
 from resilience.preflight.rbac import Grant, Rule, Subject, grants, uncovered, unused
 from tests.builders import REPO_ROOT
+from tests.preflight.gameday_rbac import gameday_documents, scheduled_game_day
 
-GAMEDAY = REPO_ROOT / "deploy" / "gameday"
 RUNNER = Subject("ServiceAccount", "runner", "ops")
 
 
@@ -206,23 +204,6 @@ def test_unused_grants_are_those_no_need_matches() -> None:
 # ---- deploy/gameday ----
 
 
-def gameday_documents(name: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((GAMEDAY / name).read_text()) if d]
-
-
-def scheduled_game_day() -> tuple[Subject, str, str]:
-    """Who the CronJob runs as, which plan (settings.yaml) and in which namespace (the
-    in-cluster kubeconfig's context, in-cluster.sh)."""
-    [job] = gameday_documents("cronjob.yaml")
-    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    account = Subject("ServiceAccount", pod["serviceAccountName"], job["metadata"]["namespace"])
-    [settings] = gameday_documents("settings.yaml")
-    script = (GAMEDAY / "in-cluster.sh").read_text()
-    namespace = re.search(r"namespace: ([a-z0-9-]+)\}", script)
-    assert namespace is not None, "in-cluster.sh: no namespace in its kubeconfig context"
-    return account, settings["data"]["plan"], namespace.group(1)
-
-
 def test_the_gameday_rbac_covers_what_its_scheduled_plan_needs() -> None:
     account, plan, namespace = scheduled_game_day()
     needs = plan_needs(load_plan(REPO_ROOT / plan), MonitorScope(namespace=namespace))
@@ -234,21 +215,13 @@ def test_the_gameday_rbac_covers_what_its_scheduled_plan_needs() -> None:
     )
 
 
-# Reported, not removed: rules of rbac.yaml the scheduled plan does not use.
-UNUSED_BY_THE_STANDARD_PLAN = {
-    # nothing scales through the subresource: chaosk8s scale_deployment patches the
-    # Deployment, and no activity journals a "scale" undo
-    "Role/harmonyflow-gameday rule 3",
-    # the canary of bad-release and liveness-hang, which the standard plan does not run
-    "Role/harmonyflow-gameday rule 4",
-    "Role/harmonyflow-gameday rule 5",
-}
-
-
-def test_the_rules_the_scheduled_plan_does_not_use_are_the_reported_ones() -> None:
+def test_every_rule_serves_the_scheduled_plan() -> None:
+    """Least privilege: a rule no need matches is deleted from rbac.yaml (the canary's
+    and deployments/scale's were; tests/preflight/test_rbac_minimal_live.py proves each
+    remaining rule necessary against the API server's own RBAC)."""
     account, plan, namespace = scheduled_game_day()
     needs = plan_needs(load_plan(REPO_ROOT / plan), MonitorScope(namespace=namespace))
     idle = {
         g.where for g in unused(needs.permissions, grants(gameday_documents("rbac.yaml"), account))
     }
-    assert idle == UNUSED_BY_THE_STANDARD_PLAN
+    assert idle == set()
