@@ -171,3 +171,26 @@ def test_the_readme_says_why_each_rule_exists(
 ) -> None:
     _, _, needs = runner
     assert readme_table(README.read_text()) == rule_table(needs), "\n".join(rule_table(needs))
+
+
+def test_kubectl_lists_the_runners_rules_and_refuses_the_rest_with_upstreams_403(
+    harness: ApiHarness, runner: tuple[client.ApiClient, client.ApiClient, Needs]
+) -> None:
+    account, _, namespace = scheduled_game_day()
+    who = f"system:serviceaccount:{account.namespace}:{account.name}"
+    listed = harness.kubectl("auth", "can-i", "--list", f"--as={who}", "-n", namespace).stdout
+    rows = {line.split()[0]: line for line in listed.splitlines()[1:] if line.strip()}
+    for role in _roles():
+        if role["kind"] != "Role":
+            continue
+        for raw in role["rules"]:
+            for resource in raw["resources"]:
+                group = raw["apiGroups"][0]
+                key = f"{resource}.{group}" if group else resource
+                assert all(verb in rows[key] for verb in raw["verbs"]), (key, listed)
+    refused = harness.kubectl("get", "secrets", "-n", namespace, f"--as={who}", check=False)
+    assert refused.returncode != 0
+    assert refused.stderr.strip() == (
+        f'Error from server (Forbidden): secrets is forbidden: User "{who}" cannot list '
+        f'resource "secrets" in API group "" in the namespace "{namespace}"'
+    )
