@@ -187,7 +187,9 @@ class PodWorker:
                     self._directory(), planned.plans, self.ctx.clock.now()
                 )
             if not errors:
-                self.volumes = {**written, **dict.fromkeys(planned.skipped)}
+                # a virtual pod's volumes are planned (their errors count) but mounted nowhere
+                unmounted = [p.name for p in planned.plans if virtual] + list(planned.skipped)
+                self.volumes = {**written, **dict.fromkeys(unmounted)}
                 self.token_volumes = tuple(
                     plan for plan in planned.plans if plan.token_seconds and plan.name in written
                 )
