@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sandbox.kube.controllers.endpoints import SERVICE_NAME_LABEL, SLICES
-from sandbox.kube.controllers.scheduler import namespaced_key
+from sandbox.kube.controllers.runtime import namespaced_key
 from sandbox.kube.store import Change, Store
 
 log = logging.getLogger(__name__)

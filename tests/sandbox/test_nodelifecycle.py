@@ -17,7 +17,7 @@ from sandbox.kube.controllers.nodelifecycle import (
     desired_taints,
     eviction_time,
 )
-from sandbox.kube.controllers.scheduler import (
+from sandbox.kube.podutil import (
     NOT_READY_TAINT,
     UNREACHABLE_TAINT,
     UNSCHEDULABLE_TAINT,

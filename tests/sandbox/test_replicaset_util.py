@@ -19,8 +19,6 @@ from sandbox.kube.controllers.replicaset_util import (
     get_pods_to_delete,
     indirectly_related_pods,
     is_pod_active,
-    is_pod_available,
-    is_pod_ready,
     manage_replicas,
     pod_deletion_cost,
     pod_from_template,
@@ -30,6 +28,7 @@ from sandbox.kube.controllers.replicaset_util import (
     with_controller_ref,
     without_owner_ref,
 )
+from sandbox.kube.podutil import is_pod_available, is_pod_ready
 from sandbox.kube.selectors import parse_label_selector
 
 KubeObject = dict[str, Any]

@@ -20,7 +20,6 @@ from sandbox.kube.controllers.scheduler import (
     REASON_NODE_AFFINITY,
     REASON_SPREAD,
     REASON_UNSCHEDULABLE,
-    ZONE_LABEL,
     Scheduler,
     default_spread_selector,
     fit_error_message,
@@ -32,9 +31,9 @@ from sandbox.kube.controllers.scheduler import (
     spread_constraints,
     spread_domain_counts,
     spread_skew_reason,
-    tolerates,
 )
 from sandbox.kube.controllers.scheduler import filter_node as run_filters
+from sandbox.kube.podutil import ZONE_LABEL, tolerates
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Change, Store
 

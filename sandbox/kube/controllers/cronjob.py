@@ -45,8 +45,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.kube.clock import Clock, parse_time, rfc3339
-from sandbox.kube.controllers.replicaset import namespaced_key
 from sandbox.kube.controllers.replicaset_util import controller_ref, new_controller_ref
+from sandbox.kube.controllers.runtime import namespaced_key, object_key
 from sandbox.kube.cronschedule import CronSyntaxError, Schedule, parse_standard
 from sandbox.kube.errors import ApiError
 from sandbox.kube.settings import ControlPlaneSettings
@@ -420,11 +420,6 @@ def _start(
 # ---- the controller ----
 
 
-def _key_of(obj: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
-
-
 def _owning_cronjob(job: Mapping[str, Any] | None) -> str | None:
     ref = controller_ref(job) if job is not None else None
     return str(ref.get("name", "")) if ref is not None and ref.get("kind") == "CronJob" else None
@@ -442,15 +437,15 @@ class CronJobController:
 
     def keys_for(self, change: Change) -> Iterable[Hashable]:
         if change.resource == CRONJOBS:
-            return [_key_of(change.object)]
+            return [object_key(change.object)]
         if change.resource != JOBS:
             return []
-        namespace, _ = _key_of(change.object)
+        namespace, _ = object_key(change.object)
         owners = {_owning_cronjob(change.object), _owning_cronjob(change.old)} - {None}
         return sorted((namespace, str(owner)) for owner in owners)
 
     def all_keys(self) -> Iterable[Hashable]:
-        return sorted(_key_of(cronjob) for cronjob in self.store.list(CRONJOBS))
+        return sorted(object_key(cronjob) for cronjob in self.store.list(CRONJOBS))
 
     def reconcile(self, key: Hashable) -> float | None:
         namespace, name = namespaced_key(key)

@@ -25,7 +25,7 @@ from sandbox.kube.controllers.deployment_util import (
     scaled_replicaset,
     set_deployment_condition,
 )
-from sandbox.kube.controllers.replicaset import PODS, REPLICASETS, namespaced_key
+from sandbox.kube.controllers.replicaset import PODS, REPLICASETS
 from sandbox.kube.controllers.replicaset_util import (
     claim_objects,
     controller_ref,
@@ -33,6 +33,7 @@ from sandbox.kube.controllers.replicaset_util import (
     with_controller_ref,
     without_owner_ref,
 )
+from sandbox.kube.controllers.runtime import namespaced_key, object_key
 from sandbox.kube.errors import ApiError
 from sandbox.kube.selectors import LabelSelector, selector_from_match
 from sandbox.kube.settings import ControlPlaneSettings
@@ -43,11 +44,6 @@ KubeObject = dict[str, Any]
 DEPLOYMENTS = "apps/deployments"
 COMPONENT = "deployment-controller"
 COLLISION_RETRY_SECONDS = 0.05
-
-
-def _key_of(obj: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
 
 
 def deployment_selector(d: Mapping[str, Any]) -> LabelSelector | None:
@@ -70,7 +66,7 @@ class DeploymentController:
 
     def keys_for(self, change: Change) -> Iterable[Hashable]:
         if change.resource == DEPLOYMENTS:
-            return [_key_of(change.object)]
+            return [object_key(change.object)]
         if change.resource == REPLICASETS:
             return self._keys_for_replicaset(change)
         if change.resource == PODS and change.type == DELETED:
@@ -78,7 +74,7 @@ class DeploymentController:
         return []
 
     def _keys_for_replicaset(self, change: Change) -> list[tuple[str, str]]:
-        namespace, _ = _key_of(change.object)
+        namespace, _ = object_key(change.object)
         keys: set[tuple[str, str]] = set()
         for rs in (change.object, change.old):
             ref = controller_ref(rs) if rs is not None else None
@@ -89,14 +85,14 @@ class DeploymentController:
             for d in self.store.list(DEPLOYMENTS, namespace):
                 selector = deployment_selector(d)
                 if selector is not None and selector.matches(labels):
-                    keys.add(_key_of(d))
+                    keys.add(object_key(d))
         return sorted(keys)
 
     def _keys_for_deleted_pod(self, pod: Mapping[str, Any]) -> list[tuple[str, str]]:
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return []
-        namespace, _ = _key_of(pod)
+        namespace, _ = object_key(pod)
         rs = self.store.find(REPLICASETS, namespace, str(ref.get("name", "")))
         owner = controller_ref(rs) if rs is not None else None
         if owner is None or owner.get("kind") != "Deployment":
@@ -104,7 +100,7 @@ class DeploymentController:
         return [(namespace, str(owner.get("name", "")))]
 
     def all_keys(self) -> Iterable[Hashable]:
-        return sorted(_key_of(d) for d in self.store.list(DEPLOYMENTS))
+        return sorted(object_key(d) for d in self.store.list(DEPLOYMENTS))
 
     # ---- one sync ----
 
@@ -138,7 +134,7 @@ class DeploymentController:
 
     def _claim_replicasets(self, d: KubeObject, selector: LabelSelector) -> list[KubeObject]:
         """ReplicaSets the Deployment controls, after adopting orphans and releasing strays."""
-        namespace, _ = _key_of(d)
+        namespace, _ = object_key(d)
         claim = claim_objects(d, self.store.list(REPLICASETS, namespace), selector)
         adopted = {rs["metadata"]["name"] for rs in claim.adopt}
         owned = [rs for rs in claim.owned if rs["metadata"]["name"] not in adopted]
@@ -160,7 +156,7 @@ class DeploymentController:
         self, d: KubeObject, selector: LabelSelector, replicasets: list[KubeObject]
     ) -> dict[str, list[KubeObject]]:
         """`getPodMapForDeployment`: pods by owning RS uid, terminating ones included."""
-        namespace, _ = _key_of(d)
+        namespace, _ = object_key(d)
         pod_map: dict[str, list[KubeObject]] = {rs["metadata"]["uid"]: [] for rs in replicasets}
         for pod in self.store.snapshot(PODS, namespace, labels=selector):
             ref = controller_ref(pod)
@@ -171,7 +167,7 @@ class DeploymentController:
     # ---- writing a plan ----
 
     def _write(self, d: KubeObject, plan: SyncPlan) -> float | None:
-        namespace, name = _key_of(d)
+        namespace, name = object_key(d)
         for update in plan.replicaset_updates:
             rs = self.store.get(REPLICASETS, namespace, update.rs_name)
             rs["metadata"]["annotations"] = dict(update.annotations)
@@ -205,7 +201,7 @@ class DeploymentController:
 
     def _create_replicaset(self, d: KubeObject, rs: KubeObject) -> float | None:
         """Create the new RS; on a name collision bump collisionCount and look again."""
-        namespace, _ = _key_of(d)
+        namespace, _ = object_key(d)
         try:
             self.store.create(REPLICASETS, rs)
             return None
@@ -240,7 +236,7 @@ class DeploymentController:
         self._event(d, PlannedEvent(Reason.FAILED_RS_CREATE.value, message, "Warning"))
 
     def _write_status(self, d: KubeObject, status: KubeObject) -> None:
-        namespace, name = _key_of(d)
+        namespace, name = object_key(d)
         self.store.mutate(
             DEPLOYMENTS,
             namespace,

@@ -21,13 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.kube.clock import Clock, parse_time, rfc3339
-from sandbox.kube.controllers.endpoints import is_pod_ready
-from sandbox.kube.controllers.scheduler import (
-    emit_event,
-    is_terminating,
-    namespaced_key,
-    with_condition,
-)
+from sandbox.kube.controllers.runtime import emit_event, namespaced_key
 from sandbox.kube.errors import (
     ApiError,
     Cause,
@@ -36,6 +30,7 @@ from sandbox.kube.errors import (
     forbidden,
     too_many_requests,
 )
+from sandbox.kube.podutil import is_pod_ready, is_terminating, with_condition
 from sandbox.kube.selectors import LabelSelector, selector_from_match
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import DELETED, Change, Store

@@ -16,14 +16,9 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sandbox.kube.clock import Clock
-from sandbox.kube.controllers.scheduler import (
-    ZONE_LABEL,
-    condition_status,
-    is_terminal,
-    is_terminating,
-    namespaced_key,
-)
+from sandbox.kube.controllers.runtime import namespaced_key
 from sandbox.kube.errors import ApiError
+from sandbox.kube.podutil import ZONE_LABEL, is_pod_ready, is_terminal, is_terminating
 from sandbox.kube.selectors import LabelSelector, service_selector
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import DELETED, Change, Store
@@ -38,11 +33,6 @@ SLICES = "discovery.k8s.io/endpointslices"
 
 
 # ---- pure decisions ----
-
-
-def is_pod_ready(pod: Mapping[str, Any]) -> bool:
-    """podutil.IsPodReady: the Ready condition is True."""
-    return condition_status(pod, "Ready") == "True"
 
 
 def is_headless(service: Mapping[str, Any]) -> bool:

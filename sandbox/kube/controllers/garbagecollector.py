@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.kube.clock import Clock, rfc3339
-from sandbox.kube.controllers.scheduler import with_condition
 from sandbox.kube.errors import ApiError
+from sandbox.kube.podutil import with_condition
 from sandbox.kube.resources import EVENTS_V1_KEY, RESOURCES, ResourceType, for_kind
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import DELETED, Change, Store

@@ -14,11 +14,9 @@ back into JSON; the class at the bottom only reads, calls and writes.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sandbox.kube.clock import Clock, parse_time, rfc3339
@@ -46,6 +44,12 @@ from sandbox.kube.controllers.hpa_calc import (
 )
 from sandbox.kube.errors import ApiError
 from sandbox.kube.metrics import MetricsStore, PodSample
+from sandbox.kube.quantity import (
+    QuantityError,
+    format_milli_quantity,
+    milli_value,
+    parse_quantity,
+)
 from sandbox.kube.resources import RESOURCES, ResourceType
 from sandbox.kube.selectors import LabelSelector, selector_from_match
 from sandbox.kube.settings import ControlPlaneSettings
@@ -65,87 +69,18 @@ _DEFAULT_SCALE_DOWN = ScalingRules(
     policies=(ScalingPolicy("Percent", 100, 15),),
 )
 
-# ---- quantities (k8s.io/apimachinery/pkg/api/resource) ----
-
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[a-zA-Z]*)$")
-_DECIMAL_SUFFIXES = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-}
-_BINARY_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-_DECIMAL_EXPONENTS = {-3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
-_BINARY_NAMES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+# ---- quantities ----
 
 
-def parse_quantity(value: object) -> Decimal | None:
-    """A Kubernetes quantity (`500m`, `1.5`, `512Mi`, `1e3`, JSON 2) or None.
-
-    Example: "500m" -> 0.5; "1Gi" -> 1073741824; "2" -> 2; "bogus" -> None.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    match = _QUANTITY.match(str(value).strip())
-    if match is None:
+def quantity_or_none(value: object) -> Decimal | None:
+    """A quantity of the HPA's spec, or None where it is no quantity: the controller
+    skips such a request or target (the API server would have refused it upstream)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
     try:
-        number = Decimal(match.group(1))
-    except InvalidOperation:
+        return parse_quantity(value)
+    except QuantityError:
         return None
-    suffix = match.group(2)
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
-        return number.scaleb(int(suffix[1:]))
-    if suffix in _DECIMAL_SUFFIXES:
-        return number * _DECIMAL_SUFFIXES[suffix]
-    if suffix in _BINARY_SUFFIXES:
-        return number * _BINARY_SUFFIXES[suffix]
-    return None
-
-
-def milli_value(quantity: Decimal) -> int:
-    """`Quantity.MilliValue()`: milli-units, rounded up.
-
-    Example: 0.5 -> 500; 0.0001 -> 1; 512Mi -> 536870912000.
-    """
-    return math.ceil(quantity * 1000)
-
-
-def format_milli_quantity(milli: int, binary: bool = False) -> str:
-    """`resource.NewMilliQuantity(milli, format).String()`.
-
-    DecimalSI: "700m", "1", "1500m", "12", "1k". BinarySI (memory) prints whole
-    bytes of at least 1Ki in the largest exact binary unit ("512Mi", "1536Ki"),
-    anything else as DecimalSI.
-
-    Example: format_milli_quantity(536870912000, binary=True) -> "512Mi".
-    """
-    if milli == 0:
-        return "0"
-    if binary and milli % 1000 == 0 and abs(milli // 1000) >= 1024:
-        number, power = milli // 1000, 0
-        while number % 1024 == 0 and power < len(_BINARY_NAMES) - 1:
-            number //= 1024
-            power += 1
-        return f"{number}{_BINARY_NAMES[power]}"
-    number, exponent = milli, -3
-    while number % 1000 == 0 and exponent < 18:
-        number //= 1000
-        exponent += 3
-    return f"{number}{_DECIMAL_EXPONENTS[exponent]}"
 
 
 # ---- reading API JSON ----
@@ -185,7 +120,7 @@ def _container_requests(container: KubeObject) -> ContainerRequests:
     merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
     requests: dict[str, int] = {}
     for resource, raw in merged.items():
-        quantity = parse_quantity(raw)
+        quantity = quantity_or_none(raw)
         if quantity is not None:
             requests[resource] = milli_value(quantity)
     return ContainerRequests(container.get("name", ""), requests)
@@ -287,7 +222,7 @@ def _rules(rules: KubeObject | None, default: ScalingRules) -> ScalingRules:
         return default
     window = rules.get("stabilizationWindowSeconds", default.stabilization_window_seconds)
     policies = rules.get("policies")
-    tolerance = parse_quantity(rules.get("tolerance")) if "tolerance" in rules else None
+    tolerance = quantity_or_none(rules.get("tolerance")) if "tolerance" in rules else None
     return ScalingRules(
         stabilization_window_seconds=None if window is None else int(window),
         select_policy=str(rules.get("selectPolicy") or default.select_policy),
@@ -397,7 +332,7 @@ def _time(text: object) -> datetime | None:
 
 
 def _milli_or_none(value: object) -> int | None:
-    quantity = parse_quantity(value) if value is not None else None
+    quantity = quantity_or_none(value)
     return None if quantity is None else milli_value(quantity)
 
 

@@ -28,14 +28,14 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.kube.clock import Clock, parse_time, rfc3339
-from sandbox.kube.controllers.replicaset import namespaced_key
 from sandbox.kube.controllers.replicaset_util import (
     controller_ref,
     is_controlled_by,
-    is_pod_ready,
     pod_from_template,
 )
+from sandbox.kube.controllers.runtime import namespaced_key, object_key
 from sandbox.kube.errors import ApiError
+from sandbox.kube.podutil import is_pod_ready
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Change, Store
 
@@ -297,11 +297,6 @@ def decide(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datet
     return JobDecision(create, delete_active, delete, status, requeue)
 
 
-def _key_of(obj: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
-
-
 class JobController:
     """Creates and deletes each Job's pods and writes its status."""
 
@@ -314,10 +309,10 @@ class JobController:
 
     def keys_for(self, change: Change) -> Iterable[Hashable]:
         if change.resource == JOBS:
-            return [_key_of(change.object)]
+            return [object_key(change.object)]
         if change.resource != PODS:
             return []
-        namespace, _ = _key_of(change.object)
+        namespace, _ = object_key(change.object)
         keys = set()
         for pod in (change.object, change.old):
             ref = controller_ref(pod) if pod is not None else None
@@ -326,7 +321,7 @@ class JobController:
         return sorted(keys)
 
     def all_keys(self) -> Iterable[Hashable]:
-        return sorted(_key_of(job) for job in self.store.list(JOBS))
+        return sorted(object_key(job) for job in self.store.list(JOBS))
 
     def reconcile(self, key: Hashable) -> float | None:
         namespace, name = namespaced_key(key)
@@ -365,7 +360,7 @@ class JobController:
 
     def _write_status(self, job: KubeObject, status: KubeObject) -> None:
         old = job.get("status") or {}
-        namespace, name = _key_of(job)
+        namespace, name = object_key(job)
         self.store.mutate(
             JOBS,
             namespace,

@@ -30,12 +30,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.kube.clock import Clock, parse_time, rfc3339
-from sandbox.kube.controllers.scheduler import (
+from sandbox.kube.controllers.runtime import emit_event
+from sandbox.kube.podutil import (
     NOT_READY_TAINT,
     UNREACHABLE_TAINT,
     UNSCHEDULABLE_TAINT,
     condition_status,
-    emit_event,
     find_condition,
     is_terminating,
     tolerates,

@@ -47,7 +47,6 @@ from typing import Any, Literal
 
 from sandbox.kube.clock import Clock
 from sandbox.kube.controllers.nodeaffinity import node_selector_term_matches
-from sandbox.kube.controllers.scheduler import parse_quantity
 from sandbox.kube.controllers.volumebinding import (
     BIND_COMPLETED_ANNOTATION,
     SELECTED_NODE_ANNOTATION,
@@ -55,6 +54,7 @@ from sandbox.kube.controllers.volumebinding import (
     claim_names,
 )
 from sandbox.kube.errors import ApiError
+from sandbox.kube.quantity import parse_quantity
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.storageadmission import PV_PROTECTION, PVC_PROTECTION, STORAGE_CLASSES
 from sandbox.kube.store import DELETED, Change, Store

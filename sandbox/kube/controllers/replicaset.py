@@ -31,6 +31,7 @@ from sandbox.kube.controllers.replicaset_util import (
     with_controller_ref,
     without_owner_ref,
 )
+from sandbox.kube.controllers.runtime import namespaced_key, object_key
 from sandbox.kube.errors import ApiError
 from sandbox.kube.selectors import LabelSelector, selector_from_match
 from sandbox.kube.settings import ControlPlaneSettings
@@ -41,19 +42,6 @@ KubeObject = dict[str, Any]
 REPLICASETS = "apps/replicasets"
 PODS = "pods"
 COMPONENT = "replicaset-controller"
-
-
-def namespaced_key(key: Hashable) -> tuple[str, str]:
-    """A work-queue key is `(namespace, name)`."""
-    if not (isinstance(key, tuple) and len(key) == 2):
-        raise TypeError(f"expected a (namespace, name) key, got {key!r}")
-    namespace, name = key
-    return str(namespace), str(name)
-
-
-def _key_of(obj: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
 
 
 def replicaset_selector(rs: Mapping[str, Any]) -> LabelSelector | None:
@@ -81,10 +69,10 @@ class ReplicaSetController:
 
     def keys_for(self, change: Change) -> Iterable[Hashable]:
         if change.resource == self.resource:
-            return [_key_of(change.object)]
+            return [object_key(change.object)]
         if change.resource != PODS:
             return []
-        namespace, _ = _key_of(change.object)
+        namespace, _ = object_key(change.object)
         keys: set[tuple[str, str]] = set()
         for pod in (change.object, change.old):
             ref = controller_ref(pod) if pod is not None else None
@@ -95,11 +83,11 @@ class ReplicaSetController:
             for rs in self.store.list(self.resource, namespace):
                 selector = self.selector(rs)
                 if selector is not None and selector.matches(labels):
-                    keys.add(_key_of(rs))
+                    keys.add(object_key(rs))
         return sorted(keys)
 
     def all_keys(self) -> Iterable[Hashable]:
-        return sorted(_key_of(rs) for rs in self.store.list(self.resource))
+        return sorted(object_key(rs) for rs in self.store.list(self.resource))
 
     # ---- one sync ----
 
@@ -131,7 +119,7 @@ class ReplicaSetController:
 
     def _claim_pods(self, rs: KubeObject, selector: LabelSelector) -> list[KubeObject]:
         """Active pods the RS owns after adopting matching orphans and releasing strays."""
-        namespace, _ = _key_of(rs)
+        namespace, _ = object_key(rs)
         active = filter_active_pods(self.store.snapshot(PODS, namespace))
         claim = claim_objects(rs, active, selector)
         adopting = {pod["metadata"]["name"] for pod in claim.adopt}
@@ -151,7 +139,7 @@ class ReplicaSetController:
         return owned
 
     def _owned_active_pods(self, rs: KubeObject, selector: LabelSelector) -> list[KubeObject]:
-        namespace, _ = _key_of(rs)
+        namespace, _ = object_key(rs)
         return [
             pod
             for pod in filter_active_pods(self.store.snapshot(PODS, namespace))
@@ -164,7 +152,7 @@ class ReplicaSetController:
         if diff.create:
             return self._create_pods(rs, diff.create)
         error = None
-        namespace, _ = _key_of(rs)
+        namespace, _ = object_key(rs)
         for pod in diff.delete:
             pod_name = pod["metadata"]["name"]
             try:
@@ -195,7 +183,7 @@ class ReplicaSetController:
         return error
 
     def _related_pods(self, rs: KubeObject) -> list[KubeObject]:
-        namespace, _ = _key_of(rs)
+        namespace, _ = object_key(rs)
         siblings = self.store.list(self.resource, namespace)
         selectors = {}
         for sibling in siblings:

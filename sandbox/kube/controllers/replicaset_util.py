@@ -3,8 +3,8 @@
 Mirrors `replica_set.go` (`manageReplicas`, `slowStartBatch`, `getPodsToDelete`),
 `replica_set_utils.go` (`calculateStatus`), `controller_utils.go`
 (`IsPodActive`, `ActivePodsWithRanks.Less`, `GetPodFromTemplate`, the
-ControllerRef manager's claim rules) and `pkg/api/v1/pod/util.go`
-(`IsPodReady`, `IsPodAvailable`). Objects are plain API JSON as the store
+ControllerRef manager's claim rules); readiness (`IsPodReady`, `IsPodAvailable`) is
+`sandbox.kube.podutil`'s. Objects are plain API JSON as the store
 returns them; nothing here reads a clock, draws a random number or writes.
 """
 
@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.kube.clock import parse_time, rfc3339
+from sandbox.kube.podutil import is_pod_available, is_pod_ready, pod_ready_time
 from sandbox.kube.selectors import LabelSelector
 
 KubeObject = dict[str, Any]
@@ -53,61 +54,6 @@ def is_pod_active(pod: Mapping[str, Any]) -> bool:
 def filter_active_pods(pods: Iterable[KubeObject]) -> list[KubeObject]:
     """`controller.FilterActivePods`, order kept."""
     return [pod for pod in pods if is_pod_active(pod)]
-
-
-def pod_ready_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return None
-
-
-def is_pod_ready(pod: Mapping[str, Any]) -> bool:
-    """`podutil.IsPodReady`: a Ready condition with status "True".
-
-    >>> is_pod_ready({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-    True
-    >>> is_pod_ready({"status": {"phase": "Running"}})
-    False
-    """
-    condition = pod_ready_condition(pod)
-    return condition is not None and condition.get("status") == "True"
-
-
-def pod_ready_time(pod: Mapping[str, Any]) -> datetime | None:
-    """When a ready pod became ready (its Ready condition's lastTransitionTime), else None.
-
-    >>> pod_ready_time({"status": {"conditions": [{"type": "Ready", "status": "True",
-    ...     "lastTransitionTime": "2026-01-01T00:00:05Z"}]}}).second
-    5
-    """
-    condition = pod_ready_condition(pod)
-    if condition is None or condition.get("status") != "True":
-        return None
-    stamp = condition.get("lastTransitionTime")
-    return parse_time(stamp) if stamp else None
-
-
-def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: int, now: datetime) -> bool:
-    """`podutil.IsPodAvailable`: ready, and ready for at least `min_ready_seconds`.
-
-    With minReadySeconds 10, a pod ready since 00:00:00 is available from 00:00:10.
-
-    >>> pod = {"status": {"conditions": [{"type": "Ready", "status": "True",
-    ...     "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
-    >>> is_pod_available(pod, 10, parse_time("2026-01-01T00:00:09Z"))
-    False
-    >>> is_pod_available(pod, 10, parse_time("2026-01-01T00:00:10Z"))
-    True
-    """
-    if not is_pod_ready(pod):
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    ready_since = pod_ready_time(pod)
-    if ready_since is None:
-        return False
-    return (now - ready_since).total_seconds() >= min_ready_seconds
 
 
 def seconds_until_available(

@@ -10,13 +10,49 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable, Iterable
-from typing import Protocol
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Protocol
 
 from sandbox.kube.errors import ApiError
 from sandbox.kube.store import Change, Store
 
 log = logging.getLogger(__name__)
+
+
+def namespaced_key(key: Hashable) -> tuple[str, str]:
+    """A `(namespace, name)` work-queue key, checked.
+
+    >>> namespaced_key(("default", "web"))
+    ('default', 'web')
+    """
+    if not (isinstance(key, tuple) and len(key) == 2):
+        raise TypeError(f"expected a (namespace, name) key, got {key!r}")
+    namespace, name = key
+    return str(namespace), str(name)
+
+
+def object_key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """The work-queue key of an object: `(namespace, name)`, as client-go's
+    `MetaNamespaceKeyFunc` (a cluster-scoped object's namespace is "")."""
+    metadata = obj.get("metadata") or {}
+    return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+
+
+def emit_event(
+    store: Store,
+    involved: dict[str, Any],
+    reason: str,
+    message: str,
+    *,
+    event_type: str = "Normal",
+    component: str = "",
+) -> None:
+    """Record an Event best effort, as client-go's recorder does: a refused write (say, in a
+    terminating namespace) is logged and dropped instead of failing the reconcile."""
+    try:
+        store.record_event(involved, reason, message, event_type=event_type, component=component)
+    except ApiError as error:
+        log.debug("event %s for %s dropped: %s", reason, involved["metadata"].get("name"), error)
 
 
 class Controller(Protocol):

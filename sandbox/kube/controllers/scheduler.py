@@ -22,20 +22,31 @@ node, a bound pod, a claim, a volume or a class changes. Preemption is not emula
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import random
-import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.kube.clock import Clock, rfc3339
 from sandbox.kube.controllers import volumebinding
 from sandbox.kube.controllers.nodeaffinity import node_selector_term_matches
+from sandbox.kube.controllers.runtime import emit_event, namespaced_key
 from sandbox.kube.errors import ApiError
+from sandbox.kube.podutil import (
+    HOSTNAME_LABEL,
+    NOT_READY_TAINT,
+    UNREACHABLE_TAINT,
+    UNSCHEDULABLE_TAINT,
+    ZONE_LABEL,
+    condition_status,
+    is_terminal,
+    is_terminating,
+    is_tolerated,
+    with_condition,
+)
+from sandbox.kube.quantity import milli_value, parse_quantity, whole_value
 from sandbox.kube.selectors import (
     LabelSelector,
     Requirement,
@@ -47,14 +58,8 @@ from sandbox.kube.store import DELETED, Change, Store
 
 KubeObject = dict[str, Any]
 PodKey = tuple[str, str]
-log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER = "default-scheduler"
-UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 # pkg/scheduler/util/pod_resources.go: what a container without requests counts as when scoring.
 DEFAULT_MILLI_CPU_REQUEST = 100
@@ -84,124 +89,19 @@ VOLUME_RESOURCES = (CLAIMS, VOLUMES, STORAGE_CLASSES)
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
 
 
-# ---- small facts about pods and conditions (shared with the other controllers) ----
-
-
-def is_terminal(pod: Mapping[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def is_terminating(obj: Mapping[str, Any]) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def find_condition(obj: Mapping[str, Any], kind: str) -> KubeObject | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
-
-
-def condition_status(obj: Mapping[str, Any], kind: str) -> str | None:
-    condition = find_condition(obj, kind)
-    return None if condition is None else str(condition.get("status"))
-
-
-def with_condition(
-    conditions: Sequence[Mapping[str, Any]], new: Mapping[str, Any], now: str
-) -> list[KubeObject]:
-    """Conditions with `new` set: lastTransitionTime moves only when the status changes.
-
-    >>> old = [{"type": "Ready", "status": "True", "lastTransitionTime": "T0"}]
-    >>> with_condition(old, {"type": "Ready", "status": "True", "reason": "x"}, "T1")
-    [{'type': 'Ready', 'status': 'True', 'reason': 'x', 'lastTransitionTime': 'T0'}]
-    """
-    result: list[KubeObject] = []
-    replaced = False
-    for condition in conditions:
-        if condition.get("type") != new.get("type"):
-            result.append(dict(condition))
-            continue
-        merged = dict(new)
-        same_status = condition.get("status") == new.get("status")
-        merged["lastTransitionTime"] = (
-            condition.get("lastTransitionTime") if same_status else now
-        ) or now
-        result.append(merged)
-        replaced = True
-    if not replaced:
-        result.append({**new, "lastTransitionTime": now})
-    return result
-
-
-def emit_event(
-    store: Store,
-    involved: KubeObject,
-    reason: str,
-    message: str,
-    *,
-    event_type: str = "Normal",
-    component: str = "",
-) -> None:
-    """Record an Event best effort, as client-go's recorder does: a refused write (say, in a
-    terminating namespace) is logged and dropped instead of failing the reconcile."""
-    try:
-        store.record_event(involved, reason, message, event_type=event_type, component=component)
-    except ApiError as error:
-        log.debug("event %s for %s dropped: %s", reason, involved["metadata"].get("name"), error)
-
-
-# ---- quantities ----
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIXES = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """A `resource.Quantity` as a number: "250m" -> 0.25, "1Gi" -> 1073741824.
-
-    >>> parse_quantity("100m"), parse_quantity("128Mi"), parse_quantity(2)
-    (Decimal('0.100'), Decimal('134217728'), Decimal('2'))
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"not a quantity: {value!r}")
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    match = _QUANTITY.match(value.strip())
-    if match is None or match.group(2) not in _SUFFIXES:
-        raise ValueError(f"not a quantity: {value!r}")
-    try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
-    except InvalidOperation:
-        raise ValueError(f"not a quantity: {value!r}") from None
+# ---- requests and room ----
 
 
 @functools.lru_cache(maxsize=4096)
 def milli_cpu(value: str | int | float) -> int:
     """CPU in millicores, rounded up as upstream's MilliValue: "0.1" -> 100."""
-    return math.ceil(parse_quantity(value) * 1000)
+    return milli_value(parse_quantity(value))
 
 
 @functools.lru_cache(maxsize=4096)
 def memory_bytes(value: str | int | float) -> int:
-    return math.ceil(parse_quantity(value))
+    """Bytes, rounded up as upstream's Value: "1.5Ki" -> 1536."""
+    return whole_value(parse_quantity(value))
 
 
 @dataclass(frozen=True)
@@ -260,38 +160,11 @@ def node_allocatable(node: Mapping[str, Any]) -> Resources:
     return Resources(
         milli_cpu(amounts["cpu"]) if "cpu" in amounts else 0,
         memory_bytes(amounts["memory"]) if "memory" in amounts else 0,
-        int(parse_quantity(amounts["pods"])) if "pods" in amounts else DEFAULT_MAX_PODS,
+        whole_value(parse_quantity(amounts["pods"])) if "pods" in amounts else DEFAULT_MAX_PODS,
     )
 
 
 # ---- taints and tolerations ----
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1 Toleration.ToleratesTaint.
-
-    >>> tolerates({"operator": "Exists"}, {"key": "a", "effect": "NoSchedule"})
-    True
-    >>> tolerates({"key": "a", "value": "x", "effect": "NoExecute"},
-    ...           {"key": "a", "value": "x", "effect": "NoSchedule"})
-    False
-    """
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return bool(
-        operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-    )
-
-
-def is_tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
-    return any(tolerates(toleration, taint) for toleration in tolerations)
 
 
 def effective_taints(node: Mapping[str, Any]) -> list[KubeObject]:
@@ -780,13 +653,6 @@ def bound_pod_change_matters(old: Mapping[str, Any] | None, new: Mapping[str, An
 
 
 # ---- the controller ----
-
-
-def namespaced_key(key: Hashable) -> tuple[str, str]:
-    """A `(namespace, name)` work-queue key, checked."""
-    if not isinstance(key, tuple) or len(key) != 2:
-        raise TypeError(f"expected (namespace, name), got {key!r}")
-    return str(key[0]), str(key[1])
 
 
 class Scheduler:

@@ -43,10 +43,10 @@ from sandbox.kube.kubelet.usage import (
     VIRTUAL_MEMORY_BYTES,
     CpuTracker,
     Reading,
-    parse_quantity,
     read_tree,
 )
 from sandbox.kube.metrics import ContainerUsage, MetricsStore, NodeSample, PodSample
+from sandbox.kube.quantity import parse_quantity, whole_value
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Change, Store
 
@@ -388,4 +388,4 @@ class Kubelet:
 
 def memory_limit(container: Mapping[str, Any]) -> int | None:
     limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
-    return int(parse_quantity(limit)) if limit is not None else None
+    return whole_value(parse_quantity(limit)) if limit is not None else None

@@ -2,15 +2,13 @@
 
 CPU is the delta of utime+stime over a window, in millicores; memory is the
 resident set size of the process tree. Virtual containers report a small
-fixed usage. Quantities (`500m`, `512Mi`) are parsed here for memory limits.
+fixed usage.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -19,22 +17,6 @@ VIRTUAL_CPU_MILLICORES = 1
 VIRTUAL_MEMORY_BYTES = 4 * 1024 * 1024
 NODE_OVERHEAD_CPU_MILLICORES = 60  # kubelet, containerd, the OS
 NODE_OVERHEAD_MEMORY_BYTES = 600 * 1024 * 1024
-_SUFFIXES = {
-    "": 1,
-    "m": Decimal("0.001"),
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "P": 10**15,
-    "E": 10**18,
-}
 
 
 @dataclass(frozen=True)
@@ -47,14 +29,6 @@ class TreeUsage:
 class Reading:
     cpu_ticks: int
     at: float  # monotonic seconds
-
-
-def parse_quantity(text: str | int | float) -> Decimal:
-    """A Kubernetes quantity as a number: `500m` -> 0.5, `512Mi` -> 536870912."""
-    match = re.fullmatch(r"([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)", str(text).strip())
-    if match is None or match.group(2) not in _SUFFIXES:
-        raise ValueError(f"quantities must match the regular expression: {text!r}")
-    return Decimal(match.group(1)) * Decimal(str(_SUFFIXES[match.group(2)]))
 
 
 def millicores(before: Reading, after: Reading, clk_tck: int = CLK_TCK) -> int:
