@@ -37,7 +37,7 @@ def main() -> None:
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="hf-bench-") as scratch:
             env = {**os.environ, "HARMONYFLOW_SANDBOX_DIR": scratch}
-            baseline.append(timed([sys.executable, "-c", "import sandbox.kube.controlplane"], env))
+            baseline.append(timed([sys.executable, "-c", "import sandbox.daemon"], env))
             cli = [sys.executable, "-m", "resilience.cli", "sandbox"]
             try:
                 boots.append(timed([*cli, "up"], env))

@@ -1,7 +1,7 @@
-"""`python -m sandbox serve --state-dir DIR`: the sandbox daemon.
+"""`python -m sandbox serve --state-dir DIR`: the sandbox daemon's command line.
 
-Serves until SIGTERM or SIGINT, then stops every pod process and the API
-server before it exits. Started and stopped by `resilience sandbox up | down`.
+Serves (`sandbox.daemon.serve`) until SIGTERM or SIGINT, then stops every pod process
+and the API server before it exits. Started and stopped by `resilience sandbox up | down`.
 """
 
 from __future__ import annotations
@@ -11,44 +11,12 @@ import asyncio
 import ipaddress
 import logging
 import os
-import signal
-import time
 from pathlib import Path
 
+from sandbox.daemon import SandboxOptions, serve
 from sandbox.infra.extras import EXTRAS, parse_extras
 from sandbox.infra.rds_status import ConnectionFate, RdsTimings
-from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
-from sandbox.kube.kubeconfig import write_kubeconfig
-from sandbox.state import ENV_VAR, SandboxState, kubeconfig_path
-
-
-async def serve(options: ControlPlaneOptions) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signo in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signo, stop.set)
-    plane = ControlPlane(options)
-    try:
-        url = await plane.start()
-        kubeconfig = write_kubeconfig(kubeconfig_path(options.state_dir), plane.api.access)
-        SandboxState(
-            os.getpid(),
-            url,
-            str(kubeconfig),
-            time.time(),
-            ingress_url=plane.ingress_url,
-            ingress_sources=plane.ingress_sources,
-            aws_url=plane.aws_url,
-            amqp_urls=plane.amqp_urls,
-            prometheus_url=plane.prometheus_url,
-            alertmanager_url=plane.alertmanager_url,
-        ).write(options.state_dir)
-        logging.info("sandbox serving at %s", url)
-        await stop.wait()
-    finally:
-        logging.info("sandbox stopping")
-        await plane.stop()
-        (options.state_dir / "state.json").unlink(missing_ok=True)
+from sandbox.state import ENV_VAR
 
 
 def main() -> None:
@@ -111,7 +79,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     os.environ[ENV_VAR] = str(arguments.state_dir)
-    options = ControlPlaneOptions.from_flags(
+    options = SandboxOptions.from_flags(
         state_dir=arguments.state_dir.resolve(),
         api_port=arguments.api_port,
         node_monitor_grace_period=arguments.node_monitor_grace_period,

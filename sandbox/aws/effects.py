@@ -15,16 +15,21 @@ import json
 import logging
 import urllib.request
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from sandbox.aws.inventory import AwsEvent, BrokerInstance, CacheMember, DbView, NodeInstance
 from sandbox.aws.refusal import AwsRefusal
 from sandbox.aws.webidentity import role_account, web_identity_claims
+from sandbox.cni.podnetwork import PodNetwork
+from sandbox.cni.zones import ZoneIsolation
+from sandbox.infra.backing import BackingServices
+from sandbox.infra.monitoring import Monitoring
 from sandbox.infra.rds_status import InvalidDBInstanceState, RdsStatus
 from sandbox.infra.redis_cluster import Role
-
-if TYPE_CHECKING:
-    from sandbox.kube.controlplane import ControlPlane
+from sandbox.kube.auth.tokens import TokenIssuer
+from sandbox.kube.clock import Clock
+from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,10 +71,25 @@ def _prometheus(url: str) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-class ControlPlaneEffects:
-    """`Effects` on a running `ControlPlane` (its backing services may be off)."""
+@dataclass(frozen=True)
+class SandboxParts:
+    """The parts of a running sandbox that AWS calls act on (`sandbox.daemon` hands them
+    in); the backing services, monitoring and the pod network may be off."""
 
-    def __init__(self, plane: ControlPlane, loop: asyncio.AbstractEventLoop) -> None:
+    nodes: Sequence[NodeConfig]
+    kubelets: Mapping[str, Kubelet]  # filled as the kubelets start
+    clock: Clock
+    tokens: TokenIssuer  # the API server's ServiceAccount token signer
+    backing: BackingServices | None
+    monitoring: Monitoring | None
+    pod_network: PodNetwork | None
+    zone_isolation: ZoneIsolation
+
+
+class ControlPlaneEffects:
+    """`Effects` on a running sandbox's parts."""
+
+    def __init__(self, plane: SandboxParts, loop: asyncio.AbstractEventLoop) -> None:
         self._plane = plane
         self._loop = loop
         self._background: set[asyncio.Task[Any]] = set()
@@ -87,7 +107,7 @@ class ControlPlaneEffects:
                 node.instance_type,
                 node.nodegroup,
             )
-            for node in self._plane.options.nodes
+            for node in self._plane.nodes
         ]
 
     def broker_instances(self) -> Sequence[BrokerInstance]:
@@ -109,7 +129,7 @@ class ControlPlaneEffects:
 
     async def _power(self, instance_ids: Sequence[str], *, on: bool) -> None:
         wanted = set(instance_ids)
-        for node in self._plane.options.nodes:
+        for node in self._plane.nodes:
             kubelet = self._plane.kubelets.get(node.name)
             if node.instance_id not in wanted or kubelet is None:
                 continue
@@ -135,7 +155,7 @@ class ControlPlaneEffects:
 
     def web_identity(self, token: str, role_arn: str) -> Mapping[str, Any]:
         """STS's check of an IRSA token (`webidentity.py`), against the API server's key."""
-        tokens = self._plane.api.tokens
+        tokens = self._plane.tokens
         now = self._plane.clock.now().timestamp()
         account = role_account(role_arn)
         return web_identity_claims(token, tokens.verified_claims, tokens.issuer, now, account)

@@ -8,9 +8,10 @@ answers 422 Invalid with one cause per field, the way the API server does.
 from __future__ import annotations
 
 import copy
+import random
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sandbox.kube import (
     chaoswebhook,
@@ -20,13 +21,11 @@ from sandbox.kube import (
     storageadmission,
     structural,
 )
-from sandbox.kube.clock import rfc3339
+from sandbox.kube.clock import Clock, rfc3339
+from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.errors import Cause, internal, invalid
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.selectors import selector_from_match
-
-if TYPE_CHECKING:
-    from sandbox.kube.store import Store
 
 KubeObject = dict[str, Any]
 
@@ -39,6 +38,22 @@ PROBE_DEFAULTS = {
     "successThreshold": 1,
     "failureThreshold": 3,
 }
+
+
+class StoreView(Protocol):
+    """What admission reads of the store that admits a write (the store hands itself in):
+    objects to default from, and the API server's flags. Admission writes nothing there,
+    which is why it needs no more of the store than this."""
+
+    clock: Clock
+    rng: random.Random
+    default_toleration_seconds: int
+    cluster_ips: ClusterIpAllocator
+    pod_identity: podidentity.PodIdentitySettings | None
+
+    def find(self, resource: str, namespace: str, name: str) -> KubeObject | None: ...
+
+    def list(self, resource: str, namespace: str | None = None) -> list[KubeObject]: ...
 
 
 # ---- entry points used by the store ----
@@ -70,7 +85,7 @@ JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
-def prepare_create(rt: ResourceType, obj: KubeObject, store: Store) -> None:
+def prepare_create(rt: ResourceType, obj: KubeObject, store: StoreView) -> None:
     if customresources.by_key(rt.key) is not None:
         _prepare_custom(rt, obj)
         return
@@ -269,17 +284,17 @@ def _default_cronjob(cronjob: KubeObject) -> None:
     default_pod_spec(job_spec.setdefault("template", {}).setdefault("spec", {}))
 
 
-def _create_claim(claim: KubeObject, store: Store) -> None:
+def _create_claim(claim: KubeObject, store: StoreView) -> None:
     """The DefaultStorageClass and StorageObjectInUseProtection admission plugins."""
     storageadmission.set_default_class(claim, store.list(storageadmission.STORAGE_CLASSES))
     storageadmission.add_finalizer(claim, storageadmission.PVC_PROTECTION)
 
 
-def _create_volume(volume: KubeObject, store: Store) -> None:
+def _create_volume(volume: KubeObject, store: StoreView) -> None:
     storageadmission.add_finalizer(volume, storageadmission.PV_PROTECTION)
 
 
-def _job_selector(job: KubeObject, store: Store) -> None:
+def _job_selector(job: KubeObject, store: StoreView) -> None:
     """The generated selector (job strategy `generateSelector`), from the uid just assigned.
 
     Unless `spec.manualSelector` is true the selector is
@@ -342,14 +357,14 @@ def _default_pdb(pdb: KubeObject) -> None:
     pdb.setdefault("spec", {})
 
 
-def _create_pod(pod: KubeObject, store: Store) -> None:
+def _create_pod(pod: KubeObject, store: StoreView) -> None:
     _default_toleration_seconds(pod.setdefault("spec", {}), store.default_toleration_seconds)
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod.get("spec", {}))}
     _mount_service_account_token(pod.setdefault("spec", {}), store)
     _add_pod_identity(pod, store)
 
 
-def _add_pod_identity(pod: KubeObject, store: Store) -> None:
+def _add_pod_identity(pod: KubeObject, store: StoreView) -> None:
     """EKS's pod identity webhook (`podidentity.py`), after the built-in plugins as
     mutating webhooks run; only where the sandbox serves AWS."""
     if store.pod_identity is None:
@@ -362,7 +377,7 @@ def _add_pod_identity(pod: KubeObject, store: Store) -> None:
         pod["spec"] = mutated["spec"]
 
 
-def _mount_service_account_token(spec: KubeObject, store: Store) -> None:
+def _mount_service_account_token(spec: KubeObject, store: StoreView) -> None:
     """The ServiceAccount admission plugin: every pod gets a projected API-access volume.
 
     Clients rely on it (chaostoolkit-kubernetes' drain iterates `spec.volumes`).
@@ -415,14 +430,14 @@ def _mount_service_account_token(spec: KubeObject, store: Store) -> None:
         )
 
 
-def _create_namespace(namespace: KubeObject, store: Store) -> None:
+def _create_namespace(namespace: KubeObject, store: StoreView) -> None:
     namespace.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     labels = namespace["metadata"].setdefault("labels", {})
     labels["kubernetes.io/metadata.name"] = namespace["metadata"].get("name", "")
     namespace["status"] = {"phase": "Active"}
 
 
-def _create_service(service: KubeObject, store: Store) -> None:
+def _create_service(service: KubeObject, store: StoreView) -> None:
     """A ClusterIP from the sandbox's range (`sandbox.kube.clusterips`), as the service
     registry's ipallocator gives one; an ExternalName Service gets none."""
     spec = service.setdefault("spec", {})
@@ -778,12 +793,12 @@ _DEFAULTERS: dict[str, Callable[[KubeObject], None]] = {
 }
 
 
-def _create_crd(crd: KubeObject, store: Store) -> None:
+def _create_crd(crd: KubeObject, store: StoreView) -> None:
     crd["status"] = customresources.established_status(crd, rfc3339(store.clock.now()))
 
 
 _WEBHOOKED = (chaoswebhook.NETWORKCHAOS_KEY, chaoswebhook.DNSCHAOS_KEY)
-_CREATE_HOOKS: dict[str, Callable[[KubeObject, Store], None]] = {
+_CREATE_HOOKS: dict[str, Callable[[KubeObject, StoreView], None]] = {
     customresources.CRD_KEY: _create_crd,
     "pods": _create_pod,
     "namespaces": _create_namespace,

@@ -16,12 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
-
-if TYPE_CHECKING:
-    from sandbox.kube.store import Store
 
 KubeObject = dict[str, Any]
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -159,7 +156,15 @@ def established_status(crd: KubeObject, now: str) -> KubeObject:
     }
 
 
-def install(store: Store) -> None:
+class _Objects(Protocol):
+    """The part of the store that `install` writes through."""
+
+    def find(self, resource: str, namespace: str, name: str) -> KubeObject | None: ...
+
+    def create(self, resource: str, obj: KubeObject) -> KubeObject: ...
+
+
+def install(store: _Objects) -> None:
     """Create the vendored CRD objects that are not there yet (idempotent)."""
     for manifest in crd_manifests():
         if store.find(CRD_KEY, "", manifest["metadata"]["name"]) is None:

@@ -1,4 +1,5 @@
-"""A whole sandbox control plane (API server, controllers, six kubelets) on a loop thread."""
+"""A whole sandbox control plane (API server, controllers, six kubelets, the cluster DNS and,
+where the machine allows it, the pod network) on a loop thread."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client, config
 
+from sandbox.daemon import Sandbox, SandboxOptions
 from sandbox.infra.clusterdns import DNS_PORT
 from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
@@ -59,11 +61,14 @@ class SandboxHarness:
         self.directory = directory
         self.thread = LoopThread()
         settings = dataclasses.replace(settings, cluster_dns=private_cluster_dns())
-        options = ControlPlaneOptions(state_dir=directory, settings=settings, seed=7)
-        self.plane: ControlPlane = self.thread.on_loop(
-            lambda: ControlPlane(options, token_issuer=token_issuer)
+        options = SandboxOptions(
+            ControlPlaneOptions(state_dir=directory, settings=settings, seed=7)
         )
-        self.url = self.thread.run(self.plane.start())
+        self.sandbox: Sandbox = self.thread.on_loop(
+            lambda: Sandbox(options, token_issuer=token_issuer)
+        )
+        self.plane: ControlPlane = self.sandbox.plane
+        self.url = self.thread.run(self.sandbox.start())
         self.kubeconfig = write_kubeconfig(
             directory / "kubeconfig", self.plane.api.access, "default"
         )
@@ -110,7 +115,7 @@ class SandboxHarness:
         return name
 
     def close(self) -> None:
-        self.thread.run(self.plane.stop(), timeout=120)
+        self.thread.run(self.sandbox.stop(), timeout=120)
         self.thread.close()
 
 

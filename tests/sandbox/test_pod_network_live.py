@@ -306,7 +306,7 @@ def test_a_zone_cut_off_loses_the_rest_both_ways_and_keeps_its_own(
     harness, ip = cluster
     tcp, _ = echo
     zone = _zone_of_pod(harness, ip)
-    isolation = harness.plane.zone_isolation
+    isolation = harness.sandbox.zone_isolation
     harness.on_loop(lambda: isolation.cut(zone, []))
     try:
         wait_for(

@@ -103,8 +103,8 @@ def test_the_cluster_dns_answers_a_services_name_with_its_cluster_ip(
 ) -> None:
     harness, namespace = services_cluster
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [harness.plane.dns.endpoint.host]
-    resolver.port = harness.plane.dns.endpoint.port
+    resolver.nameservers = [harness.sandbox.dns.endpoint.host]
+    resolver.port = harness.sandbox.dns.endpoint.port
     answer = resolver.resolve(f"web.{namespace}.svc.cluster.local", "A", lifetime=5)
     assert [record.address for record in answer] == [cluster_ip(harness, namespace, "web")]
     assert answer.rrset is not None and answer.rrset.ttl == 5
@@ -164,7 +164,9 @@ def test_a_service_without_a_ready_endpoint_refuses_at_once(
             "web", namespace, {"spec": {"replicas": 0}}
         )
         wait_for(lambda: outcome(address) == "ConnectionRefusedError", 60, "web to refuse")
-    record = harness.on_loop(lambda: harness.plane.dns.lookup(f"web.{namespace}.svc.cluster.local"))
+    record = harness.on_loop(
+        lambda: harness.sandbox.dns.lookup(f"web.{namespace}.svc.cluster.local")
+    )
     assert record is not None and record.addresses == (address,)
 
 
