@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sandbox.kube.kubelet.ipam import AddressClaims
+from sandbox.kube.addressclaims import AddressClaims
 
 CLUSTER_IP_PREFIX = "127.0.4."
 CLUSTER_IP_RANGE = tuple(f"{CLUSTER_IP_PREFIX}{host}" for host in range(2, 255))

@@ -21,6 +21,7 @@ from typing import Any
 
 from sandbox.images.registry import ImageRegistry
 from sandbox.kube import customresources, storageclasses
+from sandbox.kube.addressclaims import DEFAULT_LOCK_DIR, AddressClaims
 from sandbox.kube.apiserver import ApiServer, ApiServerConfig
 from sandbox.kube.auth.tokens import PodBoundTokens
 from sandbox.kube.clock import Clock, RealClock
@@ -48,7 +49,7 @@ from sandbox.kube.controllers.runtime import Controller, run_controller
 from sandbox.kube.controllers.scheduler import Scheduler
 from sandbox.kube.controllers.serviceaccount import ServiceAccountsController
 from sandbox.kube.kubelet.cgroups import PodCgroups
-from sandbox.kube.kubelet.ipam import DEFAULT_LOCK_DIR, AddressClaims, IpAllocator
+from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.kubelet.kubelet import Kubelet, NodeConfig
 from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.metrics import MetricsStore

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from sandbox.kube.addressclaims import AddressClaims
 from sandbox.kube.clusterips import ClusterIpAllocator
 from sandbox.kube.errors import ApiError
-from sandbox.kube.kubelet.ipam import AddressClaims
 from sandbox.kube.store import Store
 
 POOL = ("127.0.9.131", "127.0.9.132", "127.0.9.133")

@@ -21,18 +21,15 @@ would inherit them. Without a pod network (`defer_release` off) release is at on
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
-import os
-import socket
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.kube.addressclaims import DEFAULT_LOCK_DIR, AddressClaims
+
 REAL_POOL = tuple(f"127.0.2.{host}" for host in range(2, 255))
 VIRTUAL_POOL_NETWORK = ipaddress.IPv4Network("127.1.0.0/16")
-DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / f"sandbox-ipam-{os.getuid()}"
 
 
 class AddressesExhaustedError(Exception):
@@ -41,46 +38,6 @@ class AddressesExhaustedError(Exception):
 
 def _virtual_pool() -> tuple[str, ...]:
     return tuple(str(a) for a in VIRTUAL_POOL_NETWORK.hosts() if a.packed[3] not in (0, 255))
-
-
-def listening_addresses(table: Path = Path("/proc/net/tcp")) -> set[str]:
-    """IPv4 addresses with a socket in LISTEN state (`/proc/net/tcp`, state 0A)."""
-    try:
-        lines = table.read_text().splitlines()[1:]
-    except OSError:
-        return set()
-    found = set()
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == "0A":
-            found.add(socket.inet_ntoa(bytes.fromhex(fields[1].split(":")[0])[::-1]))
-    return found
-
-
-class AddressClaims:
-    """Claims on addresses shared by every process of this user on the machine."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._held: dict[str, int] = {}  # address -> locked file descriptor
-
-    def claim(self, address: str) -> bool:
-        if address in listening_addresses():
-            return False
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / address, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._held[address] = fd
-        return True
-
-    def release(self, address: str) -> None:
-        fd = self._held.pop(address, None)
-        if fd is not None:
-            os.close(fd)  # closing drops the lock
 
 
 @dataclass
