@@ -34,7 +34,7 @@ from sandbox.kube.controllers.deployment import DeploymentController
 from sandbox.kube.controllers.disruption import DisruptionController
 from sandbox.kube.controllers.endpoints import EndpointsController
 from sandbox.kube.controllers.garbagecollector import GarbageCollector
-from sandbox.kube.controllers.hpa import HorizontalPodAutoscalerController
+from sandbox.kube.controllers.hpa.controller import HorizontalPodAutoscalerController
 from sandbox.kube.controllers.job import JobController
 from sandbox.kube.controllers.kubernetesservice import (
     ApiServerAddress,

@@ -12,7 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandbox.kube.controllers.hpa_calc import (
+from sandbox.kube.controllers.hpa.compute import (
+    compute_replicas_for_metric,
+    compute_replicas_for_metrics,
+)
+from sandbox.kube.controllers.hpa.horizontal import decide, finish, scale_unavailable, set_condition
+from sandbox.kube.controllers.hpa.model import (
     AutoscalerSpec,
     AutoscalerStatus,
     Behavior,
@@ -34,24 +39,22 @@ from sandbox.kube.controllers.hpa_calc import (
     ScalingPolicy,
     ScalingRules,
     Tolerances,
-    calculate_requests,
-    compute_replicas_for_metric,
-    compute_replicas_for_metrics,
-    decide,
-    finish,
-    group_pods,
+)
+from sandbox.kube.controllers.hpa.normalize import (
     normalize_desired_replicas,
     normalize_desired_replicas_with_behaviors,
-    resource_replicas,
-    resource_samples,
-    resource_utilization_ratio,
     scale_down_limit_with_behaviors,
-    scale_unavailable,
     scale_up_limit_with_rules,
-    set_condition,
     store_scale_event,
     with_default_down_window,
 )
+from sandbox.kube.controllers.hpa.replica_calculator import (
+    calculate_requests,
+    group_pods,
+    resource_replicas,
+    resource_samples,
+)
+from sandbox.kube.controllers.hpa.utilization import resource_utilization_ratio
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(minutes=10)

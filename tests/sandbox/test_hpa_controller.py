@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from sandbox.kube.clock import ManualClock, rfc3339
-from sandbox.kube.controllers.hpa import (
-    HPA_RESOURCE,
-    HorizontalPodAutoscalerController,
-    metric_spec,
-    pod_snapshot,
-    quantity_or_none,
-)
-from sandbox.kube.controllers.hpa_calc import MetricSpec
+from sandbox.kube.controllers.hpa.controller import HPA_RESOURCE, HorizontalPodAutoscalerController
+from sandbox.kube.controllers.hpa.conversion import metric_spec, pod_snapshot, quantity_or_none
+from sandbox.kube.controllers.hpa.model import MetricSpec
 from sandbox.kube.metrics import ContainerUsage, MetricsStore, PodSample
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import ADDED, Change, Store

@@ -1,26 +1,16 @@
-"""HorizontalPodAutoscaler (autoscaling/v2) controller.
-
-Every `hpa_sync_period_seconds` per HPA (and at once when an HPA is created or
-its spec changes) it reads the scale target's `spec.replicas` and selector, lists
-the target's pods, reads their usage from the `MetricsStore`, and lets
-`hpa_calc.decide` choose. It writes `spec.replicas` on the target when that
-changes (what the `/scale` subresource does), then the HPA status, and records
-the events upstream records. Recommendations and scale events live in memory,
-per HPA, as in kube-controller-manager.
-
-The functions at the top turn API JSON into `hpa_calc` inputs and its outputs
-back into JSON; the class at the bottom only reads, calls and writes.
+"""The HPA's API JSON and its model: an HPA, its target's pods and their metrics read into
+`model` dataclasses, a decision's status written back as `autoscaling/v2` JSON. Pure: the
+controller reads and writes, this only translates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sandbox.kube.clock import Clock, parse_time, rfc3339
-from sandbox.kube.controllers.hpa_calc import (
+from sandbox.kube.clock import parse_time, rfc3339
+from sandbox.kube.controllers.hpa.model import (
     MEMORY,
     AutoscalerSpec,
     AutoscalerStatus,
@@ -28,48 +18,36 @@ from sandbox.kube.controllers.hpa_calc import (
     Condition,
     ContainerRequests,
     CpuReadiness,
-    History,
-    HpaEvent,
     HpaParams,
     MetricSpec,
     MetricStatus,
     PodSnapshot,
     PodUsage,
-    ScaleView,
     ScalingPolicy,
     ScalingRules,
-    decide,
-    finish,
-    scale_unavailable,
 )
-from sandbox.kube.errors import ApiError
-from sandbox.kube.metrics import MetricsStore, PodSample
+from sandbox.kube.metrics import PodSample
 from sandbox.kube.quantity import (
     QuantityError,
     format_milli_quantity,
     milli_value,
     parse_quantity,
 )
-from sandbox.kube.resources import RESOURCES, ResourceType
-from sandbox.kube.selectors import LabelSelector, selector_from_match
 from sandbox.kube.settings import ControlPlaneSettings
-from sandbox.kube.store import Change, KubeObject, Store
 
-HPA_RESOURCE = "autoscaling/horizontalpodautoscalers"
-COMPONENT = "horizontal-pod-autoscaler"
+KubeObject = dict[str, Any]
 
 _DEFAULT_SCALE_UP = ScalingRules(
     stabilization_window_seconds=0,
     select_policy="Max",
     policies=(ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)),
 )
+
 _DEFAULT_SCALE_DOWN = ScalingRules(
     stabilization_window_seconds=None,
     select_policy="Max",
     policies=(ScalingPolicy("Percent", 100, 15),),
 )
-
-# ---- quantities ----
 
 
 def quantity_or_none(value: object) -> Decimal | None:
@@ -81,9 +59,6 @@ def quantity_or_none(value: object) -> Decimal | None:
         return parse_quantity(value)
     except QuantityError:
         return None
-
-
-# ---- reading API JSON ----
 
 
 def pod_snapshot(pod: KubeObject) -> PodSnapshot:
@@ -259,9 +234,6 @@ def autoscaler_status(hpa: KubeObject) -> AutoscalerStatus:
     )
 
 
-# ---- writing API JSON ----
-
-
 def status_json(status: AutoscalerStatus) -> KubeObject:
     """HorizontalPodAutoscalerStatus as the API server serializes it:
     currentReplicas and lastScaleTime are omitempty, desiredReplicas always
@@ -334,181 +306,3 @@ def _time(text: object) -> datetime | None:
 def _milli_or_none(value: object) -> int | None:
     quantity = quantity_or_none(value)
     return None if quantity is None else milli_value(quantity)
-
-
-# ---- the controller ----
-
-
-class ScaleUnavailable(Exception):
-    """The target's /scale cannot be read; the message is what upstream reports."""
-
-
-class HorizontalPodAutoscalerController:
-    """Syncs each HPA every `hpa_sync_period_seconds`; keys are (namespace, name)."""
-
-    name = "horizontalpodautoscaler"
-
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        settings: ControlPlaneSettings,
-        metrics: MetricsStore,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.settings = settings
-        self.metrics = metrics
-        self.params = params_from_settings(settings)
-        self._histories: dict[Hashable, History] = {}
-        self._due: dict[Hashable, float] = {}
-        self._synced_generation: dict[Hashable, int] = {}
-
-    # ---- Controller protocol ----
-
-    def keys_for(self, change: Change) -> Iterable[Hashable]:
-        if change.resource != HPA_RESOURCE:
-            return ()
-        metadata = change.object.get("metadata") or {}
-        return ((metadata.get("namespace", ""), metadata.get("name", "")),)
-
-    def all_keys(self) -> Iterable[Hashable]:
-        return [
-            (hpa["metadata"].get("namespace", ""), hpa["metadata"]["name"])
-            for hpa in self.store.list(HPA_RESOURCE)
-        ]
-
-    def reconcile(self, key: Hashable) -> float | None:
-        """Sync when due (or at once for a new HPA or a spec change); otherwise
-        answer how long until the next sync."""
-        assert isinstance(key, tuple)
-        namespace, name = key
-        hpa = self.store.find(HPA_RESOURCE, namespace, name)
-        if hpa is None:
-            self._forget(key)
-            return None
-        period = self.settings.hpa_sync_period_seconds
-        generation = int(hpa["metadata"].get("generation", 0))
-        due = self._due.get(key)
-        if due is not None and self._synced_generation.get(key) == generation:
-            remaining = due - self.clock.monotonic()
-            if remaining > 0:
-                return remaining
-        self._sync(key, hpa)
-        self._due[key] = self.clock.monotonic() + period
-        self._synced_generation[key] = generation
-        return period
-
-    # ---- one sync: read, call, write ----
-
-    def _sync(self, key: Hashable, hpa: KubeObject) -> None:
-        now = self.clock.now()
-        namespace = hpa["metadata"].get("namespace", "")
-        previous = autoscaler_status(hpa)
-        spec = autoscaler_spec(hpa)
-        history = self._histories.get(key, History())
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        try:
-            resource, target = self._scale_target(namespace, ref)
-        except ScaleUnavailable as error:
-            status, event = scale_unavailable(previous, str(error), now)
-            self._record(hpa, (event,))
-            self._write_status(hpa, status, keep_metrics=True)
-            return
-        selector = selector_from_match((target.get("spec") or {}).get("selector"))
-        has_selector = selector is not None and not selector.empty
-        pods = self._pods(namespace, selector) if has_selector else []
-        scale = ScaleView(int((target.get("spec") or {}).get("replicas", 1)), has_selector)
-        decision = decide(
-            spec,
-            scale,
-            [pod_snapshot(p) for p in pods],
-            self._usages(namespace, pods),
-            history,
-            previous,
-            self.params,
-            now,
-        )
-        update_error = None
-        if decision.rescale:
-            update_error = self._write_replicas(
-                resource, namespace, target["metadata"]["name"], decision.desired_replicas
-            )
-        outcome = finish(decision, previous, spec.behavior, history, now, update_error)
-        self._histories[key] = outcome.history
-        self._record(hpa, outcome.events)
-        self._write_status(hpa, outcome.status)
-
-    def _scale_target(self, namespace: str, ref: Mapping[str, Any]) -> tuple[str, KubeObject]:
-        """The scale target's resource key and object, or ScaleUnavailable."""
-        api_version = str(ref.get("apiVersion", ""))
-        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-        kind = str(ref.get("kind", ""))
-        resource = _scalable_resource(group, kind)
-        if resource is None:
-            raise ScaleUnavailable(f'no matches for kind "{kind}" in group "{group}"')
-        if resource.subresource("scale") is None:
-            raise ScaleUnavailable("the server could not find the requested resource")
-        try:
-            return resource.key, self.store.get(resource.key, namespace, str(ref.get("name", "")))
-        except ApiError as error:
-            raise ScaleUnavailable(error.message) from None
-
-    def _pods(self, namespace: str, selector: LabelSelector | None) -> list[KubeObject]:
-        return self.store.snapshot("pods", namespace, labels=selector)
-
-    def _usages(self, namespace: str, pods: Iterable[KubeObject]) -> dict[str, PodUsage]:
-        usages: dict[str, PodUsage] = {}
-        for pod in pods:
-            name = pod["metadata"]["name"]
-            sample = self.metrics.pod(namespace, name)
-            if sample is not None:
-                usages[name] = pod_usage(sample)
-        return usages
-
-    def _write_replicas(
-        self, resource: str, namespace: str, name: str, replicas: int
-    ) -> str | None:
-        """Set spec.replicas as the /scale subresource does; the error text, if any."""
-
-        def set_replicas(obj: KubeObject) -> None:
-            obj.setdefault("spec", {})["replicas"] = replicas
-
-        try:
-            self.store.mutate(resource, namespace, name, set_replicas)
-        except ApiError as error:
-            return error.message
-        return None
-
-    def _write_status(
-        self, hpa: KubeObject, status: AutoscalerStatus, keep_metrics: bool = False
-    ) -> None:
-        """Write status unless unchanged; `keep_metrics` leaves currentMetrics as stored
-        (a sync that could not read the scale does not touch them upstream)."""
-        body = status_json(status)
-        if keep_metrics:
-            body["currentMetrics"] = (hpa.get("status") or {}).get("currentMetrics")
-        if body == hpa.get("status"):
-            return
-        updated = dict(hpa)
-        updated["status"] = body
-        self.store.update(HPA_RESOURCE, updated, subresource="status")
-
-    def _record(self, hpa: KubeObject, events: Iterable[HpaEvent]) -> None:
-        for event in events:
-            self.store.record_event(
-                hpa, event.reason, event.message, event_type=event.type, component=COMPONENT
-            )
-
-    def _forget(self, key: Hashable) -> None:
-        self._histories.pop(key, None)
-        self._due.pop(key, None)
-        self._synced_generation.pop(key, None)
-
-
-def _scalable_resource(group: str, kind: str) -> ResourceType | None:
-    """The RESTMapper step: any served version of the group and kind."""
-    for resource in RESOURCES:
-        if resource.group == group and resource.kind == kind and resource.stored:
-            return resource
-    return None
