@@ -30,7 +30,7 @@ from sandbox.kube.controllers import disruption
 from sandbox.kube.controllers.apiservice import ApiServiceController
 from sandbox.kube.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from sandbox.kube.controllers.cronjob import CronJobController
-from sandbox.kube.controllers.deployment import DeploymentController
+from sandbox.kube.controllers.deployment.controller import DeploymentController
 from sandbox.kube.controllers.disruption import DisruptionController
 from sandbox.kube.controllers.endpoints import EndpointsController
 from sandbox.kube.controllers.garbagecollector import GarbageCollector

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from sandbox.kube.clock import ManualClock, rfc3339
-from sandbox.kube.controllers.deployment import DEPLOYMENTS, DeploymentController
-from sandbox.kube.controllers.deployment_util import (
+from sandbox.kube.controllers.deployment.controller import DEPLOYMENTS, DeploymentController
+from sandbox.kube.controllers.deployment.util import (
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
     REVISION_HISTORY_ANNOTATION,

@@ -1,10 +1,10 @@
 """The Deployment controller: roll ReplicaSets forward, back and to size.
 
-All decisions are `deployment_util.plan_sync`, a pure function of the
-Deployment, the ReplicaSets it controls and their pods; this class claims
-ReplicaSets (adopting matching orphans), asks for the plan and writes it:
-ReplicaSet updates and creation, the revision annotation, scaling, history
-cleanup, then the status (through the status subresource) and events.
+All decisions are `plan.plan_sync`, a pure function of the Deployment, the
+ReplicaSets it controls and their pods; this class claims ReplicaSets (adopting
+matching orphans), asks for the plan and writes it: ReplicaSet updates and
+creation, the revision annotation, scaling, history cleanup, then the status
+(through the status subresource) and events.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from sandbox.kube.clock import Clock
-from sandbox.kube.controllers.deployment_util import (
+from sandbox.kube.controllers.deployment.plan import PlannedEvent, SyncPlan, plan_sync
+from sandbox.kube.controllers.deployment.util import (
     ConditionType,
-    PlannedEvent,
     Reason,
-    SyncPlan,
     equal_ignore_hash,
     has_progress_deadline,
     new_deployment_condition,
-    plan_sync,
     scaled_replicaset,
     set_deployment_condition,
 )
@@ -40,7 +38,6 @@ from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import DELETED, Change, Store
 
 KubeObject = dict[str, Any]
-
 DEPLOYMENTS = "apps/deployments"
 COMPONENT = "deployment-controller"
 COLLISION_RETRY_SECONDS = 0.05
