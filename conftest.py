@@ -48,7 +48,8 @@ from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy, policy_from_manifests
 from resilience.preflight import review
 from resilience.preflight.needs import SuiteTest, suite_needs
-from resilience.suite_sandbox import (
+from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
+from resilience.suites.sandbox import (
     SandboxSession,
     requested_extras,
     sandbox_down,
@@ -56,7 +57,6 @@ from resilience.suite_sandbox import (
     sandbox_up,
     with_flags,
 )
-from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
 from resilience.target import Target, TargetUnreachableError, check_reachable, load_target
 from tests.run_parts import TEST_PARTS, in_part
 

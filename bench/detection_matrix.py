@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from resilience.suite_sandbox import (
+from resilience.suites.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
     sandbox_down,

@@ -39,12 +39,6 @@ import pytest
 from resilience.chaos.recovery import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
 from resilience.observe import Monitors, MonitorScope
 from resilience.policy import IntendedPolicy
-from resilience.suite_findings import (
-    FINDINGS_FILE,
-    ResilienceFinding,
-    new_finding,
-    record_finding,
-)
 from resilience.suite_load import (
     BASELINE_SECONDS,
     LocustLoad,
@@ -58,6 +52,12 @@ from resilience.suite_target import (
     restore,
     take_snapshot,
     wait_healthy,
+)
+from resilience.suites.findings import (
+    FINDINGS_FILE,
+    ResilienceFinding,
+    new_finding,
+    record_finding,
 )
 from resilience.traffic import LoadSession, SessionTraffic, create_sessions
 

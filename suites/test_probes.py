@@ -12,7 +12,7 @@
 - A slow start (the `slow-start` image) is protected by the startup probe: no
   kill while it starts, not Ready (no traffic) until it has started.
 
-Single-pod faults run in a canary (resilience.suite_canary): the live pod
+Single-pod faults run in a canary (resilience.suites.canary): the live pod
 template with the fault image, one replica, behind the same Service.
 """
 
@@ -35,9 +35,9 @@ from resilience.observe import (
 )
 from resilience.observe.timeline import Timeline
 from resilience.policy import IntendedPolicy, ProbeKind
-from resilience.suite_canary import canary_deployment
-from resilience.suite_drift import deployment_drift
 from resilience.suite_target import CANARY_LABEL, LiveTarget, delete_canary
+from resilience.suites.canary import canary_deployment
+from resilience.suites.drift import deployment_drift
 from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience

@@ -21,8 +21,8 @@ import pytest
 
 from resilience.observe import Monitors, State, check_rollout_limits
 from resilience.policy import IntendedPolicy
-from resilience.suite_drift import ROLLOUT_FIELDS, deployment_drift
 from resilience.suite_target import LiveTarget
+from resilience.suites.drift import ROLLOUT_FIELDS, deployment_drift
 from resilience.traffic import LoadSession, SessionTraffic, check_error_budget
 
 pytestmark = pytest.mark.resilience

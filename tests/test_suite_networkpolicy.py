@@ -1,4 +1,4 @@
-"""Drift of the live NetworkPolicies against deploy/base (resilience.suite_networkpolicy).
+"""Drift of the live NetworkPolicies against deploy/base (resilience.suites.networkpolicy).
 
 "Live" objects are deploy/'s own renderings as an API server returns them (metadata
 filled in, upstream defaults applied), changed the way an operator's mistake would.
@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-import resilience.suite_networkpolicy
+import resilience.suites.networkpolicy
 from resilience.manifests import RenderedManifests, render
-from resilience.suite_networkpolicy import (
+from resilience.suite_target import LiveTarget
+from resilience.suites.networkpolicy import (
     IntendedNetworkPolicies,
     intended_network_policies,
     network_policy_drift,
 )
-from resilience.suite_target import LiveTarget
 from tests.builders import REPO_ROOT
 from tests.sandbox.harness import ApiHarness
 
@@ -171,7 +171,7 @@ def test_network_policy_drift_names_the_policy_and_the_difference(
 
 
 def test_the_module_examples_hold() -> None:
-    assert doctest.testmod(resilience.suite_networkpolicy).failed == 0
+    assert doctest.testmod(resilience.suites.networkpolicy).failed == 0
 
 
 def test_policies_read_back_from_an_api_server_are_no_drift_until_one_is_deleted(

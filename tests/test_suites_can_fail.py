@@ -30,14 +30,14 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from resilience.suite_sandbox import (
+from resilience.suite_target import terminating_pods
+from resilience.suites.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
     sandbox_down,
     sandbox_up,
     suite_command,
 )
-from resilience.suite_target import terminating_pods
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live import only_pods_of

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from resilience import suite_hpa, suite_load
+from resilience import suite_load
 from resilience.load.profile import load_profile
 from resilience.load.timeline import parse_lines, window_stats
 from resilience.observe import State, hpa_steps
@@ -31,17 +31,6 @@ from resilience.observe.records import (
 )
 from resilience.observe.timeline import TimelineEvent, fold
 from resilience.slo import Slo, SloKind, Status, Verdict, Window
-from resilience.suite_canary import canary_deployment
-from resilience.suite_drift import deployment_drift, pdb_drift
-from resilience.suite_hpa import (
-    at_minimum,
-    ceiling_reached,
-    check_scale_down_waited,
-    hpa_drift,
-    scale_times,
-    scaled_up,
-    with_live_behavior,
-)
 from resilience.suite_load import (
     LoadNotFlowingError,
     LocustLoad,
@@ -51,8 +40,20 @@ from resilience.suite_load import (
     suite_profile,
     window_figures,
 )
-from resilience.suite_sandbox import parse_exports
 from resilience.suite_target import CANARY_LABEL, health_problems, terminating_pods
+from resilience.suites import hpa as suite_hpa
+from resilience.suites.canary import canary_deployment
+from resilience.suites.drift import deployment_drift, pdb_drift
+from resilience.suites.hpa import (
+    at_minimum,
+    ceiling_reached,
+    check_scale_down_waited,
+    hpa_drift,
+    scale_times,
+    scaled_up,
+    with_live_behavior,
+)
+from resilience.suites.sandbox import parse_exports
 from resilience.traffic import (
     Ack,
     ErrorBudget,
@@ -566,7 +567,7 @@ def test_locust_load_that_cannot_reach_the_target_says_so(tmp_path: Path) -> Non
     assert not load.run.running and not locust_left([load.out_dir])
 
 
-# ---- the HPA suite's helpers (resilience.suite_hpa) ----
+# ---- the HPA suite's helpers (resilience.suites.hpa) ----
 
 
 def live_hpa(base_manifests: Any) -> dict[str, Any]:

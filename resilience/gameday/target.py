@@ -81,7 +81,7 @@ def gameday_target(
         yield _context_target(kube_context, allow_production)
         return
     from resilience import sandbox_cli  # noqa: PLC0415 - only this path needs the sandbox
-    from resilience.suite_sandbox import (  # noqa: PLC0415
+    from resilience.suites.sandbox import (  # noqa: PLC0415
         parse_exports,
         sandbox_command,
         sandbox_down,

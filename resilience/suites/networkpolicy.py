@@ -25,7 +25,7 @@ from typing import Any
 from resilience import objectpath
 from resilience.conformance import overlay_may_change
 from resilience.manifests import RenderedManifests
-from resilience.suite_drift import ABSENT, Drift
+from resilience.suites.drift import ABSENT, Drift
 
 KIND = "NetworkPolicy"
 PRESENT = "present"

@@ -27,7 +27,7 @@ from resilience.observe.autoscaling import hpa_observations
 from resilience.observe.records import HpaObservation
 from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import HpaPolicy, IntendedPolicy, scaling_behavior
-from resilience.suite_drift import ABSENT, Drift
+from resilience.suites.drift import ABSENT, Drift
 
 MAX_LIMIT = "hpa.maxReplicas"
 STABILIZATION_LIMIT = "hpa.behavior.scaleDown.stabilizationWindowSeconds"

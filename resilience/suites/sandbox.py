@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from resilience.errors import ResilienceError
+from resilience.paths import PROJECT_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 UP_TIMEOUT_SECONDS = 240.0
 DOWN_TIMEOUT_SECONDS = 90.0
 ENV_TIMEOUT_SECONDS = 30.0
@@ -113,7 +113,7 @@ def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]
         command,
         capture_output=True,
         text=True,
-        cwd=REPO_ROOT,
+        cwd=PROJECT_ROOT,
         timeout=timeout,
         check=False,
         stdin=subprocess.DEVNULL,
