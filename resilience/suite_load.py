@@ -34,9 +34,16 @@ from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
 from resilience.load.runner import LoadResult, LoadRun
 from resilience.load.timeline import Timeline, error_counts
-from resilience.observe.violations import CheckResult, Violation
-from resilience.slo import RequestSelector, Status, Verdict, Window, WindowStats, select
-from resilience.traffic import ErrorBudget, TrafficOutcome
+from resilience.slo.budget import ErrorBudget, TrafficOutcome
+from resilience.slo.objectives import (
+    RequestSelector,
+    Verdict,
+    Window,
+    WindowStats,
+    select,
+    slo_check,
+)
+from resilience.slo.result import CheckResult
 
 BASELINE_SECONDS = 10.0
 RECOVERY_SECONDS = 10.0
@@ -44,8 +51,6 @@ FLOWING_REQUESTS = 10
 FLOWING_TIMEOUT_SECONDS = 45.0
 LEDGER = "LEDGER"
 REST_TYPES = frozenset({"GET", "POST", "PUT", "DELETE"})
-SLO_LIMIT_PREFIX = "load.slo."
-RUN_LIMIT = "load.run"
 ERRORS_SHOWN = 3
 # The SLO every suite profile budgets its fault window with (also the witness's budget).
 FAULT_BUDGET_SLO = "fault-window-error-budget"
@@ -81,7 +86,7 @@ def witness_budget(profile: Profile) -> ErrorBudget:
 def window_figures(windows: dict[Window, WindowStats]) -> dict[str, float | int | str]:
     """Requests and failures per window, LEDGER checks apart: the figures of a report.
 
-    >>> from resilience.slo import EndpointStats
+    >>> from resilience.slo.objectives import EndpointStats
     >>> endpoints = {("GET", "/s"): EndpointStats(ok=8, failed=2),
     ...              ("LEDGER", "read verified"): EndpointStats(ok=4)}
     >>> figures = window_figures({Window.FAULT: WindowStats(5.0, endpoints)})
@@ -95,57 +100,6 @@ def window_figures(windows: dict[Window, WindowStats]) -> dict[str, float | int 
         total = sum(s.requests for s in chosen)
         figures[window.value] = f"{failed}/{total} failed in {stats.seconds:.1f}s"
     return figures
-
-
-def slo_check(
-    verdicts: Sequence[Verdict],
-    what: str,
-    errors: Sequence[tuple[str, str, int]] = (),
-    problems: Sequence[str] = (),
-    figures: dict[str, float | int | str] | None = None,
-) -> CheckResult:
-    """The load's SLO verdicts as one check: a violation per failed SLO or run problem.
-
-    A violation reads "<what>: load SLO <name> failed (window <w>): <observed vs limit>",
-    followed by the most frequent errors, so the on-call engineer sees which SLO, in
-    which window, by how much, and what the users got back.
-
-    >>> from resilience.slo import Slo, SloKind
-    >>> slo = Slo("fault-window-error-budget", SloKind.ERROR_RATE, 0.02, Window.FAULT)
-    >>> verdict = Verdict(slo, Status.FAIL, 0.1, "error rate in window fault = 0.1000 (4/40), "
-    ...                   "limit <= 0.02")
-    >>> print(slo_check([verdict], "kill of pod-a").first.message)
-    kill of pod-a: load SLO fault-window-error-budget failed (window fault): error rate in \
-window fault = 0.1000 (4/40), limit <= 0.02
-    """
-    shown = "; ".join(f"{entry}: {message} (x{count})" for entry, message, count in errors)
-    suffix = f"; most frequent errors: {shown}" if shown else ""
-    violations = [
-        Violation(
-            RUN_LIMIT, 0, 1, time.time(), -1, f"{what}: the load run itself failed: {problem}"
-        )
-        for problem in problems
-    ]
-    for verdict in verdicts:
-        if verdict.status is not Status.FAIL:
-            continue
-        slo = verdict.slo
-        message = (
-            f"{what}: load SLO {slo.name} failed (window {slo.window.value}): {verdict.detail}"
-        )
-        violations.append(
-            Violation(
-                SLO_LIMIT_PREFIX + slo.name,
-                slo.limit,
-                verdict.observed if verdict.observed is not None else -1.0,
-                time.time(),
-                -1,
-                message + suffix,
-            )
-        )
-    details = dict(figures or {})
-    details["slos"] = ", ".join(f"{v.slo.name} {v.status.value}" for v in verdicts)
-    return CheckResult("load SLOs", tuple(violations), details)
 
 
 def outcome_of(timeline: Timeline, seconds: float) -> TrafficOutcome:

@@ -1,14 +1,16 @@
-"""Small, bounded REST traffic through the ingress that keeps score, and its pure verdicts.
+"""Small, bounded REST traffic through the ingress that keeps score.
 
 The resilience suites need to know, during a fault, whether the service kept
 answering and whether it kept what it acknowledged. `SessionTraffic` is one
 background thread that alternates a write (`PUT /api/v1/sessions/{id}`, kept in
 a ledger once acknowledged) and a read, bounded in requests and in seconds. The
-verdicts are pure functions over what it recorded:
+verdicts over what it recorded live with the other SLO checks:
 
-- `lost_writes`: every acknowledged write must be visible afterwards;
-- `write_gap`: the longest pause between acknowledged writes around a fault;
-- `check_error_budget`: failed requests within a fraction of all requests.
+- `resilience.slo.writes`: `lost_writes` (every acknowledged write must be
+  visible afterwards) and `write_gap` (the longest pause between acknowledged
+  writes around a fault);
+- `resilience.slo.budget`: `check_error_budget` (failed requests within the
+  budget a profile's SLO sets).
 
 `SessionTraffic` is the correctness witness every suite keeps next to its load:
 a handful of sessions whose every acknowledged write is checked afterwards. The
@@ -30,221 +32,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-from resilience.observe.violations import CheckResult, Violation, format_clock
-from resilience.slo import Slo, SloKind
+from resilience.slo.budget import ErrorBudget, Failure, TrafficOutcome
+from resilience.slo.result import CheckResult
+from resilience.slo.writes import Ack
 
-ERROR_BUDGET_LIMIT = "traffic.errorRate"
-LOST_WRITES_LIMIT = "traffic.lostWrites"
 SESSIONS_PATH = "/api/v1/sessions"
 FAILURE_SAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Ack:
-    """One write the service acknowledged (HTTP 200 with the new version)."""
-
-    session: str
-    version: int
-    state: Mapping[str, Any]
-    at: float = 0.0  # time.monotonic() of the acknowledgement
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One request that did not succeed: status 0 means no HTTP answer at all."""
-
-    wall: float
-    method: str
-    path: str
-    status: int
-    reason: str
-
-    def describe(self) -> str:
-        answer = f"HTTP {self.status}" if self.status else "no answer"
-        return f"{self.method} {self.path} at {format_clock(self.wall)}: {answer} {self.reason}"
-
-
-@dataclass(frozen=True)
-class TrafficOutcome:
-    """What one traffic run saw: counts, the first failures, and the acknowledged writes."""
-
-    requests: int = 0
-    failures: int = 0
-    samples: tuple[Failure, ...] = ()
-    acked: tuple[Ack, ...] = ()
-    seconds: float = 0.0
-
-    @property
-    def error_rate(self) -> float:
-        return self.failures / self.requests if self.requests else 0.0
-
-
-@dataclass(frozen=True)
-class ErrorBudget:
-    """At most `max_error_rate` of the requests may fail, or at most `max_failures` of
-    them when set, and never fewer than `min_requests` may have been sent (too little
-    traffic proves nothing). `source` names the profile SLO it was read from."""
-
-    max_error_rate: float = 1.0
-    min_requests: int = 20
-    max_failures: int | None = None
-    source: str = ""
-
-    @classmethod
-    def from_slo(cls, slo: Slo) -> ErrorBudget:
-        """The witness traffic judged by the same number as the load: a `failures` SLO
-        gives a count, an `error_rate` SLO a ratio.
-
-        >>> from resilience.slo import SloKind
-        >>> ErrorBudget.from_slo(Slo("fault-window-error-budget", SloKind.FAILURES, 0)).describe()
-        '0 failed requests (fault-window-error-budget)'
-        """
-        if slo.kind is SloKind.FAILURES:
-            return cls(max_failures=int(slo.limit), source=slo.name)
-        if slo.kind is SloKind.ERROR_RATE:
-            return cls(max_error_rate=slo.limit, source=slo.name)
-        raise ValueError(f"SLO {slo.name} is a {slo.kind.value} SLO, not an error budget")
-
-    def exceeded_by(self, outcome: TrafficOutcome) -> bool:
-        if self.max_failures is not None:
-            return outcome.failures > self.max_failures
-        return outcome.error_rate > self.max_error_rate
-
-    def describe(self) -> str:
-        limit = (
-            f"{self.max_failures} failed requests"
-            if self.max_failures is not None
-            else f"{self.max_error_rate:.2%}"
-        )
-        return f"{limit} ({self.source})" if self.source else limit
-
-
-def check_error_budget(outcome: TrafficOutcome, budget: ErrorBudget, what: str) -> CheckResult:
-    """Failed requests within the budget, with enough requests to tell.
-
-    >>> outcome = TrafficOutcome(requests=200, failures=3)
-    >>> check_error_budget(outcome, ErrorBudget(0.01), "rollout").first.message
-    'rollout: 3 of 200 requests through the ingress failed (1.50%), more than the budget of 1.00%'
-    >>> check_error_budget(outcome, ErrorBudget(0.02), "rollout").ok
-    True
-    """
-    details: dict[str, float | int | str] = {
-        "requests": outcome.requests,
-        "failures": outcome.failures,
-        "error_rate": round(outcome.error_rate, 5),
-        "budget": budget.describe(),
-    }
-    if outcome.requests < budget.min_requests:
-        message = (
-            f"{what}: only {outcome.requests} requests went out (at least {budget.min_requests} "
-            "needed to judge the error budget); the traffic loop could not run"
-        )
-        return CheckResult(
-            "error budget",
-            (
-                Violation(
-                    ERROR_BUDGET_LIMIT, budget.min_requests, outcome.requests, 0.0, -1, message
-                ),
-            ),
-            details,
-        )
-    if not budget.exceeded_by(outcome):
-        return CheckResult("error budget", (), details)
-    first = outcome.samples[0] if outcome.samples else None
-    message = (
-        f"{what}: {outcome.failures} of {outcome.requests} requests through the ingress failed "
-        f"({outcome.error_rate:.2%}), more than the budget of {budget.describe()}"
-    )
-    counted = budget.max_failures
-    if outcome.samples:
-        message += "; first: " + "; ".join(f.describe() for f in outcome.samples[:3])
-    return CheckResult(
-        "error budget",
-        (
-            Violation(
-                ERROR_BUDGET_LIMIT,
-                budget.max_error_rate if counted is None else counted,
-                round(outcome.error_rate, 5) if counted is None else outcome.failures,
-                first.wall if first else 0.0,
-                -1,
-                message,
-            ),
-        ),
-        details,
-    )
-
-
-def write_gap(acked: Iterable[Ack], fault_at: float) -> float | None:
-    """The longest pause between acknowledged writes from `fault_at` on, in seconds.
-
-    From the last write acknowledged before the fault to the first one after it,
-    wherever in the window the fault actually bit. None when no write was
-    acknowledged on one side of `fault_at` (the service never recovered).
-
-    >>> write_gap([Ack("s", 1, {}, 9.5), Ack("s", 2, {}, 10.2), Ack("s", 3, {}, 12.0)], 10.0)
-    1.8
-    """
-    times = sorted(ack.at for ack in acked)
-    before = [t for t in times if t <= fault_at]
-    after = [t for t in times if t > fault_at]
-    if not before or not after:
-        return None
-    window = [before[-1], *after]
-    return round(max(b - a for a, b in itertools.pairwise(window)), 6)
-
-
-def lost_writes(
-    acked: Iterable[Ack], final: Mapping[str, tuple[int, Mapping[str, Any]]]
-) -> list[str]:
-    """Every acknowledged write must be visible: the final version is at least the acked one,
-    and where nothing was written after it, the state is the acked state. A session read
-    back as version 0 is gone (versions start at 1), and its creation was acknowledged.
-
-    >>> lost_writes([Ack("a", 2, {"n": 2})], {"a": (1, {"n": 1})})
-    ['session a: acknowledged version 2 but the service has version 1']
-    """
-    latest: dict[str, Ack] = {}
-    for ack in acked:
-        if ack.session not in latest or ack.version > latest[ack.session].version:
-            latest[ack.session] = ack
-    findings = [
-        f"session {session}: its creation was acknowledged but the service no longer has it"
-        for session, (version, _) in sorted(final.items())
-        if version == 0 and session not in latest
-    ]
-    for session, ack in sorted(latest.items()):
-        version, state = final.get(session, (0, {}))
-        if version < ack.version:
-            findings.append(
-                f"session {session}: acknowledged version {ack.version} "
-                f"but the service has version {version}"
-            )
-        elif version == ack.version and dict(state) != dict(ack.state):
-            findings.append(
-                f"session {session}: version {version} holds {dict(state)}, "
-                f"acknowledged {dict(ack.state)}"
-            )
-    return findings
-
-
-def check_no_lost_writes(
-    acked: Sequence[Ack], final: Mapping[str, tuple[int, Mapping[str, Any]]], what: str
-) -> CheckResult:
-    """`lost_writes` as a check whose violation names how many sessions lost data."""
-    lost = lost_writes(acked, final)
-    details = {"acknowledged_writes": len(acked), "sessions": len(final)}
-    if not lost:
-        return CheckResult("acknowledged writes", (), details)
-    shown = "; ".join(lost[:FAILURE_SAMPLES]) + (" ..." if len(lost) > FAILURE_SAMPLES else "")
-    message = (
-        f"{what}: {len(lost)} session(s) lost acknowledged writes "
-        f"({len(acked)} writes acknowledged): {shown}"
-    )
-    return CheckResult(
-        "acknowledged writes",
-        (Violation(LOST_WRITES_LIMIT, 0, len(lost), time.time(), -1, message),),
-        details,
-    )
 
 
 # ---- HTTP, bounded ----

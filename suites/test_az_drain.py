@@ -42,9 +42,10 @@ from resilience.observe import (
 from resilience.observe.recovery import is_recovered, ready_spread
 from resilience.observe.zones import active_pods_per_zone, busiest_zone, zone_to_drain
 from resilience.policy import IntendedPolicy
+from resilience.slo.budget import check_error_budget
 from resilience.suite_target import LiveTarget
 from resilience.suites.drift import deployment_drift, pdb_drift
-from resilience.traffic import LoadSession, SessionTraffic, check_error_budget
+from resilience.traffic import LoadSession, SessionTraffic
 
 pytestmark = pytest.mark.resilience
 

@@ -22,14 +22,10 @@ from resilience.interlocks import blast_radius_refusal, disruption_budget, enfor
 from resilience.observe import Monitors, check_recovery, measure_recovery
 from resilience.observe.recovery import ready_spread
 from resilience.policy import IntendedPolicy
+from resilience.slo.budget import check_error_budget
+from resilience.slo.writes import check_no_lost_writes
 from resilience.suite_target import LiveTarget
-from resilience.traffic import (
-    LoadSession,
-    SessionTraffic,
-    check_error_budget,
-    check_no_lost_writes,
-    read_back,
-)
+from resilience.traffic import LoadSession, SessionTraffic, read_back
 
 pytestmark = pytest.mark.resilience
 

@@ -30,13 +30,14 @@ from resilience.observe.records import (
     ResourceKind,
 )
 from resilience.observe.timeline import TimelineEvent, fold
-from resilience.slo import Slo, SloKind, Status, Verdict, Window
+from resilience.slo.budget import ErrorBudget, TrafficOutcome, check_error_budget
+from resilience.slo.objectives import Slo, SloKind, Status, Verdict, Window, slo_check
+from resilience.slo.writes import Ack, check_no_lost_writes, lost_writes, write_gap
 from resilience.suite_load import (
     LoadNotFlowingError,
     LocustLoad,
     locust_left,
     outcome_of,
-    slo_check,
     suite_profile,
     window_figures,
 )
@@ -54,16 +55,7 @@ from resilience.suites.hpa import (
     with_live_behavior,
 )
 from resilience.suites.sandbox import parse_exports
-from resilience.traffic import (
-    Ack,
-    ErrorBudget,
-    SessionTraffic,
-    TrafficOutcome,
-    check_error_budget,
-    check_no_lost_writes,
-    lost_writes,
-    write_gap,
-)
+from resilience.traffic import SessionTraffic
 from tests.load.seeded import serving
 
 

@@ -19,13 +19,13 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from resilience.chaos.chaosmesh_spec import go_duration_seconds
-from resilience.chaos.latency import LatencyFigures, Reference, latency_verdict
 from resilience.errors import InvalidInputError
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile
 from resilience.load.runner import LoadResult, LoadRun
 from resilience.load.timeline import span_stats
-from resilience.slo import SloKind, Window, WindowStats, percentile, select
+from resilience.slo.latency import LatencyFigures, Reference, latency_verdict
+from resilience.slo.objectives import SloKind, Window, WindowStats, percentile, select
 
 __all__ = ["load_latency_as_injected", "load_slos_met", "start_load", "stop_load"]
 REPORTS_ENV = "HARMONYFLOW_REPORTS_DIR"
@@ -146,7 +146,7 @@ def load_latency_as_injected(
     profile `slo_profile` (loadtests/profiles) held, or the p50 shift is as injected: the
     first hold of a `dependency` must show at least one round trip of `latency` ("50ms",
     as Chaos Mesh writes it), a later one must cost in proportion to the first
-    (`resilience.chaos.latency`). Otherwise fails naming the figures. Under a game day's
+    (`resilience.slo.latency`). Otherwise fails naming the figures. Under a game day's
     load (`external`) the caller judges: the report shows each delay's p50 next to the
     injected latency. Returns the verdict's line (the run's journal keeps it)."""
     if active(name) is None and _Loads.external:

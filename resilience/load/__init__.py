@@ -8,6 +8,6 @@
 - `certificate`  the certificate as JSON and self-contained HTML
 - `environment`  the target as the Kubernetes API shows it, the tools' versions
 
-SLO evaluation itself is `resilience.slo` (pure). Nothing here imports Locust:
+SLO evaluation itself is `resilience.slo.objectives` (pure). Nothing here imports Locust:
 `import locust` monkey-patches a process with gevent (../shared/reference/locust.md §8).
 """

@@ -18,7 +18,7 @@ from typing import Any
 from resilience.load.profile import Profile
 from resilience.load.runner import LoadResult
 from resilience.load.timeline import Second, error_counts, per_second
-from resilience.slo import EndpointStats, Verdict, WindowStats, percentile
+from resilience.slo.objectives import EndpointStats, Verdict, WindowStats, percentile
 
 FORMAT = "harmonyflow-load-certificate/v1"
 PERCENTILES = (50.0, 95.0, 99.0)

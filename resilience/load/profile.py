@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from resilience.errors import InvalidInputError
-from resilience.slo import RequestSelector, Slo, SloKind, Window
+from resilience.slo.objectives import RequestSelector, Slo, SloKind, Window
 
 SHAPES = ("baseline", "step", "spike", "soak", "hpa")
 # The HF_SHAPE_* knobs of loadtests/harmonyflow/stages.py:ShapeParams (a test keeps

@@ -54,7 +54,7 @@ from resilience.load.windows import (
     marks_from_events,
     parse_mark_event,
 )
-from resilience.slo import Slo, Verdict, Window, WindowStats, evaluate
+from resilience.slo.objectives import Slo, Verdict, Window, WindowStats, evaluate
 
 STARTUP_GRACE = 30.0  # seconds Locust may take to import, spawn and (distributed) connect
 KILL_AFTER = 10.0  # seconds between SIGTERM and SIGKILL

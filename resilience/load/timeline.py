@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from resilience.load.windows import FaultMark, second_window, window_seconds
-from resilience.slo import EndpointStats, Window, WindowStats, merge_histograms, percentile
+from resilience.slo.objectives import (
+    EndpointStats,
+    Window,
+    WindowStats,
+    merge_histograms,
+    percentile,
+)
 
 Key = tuple[str, str]  # (request type, name)
 

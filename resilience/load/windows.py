@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from resilience.slo import Window
+from resilience.slo.objectives import Window
 
 Phase = Literal["start", "end"]
 

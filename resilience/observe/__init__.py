@@ -5,8 +5,8 @@
 - `watchers`, `monitors`: the background list+watch loops and their lifecycle;
 - `codec`: JSON-lines export and import;
 - `rollout`, `disruption`, `autoscaling`, `probes`, `recovery`: the checkers,
-  each pure over a sequence of states and the intended policy;
-- `violations`: what checkers report.
+  each pure over a sequence of states and the intended policy, each returning
+  the suite's one result type, `resilience.slo.result.CheckResult`.
 """
 
 from resilience.observe.autoscaling import ScaleStep, check_hpa, hpa_steps
@@ -23,14 +23,11 @@ from resilience.observe.records import EventType, ResourceKind
 from resilience.observe.recovery import Recovery, check_recovery, measure_recovery
 from resilience.observe.rollout import check_rollout_limits, rollout_samples
 from resilience.observe.timeline import Mark, State, Timeline, TimelineEvent, fold
-from resilience.observe.violations import CheckResult, InvariantViolated, Violation
 from resilience.observe.watchers import WatchTimeouts
 
 __all__ = [
-    "CheckResult",
     "Dip",
     "EventType",
-    "InvariantViolated",
     "Mark",
     "MonitorError",
     "MonitorScope",
@@ -42,7 +39,6 @@ __all__ = [
     "State",
     "Timeline",
     "TimelineEvent",
-    "Violation",
     "WatchTimeouts",
     "check_disruption_budget",
     "check_hpa",

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from resilience.observe.records import HpaObservation
 from resilience.observe.timeline import State
-from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import HpaPolicy, IntendedPolicy, ScalingRules
+from resilience.slo.result import CheckResult, Violation, format_clock
 
 MAX_LIMIT = "hpa.maxReplicas"
 MIN_LIMIT = "hpa.minReplicas"

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from resilience.observe.records import PodObservation
 from resilience.observe.timeline import State
-from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import DisruptionPolicy, IntendedPolicy
+from resilience.slo.result import CheckResult, Violation, format_clock
 
 BUDGET_LIMIT = "pdb.minAvailable"
 EVICTION_REASON = "EvictionByEvictionAPI"

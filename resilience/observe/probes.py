@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 
 from resilience.observe.records import PodObservation
 from resilience.observe.timeline import State
-from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import ProbePolicy
+from resilience.slo.result import CheckResult, Violation, format_clock
 
 LIVENESS_LIMIT = "probe.liveness"
 READINESS_LIMIT = "probe.readiness"

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 
 from resilience.observe.records import PodObservation
 from resilience.observe.timeline import Mark, State
-from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import IntendedPolicy
+from resilience.slo.result import CheckResult, Violation, format_clock
 
 RECOVERY_LIMIT = "recovery.seconds"
 

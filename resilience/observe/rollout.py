@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from resilience.fenceposts import Fenceposts
 from resilience.observe.records import PodObservation
 from resilience.observe.timeline import Mark, State
-from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import IntendedPolicy
+from resilience.slo.result import CheckResult, Violation, format_clock
 
 SURGE_LIMIT = "rollout.maxSurge"
 AVAILABILITY_LIMIT = "rollout.maxUnavailable"

@@ -55,7 +55,7 @@ from resilience.report.windows import (
     step_stats,
     step_windows,
 )
-from resilience.slo import Slo, SloKind, Window, select
+from resilience.slo.objectives import Slo, SloKind, Window, select
 
 FORMAT = "harmonyflow-gameday-report/v1"
 LOAD_ACTIONS = {"start_load", "stop_load", "load_slos_met"}
@@ -483,7 +483,7 @@ def step_states(states: Sequence[State], start: float, until: float) -> list[Sta
 
 
 def _evaluate(slos: Sequence[Slo], stats: Any) -> list[Any]:
-    from resilience.slo import evaluate  # noqa: PLC0415
+    from resilience.slo.objectives import evaluate  # noqa: PLC0415
 
     return evaluate(slos, stats)
 

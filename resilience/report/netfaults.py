@@ -32,7 +32,7 @@ from chaoslib.exceptions import InvalidActivity
 
 from resilience.chaos.chaosmesh_spec import go_duration_seconds
 from resilience.report.windows import errors_per_window
-from resilience.slo import RequestSelector, Window, WindowStats, percentile, select
+from resilience.slo.objectives import RequestSelector, Window, WindowStats, percentile, select
 
 INJECTS = frozenset({"inject_network_fault", "inject_dns_fault"})
 REMOVE = "remove_chaos"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from resilience.load.timeline import Timeline, window_stats
 from resilience.load.windows import FaultMark
-from resilience.slo import Slo, Verdict, Window, WindowStats, evaluate
+from resilience.slo.objectives import Slo, Verdict, Window, WindowStats, evaluate
 
 Span = tuple[float, float]
 NOT_TRAFFIC = "LEDGER"
@@ -71,7 +71,7 @@ def step_stats(timeline: Timeline, name: str, windows: StepWindows) -> dict[Wind
 def errors_per_window(stats: Mapping[Window, WindowStats]) -> dict[str, WindowErrors]:
     """Requests and failures per window, LEDGER checks left out (they are not requests).
 
-    >>> from resilience.slo import EndpointStats
+    >>> from resilience.slo.objectives import EndpointStats
     >>> stats = {Window.FAULT: WindowStats(10.0, {("GET", "/a"): EndpointStats(9, 1),
     ...                                          ("LEDGER", "read verified"): EndpointStats(5, 0)})}
     >>> errors_per_window(stats)["fault"].error_ratio

@@ -25,8 +25,8 @@ from typing import Any
 from resilience.observe import ScaleStep, State, hpa_steps
 from resilience.observe.autoscaling import hpa_observations
 from resilience.observe.records import HpaObservation
-from resilience.observe.violations import CheckResult, Violation, format_clock
 from resilience.policy import HpaPolicy, IntendedPolicy, scaling_behavior
+from resilience.slo.result import CheckResult, Violation, format_clock
 from resilience.suites.drift import ABSENT, Drift
 
 MAX_LIMIT = "hpa.maxReplicas"

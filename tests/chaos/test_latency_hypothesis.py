@@ -7,10 +7,17 @@ from __future__ import annotations
 import pytest
 
 from resilience.chaos.controls.load import budget_breach
-from resilience.chaos.latency import LatencyFigures, Reference, latency_verdict
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
-from resilience.slo import EndpointStats, RequestSelector, Slo, SloKind, Window, WindowStats
+from resilience.slo.latency import LatencyFigures, Reference, latency_verdict
+from resilience.slo.objectives import (
+    EndpointStats,
+    RequestSelector,
+    Slo,
+    SloKind,
+    Window,
+    WindowStats,
+)
 
 # release.yaml's rest-latency-p95, read rather than typed
 RELEASE = load_profile(resolve_profile("release", PROFILES)).slo("rest-latency-p95")

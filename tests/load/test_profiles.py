@@ -11,7 +11,7 @@ from harmonyflow.stages import ShapeParams
 from resilience.errors import InvalidInputError
 from resilience.load.certify import PROFILES
 from resilience.load.profile import SHAPE_PARAMS, load_profile, resolve_profile
-from resilience.slo import SloKind, Window
+from resilience.slo.objectives import SloKind, Window
 
 GOOD = """
 description: a test profile

@@ -13,7 +13,7 @@ import pytest
 
 from resilience.chaos import recovery
 from resilience.load.runner import KILL_AFTER, LoadPlan, LoadRun, locust_commands
-from resilience.slo import Slo, SloKind, Status, Window
+from resilience.slo.objectives import Slo, SloKind, Status, Window
 from tests.load.conftest import LOADTESTS, locust_processes
 from tests.load.seeded import serving
 

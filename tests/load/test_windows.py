@@ -16,7 +16,7 @@ from resilience.load.windows import (
     window_of,
     window_seconds,
 )
-from resilience.slo import Window
+from resilience.slo.objectives import Window
 
 KILL = FaultMark("pod-kill", 10.0, 20.0)
 DRAIN = FaultMark("drain", 30.0, 35.0)

@@ -19,7 +19,7 @@ from resilience.report.netfaults import (
     fault_label,
     network_faults,
 )
-from resilience.slo import EndpointStats, WindowStats
+from resilience.slo.objectives import EndpointStats, WindowStats
 from tests.report.builders import T0, chaos_mesh_journal, delay_spec, entry, write_run
 
 DNS = {"kind": "DNSChaos", "namespace": "harmonyflow", "name": "n"}

@@ -20,7 +20,7 @@ from typing import Any
 
 import websocket
 
-from resilience.traffic import Ack, lost_writes, write_gap
+from resilience.slo.writes import Ack, lost_writes, write_gap
 
 __all__ = ["Ack", "Follower", "Writer", "lost_writes", "request", "sequence_faults", "write_gap"]
 

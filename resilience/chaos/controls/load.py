@@ -29,7 +29,7 @@ from typing import Any
 from resilience.chaos import load
 from resilience.chaos.controls import stopping
 from resilience.load.runner import LoadRun
-from resilience.slo import Slo, SloKind, Window, WindowStats, evaluate_one, select
+from resilience.slo.objectives import Slo, SloKind, Window, WindowStats, evaluate_one, select
 
 log = logging.getLogger("chaostoolkit")
 LOAD_ACTIONS = {"start_load", "stop_load", "load_slos_met"}
@@ -59,7 +59,7 @@ def budget_breach(slos: Sequence[Slo], fault: WindowStats | None, min_requests: 
     that the fault window so far exceeds, as its verdict line; None while all hold. A
     ratio is judged from `min_requests` requests on, a count at once.
 
-    >>> from resilience.slo import EndpointStats, RequestSelector
+    >>> from resilience.slo.objectives import EndpointStats, RequestSelector
     >>> budget = Slo("none-fail", SloKind.FAILURES, 0.0, Window.FAULT)
     >>> budget_breach([budget], WindowStats(3.0, {("GET", "/s"): EndpointStats(9, 1)}), 40)
     'FAIL none-fail: failures in window fault = 1, limit <= 0'

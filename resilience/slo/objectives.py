@@ -21,8 +21,14 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from resilience.slo.result import CheckResult, Violation
+
+SLO_LIMIT_PREFIX = "load.slo."  # a failed SLO is the violation of limit load.slo.<name>
+RUN_LIMIT = "load.run"  # the load run itself failed: no SLO could be judged
 
 
 class Window(enum.Enum):
@@ -125,6 +131,55 @@ class Verdict:
     @property
     def passed(self) -> bool:
         return self.status is not Status.FAIL
+
+    def violation(self, message: str, wall: float) -> Violation:
+        """This verdict in the suite's one result type: limit `load.slo.<name>`, the SLO's
+        limit, the observed value (-1 when nothing could be measured), `message`."""
+        observed = self.observed if self.observed is not None else -1.0
+        return Violation(
+            SLO_LIMIT_PREFIX + self.slo.name, self.slo.limit, observed, wall, -1, message
+        )
+
+
+def slo_check(
+    verdicts: Sequence[Verdict],
+    what: str,
+    errors: Sequence[tuple[str, str, int]] = (),
+    problems: Sequence[str] = (),
+    figures: dict[str, float | int | str] | None = None,
+) -> CheckResult:
+    """The load's SLO verdicts as one check: a violation per failed SLO or run problem.
+
+    A violation reads "<what>: load SLO <name> failed (window <w>): <observed vs limit>",
+    followed by the most frequent errors, so the on-call engineer sees which SLO, in
+    which window, by how much, and what the users got back.
+
+    >>> slo = Slo("fault-window-error-budget", SloKind.ERROR_RATE, 0.02, Window.FAULT)
+    >>> verdict = Verdict(slo, Status.FAIL, 0.1, "error rate in window fault = 0.1000 (4/40), "
+    ...                   "limit <= 0.02")
+    >>> print(slo_check([verdict], "kill of pod-a").first.message)
+    kill of pod-a: load SLO fault-window-error-budget failed (window fault): error rate in \
+window fault = 0.1000 (4/40), limit <= 0.02
+    """
+    shown = "; ".join(f"{entry}: {message} (x{count})" for entry, message, count in errors)
+    suffix = f"; most frequent errors: {shown}" if shown else ""
+    violations = [
+        Violation(
+            RUN_LIMIT, 0, 1, time.time(), -1, f"{what}: the load run itself failed: {problem}"
+        )
+        for problem in problems
+    ]
+    for verdict in verdicts:
+        if verdict.status is not Status.FAIL:
+            continue
+        slo = verdict.slo
+        message = (
+            f"{what}: load SLO {slo.name} failed (window {slo.window.value}): {verdict.detail}"
+        )
+        violations.append(verdict.violation(message + suffix, time.time()))
+    details = dict(figures or {})
+    details["slos"] = ", ".join(f"{v.slo.name} {v.status.value}" for v in verdicts)
+    return CheckResult("load SLOs", tuple(violations), details)
 
 
 def percentile(histogram: Mapping[float, int], q: float) -> float | None:

@@ -1,8 +1,11 @@
-"""What a checker reports: violations written for the engineer on call.
+"""The suite's one result type: violations written for the engineer on call.
 
-A violation names the limit (`rollout.maxSurge`), its value, what was observed,
-when (wall clock, UTC, milliseconds) and at which timeline event, so that the
-exported timeline can be opened at that line.
+Every check -- a load SLO, the witness traffic's error budget, lost writes, the
+rollout, disruption, HPA, probe and recovery checkers over the watch timeline --
+returns a `CheckResult`. A failing one holds `Violation`s, and each names the limit
+(`rollout.maxSurge`, `load.slo.<name>`, `traffic.errorRate`), its value, what was
+observed, when (wall clock, UTC, milliseconds) and at which timeline event, so
+that the exported timeline can be opened at that line.
 """
 
 from __future__ import annotations
