@@ -26,12 +26,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from resilience.alert_rules import alert_rule
 from resilience.chaos.nodes import drain_zone, uncordon_zone
 from resilience.chaos.prometheus import alerts_firing, query_within
 from resilience.observe import Monitors
 from resilience.observe.zones import busiest_zone
 from resilience.policy import IntendedPolicy
+from resilience.slo.alert_rules import alert_rule
 from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
 

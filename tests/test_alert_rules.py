@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resilience.alert_rules import (
+from resilience.errors import InvalidInputError
+from resilience.slo.alert_rules import (
     AlertRule,
     Threshold,
     alert_rule,
@@ -14,7 +15,6 @@ from resilience.alert_rules import (
     parse_alert_rules,
     parse_duration,
 )
-from resilience.errors import InvalidInputError
 
 
 @pytest.mark.parametrize(

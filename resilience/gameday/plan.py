@@ -40,9 +40,9 @@ from typing import Any
 
 import yaml
 
-from resilience.alert_rules import load_alert_rules
 from resilience.errors import InvalidInputError
 from resilience.paths import PROJECT_ROOT as REPO_ROOT
+from resilience.slo.alert_rules import load_alert_rules
 
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 DEFAULT_PLAN = EXPERIMENTS_DIR / "gameday" / "standard.yaml"

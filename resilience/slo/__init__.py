@@ -10,6 +10,8 @@ watch timeline) only gathers the data it judges.
                 events, throughput): `Verdict` per SLO, `slo_check` as one result
 - `budget`      the witness traffic's error budget, read from a profile's SLO
 - `writes`      acknowledged writes: none lost, the longest gap around a fault
+- `alert_rules` the Prometheus rules of deploy/monitoring/rules/, typed: the alerts'
+                thresholds and `for:` durations, never typed into a test
 - `latency`     the dependency-latency hypothesis: within the SLO, or slower by
                 exactly the injected delay per round trip
 

@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 
 from resilience.errors import InvalidInputError
+from resilience.paths import PROJECT_ROOT
 
-RULES_DIR = Path(__file__).resolve().parent.parent / "deploy" / "monitoring" / "rules"
+RULES_DIR = PROJECT_ROOT / "deploy" / "monitoring" / "rules"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {
     "ms": 0.001,
