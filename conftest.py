@@ -17,7 +17,7 @@ Targets (the `target` fixture, session-scoped, started on first use only):
   cluster. AWS settings come from the environment (AWS_ENDPOINT_URL, AWS_REGION,
   credentials), as boto3 reads them. Production-looking contexts are refused
   unless `--allow-production NAME` types the context name back; only allowlisted
-  namespaces may be disrupted (resilience.interlocks).
+  namespaces may be disrupted (resilience.safety.refusals).
 
 Both paths go through the same checks: kubeconfig readable, API reachable within
 seconds, interlocks, namespace and Deployment present, and the permissions the
@@ -42,12 +42,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config
 
 from resilience.errors import ResilienceError
-from resilience.interlocks import InterlockRefused, SafetySettings
 from resilience.manifests import RenderedManifests, render
 from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy, policy_from_manifests
 from resilience.preflight import review
 from resilience.preflight.needs import SuiteTest, suite_needs
+from resilience.safety.refusals import InterlockRefused, SafetySettings
 from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
 from resilience.suites.sandbox import (
     SandboxSession,

@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from resilience.errors import InvalidInputError, ResilienceError
-from resilience.interlocks import SafetySettings, enforce, target_refusals
+from resilience.safety.refusals import SafetySettings, enforce, target_refusals
 
 DEFAULT_NAMESPACE = "harmonyflow"
 DEFAULT_KUBECONFIG = Path("~/.kube/config")

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import pytest
 
-from resilience.chaos.recovery import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
 from resilience.observe import Monitors, MonitorScope
 from resilience.policy import IntendedPolicy
+from resilience.safety.undo_journal import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
 from resilience.suite_load import (
     BASELINE_SECONDS,
     LocustLoad,

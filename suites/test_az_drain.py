@@ -31,7 +31,6 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from resilience.chaos.nodes import drain_zone, uncordon_zone
-from resilience.interlocks import blast_radius_refusal, disruption_budget, enforce
 from resilience.observe import (
     Monitors,
     State,
@@ -42,6 +41,7 @@ from resilience.observe import (
 from resilience.observe.recovery import is_recovered, ready_spread
 from resilience.observe.zones import active_pods_per_zone, busiest_zone, zone_to_drain
 from resilience.policy import IntendedPolicy
+from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
 from resilience.slo.budget import check_error_budget
 from resilience.suite_target import LiveTarget
 from resilience.suites.drift import deployment_drift, pdb_drift

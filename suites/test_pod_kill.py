@@ -18,10 +18,10 @@ from collections.abc import Callable
 import pytest
 
 from resilience.chaos.pods import kill_one_pod
-from resilience.interlocks import blast_radius_refusal, disruption_budget, enforce
 from resilience.observe import Monitors, check_recovery, measure_recovery
 from resilience.observe.recovery import ready_spread
 from resilience.policy import IntendedPolicy
+from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
 from resilience.slo.budget import check_error_budget
 from resilience.slo.writes import check_no_lost_writes
 from resilience.suite_target import LiveTarget

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from resilience.chaos import recovery
+from resilience.safety import undo_journal
 from tests.prometheus_fake import FakePrometheus
 from tests.sandbox.cluster_harness import SandboxHarness
 
@@ -20,7 +20,7 @@ def recovery_journal_of_the_session(tmp_path_factory: pytest.TempPathFactory) ->
     would replay; a test naming its own journal still wins."""
     path = tmp_path_factory.mktemp("recovery") / "recovery.jsonl"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(recovery.ENV_VAR, str(path))
+        patch.setenv(undo_journal.ENV_VAR, str(path))
         yield path
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from resilience import processes as procs
-from resilience.chaos import recovery
 from resilience.chaos.undo import recover
+from resilience.safety import undo_journal
 
 RECORD = procs.StartedProcess(
     pid=4242,
@@ -122,11 +122,11 @@ def test_recover_stops_only_the_process_it_started(
     else:
         started = replace(started, **change)
     journal = tmp_path / "recovery.jsonl"
-    recovery.record("stop-load", started.to_json(), journal)
+    undo_journal.record("stop-load", started.to_json(), journal)
     lines = recover(journal)
     assert lines == [line.format(pid=sleeper.pid, owner=started.owner_pid)]
     assert (sleeper.poll() is None) is still_running
-    assert (recovery.pending(recovery.read(journal)) == []) is done
+    assert (undo_journal.pending(undo_journal.read(journal)) == []) is done
 
 
 def test_the_whole_group_is_stopped(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_the_whole_group_is_stopped(tmp_path: Path) -> None:
         child = int(leader.stdout.readline())
         child_started = procs.start_time(child)
         journal = tmp_path / "recovery.jsonl"
-        recovery.record("stop-load", orphaned(leader).to_json(), journal)
+        undo_journal.record("stop-load", orphaned(leader).to_json(), journal)
         assert recover(journal) == [f"stopped Locust pid {leader.pid} (locust -f x.py)"]
         assert procs.wait_gone(child, child_started, 5.0), "a process of the group survived"
         assert leader.wait(timeout=5) == -signal.SIGKILL
@@ -162,7 +162,7 @@ def test_a_zombie_is_already_gone(tmp_path: Path) -> None:
         while not procs.is_zombie(process.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         journal = tmp_path / "recovery.jsonl"
-        recovery.record("stop-load", record.to_json(), journal)
+        undo_journal.record("stop-load", record.to_json(), journal)
         assert recover(journal) == [f"Locust pid {process.pid} (locust -f x.py): already gone"]
     finally:
         process.wait(timeout=10)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from resilience.errors import InvalidInputError
-from resilience.interlocks import (
+from resilience.safety.refusals import (
     InterlockRefused,
     SafetySettings,
     blast_radius_refusal,

@@ -12,7 +12,7 @@ from typing import Any
 from resilience.chaos.brokers import broker_instances
 from resilience.chaos.prometheus import query_value
 from resilience.chaos.waiting import seconds_until
-from resilience.interlocks import broker_quorum_refusal
+from resilience.safety.refusals import broker_quorum_refusal
 
 __all__ = ["broker_quorum_running", "outbox_drained_seconds", "running_brokers"]
 OUTBOX_PENDING = "sum(session_state_outbox_pending)"

@@ -15,8 +15,8 @@ from typing import Any
 from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
 
-from resilience.chaos import recovery
-from resilience.interlocks import broker_quorum_refusal
+from resilience.safety import undo_journal
+from resilience.safety.refusals import broker_quorum_refusal
 
 __all__ = ["start_broker_nodes", "stop_broker_nodes"]
 ROLE_TAG = "harmonyflow:role"
@@ -73,7 +73,7 @@ def stop_broker_nodes(
     if refusal is not None:
         raise InterruptExecution(f"{refusal.message} (keep_running)")
     ids = list(running.values())
-    recovery.record("start-instances", {"instance_ids": ids, "brokers": sorted(running)})
+    undo_journal.record("start-instances", {"instance_ids": ids, "brokers": sorted(running)})
     answer = aws_client("ec2", configuration, secrets).stop_instances(InstanceIds=ids)
     return {
         "stopped": sorted(running),
@@ -95,8 +95,8 @@ def start_broker_nodes(
         aws_client("ec2", configuration, secrets).start_instances(
             InstanceIds=list(stopped.values())
         )
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         brokers = undo.target.get("brokers")
         if undo.kind == "start-instances" and brokers and (not names or set(brokers) <= set(names)):
-            recovery.mark_done(undo.id)
+            undo_journal.mark_done(undo.id)
     return {"started": sorted(stopped)}

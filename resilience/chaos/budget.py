@@ -11,7 +11,7 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
-from resilience.interlocks import blast_radius_refusal
+from resilience.safety.refusals import blast_radius_refusal
 
 BUDGET_KEY = "max_disrupted_pods"
 

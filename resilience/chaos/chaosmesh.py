@@ -22,7 +22,6 @@ from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from resilience.chaos import recovery
 from resilience.chaos.budget import BUDGET_KEY
 from resilience.chaos.chaosmesh_spec import (
     GROUP,
@@ -40,6 +39,7 @@ from resilience.chaos.chaosmesh_spec import (
 from resilience.chaos.controls.interlocks import safety_settings
 from resilience.chaos.kube import REQUEST_TIMEOUT, api_client, apps, core, items
 from resilience.chaos.waiting import seconds_until
+from resilience.safety import undo_journal
 
 __all__ = ["inject_dns_fault", "inject_network_fault", "remove_chaos"]
 UNDO_KIND: Final = "delete-chaos-mesh-object"
@@ -179,7 +179,7 @@ def remove_chaos(
     the game-day report draws as a band from the object's AllInjected on."""
     removed = []
     deleted = []
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         if undo.kind != UNDO_KIND or (name is not None and undo.target.get("name") != name):
             continue
         removed.append(delete_journaled(custom(secrets), undo.target, float(timeout)))
@@ -191,7 +191,7 @@ def remove_chaos(
                 "gone_at": round(time.time(), 3),
             }
         )
-        recovery.mark_done(undo.id)
+        undo_journal.mark_done(undo.id)
     return {"removed": removed, "deleted": deleted}
 
 
@@ -340,7 +340,7 @@ def _count_pods(api: client.CoreV1Api, selection: PodSelection) -> tuple[int, in
 def _create(chaos: ChaosObject, secrets: dict[str, Any] | None) -> None:
     """Journal the delete, then create. A name already taken is refused and its undo
     marked done: that object is not this run's to delete."""
-    undo_id = recovery.record(UNDO_KIND, chaos.undo_target())
+    undo_id = undo_journal.record(UNDO_KIND, chaos.undo_target())
     try:
         custom(secrets).create_namespaced_custom_object(
             GROUP,
@@ -352,7 +352,7 @@ def _create(chaos: ChaosObject, secrets: dict[str, Any] | None) -> None:
         )
     except ApiException as error:
         if error.status == 409:
-            recovery.mark_done(undo_id)
+            undo_journal.mark_done(undo_id)
             raise InterruptExecution(
                 f"{chaos.kind} {chaos.namespace}/{chaos.name} already exists (left by an"
                 " earlier run? `resilience recover` deletes what the journal lists)"

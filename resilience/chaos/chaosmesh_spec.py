@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from chaoslib.exceptions import InvalidActivity
 
-from resilience.interlocks import blast_radius_refusal, namespace_refusal
+from resilience.safety.refusals import blast_radius_refusal, namespace_refusal
 
 GROUP = "chaos-mesh.org"
 VERSION = "v1alpha1"

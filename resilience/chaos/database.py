@@ -13,8 +13,8 @@ from typing import Any
 
 from chaosaws import aws_client
 
-from resilience.chaos import recovery
 from resilience.chaos.waiting import seconds_until
+from resilience.safety import undo_journal
 
 __all__ = ["start_db_instance", "stop_db_instance"]
 
@@ -26,7 +26,7 @@ def stop_db_instance(
 ) -> dict[str, Any]:
     """Stop the DB instance: `stopping` at once (the database shuts down), `stopped` minutes
     later; nothing answers until `start_db_instance` has brought it back."""
-    recovery.record("start-db", {"db_instance_identifier": db_instance_identifier})
+    undo_journal.record("start-db", {"db_instance_identifier": db_instance_identifier})
     answer = aws_client("rds", configuration, secrets).stop_db_instance(
         DBInstanceIdentifier=db_instance_identifier
     )
@@ -69,12 +69,12 @@ def start_db_instance(
 
     remaining = max(1.0, timeout - (time.monotonic() - began))
     seconds_until(check, remaining, f"DB instance {db_instance_identifier} available")
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         if (
             undo.kind == "start-db"
             and undo.target.get("db_instance_identifier") == db_instance_identifier
         ):
-            recovery.mark_done(undo.id)
+            undo_journal.mark_done(undo.id)
     return {
         "db_instance_identifier": db_instance_identifier,
         "seconds": round(time.monotonic() - began, 3),

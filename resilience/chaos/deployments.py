@@ -14,10 +14,10 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.exceptions import ApiException
 
-from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps
 from resilience.chaos.waiting import seconds_until
+from resilience.safety import undo_journal
 
 __all__ = ["add_canary", "remove_canary", "restore_image", "set_image"]
 CANARY_LABEL = "chaos.harmonyflow.io/canary"
@@ -51,7 +51,7 @@ def set_image(
         deployment, namespace, _request_timeout=REQUEST_TIMEOUT
     )
     target = _container(current, container)
-    recovery.record(
+    undo_journal.record(
         "restore-image",
         {
             "namespace": namespace,
@@ -80,7 +80,7 @@ def restore_image(
     """
     undos = [
         u
-        for u in recovery.pending(recovery.read())
+        for u in undo_journal.pending(undo_journal.read())
         if u.kind == "restore-image"
         and u.target.get("deployment") == deployment
         and u.target.get("namespace") == namespace
@@ -99,7 +99,7 @@ def restore_image(
         deployment, namespace, patch, _request_timeout=REQUEST_TIMEOUT
     )
     for undo in undos:
-        recovery.mark_done(undo.id)
+        undo_journal.mark_done(undo.id)
     return {"deployment": deployment, "restored": first["image"]}
 
 
@@ -179,7 +179,7 @@ def add_canary(
             "template": template,
         },
     }
-    recovery.record("delete-canary", {"namespace": namespace, "deployment": canary_name})
+    undo_journal.record("delete-canary", {"namespace": namespace, "deployment": canary_name})
     api.create_namespaced_deployment(namespace, body, _request_timeout=REQUEST_TIMEOUT)
     return {"canary": canary_name, "image": image}
 
@@ -194,9 +194,9 @@ def remove_canary(
     """Delete the canary `add_canary` created (the rollback); gone already is fine."""
     canary_name = name or f"{deployment}-chaos-canary"
     delete_canary(namespace, canary_name, secrets)
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         if undo.kind == "delete-canary" and undo.target.get("deployment") == canary_name:
-            recovery.mark_done(undo.id)
+            undo_journal.mark_done(undo.id)
     return {"canary": canary_name, "removed": True}
 
 

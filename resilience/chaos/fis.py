@@ -25,10 +25,10 @@ from typing import Any
 from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed
 
-from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.waiting import seconds_until
 from resilience.paths import project_file
+from resilience.safety import undo_journal
 
 __all__ = ["run_fis_experiment", "stop_fis_experiments"]
 TEMPLATE_TAG = "harmonyflow:template"
@@ -126,7 +126,7 @@ def run_fis_experiment(
     fis = aws_client("fis", configuration, secrets)
     template_id = ensure_template(fis, Path(template_file).stem, template)
     tag = uuid.uuid4().hex[:12]
-    undo_id = recovery.record(
+    undo_id = undo_journal.record(
         "stop-fis-experiment", {"template_id": template_id, "zone": zone, "tag": tag}
     )
     experiment = fis.start_experiment(
@@ -141,7 +141,7 @@ def run_fis_experiment(
         return state["status"] in TERMINAL, f"{state['status']}: {state.get('reason', '')}"
 
     seconds = seconds_until(ended, timeout, f"FIS experiment {experiment_id} ended", POLL_SECONDS)
-    recovery.mark_done(undo_id)
+    undo_journal.mark_done(undo_id)
     summary = {
         "experiment_id": experiment_id,
         "template_id": template_id,
@@ -215,11 +215,11 @@ def stop_fis_experiments(
     instances it stopped. The rollback of `run_fis_experiment`; safe to run twice."""
     fis = aws_client("fis", configuration, secrets)
     stopped = []
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         if undo.kind != "stop-fis-experiment":
             continue
         stopped.extend(stop_journaled(fis, undo.target, timeout))
-        recovery.mark_done(undo.id)
+        undo_journal.mark_done(undo.id)
     return {"stopped": stopped}
 
 

@@ -18,9 +18,9 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.kube import REQUEST_TIMEOUT, core, items, nodes_in_zone
+from resilience.safety import undo_journal
 
 __all__ = ["drain_zone", "uncordon_zone"]
 EVICTION_RETRY_SECONDS = 5.0  # kubectl drain's interval after a 429
@@ -69,7 +69,7 @@ def drain_zone(
     names = [n.metadata.name for n in nodes]
     enforce_budget(configuration, len(pods_on(api, names, namespace)), f"drain of zone {zone}")
     newly_cordoned = [n.metadata.name for n in nodes if not n.spec.unschedulable]
-    recovery.record("uncordon", {"nodes": newly_cordoned, "zone": zone})
+    undo_journal.record("uncordon", {"nodes": newly_cordoned, "zone": zone})
     for name in newly_cordoned:
         api.patch_node(name, {"spec": {"unschedulable": True}}, _request_timeout=REQUEST_TIMEOUT)
     evicted, refusals = _evict_all(api, names, namespace, began + float(timeout))
@@ -155,7 +155,7 @@ def uncordon_zone(
                 _request_timeout=REQUEST_TIMEOUT,
             )
             uncordoned.append(node.metadata.name)
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         if undo.kind == "uncordon" and undo.target.get("zone") == zone:
-            recovery.mark_done(undo.id)
+            undo_journal.mark_done(undo.id)
     return {"zone": zone, "uncordoned": uncordoned}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from resilience.errors import InvalidInputError, ResilienceError
-from resilience.interlocks import InterlockRefused
+from resilience.safety.refusals import InterlockRefused
 
 log = logging.getLogger(__name__)
 DEFAULT_HYPOTHESIS_FREQUENCY = 2.0

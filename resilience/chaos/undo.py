@@ -18,13 +18,13 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.exceptions import ApiException
 
 from resilience import processes as procs
-from resilience.chaos import recovery
 from resilience.chaos.chaosmesh import custom, delete_journaled
 from resilience.chaos.deployments import delete_canary
 from resilience.chaos.fis import stop_journaled
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps, core
 from resilience.errors import ResilienceError
 from resilience.load.runner import KILL_AFTER
+from resilience.safety import undo_journal
 
 
 class Later(Exception):
@@ -127,7 +127,7 @@ UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
 def recover(path: Path | None = None) -> list[str]:
     """Apply every pending undo; the lines say what was done. Raises if any failed."""
     lines, failed = [], []
-    pending = recovery.pending(recovery.read(path))
+    pending = undo_journal.pending(undo_journal.read(path))
     if not pending:
         return ["nothing to recover"]
     for undo in pending:
@@ -147,7 +147,7 @@ def recover(path: Path | None = None) -> list[str]:
         ) as error:
             failed.append(f"{undo.kind} {undo.target}: {error}")
             continue
-        recovery.mark_done(undo.id, path)
+        undo_journal.mark_done(undo.id, path)
     if failed:
         raise ResilienceError("recover: " + "; ".join(failed))
     return lines

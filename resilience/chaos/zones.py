@@ -13,10 +13,10 @@ from typing import Any
 from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed
 
-from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.kube import core, nodes_in_zone
 from resilience.chaos.nodes import pods_on
+from resilience.safety import undo_journal
 
 __all__ = ["start_zone_instances", "stop_zone_instances"]
 CLUSTER_TAG = "eks:cluster-name"
@@ -60,7 +60,7 @@ def stop_zone_instances(
     nodes = [n.metadata.name for n in nodes_in_zone(api, zone)]
     namespace = (configuration or {}).get("namespace")
     enforce_budget(configuration, len(pods_on(api, nodes, namespace)), f"power loss of zone {zone}")
-    recovery.record("start-instances", {"instance_ids": ids, "zone": zone})
+    undo_journal.record("start-instances", {"instance_ids": ids, "zone": zone})
     ec2 = aws_client("ec2", configuration, secrets)
     answer = ec2.stop_instances(InstanceIds=ids)
     return {
@@ -85,7 +85,7 @@ def start_zone_instances(
     )
     if ids:
         aws_client("ec2", configuration, secrets).start_instances(InstanceIds=ids)
-    for undo in recovery.pending(recovery.read()):
+    for undo in undo_journal.pending(undo_journal.read()):
         if undo.kind == "start-instances" and undo.target.get("zone") == zone:
-            recovery.mark_done(undo.id)
+            undo_journal.mark_done(undo.id)
     return {"zone": zone, "started": ids}

@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
-from resilience.chaos import recovery
 from resilience.errors import InvalidInputError, ResilienceError
 from resilience.gameday.permissions import check_permissions
 from resilience.gameday.plan import Plan, Step
@@ -45,6 +44,7 @@ from resilience.policy import IntendedPolicy
 from resilience.report import record as files
 from resilience.report.alerts import capture_alerts
 from resilience.report.record import RunRecord, StepRecord, StepStatus
+from resilience.safety import undo_journal
 
 TICK = 1.0
 FLOWING_REQUESTS = 20
@@ -138,7 +138,7 @@ class Gameday:
         self.began = time.monotonic()
         self.load: LoadRun | None = None
         self.monitors: Monitors | None = None
-        self.recovery_journal = recovery.journal_path().resolve()
+        self.recovery_journal = undo_journal.journal_path().resolve()
         self.record = RunRecord(
             run_id=run_dir.name,
             plan=self.plan.name,
@@ -328,7 +328,7 @@ class Gameday:
                 notes.append(str(error))
             self.monitors.export_jsonl(self.run_dir / files.OBSERVE)
         self._capture_alerts()
-        pending = recovery.pending(recovery.read(self.recovery_journal))
+        pending = undo_journal.pending(undo_journal.read(self.recovery_journal))
         if pending or self.interrupts.interrupted:
             self.progress.say(f"gameday: resilience recover ({len(pending)} pending undo(s))")
             env = step_environment(self.target, self.run_dir, self.recovery_journal)

@@ -25,7 +25,7 @@ from typing import Any
 from kubernetes import client
 
 from resilience.errors import InvalidInputError
-from resilience.interlocks import InterlockRefused, SafetySettings
+from resilience.safety.refusals import InterlockRefused, SafetySettings
 from resilience.target import Target, check_reachable, load_target
 
 INGRESS_VARIABLE = "HARMONYFLOW_INGRESS_URL"

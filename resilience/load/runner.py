@@ -44,7 +44,6 @@ from types import TracebackType
 from typing import IO
 
 from resilience import processes as procs
-from resilience.chaos import recovery
 from resilience.errors import InvalidInputError
 from resilience.load.timeline import Timeline, read_timeline, window_stats
 from resilience.load.windows import (
@@ -54,6 +53,7 @@ from resilience.load.windows import (
     marks_from_events,
     parse_mark_event,
 )
+from resilience.safety import undo_journal
 from resilience.slo.objectives import Slo, Verdict, Window, WindowStats, evaluate
 
 STARTUP_GRACE = 30.0  # seconds Locust may take to import, spawn and (distributed) connect
@@ -211,7 +211,7 @@ class LoadRun:
         self.chaos_file = chaos_file or plan.out_dir / CHAOS
         self.clock = clock
         # resolved now: `resilience recover` may run from another directory
-        self.recovery_journal = (recovery_journal or recovery.journal_path()).resolve()
+        self.recovery_journal = (recovery_journal or undo_journal.journal_path()).resolve()
         self._processes: list[subprocess.Popen[bytes]] = []
         self._undos: list[str] = []
         self._log: IO[bytes] | None = None
@@ -251,7 +251,7 @@ class LoadRun:
                 )
                 self._processes.append(process)
                 started = procs.StartedProcess.of(process.pid, command)
-                undo = recovery.record("stop-load", started.to_json(), self.recovery_journal)
+                undo = undo_journal.record("stop-load", started.to_json(), self.recovery_journal)
                 self._undos.append(undo)
         except BaseException:
             self.stop()
@@ -305,7 +305,7 @@ class LoadRun:
             self._log = None
         if not self.running:
             for undo in self._undos:
-                recovery.mark_done(undo, self.recovery_journal)
+                undo_journal.mark_done(undo, self.recovery_journal)
             self._undos = []
         return self.result()
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import InterruptExecution
 
-from resilience.chaos import recovery
 from resilience.chaos.budget import enforce_budget
 from resilience.chaos.controls.journal import REDACTED, journal_file, scrub
 from resilience.chaos.nodes import evictable
@@ -18,6 +17,7 @@ from resilience.chaos.pods import choose_per_zone
 from resilience.chaos.runner import missing_environment, parse_variables, undeclared
 from resilience.chaos.verdict import failures
 from resilience.errors import InvalidInputError
+from resilience.safety import undo_journal
 
 MET = {"steady_state_met": True, "probes": []}
 
@@ -126,13 +126,13 @@ def test_malformed_var_is_named(pair: str) -> None:
 
 def test_recovery_journal_round_trip_and_torn_line(tmp_path: Path) -> None:
     path = tmp_path / "recovery.jsonl"
-    first = recovery.record("uncordon", {"nodes": ["a"], "zone": "z"}, path)
-    second = recovery.record("start-instances", {"instance_ids": ["i-1"]}, path)
-    recovery.mark_done(first, path)
+    first = undo_journal.record("uncordon", {"nodes": ["a"], "zone": "z"}, path)
+    second = undo_journal.record("start-instances", {"instance_ids": ["i-1"]}, path)
+    undo_journal.mark_done(first, path)
     with path.open("a") as torn:
         torn.write('{"undo": "half')
-    assert [u.id for u in recovery.pending(recovery.read(path))] == [second]
-    assert recovery.read(tmp_path / "missing.jsonl") == []
+    assert [u.id for u in undo_journal.pending(undo_journal.read(path))] == [second]
+    assert undo_journal.read(tmp_path / "missing.jsonl") == []
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from chaoslib.exceptions import InterruptExecution, InvalidActivity
 from kubernetes import client
 from kubernetes.config import kube_config
 
-from resilience.chaos import chaosmesh, recovery, undo
+from resilience.chaos import chaosmesh, undo
 from resilience.chaos.chaosmesh_spec import (
     ChaosObject,
     PodSelection,
@@ -30,6 +30,7 @@ from resilience.chaos.chaosmesh_spec import (
     planned_disruptions,
     refusal,
 )
+from resilience.safety import undo_journal
 from tests.builders import REPO_ROOT
 from tests.sandbox.harness import ApiHarness
 
@@ -364,7 +365,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiHarness]
     harness = ApiHarness(tmp_path)
     monkeypatch.setenv("KUBECONFIG", str(harness.kubeconfig))
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(harness.kubeconfig))
-    monkeypatch.setenv(recovery.ENV_VAR, str(tmp_path / "recovery.jsonl"))
+    monkeypatch.setenv(undo_journal.ENV_VAR, str(tmp_path / "recovery.jsonl"))
     try:
         yield harness
     finally:
@@ -390,7 +391,7 @@ def test_without_chaos_mesh_the_fault_is_refused_in_one_line_and_nothing_is_jour
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith("NetworkChaos harmonyflow/x: Chaos Mesh is not installed")
-    assert recovery.read(tmp_path / "recovery.jsonl") == []
+    assert undo_journal.read(tmp_path / "recovery.jsonl") == []
 
 
 def test_the_delete_is_journaled_before_the_create_and_recover_deletes_it(
@@ -402,7 +403,7 @@ def test_the_delete_is_journaled_before_the_create_and_recover_deletes_it(
     selection = PodSelection.of(["harmonyflow"], {"app": "x"}, "all", None)
     chaos = network_chaos("x", "tok", selection, "partition", "to", ["db.example"])
     chaosmesh._create(chaos, None)
-    [pending] = recovery.pending(recovery.read(journal))
+    [pending] = undo_journal.pending(undo_journal.read(journal))
     assert (pending.kind, pending.target["name"], pending.target["token"]) == (
         "delete-chaos-mesh-object",
         "x",
@@ -417,7 +418,7 @@ def test_the_delete_is_journaled_before_the_create_and_recover_deletes_it(
     assert not objects.list_namespaced_custom_object(
         "chaos-mesh.org", "v1alpha1", "harmonyflow", "networkchaos"
     )["items"]
-    assert recovery.pending(recovery.read(journal)) == []
+    assert undo_journal.pending(undo_journal.read(journal)) == []
     assert undo.recover(journal) == ["nothing to recover"]
 
 
@@ -438,11 +439,11 @@ def test_remove_chaos_marks_only_its_own_undos_done(api: ApiHarness, tmp_path: P
     journal = tmp_path / "recovery.jsonl"
     selection = PodSelection.of(["harmonyflow"], {"app": "x"}, "all", None)
     for name in ("a", "b"):
-        recovery.record(
+        undo_journal.record(
             "delete-chaos-mesh-object",
             dns_chaos(name, name, selection, "error", ["d"]).undo_target(),
         )
-    recovery.record("uncordon", {"nodes": ["n1"]})
+    undo_journal.record("uncordon", {"nodes": ["n1"]})
     before = time.time()
     first = chaosmesh.remove_chaos(name="a")
     assert first["removed"] == ["DNSChaos harmonyflow/a: already gone"]
@@ -451,6 +452,9 @@ def test_remove_chaos_marks_only_its_own_undos_done(api: ApiHarness, tmp_path: P
         ("DNSChaos", "harmonyflow", "a")
     ]
     assert before <= first["deleted"][0]["gone_at"] <= time.time() + 0.001
-    assert [u.target.get("name") for u in recovery.pending(recovery.read(journal))] == ["b", None]
+    assert [u.target.get("name") for u in undo_journal.pending(undo_journal.read(journal))] == [
+        "b",
+        None,
+    ]
     assert chaosmesh.remove_chaos()["removed"] == ["DNSChaos harmonyflow/b: already gone"]
-    assert [u.kind for u in recovery.pending(recovery.read(journal))] == ["uncordon"]
+    assert [u.kind for u in undo_journal.pending(undo_journal.read(journal))] == ["uncordon"]

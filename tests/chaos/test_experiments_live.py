@@ -19,9 +19,9 @@ import pytest
 import yaml
 from kubernetes import client
 
-from resilience.chaos import recovery
 from resilience.chaos.probes import whole
 from resilience.chaos.verdict import failures
+from resilience.safety import undo_journal
 from tests.aws.clients import boto
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
@@ -156,7 +156,7 @@ def passes_and_leaves_the_cluster_as_it_was(
         assert reasons == [], reasons
     wait_for(lambda: all_whole(chaos_sandbox), 180, "the deployment whole after the experiment")
     wait_for(lambda: cluster_state(chaos_sandbox) == before, 120, "the cluster as it started")
-    assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
+    assert undo_journal.pending(undo_journal.read(tmp_path / "recovery.jsonl")) == []
     assert list((tmp_path / "reports").glob("journal-*.json")), (
         "the journal control wrote the journal"
     )
@@ -255,5 +255,5 @@ def test_an_interrupted_az_drain_still_uncordons(
         assert recover.returncode == 0, err
         assert "recover: uncordoned" in out, out
     assert not zone_cordoned(chaos_sandbox, zone)
-    assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
+    assert undo_journal.pending(undo_journal.read(tmp_path / "recovery.jsonl")) == []
     wait_for(lambda: all_whole(chaos_sandbox), 180, "the deployment whole again")

@@ -15,8 +15,8 @@ from botocore.validate import ParamValidator
 from chaoslib.exceptions import ActivityFailed
 
 from resilience.chaos import fis as fis_actions
-from resilience.chaos import recovery
 from resilience.chaos.undo import recover
+from resilience.safety import undo_journal
 from sandbox.aws.endpoint import AwsEndpoint
 from tests.aws.clients import exports_for
 from tests.aws.fakes import NODES, RecordingEffects
@@ -36,7 +36,7 @@ def endpoint(
     try:
         for name, value in exports_for(server.url).items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv(recovery.ENV_VAR, str(tmp_path / "recovery.jsonl"))
+        monkeypatch.setenv(undo_journal.ENV_VAR, str(tmp_path / "recovery.jsonl"))
         monkeypatch.setattr(fis_actions, "POLL_SECONDS", 0.1)
         yield server, effects
     finally:
@@ -93,7 +93,7 @@ def test_the_scenario_runs_on_the_zone_and_its_template_is_reused(
     ), "the actions start together (no startAfter)"
     assert {name for name, _ in effects.calls[:4]} == started
     assert sorted(effects.calls[4:]) == [("power_on", ZONE_A), ("restore_zone", ("us-west-2a",))]
-    assert recovery.pending(recovery.read()) == []
+    assert undo_journal.pending(undo_journal.read()) == []
     again = fis_actions.run_fis_experiment(
         str(TEMPLATE), "us-west-2a", "PT1S", timeout=30, network_duration="PT1S"
     )
@@ -111,13 +111,13 @@ def test_a_run_cut_short_is_stopped_by_the_rollback(
     _, effects = endpoint
     with pytest.raises(ActivityFailed, match="not reached"):
         fis_actions.run_fis_experiment(str(TEMPLATE), "us-west-2a", "PT30M", timeout=2)
-    [undo] = recovery.pending(recovery.read())
+    [undo] = undo_journal.pending(undo_journal.read())
     assert undo.kind == "stop-fis-experiment"
     assert ("power_on", ZONE_A) not in effects.calls
     stopped = fis_actions.stop_fis_experiments(timeout=30)
     assert len(stopped["stopped"]) == 1
     assert {("power_on", ZONE_A), ("restore_zone", ("us-west-2a",))} <= set(effects.calls[-2:])
-    assert recovery.pending(recovery.read()) == []
+    assert undo_journal.pending(undo_journal.read()) == []
     assert fis_actions.stop_fis_experiments(timeout=30) == {"stopped": []}
 
 
@@ -142,7 +142,7 @@ def test_a_failed_experiment_fails_the_action_with_its_reason(
     path.write_text(json.dumps(template))
     with pytest.raises(ActivityFailed, match="disrupt-connectivity with scope all or"):
         fis_actions.run_fis_experiment(str(path), "us-west-2a", "PT1S", timeout=30)
-    assert recovery.pending(recovery.read()) == []
+    assert undo_journal.pending(undo_journal.read()) == []
 
 
 def test_the_template_is_found_from_any_working_directory(

@@ -23,8 +23,8 @@ import psutil
 import pytest
 from kubernetes import client
 
-from resilience.chaos import recovery
 from resilience.report.alerts import read_alerts
+from resilience.safety import undo_journal
 from resilience.suites.sandbox import requested_extras, with_flags
 from tests.builders import REPO_ROOT
 from tests.chaos.conftest import SANDBOX_FLAGS
@@ -153,7 +153,7 @@ def test_a_short_game_day_writes_a_full_report(sandbox: LiveSandbox, tmp_path: P
     assert alerts.collected, alerts.note
     no_leaks(run_dir)
     wait_for(lambda: cluster_state(sandbox) == before, 120, "the cluster as it started")
-    assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
+    assert undo_journal.pending(undo_journal.read(tmp_path / "recovery.jsonl")) == []
 
 
 def zone_cordoned(live: LiveSandbox, zone: str) -> bool:
@@ -202,7 +202,7 @@ def test_ctrl_c_in_a_step_rolls_back_and_still_writes_the_report(
         ("rds-failover", "NOT RUN"),
     ]
     assert "The game day stopped early" in (run_dir / "index.html").read_text()
-    assert recovery.pending(recovery.read(tmp_path / "recovery.jsonl")) == []
+    assert undo_journal.pending(undo_journal.read(tmp_path / "recovery.jsonl")) == []
     no_leaks(run_dir)
     wait_for(lambda: all_whole(sandbox), 180, "the deployment whole again")
     wait_for(lambda: cluster_state(sandbox) == before, 120, "the cluster as it started")

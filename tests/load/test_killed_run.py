@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from resilience import processes as procs
-from resilience.chaos import recovery
+from resilience.safety import undo_journal
 from tests.load.conftest import LOADTESTS, resilience
 from tests.load.seeded import serving
 
@@ -102,8 +102,12 @@ class KilledRun:
         self.runner.send_signal(signal.SIGKILL)
         self.runner.wait(timeout=10)
 
-    def undos(self) -> list[recovery.Undo]:
-        return [u for u in recovery.pending(recovery.read(self.journal)) if u.kind == "stop-load"]
+    def undos(self) -> list[undo_journal.Undo]:
+        return [
+            u
+            for u in undo_journal.pending(undo_journal.read(self.journal))
+            if u.kind == "stop-load"
+        ]
 
     def close(self) -> None:
         if self.runner.poll() is None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from resilience.chaos import recovery
 from resilience.load.runner import KILL_AFTER, LoadPlan, LoadRun, locust_commands
+from resilience.safety import undo_journal
 from resilience.slo.objectives import Slo, SloKind, Status, Window
 from tests.load.conftest import LOADTESTS, locust_processes
 from tests.load.seeded import serving
@@ -117,13 +117,13 @@ def test_a_run_ends_by_itself_with_its_timeline_and_marks(
     journal = tmp_path / "recovery.jsonl"
     with LoadRun(plan(tmp_path, host=server, **mode), recovery_journal=journal) as run:
         assert run.wait_for_requests(20, timeout=30)
-        undos = recovery.pending(recovery.read(journal))
+        undos = undo_journal.pending(undo_journal.read(journal))
         assert [u.kind for u in undos] == ["stop-load"] * (2 if "workers" in mode else 1)
         assert {u.target["pid"] for u in undos} <= {p.pid for p in locust_processes()}
         with run.fault("pod-kill"):
             time.sleep(1.0)
         result = run.wait()
-    assert recovery.pending(recovery.read(journal)) == [], "a stopped load is no undo"
+    assert undo_journal.pending(undo_journal.read(journal)) == [], "a stopped load is no undo"
     assert result.returncode == 0 and not result.stopped_by_runner, result.log.read_text()[-2000:]
     assert [m.name for m in result.marks] == ["pod-kill"]
     windows = result.windows()

@@ -18,7 +18,7 @@ from typing import Any
 from chaoslib.exceptions import InterruptExecution
 
 from resilience.errors import ResilienceError
-from resilience.interlocks import DEFAULT_NAMESPACE_ALLOWLIST, SafetySettings
+from resilience.safety.refusals import DEFAULT_NAMESPACE_ALLOWLIST, SafetySettings
 from resilience.target import check_reachable, load_target
 
 CONFIRMATION_ENV = "HARMONYFLOW_ALLOW_PRODUCTION"
