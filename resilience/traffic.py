@@ -14,7 +14,7 @@ verdicts over what it recorded live with the other SLO checks:
 
 `SessionTraffic` is the correctness witness every suite keeps next to its load:
 a handful of sessions whose every acknowledged write is checked afterwards. The
-load itself is Locust's REST and WebSocket users (resilience.suite_load), behind
+load itself is Locust's REST and WebSocket users (resilience.load.session), behind
 the `LoadSession` protocol: start, mark fault windows, stop, judge per window.
 """
 
@@ -117,7 +117,7 @@ class LoadSession(Protocol):
 
     `fault(name)` marks its block as a fault window; `check(what)` judges the load's
     SLOs per window (baseline / fault / recovery) once it is stopped, each violation
-    naming the SLO, the window and the observed value. resilience.suite_load's
+    naming the SLO, the window and the observed value. resilience.load.session's
     `LocustLoad` is the implementation.
     """
 

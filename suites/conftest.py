@@ -36,16 +36,16 @@ from pathlib import Path
 
 import pytest
 
-from resilience.observe import Monitors, MonitorScope
-from resilience.policy import IntendedPolicy
-from resilience.safety.undo_journal import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
-from resilience.suite_load import (
+from resilience.load.session import (
     BASELINE_SECONDS,
     LocustLoad,
     kill_left,
     locust_left,
     suite_profile,
 )
+from resilience.observe import Monitors, MonitorScope
+from resilience.policy import IntendedPolicy
+from resilience.safety.undo_journal import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
 from resilience.suite_target import (
     LiveTarget,
     TargetNotHealthyError,

@@ -31,8 +31,8 @@ import pytest
 from resilience.broker import EventCollector, EventVerdict, event_verdict, urls_from_env
 from resilience.chaos.brokers import broker_instances, start_broker_nodes, stop_broker_nodes
 from resilience.chaos.prometheus import query_value
+from resilience.load.session import suite_profile, witness_budget
 from resilience.slo.budget import ErrorBudget, TrafficOutcome, check_error_budget
-from resilience.suite_load import suite_profile, witness_budget
 from resilience.suite_target import LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
 

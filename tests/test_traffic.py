@@ -17,9 +17,17 @@ from typing import Any, ClassVar
 
 import pytest
 
-from resilience import suite_load
+from resilience.load import session as suite_load
 from resilience.load.profile import load_profile
-from resilience.load.timeline import parse_lines, window_stats
+from resilience.load.requests import parse_lines, window_stats
+from resilience.load.session import (
+    LoadNotFlowingError,
+    LocustLoad,
+    locust_left,
+    outcome_of,
+    suite_profile,
+    window_figures,
+)
 from resilience.observe import State, hpa_steps
 from resilience.observe.records import (
     Condition,
@@ -33,14 +41,6 @@ from resilience.observe.timeline import TimelineEvent, fold
 from resilience.slo.budget import ErrorBudget, TrafficOutcome, check_error_budget
 from resilience.slo.objectives import Slo, SloKind, Status, Verdict, Window, slo_check
 from resilience.slo.writes import Ack, check_no_lost_writes, lost_writes, write_gap
-from resilience.suite_load import (
-    LoadNotFlowingError,
-    LocustLoad,
-    locust_left,
-    outcome_of,
-    suite_profile,
-    window_figures,
-)
 from resilience.suite_target import CANARY_LABEL, health_problems, terminating_pods
 from resilience.suites import hpa as suite_hpa
 from resilience.suites.canary import canary_deployment
@@ -398,7 +398,7 @@ def test_session_traffic_counts_acks_and_failures_within_its_bounds(service: str
     assert "HTTP 503 not ready" in result.samples[0].describe()
 
 
-# ---- Locust load of the suites (resilience.suite_load) ----
+# ---- Locust load of the suites (resilience.load.session) ----
 
 
 def verdict(name: str, window: Window, status: Status, observed: float, detail: str) -> Verdict:

@@ -2,7 +2,7 @@
 
 Enabled by `--timeline-file PATH` (or `HF_TIMELINE_FILE`); without it the
 locustfiles run as plain Locust. The file is what `resilience.load` reads while the
-run goes on (see `resilience/load/timeline.py` for the format):
+run goes on (see `resilience/load/requests.py` for the format):
 
 - local runner: a greenlet appends the records every INTERVAL seconds;
 - distributed (`--processes N`, or `--master` with `--worker`s): each worker sends its

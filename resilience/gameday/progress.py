@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TextIO
 
-from resilience.load.timeline import Timeline
+from resilience.load.requests import RequestTimeline
 
 RECENT_SECONDS = 10
 
@@ -41,12 +41,12 @@ class Snapshot:
 
 
 def recent_rates(
-    timeline: Timeline, now: float, seconds: int = RECENT_SECONDS
+    timeline: RequestTimeline, now: float, seconds: int = RECENT_SECONDS
 ) -> tuple[float | None, float | None]:
     """(requests per second, error ratio) over the last `seconds` whole seconds, LEDGER
     checks left out (they are not traffic); (None, None) when nothing was recorded.
 
-        >>> from resilience.load.timeline import parse_lines
+        >>> from resilience.load.requests import parse_lines
         >>> t = parse_lines(['{"kind":"requests","t":98,"type":"GET","name":"/a","ok":9,"fail":1}'])
         >>> recent_rates(t, 100.5, 5)
         (2.0, 0.1)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from resilience.load.profile import Profile
+from resilience.load.requests import Second, error_counts, per_second
 from resilience.load.runner import LoadResult
-from resilience.load.timeline import Second, error_counts, per_second
 from resilience.slo.objectives import EndpointStats, Verdict, WindowStats, percentile
 
 FORMAT = "harmonyflow-load-certificate/v1"

@@ -45,7 +45,7 @@ from typing import IO
 
 from resilience import processes as procs
 from resilience.errors import InvalidInputError
-from resilience.load.timeline import Timeline, read_timeline, window_stats
+from resilience.load.requests import RequestTimeline, read_timeline, window_stats
 from resilience.load.windows import (
     FaultMark,
     MarkEvent,
@@ -177,7 +177,7 @@ class LoadResult:
     stopped_by_runner: bool
     started: float
     ended: float
-    timeline: Timeline
+    timeline: RequestTimeline
     marks: tuple[FaultMark, ...]
 
     @property
@@ -356,7 +356,7 @@ class LoadRun:
     def marks(self) -> list[FaultMark]:
         return read_marks(self.chaos_file)
 
-    def timeline(self) -> Timeline:
+    def timeline(self) -> RequestTimeline:
         """What Locust recorded so far (complete lines only)."""
         return read_timeline(self.plan.out_dir / TIMELINE)
 

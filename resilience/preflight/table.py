@@ -164,10 +164,10 @@ ACTIVITIES: Mapping[str, tuple[Uses, ...]] = {
     "resilience.chaos.prometheus.alerts_firing": _NOTHING,
     "resilience.chaos.prometheus.query_value": _NOTHING,
     "resilience.chaos.prometheus.query_within": _NOTHING,
-    "resilience.chaos.load.start_load": _NOTHING,  # Locust against the ingress
-    "resilience.chaos.load.stop_load": _NOTHING,
-    "resilience.chaos.load.load_slos_met": _NOTHING,
-    "resilience.chaos.load.load_latency_as_injected": _NOTHING,
+    "resilience.chaos.experiment_load.start_load": _NOTHING,  # Locust against the ingress
+    "resilience.chaos.experiment_load.stop_load": _NOTHING,
+    "resilience.chaos.experiment_load.load_slos_met": _NOTHING,
+    "resilience.chaos.experiment_load.load_latency_as_injected": _NOTHING,
     "resilience.chaos.pace.hold": _NOTHING,
     # chaostoolkit-kubernetes 0.39 (chaosk8s/*): `ns` defaults to "default"
     "chaosk8s.pod.actions.terminate_pods": (uses("list delete", "pods", where=CHAOSK8S),),
@@ -293,7 +293,7 @@ CONTROLS: Mapping[str, tuple[Uses, ...]] = {
     "resilience.chaos.controls.interlocks": _NOTHING,  # kubeconfig, GET /version
     "resilience.chaos.controls.interrupts": _NOTHING,
     "resilience.chaos.controls.journal": _NOTHING,
-    "resilience.chaos.controls.load": _NOTHING,
+    "resilience.chaos.controls.fault_windows": _NOTHING,
     "resilience.chaos.controls.dead_man": _NOTHING,  # GET /version, AWS, Prometheus
     "resilience.chaos.controls.stop_conditions": _NOTHING,  # Prometheus, CloudWatch
 }

@@ -19,11 +19,10 @@ from typing import Any
 from resilience.chaos.verdict import failures
 from resilience.errors import InvalidInputError
 from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
-from resilience.load.timeline import Timeline, read_timeline, span_stats
+from resilience.load.requests import RequestTimeline, read_timeline, span_stats
 from resilience.observe.codec import from_jsonable, load_jsonl
 from resilience.observe.recovery import measure_recovery
-from resilience.observe.timeline import Mark, State
-from resilience.observe.timeline import Timeline as WatchTimeline
+from resilience.observe.timeline import Mark, State, Timeline
 from resilience.paths import PROJECT_ROOT
 from resilience.policy import IntendedPolicy
 from resilience.report import findings as find
@@ -71,8 +70,8 @@ class RunData:
     run_dir: Path
     record: RunRecord
     policy: IntendedPolicy
-    load: Timeline
-    watch: WatchTimeline
+    load: RequestTimeline
+    watch: Timeline
     profile: Profile | None
     journals: Mapping[int, dict[str, Any]]
     alerts: AlertsCapture = field(default_factory=lambda: AlertsCapture(False))
@@ -95,7 +94,7 @@ def read_run(run_dir: Path) -> RunData:
         raise InvalidInputError(f"{run_dir / files.POLICY}: unreadable: {error}") from None
     policy = from_jsonable(IntendedPolicy, policy_data)
     observe = run_dir / files.OBSERVE
-    watch = load_jsonl(observe) if observe.is_file() else WatchTimeline()
+    watch = load_jsonl(observe) if observe.is_file() else Timeline()
     journals = {}
     for step in record.steps:
         if step.journal and (run_dir / step.journal).is_file():

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from resilience.load.timeline import Timeline
+from resilience.load.requests import RequestTimeline
 from resilience.observe.timeline import Mark, State
 
 PENDING_SECONDS = 10.0  # the scheduler places a pod in well under a second
@@ -92,7 +92,7 @@ def restarts(states: Sequence[State], start: float, end: float) -> list[str]:
     ]
 
 
-def data_findings(timeline: Timeline, start: float, end: float) -> list[str]:
+def data_findings(timeline: RequestTimeline, start: float, end: float) -> list[str]:
     """Lost or stale writes and WebSocket sequence faults in [start, end)."""
     counts: dict[tuple[str, str], int] = {}
     for record in timeline.records:
@@ -101,7 +101,7 @@ def data_findings(timeline: Timeline, start: float, end: float) -> list[str]:
     return [f"{kind} {name}: {count}" for (kind, name), count in sorted(counts.items()) if count]
 
 
-def top_error(timeline: Timeline, start: float, end: float) -> str | None:
+def top_error(timeline: RequestTimeline, start: float, end: float) -> str | None:
     """The most frequent failure message of [start, end), with its count."""
     counts: dict[str, int] = {}
     for record in timeline.records:

@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from resilience.load.timeline import RequestRecord
+from resilience.load.requests import RequestRecord
 
 REQUEST_TYPES = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 WRITE_TYPES = frozenset({"POST", "PUT", "PATCH"})
@@ -36,7 +36,7 @@ def client_impact(
 ) -> ClientImpact:
     """The three measures over [fault_start, until), REST requests only.
 
-    >>> from resilience.load.timeline import RequestRecord as R
+    >>> from resilience.load.requests import RequestRecord as R
     >>> load = [R(t, "PUT", "/s", ok, failed, {}) for t, ok, failed in
     ...         [(9, 3, 0), (10, 1, 2), (11, 0, 3), (12, 0, 3), (13, 3, 0), (14, 3, 0)]]
     >>> client_impact(load, 10.0, 15.0, baseline_ratio=0.0)

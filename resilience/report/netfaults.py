@@ -8,7 +8,7 @@ runs from the end of the `chaos_mesh_condition_seconds` probe that saw it AllInj
 (the create's end when no probe waited) until then. Its label names the action and its
 parameters as the object has them ("delay 50ms ±5ms to harmonyflow-db.example").
 
-What the load saw is the day's own per-window statistics (`resilience.load.timeline.
+What the load saw is the day's own per-window statistics (`resilience.load.requests.
 window_stats`, the band as the fault mark) against the step's baseline: p50 and p95 of
 successful REST requests and the error ratio (`report.windows.errors_per_window`).
 

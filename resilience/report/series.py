@@ -13,7 +13,7 @@ value per second; cluster series are step functions, one point per change.
 - replicas: the Deployment's desired replicas (spec), its ready replicas, and the
   HPA's desired and current replicas.
 
-    >>> from resilience.load.timeline import parse_lines
+    >>> from resilience.load.requests import parse_lines
     >>> t = parse_lines(['{"kind":"requests","t":5,"type":"PUT","name":"/api/v1/sessions/[id]",'
     ...                  '"ok":3,"fail":1,"lat":{"10":3}}'])
     >>> traffic(t)[0], db_writes(t)[0]
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from resilience.load.timeline import Timeline, per_second
+from resilience.load.requests import RequestTimeline, per_second
 from resilience.observe.recovery import ready_spread
 from resilience.observe.timeline import State
 from resilience.policy import IntendedPolicy
@@ -66,7 +66,7 @@ class ZonePoint:
     ready: tuple[tuple[str, int], ...]  # (zone, Ready pods), zones in order
 
 
-def traffic(timeline: Timeline) -> list[TrafficPoint]:
+def traffic(timeline: RequestTimeline) -> list[TrafficPoint]:
     return [
         TrafficPoint(
             s.t,
@@ -79,7 +79,7 @@ def traffic(timeline: Timeline) -> list[TrafficPoint]:
     ]
 
 
-def db_writes(timeline: Timeline) -> list[tuple[int, int]]:
+def db_writes(timeline: RequestTimeline) -> list[tuple[int, int]]:
     """(second, successful writes) for every second with a write."""
     counts: dict[int, int] = {}
     for record in timeline.records:
@@ -88,10 +88,10 @@ def db_writes(timeline: Timeline) -> list[tuple[int, int]]:
     return sorted(counts.items())
 
 
-def websocket(timeline: Timeline) -> list[SocketPoint]:
+def websocket(timeline: RequestTimeline) -> list[SocketPoint]:
     """Per second: WSCONN connect successes, WSRECONN reconnect successes, WS disconnects.
 
-    >>> from resilience.load.timeline import parse_lines
+    >>> from resilience.load.requests import parse_lines
     >>> t = parse_lines([
     ...   '{"kind":"requests","t":1,"type":"WSCONN","name":"connect","ok":4,"fail":0}',
     ...   '{"kind":"requests","t":2,"type":"WS","name":"disconnect","ok":0,"fail":1}',

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from resilience.load.timeline import Timeline, window_stats
+from resilience.load.requests import RequestTimeline, window_stats
 from resilience.load.windows import FaultMark
 from resilience.slo.objectives import Slo, Verdict, Window, WindowStats, evaluate
 
@@ -61,10 +61,14 @@ def step_windows(spans: Sequence[Span], day_start: float, day_end: float) -> lis
     return windows
 
 
-def step_stats(timeline: Timeline, name: str, windows: StepWindows) -> dict[Window, WindowStats]:
+def step_stats(
+    timeline: RequestTimeline, name: str, windows: StepWindows
+) -> dict[Window, WindowStats]:
     """The load's statistics in one step's windows (only the records inside them count)."""
     first, last = windows.baseline[0], windows.recovery[1]
-    inside = Timeline(records=tuple(r for r in timeline.records if first <= r.t + 0.5 < last))
+    inside = RequestTimeline(
+        records=tuple(r for r in timeline.records if first <= r.t + 0.5 < last)
+    )
     return window_stats(inside, [FaultMark(name, *windows.fault)], first, last)
 
 

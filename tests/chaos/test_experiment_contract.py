@@ -20,12 +20,12 @@ EXPERIMENTS = sorted((REPO_ROOT / "experiments").glob("*.yaml"))
 PROFILES = REPO_ROOT / "loadtests" / "profiles"
 REQUIRED_CONTROLS = {
     "interrupts": "resilience.chaos.controls.interrupts",
-    "load": "resilience.chaos.controls.load",
+    "load": "resilience.chaos.controls.fault_windows",
     "interlocks": "resilience.chaos.controls.interlocks",
     "journal": "resilience.chaos.controls.journal",
 }
-START = "resilience.chaos.load.start_load"
-JUDGE = "resilience.chaos.load.load_slos_met"
+START = "resilience.chaos.experiment_load.start_load"
+JUDGE = "resilience.chaos.experiment_load.load_slos_met"
 # the actions that disrupt; a release rolled out first (hpa-surge's) is setup, not a fault
 DISRUPTIVE_PREFIXES = (
     "resilience.chaos.pods.",
@@ -89,7 +89,7 @@ def contract_breaches(experiment: dict[str, Any], text: str) -> list[str]:
     if ((experiment.get("runtime") or {}).get("rollbacks") or {}).get("strategy") != "always":
         breaches.append("runtime.rollbacks.strategy is not 'always'")
     rollbacks = [_function(a) for a in experiment.get("rollbacks") or []]
-    if "resilience.chaos.load.stop_load" not in rollbacks:
+    if "resilience.chaos.experiment_load.stop_load" not in rollbacks:
         breaches.append("rollbacks do not stop the load")
     return breaches
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilience.chaos.controls.load import budget_breach
+from resilience.chaos.controls.fault_windows import budget_breach
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
 from resilience.slo.latency import LatencyFigures, Reference, latency_verdict

@@ -15,7 +15,7 @@ from resilience.gameday.progress import Progress, Snapshot, format_line, recent_
 from resilience.gameday.run import _step_status, check_writable, new_run_id, prepare_run_dir
 from resilience.gameday.steady import steady_problems
 from resilience.gameday.steps import StepProcess, chaos_command
-from resilience.load.timeline import parse_lines
+from resilience.load.requests import parse_lines
 from resilience.observe.records import DeploymentObservation, NodeObservation, PodObservation
 from resilience.observe.timeline import State
 

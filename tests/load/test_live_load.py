@@ -24,8 +24,8 @@ import pytest
 from kubernetes import client
 
 from resilience.chaos.probes import whole
+from resilience.load.requests import read_timeline
 from resilience.load.runner import append_mark
-from resilience.load.timeline import read_timeline
 from tests.builders import REPO_ROOT
 from tests.load.conftest import DEPLOYMENT, NAMESPACE, LiveSandbox, resilience
 from tests.sandbox.live import only_pods_of

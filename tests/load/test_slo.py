@@ -153,8 +153,8 @@ def test_min_requests_is_the_evidence_needed() -> None:
 def test_docstring_examples() -> None:
     import doctest  # noqa: PLC0415
 
-    from resilience.load import timeline, windows  # noqa: PLC0415
+    from resilience.load import requests, windows  # noqa: PLC0415
     from resilience.slo import objectives as slo  # noqa: PLC0415
 
-    for module in (slo, windows, timeline):
+    for module in (slo, windows, requests):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from resilience.load.timeline import parse_lines, window_stats
+from resilience.load.requests import parse_lines, window_stats
 from resilience.load.windows import (
     FaultMark,
     MarkEvent,

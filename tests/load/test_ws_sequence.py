@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resilience.load.timeline import read_timeline
+from resilience.load.requests import read_timeline
 from tests.load.locustrun import Stats, run_locustfile
 from tests.load.seeded import serving
 

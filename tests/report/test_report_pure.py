@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from resilience.load.timeline import parse_lines
+from resilience.load.requests import parse_lines
 from resilience.observe.records import ContainerObservation, PodObservation
 from resilience.observe.timeline import State
 from resilience.report import findings, scrub, series, windows

@@ -15,7 +15,7 @@ profile that allows no failure during the fault stops the run at the first one.
       - name: load
         provider:
           type: python
-          module: resilience.chaos.controls.load
+          module: resilience.chaos.controls.fault_windows
           arguments: {max_error_ratio: 0.2, min_requests: 20}
 """
 
@@ -26,7 +26,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from resilience.chaos import load
+from resilience.chaos import experiment_load
 from resilience.chaos.controls import stopping
 from resilience.load.runner import LoadRun
 from resilience.slo.objectives import Slo, SloKind, Window, WindowStats, evaluate_one, select
@@ -93,11 +93,11 @@ def before_activity_control(context: dict[str, Any], **kwargs: Any) -> None:
     if _State.in_rollbacks or (context.get("provider") or {}).get("func") in HOLDS:
         return
     if (_is_fault(context) or _judges_load(context)) and _State.open_fault is not None:
-        load.mark("end", _State.open_fault)
+        experiment_load.mark("end", _State.open_fault)
         _State.open_fault = None
     if _is_fault(context):
         _State.open_fault = str(context.get("name"))
-        load.mark("start", _State.open_fault)
+        experiment_load.mark("start", _State.open_fault)
 
 
 def before_method_control(
@@ -113,7 +113,7 @@ def before_method_control(
 
     def watch() -> None:
         while not _State.stop.wait(float(interval)):
-            current = load.active()
+            current = experiment_load.active()
             if current is None or current.result is not None:
                 continue
             reason = _breach(current, max_error_ratio, int(min_requests))
@@ -127,7 +127,7 @@ def before_method_control(
 
 
 def _breach(
-    current: load.ActiveLoad, max_error_ratio: float | None, min_requests: int
+    current: experiment_load.ActiveLoad, max_error_ratio: float | None, min_requests: int
 ) -> str | None:
     if max_error_ratio is None:
         fault = current.run.result().windows().get(Window.FAULT)
@@ -152,7 +152,7 @@ def before_rollback_control(context: dict[str, Any], **kwargs: Any) -> None:
     _State.stop.set()
     stopping.disarm()
     if _State.open_fault is not None:
-        load.mark("end", _State.open_fault)
+        experiment_load.mark("end", _State.open_fault)
         _State.open_fault = None
     _State.in_rollbacks = True
 
@@ -160,6 +160,6 @@ def before_rollback_control(context: dict[str, Any], **kwargs: Any) -> None:
 def after_experiment_control(context: dict[str, Any], state: dict[str, Any], **kwargs: Any) -> None:
     """Stop any load still running; record the safeguard's verdict in the journal."""
     _State.stop.set()
-    load.stop_all()
+    experiment_load.stop_all()
     if _State.triggered is not None:
         state["safeguard"] = {"triggered_by": _State.triggered}

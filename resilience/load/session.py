@@ -32,8 +32,8 @@ import psutil
 from resilience.errors import ResilienceError
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
+from resilience.load.requests import RequestTimeline, error_counts
 from resilience.load.runner import LoadResult, LoadRun
-from resilience.load.timeline import Timeline, error_counts
 from resilience.slo.budget import ErrorBudget, TrafficOutcome
 from resilience.slo.objectives import (
     RequestSelector,
@@ -102,7 +102,7 @@ def window_figures(windows: dict[Window, WindowStats]) -> dict[str, float | int 
     return figures
 
 
-def outcome_of(timeline: Timeline, seconds: float) -> TrafficOutcome:
+def outcome_of(timeline: RequestTimeline, seconds: float) -> TrafficOutcome:
     """Requests and failures Locust recorded, LEDGER checks left out (they are not requests)."""
     records = [r for r in timeline.records if r.request_type != LEDGER]
     return TrafficOutcome(

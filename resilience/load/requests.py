@@ -1,4 +1,4 @@
-"""The load timeline: the JSON lines the locustfiles' plugin writes, read back and cut
+"""The request timeline: the JSON lines the locustfiles' plugin writes, read back and cut
 into windows. Reading is tolerant, because it happens while Locust still appends:
 a torn last line is left for the next read, an unknown line kind is skipped.
 
@@ -64,7 +64,7 @@ class UserSample:
 
 
 @dataclass(frozen=True)
-class Timeline:
+class RequestTimeline:
     records: tuple[RequestRecord, ...] = ()
     users: tuple[UserSample, ...] = ()
     started: float | None = None  # the test's start, as Locust saw it
@@ -81,7 +81,7 @@ class Timeline:
         return float(min(starts)), float(max(ends))
 
 
-def parse_lines(lines: Iterable[str]) -> Timeline:
+def parse_lines(lines: Iterable[str]) -> RequestTimeline:
     records: list[RequestRecord] = []
     users: list[UserSample] = []
     started: float | None = None
@@ -105,15 +105,15 @@ def parse_lines(lines: Iterable[str]) -> Timeline:
                 skipped += 1
         except (ValueError, KeyError, TypeError, AttributeError):
             skipped += 1
-    return Timeline(tuple(records), tuple(users), started, stopped, skipped)
+    return RequestTimeline(tuple(records), tuple(users), started, stopped, skipped)
 
 
-def read_timeline(path: Path) -> Timeline:
+def read_timeline(path: Path) -> RequestTimeline:
     """The complete lines of `path` so far (an empty timeline if it does not exist yet)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Timeline()
+        return RequestTimeline()
     complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
     return parse_lines(complete.splitlines())
 
@@ -137,7 +137,7 @@ def _request_record(data: Mapping[str, Any]) -> RequestRecord:
 
 
 def window_stats(
-    timeline: Timeline, marks: Sequence[FaultMark], run_start: float, run_end: float
+    timeline: RequestTimeline, marks: Sequence[FaultMark], run_start: float, run_end: float
 ) -> dict[Window, WindowStats]:
     """Every window that happened, with its endpoints' totals. A record counts in the
     window of its second (`second_window`: a second a fault touched is the fault's),
@@ -154,7 +154,7 @@ def window_stats(
     }
 
 
-def span_stats(timeline: Timeline, start: float, end: float) -> WindowStats | None:
+def span_stats(timeline: RequestTimeline, start: float, end: float) -> WindowStats | None:
     """The load's statistics while one fault was in place, [start, end): the seconds it
     touched, as `window_stats` counts a fault window (None: it lasted no time).
 
@@ -188,7 +188,9 @@ class Second:
     users: int | None
 
 
-def per_second(timeline: Timeline, exclude_types: frozenset[str] = frozenset()) -> list[Second]:
+def per_second(
+    timeline: RequestTimeline, exclude_types: frozenset[str] = frozenset()
+) -> list[Second]:
     """The run second by second (ok, failed, p95 of successes, users), for charts."""
     by_second: dict[int, list[RequestRecord]] = {}
     for record in timeline.records:
@@ -212,7 +214,7 @@ def per_second(timeline: Timeline, exclude_types: frozenset[str] = frozenset()) 
     return result
 
 
-def error_counts(timeline: Timeline, limit: int = 10) -> list[tuple[str, str, int]]:
+def error_counts(timeline: RequestTimeline, limit: int = 10) -> list[tuple[str, str, int]]:
     """The most frequent failures: (entry, message, count), most first."""
     counts: dict[tuple[str, str], int] = {}
     for record in timeline.records:

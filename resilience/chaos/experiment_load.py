@@ -22,8 +22,8 @@ from resilience.chaos.chaosmesh_spec import go_duration_seconds
 from resilience.errors import InvalidInputError
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile
+from resilience.load.requests import span_stats
 from resilience.load.runner import LoadResult, LoadRun
-from resilience.load.timeline import span_stats
 from resilience.slo.latency import LatencyFigures, Reference, latency_verdict
 from resilience.slo.objectives import SloKind, Window, WindowStats, percentile, select
 
