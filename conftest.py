@@ -48,8 +48,9 @@ from resilience.policy import IntendedPolicy, policy_from_manifests
 from resilience.preflight import review
 from resilience.preflight.needs import SuiteTest, suite_needs
 from resilience.safety.refusals import InterlockRefused, SafetySettings
-from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
-from resilience.suites.sandbox import (
+from resilience.target.cluster import Target, TargetUnreachableError, check_reachable, load_target
+from resilience.target.live import REQUEST_TIMEOUT, LiveTarget
+from resilience.target.sandbox import (
     SandboxSession,
     requested_extras,
     sandbox_down,
@@ -57,7 +58,6 @@ from resilience.suites.sandbox import (
     sandbox_up,
     with_flags,
 )
-from resilience.target import Target, TargetUnreachableError, check_reachable, load_target
 from tests.run_parts import TEST_PARTS, in_part
 
 REPO_ROOT = Path(__file__).resolve().parent

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from resilience.suites.sandbox import (
+from resilience.target.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
     sandbox_down,

@@ -46,18 +46,18 @@ from resilience.load.session import (
 from resilience.observe import Monitors, MonitorScope
 from resilience.policy import IntendedPolicy
 from resilience.safety.undo_journal import ENV_VAR as RECOVERY_JOURNAL_VARIABLE
-from resilience.suite_target import (
-    LiveTarget,
-    TargetNotHealthyError,
-    restore,
-    take_snapshot,
-    wait_healthy,
-)
 from resilience.suites.findings import (
     FINDINGS_FILE,
     ResilienceFinding,
     new_finding,
     record_finding,
+)
+from resilience.target.live import (
+    LiveTarget,
+    TargetNotHealthyError,
+    restore,
+    take_snapshot,
+    wait_healthy,
 )
 from resilience.traffic import LoadSession, SessionTraffic, create_sessions
 

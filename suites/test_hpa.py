@@ -31,7 +31,6 @@ from kubernetes import client
 from resilience.chaos.deployments import restore_image, rollout_seconds, set_image
 from resilience.observe import Monitors, State, check_hpa, hpa_steps
 from resilience.policy import IntendedPolicy
-from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
 from resilience.suites.hpa import (
     at_minimum,
     ceiling_reached,
@@ -42,6 +41,7 @@ from resilience.suites.hpa import (
     scaled_up,
     with_live_behavior,
 )
+from resilience.target.live import REQUEST_TIMEOUT, LiveTarget
 from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience

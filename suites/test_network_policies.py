@@ -15,8 +15,8 @@ import pytest
 
 from conftest import OVERLAYS
 from resilience.manifests import RenderedManifests, render
-from resilience.suite_target import LiveTarget
 from resilience.suites.networkpolicy import intended_network_policies, network_policy_drift
+from resilience.target.live import LiveTarget
 
 pytestmark = pytest.mark.resilience
 

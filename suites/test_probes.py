@@ -35,9 +35,9 @@ from resilience.observe import (
 )
 from resilience.observe.timeline import Timeline
 from resilience.policy import IntendedPolicy, ProbeKind
-from resilience.suite_target import CANARY_LABEL, LiveTarget, delete_canary
 from resilience.suites.canary import canary_deployment
 from resilience.suites.drift import deployment_drift
+from resilience.target.live import CANARY_LABEL, LiveTarget, delete_canary
 from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience

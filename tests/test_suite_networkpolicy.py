@@ -18,12 +18,12 @@ from kubernetes import client
 
 import resilience.suites.networkpolicy
 from resilience.manifests import RenderedManifests, render
-from resilience.suite_target import LiveTarget
 from resilience.suites.networkpolicy import (
     IntendedNetworkPolicies,
     intended_network_policies,
     network_policy_drift,
 )
+from resilience.target.live import LiveTarget
 from tests.builders import REPO_ROOT
 from tests.sandbox.harness import ApiHarness
 

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from resilience.suite_target import terminating_pods
-from resilience.suites.sandbox import (
+from resilience.target.live import terminating_pods
+from resilience.target.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
     sandbox_down,

@@ -41,7 +41,6 @@ from resilience.observe.timeline import TimelineEvent, fold
 from resilience.slo.budget import ErrorBudget, TrafficOutcome, check_error_budget
 from resilience.slo.objectives import Slo, SloKind, Status, Verdict, Window, slo_check
 from resilience.slo.writes import Ack, check_no_lost_writes, lost_writes, write_gap
-from resilience.suite_target import CANARY_LABEL, health_problems, terminating_pods
 from resilience.suites import hpa as suite_hpa
 from resilience.suites.canary import canary_deployment
 from resilience.suites.drift import deployment_drift, pdb_drift
@@ -54,7 +53,8 @@ from resilience.suites.hpa import (
     scaled_up,
     with_live_behavior,
 )
-from resilience.suites.sandbox import parse_exports
+from resilience.target.live import CANARY_LABEL, health_problems, terminating_pods
+from resilience.target.sandbox import parse_exports
 from resilience.traffic import SessionTraffic
 from tests.load.seeded import serving
 

@@ -19,11 +19,11 @@ import yaml
 from resilience.chaos.runner import DEFAULT_DEAD_MAN_SECONDS, with_safeguards
 from resilience.errors import InvalidInputError
 from resilience.gameday.plan import Plan
-from resilience.gameday.target import GamedayTarget
 from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy
 from resilience.preflight import review
 from resilience.preflight.needs import Needs, explain, union, watch_needs
+from resilience.target.gameday import GamedayTarget
 
 
 def check_permissions(

@@ -32,7 +32,6 @@ from resilience.gameday.plan import Plan, Step
 from resilience.gameday.progress import Progress, Snapshot, recent_rates
 from resilience.gameday.steady import steady_problems
 from resilience.gameday.steps import StepProcess, chaos_command, run_recover
-from resilience.gameday.target import GamedayTarget, gameday_target, step_environment
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import load_profile, resolve_profile
 from resilience.load.runner import LoadRun
@@ -45,6 +44,7 @@ from resilience.report import record as files
 from resilience.report.alerts import capture_alerts
 from resilience.report.record import RunRecord, StepRecord, StepStatus
 from resilience.safety import undo_journal
+from resilience.target.gameday import GamedayTarget, gameday_target, step_environment
 
 TICK = 1.0
 FLOWING_REQUESTS = 20

@@ -29,7 +29,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from resilience.suite_target import CANARY_LABEL
+from resilience.target.live import CANARY_LABEL
 
 
 def canary_name(deployment: str, purpose: str) -> str:

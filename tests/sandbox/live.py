@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from resilience.suite_target import terminating_pods
+from resilience.target.live import terminating_pods
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.traffic import request
