@@ -9,7 +9,7 @@ verdicts over what it recorded live with the other SLO checks:
 - `resilience.slo.writes`: `lost_writes` (every acknowledged write must be
   visible afterwards) and `write_gap` (the longest pause between acknowledged
   writes around a fault);
-- `resilience.slo.budget`: `check_error_budget` (failed requests within the
+- `resilience.slo.error_budget`: `check_error_budget` (failed requests within the
   budget a profile's SLO sets).
 
 `SessionTraffic` is the correctness witness every suite keeps next to its load:
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-from resilience.slo.budget import ErrorBudget, Failure, TrafficOutcome
+from resilience.slo.error_budget import ErrorBudget, Failure, TrafficOutcome
 from resilience.slo.result import CheckResult
 from resilience.slo.writes import Ack
 

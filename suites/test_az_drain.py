@@ -42,7 +42,7 @@ from resilience.observe.recovery import is_recovered, ready_spread
 from resilience.observe.zones import active_pods_per_zone, busiest_zone, zone_to_drain
 from resilience.policy import IntendedPolicy
 from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
-from resilience.slo.budget import check_error_budget
+from resilience.slo.error_budget import check_error_budget
 from resilience.suites.drift import deployment_drift, pdb_drift
 from resilience.target.live import LiveTarget
 from resilience.traffic import LoadSession, SessionTraffic

@@ -32,7 +32,7 @@ from resilience.broker import EventCollector, EventVerdict, event_verdict, urls_
 from resilience.chaos.brokers import broker_instances, start_broker_nodes, stop_broker_nodes
 from resilience.chaos.prometheus import query_value
 from resilience.load.session import suite_profile, witness_budget
-from resilience.slo.budget import ErrorBudget, TrafficOutcome, check_error_budget
+from resilience.slo.error_budget import ErrorBudget, TrafficOutcome, check_error_budget
 from resilience.target.live import LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
 

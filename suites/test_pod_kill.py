@@ -22,7 +22,7 @@ from resilience.observe import Monitors, check_recovery, measure_recovery
 from resilience.observe.recovery import ready_spread
 from resilience.policy import IntendedPolicy
 from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
-from resilience.slo.budget import check_error_budget
+from resilience.slo.error_budget import check_error_budget
 from resilience.slo.writes import check_no_lost_writes
 from resilience.target.live import LiveTarget
 from resilience.traffic import LoadSession, SessionTraffic, read_back

@@ -21,7 +21,7 @@ import pytest
 
 from resilience.observe import Monitors, State, check_rollout_limits
 from resilience.policy import IntendedPolicy
-from resilience.slo.budget import check_error_budget
+from resilience.slo.error_budget import check_error_budget
 from resilience.suites.drift import ROLLOUT_FIELDS, deployment_drift
 from resilience.target.live import LiveTarget
 from resilience.traffic import LoadSession, SessionTraffic

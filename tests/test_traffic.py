@@ -38,7 +38,7 @@ from resilience.observe.records import (
     ResourceKind,
 )
 from resilience.observe.timeline import TimelineEvent, fold
-from resilience.slo.budget import ErrorBudget, TrafficOutcome, check_error_budget
+from resilience.slo.error_budget import ErrorBudget, TrafficOutcome, check_error_budget
 from resilience.slo.objectives import Slo, SloKind, Status, Verdict, Window, slo_check
 from resilience.slo.writes import Ack, check_no_lost_writes, lost_writes, write_gap
 from resilience.suites import hpa as suite_hpa

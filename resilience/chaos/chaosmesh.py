@@ -22,7 +22,7 @@ from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from resilience.chaos.budget import BUDGET_KEY
+from resilience.chaos.blast_radius import BUDGET_KEY
 from resilience.chaos.chaosmesh_spec import (
     GROUP,
     PLURALS,

@@ -14,7 +14,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.exceptions import ApiException
 
-from resilience.chaos.budget import enforce_budget
+from resilience.chaos.blast_radius import enforce_budget
 from resilience.chaos.kube import REQUEST_TIMEOUT, apps
 from resilience.chaos.waiting import seconds_until
 from resilience.safety import undo_journal

@@ -25,7 +25,7 @@ from typing import Any
 from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed
 
-from resilience.chaos.budget import enforce_budget
+from resilience.chaos.blast_radius import enforce_budget
 from resilience.chaos.waiting import seconds_until
 from resilience.paths import project_file
 from resilience.safety import undo_journal

@@ -18,7 +18,7 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from resilience.chaos.budget import enforce_budget
+from resilience.chaos.blast_radius import enforce_budget
 from resilience.chaos.kube import REQUEST_TIMEOUT, core, items, nodes_in_zone
 from resilience.safety import undo_journal
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from resilience.chaos.budget import enforce_budget
+from resilience.chaos.blast_radius import enforce_budget
 from resilience.chaos.kube import REQUEST_TIMEOUT, ZONE_LABEL, apps, core, items
 from resilience.chaos.probes import wait_deployment_whole
 

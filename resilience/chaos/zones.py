@@ -13,7 +13,7 @@ from typing import Any
 from chaosaws import aws_client
 from chaoslib.exceptions import ActivityFailed
 
-from resilience.chaos.budget import enforce_budget
+from resilience.chaos.blast_radius import enforce_budget
 from resilience.chaos.kube import core, nodes_in_zone
 from resilience.chaos.nodes import pods_on
 from resilience.safety import undo_journal

@@ -34,7 +34,7 @@ from resilience.load.certify import PROFILES, plan_for
 from resilience.load.profile import Profile, load_profile, resolve_profile, suite_profile_path
 from resilience.load.requests import RequestTimeline, error_counts
 from resilience.load.runner import LoadResult, LoadRun
-from resilience.slo.budget import ErrorBudget, TrafficOutcome
+from resilience.slo.error_budget import ErrorBudget, TrafficOutcome
 from resilience.slo.objectives import (
     RequestSelector,
     Verdict,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import InterruptExecution
 
-from resilience.chaos.budget import enforce_budget
+from resilience.chaos.blast_radius import enforce_budget
 from resilience.chaos.controls.journal import REDACTED, journal_file, scrub
 from resilience.chaos.nodes import evictable
 from resilience.chaos.pods import choose_per_zone
