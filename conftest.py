@@ -48,9 +48,9 @@ from resilience.policy import IntendedPolicy, policy_from_manifests
 from resilience.preflight import review
 from resilience.preflight.needs import SuiteTest, suite_needs
 from resilience.safety.refusals import InterlockRefused, SafetySettings
-from resilience.target.cluster import Target, TargetUnreachableError, check_reachable, load_target
-from resilience.target.live import REQUEST_TIMEOUT, LiveTarget
-from resilience.target.sandbox import (
+from resilience.targets.cluster import Target, TargetUnreachableError, check_reachable, load_target
+from resilience.targets.live import REQUEST_TIMEOUT, LiveTarget
+from resilience.targets.sandbox import (
     SandboxSession,
     requested_extras,
     sandbox_down,

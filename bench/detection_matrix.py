@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from resilience.target.sandbox import (
+from resilience.targets.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
     sandbox_down,

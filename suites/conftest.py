@@ -52,7 +52,7 @@ from resilience.suites.findings import (
     new_finding,
     record_finding,
 )
-from resilience.target.live import (
+from resilience.targets.live import (
     LiveTarget,
     TargetNotHealthyError,
     restore,

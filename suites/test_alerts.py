@@ -32,7 +32,7 @@ from resilience.observe import Monitors
 from resilience.observe.zones import busiest_zone
 from resilience.policy import IntendedPolicy
 from resilience.slo.alert_rules import alert_rule
-from resilience.target.live import REQUEST_TIMEOUT, LiveTarget, wait_until
+from resilience.targets.live import REQUEST_TIMEOUT, LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
 
 pytestmark = [pytest.mark.resilience, pytest.mark.sandbox_with("monitoring")]

@@ -44,7 +44,7 @@ from resilience.policy import IntendedPolicy
 from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
 from resilience.slo.error_budget import check_error_budget
 from resilience.suites.drift import deployment_drift, pdb_drift
-from resilience.target.live import LiveTarget
+from resilience.targets.live import LiveTarget
 from resilience.traffic import LoadSession, SessionTraffic
 
 pytestmark = pytest.mark.resilience

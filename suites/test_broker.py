@@ -33,7 +33,7 @@ from resilience.chaos.brokers import broker_instances, start_broker_nodes, stop_
 from resilience.chaos.prometheus import query_value
 from resilience.load.session import suite_profile, witness_budget
 from resilience.slo.error_budget import ErrorBudget, TrafficOutcome, check_error_budget
-from resilience.target.live import LiveTarget, wait_until
+from resilience.targets.live import LiveTarget, wait_until
 from resilience.traffic import SessionTraffic
 
 pytestmark = [pytest.mark.resilience, pytest.mark.sandbox_with("rabbitmq", "monitoring")]

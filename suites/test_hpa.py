@@ -41,7 +41,7 @@ from resilience.suites.hpa import (
     scaled_up,
     with_live_behavior,
 )
-from resilience.target.live import REQUEST_TIMEOUT, LiveTarget
+from resilience.targets.live import REQUEST_TIMEOUT, LiveTarget
 from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience

@@ -16,7 +16,7 @@ import pytest
 from conftest import OVERLAYS
 from resilience.manifests import RenderedManifests, render
 from resilience.suites.networkpolicy import intended_network_policies, network_policy_drift
-from resilience.target.live import LiveTarget
+from resilience.targets.live import LiveTarget
 
 pytestmark = pytest.mark.resilience
 

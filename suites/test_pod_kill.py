@@ -24,7 +24,7 @@ from resilience.policy import IntendedPolicy
 from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
 from resilience.slo.error_budget import check_error_budget
 from resilience.slo.writes import check_no_lost_writes
-from resilience.target.live import LiveTarget
+from resilience.targets.live import LiveTarget
 from resilience.traffic import LoadSession, SessionTraffic, read_back
 
 pytestmark = pytest.mark.resilience

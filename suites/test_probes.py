@@ -37,7 +37,7 @@ from resilience.observe.timeline import Timeline
 from resilience.policy import IntendedPolicy, ProbeKind
 from resilience.suites.canary import canary_deployment
 from resilience.suites.drift import deployment_drift
-from resilience.target.live import CANARY_LABEL, LiveTarget, delete_canary
+from resilience.targets.live import CANARY_LABEL, LiveTarget, delete_canary
 from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience

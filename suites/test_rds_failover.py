@@ -27,7 +27,7 @@ from resilience.chaos.probes import rds_instance
 from resilience.observe import Monitors, check_readiness_recovered_without_restart, pod_histories
 from resilience.policy import IntendedPolicy
 from resilience.slo.writes import check_no_lost_writes, write_gap
-from resilience.target.live import LiveTarget, wait_until
+from resilience.targets.live import LiveTarget, wait_until
 from resilience.traffic import LoadSession, SessionTraffic, read_back
 
 pytestmark = pytest.mark.resilience

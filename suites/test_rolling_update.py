@@ -23,7 +23,7 @@ from resilience.observe import Monitors, State, check_rollout_limits
 from resilience.policy import IntendedPolicy
 from resilience.slo.error_budget import check_error_budget
 from resilience.suites.drift import ROLLOUT_FIELDS, deployment_drift
-from resilience.target.live import LiveTarget
+from resilience.targets.live import LiveTarget
 from resilience.traffic import LoadSession, SessionTraffic
 
 pytestmark = pytest.mark.resilience

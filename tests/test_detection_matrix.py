@@ -31,7 +31,7 @@ from bench.detection_matrix import (
     first_chaos_failure,
     is_experiment,
 )
-from resilience.target.sandbox import SANDBOX_CONTEXT, SandboxSession
+from resilience.targets.sandbox import SANDBOX_CONTEXT, SandboxSession
 from tests.builders import REPO_ROOT
 
 MATRIX_TIMEOUT_SECONDS = 3600

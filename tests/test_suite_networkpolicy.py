@@ -23,7 +23,7 @@ from resilience.suites.networkpolicy import (
     intended_network_policies,
     network_policy_drift,
 )
-from resilience.target.live import LiveTarget
+from resilience.targets.live import LiveTarget
 from tests.builders import REPO_ROOT
 from tests.sandbox.harness import ApiHarness
 

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from resilience.target.live import terminating_pods
-from resilience.target.sandbox import (
+from resilience.targets.live import terminating_pods
+from resilience.targets.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
     sandbox_down,

@@ -21,7 +21,7 @@ from resilience.safety.refusals import (
     namespace_refusal,
     production_refusal,
 )
-from resilience.target.cluster import TargetUnreachableError, check_reachable, load_target
+from resilience.targets.cluster import TargetUnreachableError, check_reachable, load_target
 from tests.observe.builders import base_policy
 
 TOKEN = "s3cr3t-t0ken-do-not-log"

@@ -53,8 +53,8 @@ from resilience.suites.hpa import (
     scaled_up,
     with_live_behavior,
 )
-from resilience.target.live import CANARY_LABEL, health_problems, terminating_pods
-from resilience.target.sandbox import parse_exports
+from resilience.targets.live import CANARY_LABEL, health_problems, terminating_pods
+from resilience.targets.sandbox import parse_exports
 from resilience.traffic import SessionTraffic
 from tests.load.seeded import serving
 

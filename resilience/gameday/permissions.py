@@ -23,7 +23,7 @@ from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy
 from resilience.preflight import review
 from resilience.preflight.needs import Needs, explain, union, watch_needs
-from resilience.target.gameday import GamedayTarget
+from resilience.targets.gameday import GamedayTarget
 
 
 def check_permissions(

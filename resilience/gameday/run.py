@@ -44,7 +44,7 @@ from resilience.report import record as files
 from resilience.report.alerts import capture_alerts
 from resilience.report.record import RunRecord, StepRecord, StepStatus
 from resilience.safety import undo_journal
-from resilience.target.gameday import GamedayTarget, gameday_target, step_environment
+from resilience.targets.gameday import GamedayTarget, gameday_target, step_environment
 
 TICK = 1.0
 FLOWING_REQUESTS = 20

@@ -338,7 +338,7 @@ _DRAIN_AND_UNCORDON = (
 # Fixtures of suites/conftest.py, by the name a test asks for (and `destructive`, the
 # marker whose snapshot and restore run around the test).
 SUITE_FIXTURES: Mapping[str, tuple[SuiteRow, ...]] = {
-    # steady_target (autouse on `resilience` tests): target.live.current_problems
+    # steady_target (autouse on `resilience` tests): targets.live.current_problems
     "steady_target": (
         uses("get list", "deployments", APPS, where=CONFIGURED),  # it, and canaries left
         uses("list", "nodes", where=CLUSTER),

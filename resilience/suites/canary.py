@@ -29,7 +29,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from resilience.target.live import CANARY_LABEL
+from resilience.targets.live import CANARY_LABEL
 
 
 def canary_name(deployment: str, purpose: str) -> str:

@@ -25,7 +25,7 @@ from kubernetes import client
 
 from resilience.report.alerts import read_alerts
 from resilience.safety import undo_journal
-from resilience.target.sandbox import requested_extras, with_flags
+from resilience.targets.sandbox import requested_extras, with_flags
 from tests.builders import REPO_ROOT
 from tests.chaos.conftest import SANDBOX_FLAGS
 from tests.chaos.test_experiments_live import all_whole, cluster_state

@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from resilience.target.live import terminating_pods
+from resilience.targets.live import terminating_pods
 from tests.builders import REPO_ROOT
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.traffic import request

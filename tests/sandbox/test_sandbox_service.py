@@ -21,7 +21,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
-from resilience.target.live import terminating_pods
+from resilience.targets.live import terminating_pods
 from resilience.traffic import read_back
 from sandbox.infra.ingress_controller import sync_interval
 from sandbox.kube.settings import ControlPlaneSettings

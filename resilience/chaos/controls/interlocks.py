@@ -19,7 +19,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from resilience.errors import ResilienceError
 from resilience.safety.refusals import DEFAULT_NAMESPACE_ALLOWLIST, SafetySettings
-from resilience.target.cluster import check_reachable, load_target
+from resilience.targets.cluster import check_reachable, load_target
 
 CONFIRMATION_ENV = "HARMONYFLOW_ALLOW_PRODUCTION"
 ALLOWLIST_ENV = "HARMONYFLOW_NAMESPACE_ALLOWLIST"

@@ -1,4 +1,4 @@
-"""The target: what the suite runs against, and how each entry point reaches it.
+"""The targets: what the suite runs against, and how each entry point reaches it.
 
 - `cluster`  a `Target` read from a kubeconfig (where, never credentials), checked
              reachable within a bound and against the safety interlocks

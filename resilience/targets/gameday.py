@@ -9,7 +9,7 @@ AWS endpoint. With a context, the environment already says where AWS and the
 ingress are, and the production interlock asks for the context name typed back.
 
 The description written into reports names the context, server and namespace,
-never a credential (`resilience.target.cluster.Target` holds none).
+never a credential (`resilience.targets.cluster.Target` holds none).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from kubernetes import client
 
 from resilience.errors import InvalidInputError
 from resilience.safety.refusals import InterlockRefused, SafetySettings
-from resilience.target.cluster import Target, check_reachable, load_target
+from resilience.targets.cluster import Target, check_reachable, load_target
 
 INGRESS_VARIABLE = "HARMONYFLOW_INGRESS_URL"
 SANDBOX_FLAGS = (
@@ -81,7 +81,7 @@ def gameday_target(
         yield _context_target(kube_context, allow_production)
         return
     from resilience import sandbox_cli  # noqa: PLC0415 - only this path needs the sandbox
-    from resilience.target.sandbox import (  # noqa: PLC0415
+    from resilience.targets.sandbox import (  # noqa: PLC0415
         parse_exports,
         sandbox_command,
         sandbox_down,
