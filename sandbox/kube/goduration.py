@@ -1,4 +1,5 @@
-"""Go's `time.ParseDuration`, which Kubernetes-side Go code uses for every duration string.
+"""Go's `time.ParseDuration` and `Duration.String`, which Kubernetes-side Go code uses for
+every duration it reads and prints.
 
 Chaos Mesh parses `spec.duration`, `delay.latency` and `delay.jitter` with it
 (`api/v1alpha1/common_webhook.go` `Duration.Validate`, `pkg/netem/convert.go`), so the
@@ -68,3 +69,32 @@ def parse_go_duration(text: str) -> float:
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_go_duration(nanoseconds: int) -> str:
+    """Go's time.Duration.String: `1h30m0s`, `1.5s`, `100ms`, `0s`.
+
+    >>> [format_go_duration(n) for n in (0, 5400 * 10**9, 1_500_000_000, 100_000_000, 1500, -2)]
+    ['0s', '1h30m0s', '1.5s', '100ms', '1.5µs', '-2ns']
+    """
+    sign, value = ("-", -nanoseconds) if nanoseconds < 0 else ("", nanoseconds)
+    if value == 0:
+        return "0s"
+    if value < 10**9:
+        for unit, scale in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
+            if value >= scale:
+                return f"{sign}{_fraction(value, scale)}{unit}"
+    hours, rest = divmod(value, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    text = f"{_fraction(rest, 10**9)}s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return sign + text
+
+
+def _fraction(value: int, scale: int) -> str:
+    whole, fraction = divmod(value, scale)
+    digits = str(fraction).rjust(len(str(scale)) - 1, "0").rstrip("0") if fraction else ""
+    return f"{whole}.{digits}" if digits else str(whole)

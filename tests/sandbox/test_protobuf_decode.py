@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from sandbox.kube.goduration import format_go_duration as go_duration
 from sandbox.kube.protobuf import body, gostructs, protofile, wire
 from sandbox.kube.protobuf.schema import Schema, vendored
-from sandbox.kube.protobuf.tojson import go_duration, to_json
+from sandbox.kube.protobuf.tojson import to_json
 from sandbox.kube.protobuf.wire import WireError
 
 GOLDEN = Path(__file__).parent / "golden" / "protobuf"

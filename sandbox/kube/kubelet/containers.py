@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
+from sandbox.kube.goduration import format_go_duration
 from sandbox.kube.kubelet import backoff, probes
 from sandbox.kube.kubelet.context import NodeContext
 from sandbox.kube.kubelet.env import (
@@ -127,12 +128,6 @@ def container_root(
         workdir,
         bool(security.get("readOnlyRootFilesystem")),
     )
-
-
-def go_duration(seconds: float) -> str:
-    """`10` -> `10s`, `80` -> `1m20s`, `300` -> `5m0s` (Go's time.Duration)."""
-    whole = int(seconds)
-    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
 
 
 def should_restart(restart_policy: str, exit_code: int, probe_killed: bool) -> bool:
@@ -452,7 +447,8 @@ class ContainerWorker:
     def _show_crash_loop(self, backoff_seconds: float) -> None:
         pod = self.host.pod["metadata"]
         which = f"{pod['name']}_{pod['namespace']}({pod['uid']})"
-        message = f"back-off {go_duration(backoff_seconds)} restarting failed container={self.name}"
+        backoff = format_go_duration(int(backoff_seconds * 10**9))
+        message = f"back-off {backoff} restarting failed container={self.name}"
         self._set(
             state=Waiting("CrashLoopBackOff", f"{message} pod={which}"),
             last_state=self._last_state(),

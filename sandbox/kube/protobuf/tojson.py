@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sandbox.kube.goduration import format_go_duration
 from sandbox.kube.protobuf import wire
 from sandbox.kube.protobuf.protofile import SCALARS, Field, Message
 from sandbox.kube.protobuf.schema import Schema
@@ -198,35 +199,6 @@ def _moment(seconds: int, nanos: int) -> datetime:
         raise WireError(f"time out of range: {seconds}s") from None
 
 
-def go_duration(nanoseconds: int) -> str:
-    """Go's time.Duration.String: `1h30m0s`, `1.5s`, `100ms`, `0s`.
-
-    >>> [go_duration(n) for n in (0, 5400 * 10**9, 1_500_000_000, 100_000_000, 1500, -2)]
-    ['0s', '1h30m0s', '1.5s', '100ms', '1.5µs', '-2ns']
-    """
-    sign, value = ("-", -nanoseconds) if nanoseconds < 0 else ("", nanoseconds)
-    if value == 0:
-        return "0s"
-    if value < 10**9:
-        for unit, scale in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
-            if value >= scale:
-                return f"{sign}{_fraction(value, scale)}{unit}"
-    hours, rest = divmod(value, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    text = f"{_fraction(rest, 10**9)}s"
-    if hours or minutes:
-        text = f"{minutes}m{text}"
-    if hours:
-        text = f"{hours}h{text}"
-    return sign + text
-
-
-def _fraction(value: int, scale: int) -> str:
-    whole, fraction = divmod(value, scale)
-    digits = str(fraction).rjust(len(str(scale)) - 1, "0").rstrip("0") if fraction else ""
-    return f"{whole}.{digits}" if digits else str(whole)
-
-
 def _raw_json(values: dict[str, Any]) -> Any:
     """RawExtension and FieldsV1 print their raw bytes, which must then be JSON."""
     raw = next(iter(values.values()), None)
@@ -247,7 +219,7 @@ def _int_or_string(values: dict[str, Any]) -> int | str:
 SPECIAL_FORMS: dict[str, Callable[[dict[str, Any]], Any]] = {
     TIME: _time,
     MICRO_TIME: _micro_time,
-    DURATION: lambda values: go_duration(values.get("duration", 0)),
+    DURATION: lambda values: format_go_duration(values.get("duration", 0)),
     FIELDS_V1: _raw_json,
     RAW_EXTENSION: _raw_json,
     QUANTITY: lambda values: values.get("string", "0"),
