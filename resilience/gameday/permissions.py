@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
-
-import yaml
 
 from resilience.chaos.runner import DEFAULT_DEAD_MAN_SECONDS, with_safeguards
-from resilience.errors import InvalidInputError
-from resilience.gameday.plan import Plan
+from resilience.gameday.plan import Plan, experiment_document
 from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy
 from resilience.preflight import review
@@ -47,18 +42,7 @@ def plan_needs(plan: Plan, scope: MonitorScope, env: Mapping[str, str] | None = 
         if step.path is None:
             continue  # optional and missing: skipped, asks nothing
         experiment = with_safeguards(
-            read_experiment(step.path), DEFAULT_DEAD_MAN_SECONDS, step.stop_conditions
+            experiment_document(step.path), DEFAULT_DEAD_MAN_SECONDS, step.stop_conditions
         )
         parts.append(explain(experiment, step.variables, env, source=f"step {step.name}"))
     return union(parts)
-
-
-def read_experiment(path: Path) -> dict[str, Any]:
-    """The experiment document (YAML or JSON), as chaoslib will read it."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise InvalidInputError(f"{path}: cannot read the experiment: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidInputError(f"{path}: not an experiment (expected a mapping)")
-    return document

@@ -276,16 +276,23 @@ def _unknown_keys(data: Mapping[str, Any], known: set[str], where: str, at: str)
 # ---- I/O ----
 
 
-def read_experiment(path: Path) -> Experiment:
-    """The experiment's declared configuration keys (a light read; chaoslib validates later)."""
+def experiment_document(path: Path) -> dict[str, Any]:
+    """The experiment document (YAML or JSON), as chaoslib will read it; a file that is
+    not one is bad input, in one line."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise InvalidInputError(
             f"{path}: cannot read the experiment: {_first_line(error)}"
         ) from None
-    if not isinstance(document, Mapping):
+    if not isinstance(document, dict):
         raise InvalidInputError(f"{path}: not an experiment (expected a mapping)")
+    return document
+
+
+def read_experiment(path: Path) -> Experiment:
+    """The experiment's declared configuration keys (a light read; chaoslib validates later)."""
+    document = experiment_document(path)
     configuration = document.get("configuration") or {}
     declared = (
         tuple(sorted(str(k) for k in configuration)) if isinstance(configuration, Mapping) else ()

@@ -47,6 +47,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.kube.podutil import ip_order
+
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 NAME_LENGTH_MAX = 256  # knftables.NameLengthMax
@@ -177,7 +179,7 @@ def port_backends(
             elif serving and terminating:
                 draining.add(backend)
     chosen = ready or draining
-    return tuple(sorted(chosen, key=lambda b: (_ip_order(b.ip), b.port)))
+    return tuple(sorted(chosen, key=lambda b: (ip_order(b.ip), b.port)))
 
 
 def service_routes(
@@ -238,10 +240,6 @@ def service_routes(
     for route in sorted(routes, key=lambda r: (r.name, r.cluster_ip, r.port)):
         unique.setdefault((route.cluster_ip, route.protocol, route.port), route)
     return tuple(unique.values())
-
-
-def _ip_order(address: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in address.split("."))
 
 
 # ---- the nft text ----

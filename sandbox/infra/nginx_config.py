@@ -39,6 +39,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from sandbox.kube.podutil import ip_order
+
 INGRESS_CLASS = "nginx"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
@@ -248,7 +250,7 @@ def ready_servers(slices: Iterable[Mapping[str, Any]], port: Mapping[str, Any]) 
                 continue
             for address in endpoint.get("addresses") or []:
                 for number in numbers:
-                    found.add((_ip_order(address), address, number))
+                    found.add((ip_order(address), address, number))
     return tuple(f"{address}:{number}" for _, address, number in sorted(found))
 
 
@@ -456,10 +458,6 @@ def _ingress_order(ingress: Mapping[str, Any]) -> tuple[str, str, str]:
         metadata.get("namespace", ""),
         metadata.get("name", ""),
     )
-
-
-def _ip_order(address: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in address.split(".") if part.isdigit())
 
 
 # ---- rendering ----

@@ -50,7 +50,7 @@ import signal
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -77,6 +77,7 @@ from sandbox.infra.supervisor import (
     wait_until,
     with_log,
 )
+from sandbox.kube.clock import utc_now
 from sandbox.state import pids_dir
 
 log = logging.getLogger(__name__)
@@ -446,10 +447,6 @@ def _temp_parent() -> Path:
     return preferred if traversable_by_others(preferred) else Path("/tmp")
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- the instance ----------------------------------------------------------------------
 
 
@@ -475,7 +472,7 @@ class RdsInstance:
         secrets_file: Path = SECRETS_FILE,
         pg_bin: Path = PG_BIN,
         timeout: float = 60.0,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.identifier = identifier
         self.endpoint_name = endpoint_name

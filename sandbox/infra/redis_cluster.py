@@ -32,7 +32,7 @@ import shutil
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
@@ -52,6 +52,7 @@ from sandbox.infra.supervisor import (
     wait_until,
     with_log,
 )
+from sandbox.kube.clock import utc_now
 from sandbox.state import pids_dir
 
 log = logging.getLogger(__name__)
@@ -337,10 +338,6 @@ def failover_messages(shard: str, old_primary: str, new_primary: str) -> list[st
 # --- I/O -------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def _command(client: redis.asyncio.Redis, *args: str) -> str:
     """A command's reply as text (`INFO`'s parsed reply is turned back into `key:value` lines)."""
     execute: Callable[..., Awaitable[object]] = client.execute_command
@@ -367,7 +364,7 @@ class RedisCluster:
         faults: HostFaults | None = None,
         dns: NameRecords | None = None,
         configuration_endpoint: str = CONFIGURATION_ENDPOINT,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.group = group
         self.shards = plan_shards(hosts, port, group=group)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from sandbox.kube.controllers.endpoints import SERVICE_NAME_LABEL, SLICES
 from sandbox.kube.controllers.runtime import namespaced_key
+from sandbox.kube.podutil import ip_order
 from sandbox.kube.store import Change, Store
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def service_records(
     records: dict[str, ServiceRecord] = {}
     if spec.get("clusterIP") == "None":
         if endpoints:
-            records[base] = ServiceRecord(tuple(sorted({a for _, a in endpoints}, key=_ip_order)))
+            records[base] = ServiceRecord(tuple(sorted({a for _, a in endpoints}, key=ip_order)))
     else:
         ips = [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and _is_ip(ip)]
         if ips and spec.get("ports"):
@@ -133,7 +134,7 @@ def service_records(
     for label, address in endpoints:
         by_label.setdefault(label, set()).add(address)
     for label, addresses in sorted(by_label.items()):
-        records[f"{label}.{base}"] = ServiceRecord(tuple(sorted(addresses, key=_ip_order)))
+        records[f"{label}.{base}"] = ServiceRecord(tuple(sorted(addresses, key=ip_order)))
     return records
 
 
@@ -166,10 +167,6 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _ip_order(address: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in address.split("."))
 
 
 class ServiceDnsController:

@@ -13,9 +13,13 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class RealClock:
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return utc_now()
 
     def monotonic(self) -> float:
         return time.monotonic()

@@ -157,3 +157,14 @@ def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
 
 def is_tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
     return any(tolerates(toleration, taint) for toleration in tolerations)
+
+
+def ip_order(address: str) -> tuple[int, ...]:
+    """An IPv4 address as its numbers, to list endpoints in address order (kube-proxy's
+    rules, the cluster DNS's records and nginx's upstreams alike); a part that is not a
+    number is left out, so a malformed address sorts instead of failing.
+
+    >>> sorted(["127.0.2.10", "127.0.2.9"], key=ip_order)
+    ['127.0.2.9', '127.0.2.10']
+    """
+    return tuple(int(part) for part in address.split(".") if part.isdigit())
