@@ -37,7 +37,7 @@ from resilience.observe.timeline import Timeline
 from resilience.policy import IntendedPolicy, ProbeKind
 from resilience.suites.canary import canary_deployment
 from resilience.suites.drift import deployment_drift
-from resilience.targets.live import CANARY_LABEL, LiveTarget, delete_canary
+from resilience.targets.live import CANARY_LABEL, LiveTarget, delete_canary_and_wait
 from resilience.traffic import LoadSession
 
 pytestmark = pytest.mark.resilience
@@ -129,7 +129,7 @@ def test_hung_container_leaves_the_endpoints_and_is_restarted_by_liveness(
             wait_canary(monitors, "hang", "restarted", lambda p: p.restart_count > 0, waited)
         observed_until = time.time()
     finally:
-        delete_canary(target, name)
+        delete_canary_and_wait(target, name)
     states = monitors.timeline.states()
     history = pod_histories(states, {CANARY_LABEL: "hang"})[pod.name]
     check_liveness_restart(
@@ -182,7 +182,7 @@ def test_slow_start_is_protected_by_the_startup_probe(
         with contextlib.suppress(TimeoutError):  # judged below
             wait_canary(monitors, "slow", "Ready", lambda p: p.ready, SLOW_START_SECONDS + budget)
     finally:
-        delete_canary(target, name)
+        delete_canary_and_wait(target, name)
     history = pod_histories(monitors.timeline.states(), {CANARY_LABEL: "slow"})[pod.name]
     assert not history.restarts, (
         f"canary {pod.name} was restarted {len(history.restarts)} time(s) while starting "

@@ -13,7 +13,7 @@ from resilience.slo.alert_rules import (
     alert_rule,
     load_alert_rules,
     parse_alert_rules,
-    parse_duration,
+    prometheus_seconds,
 )
 
 
@@ -22,13 +22,13 @@ from resilience.slo.alert_rules import (
     [("0s", 0.0), ("30s", 30.0), ("1m", 60.0), ("1m30s", 90.0), ("2h", 7200.0), ("500ms", 0.5)],
 )
 def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+    assert prometheus_seconds(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "1 minute", "m1", "1x", "30s junk"])
 def test_malformed_durations_are_named(text: str) -> None:
     with pytest.raises(InvalidInputError, match="not a Prometheus duration"):
-        parse_duration(text)
+        prometheus_seconds(text)
 
 
 @pytest.mark.parametrize(

@@ -23,10 +23,10 @@ from resilience.load.requests import parse_lines, window_stats
 from resilience.load.session import (
     LoadNotFlowingError,
     LocustLoad,
+    failure_lines_by_window,
     locust_left,
     outcome_of,
     suite_profile,
-    window_figures,
 )
 from resilience.observe import State, hpa_steps
 from resilience.observe.records import (
@@ -466,7 +466,7 @@ def test_window_figures_and_outcome_leave_the_ledger_out() -> None:
     )
     assert outcome_of(timeline, 3.0) == TrafficOutcome(requests=10, failures=2, seconds=3.0)
     windows = window_stats(timeline, [], 10.0, 11.0)
-    assert window_figures(windows) == {
+    assert failure_lines_by_window(windows) == {
         "all": "2/10 failed in 1.0s",
         "baseline": "2/10 failed in 1.0s",
     }

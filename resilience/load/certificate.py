@@ -68,7 +68,7 @@ def build_certificate(
     return {
         "format": FORMAT,
         "verdict": "PASS" if passed else "FAIL",
-        "issued_at": _iso(result.ended),
+        "issued_at": _iso_ms(result.ended),
         "profile": {
             "name": profile.name,
             "file": str(profile.path),
@@ -92,7 +92,7 @@ def build_certificate(
         "problems": list(problems),
         "windows": {w.value: window_figures(s) for w, s in windows.items()},
         "fault_marks": [
-            {"fault": m.name, "start": _iso(m.start), "end": _iso(m.end) if m.end else None}
+            {"fault": m.name, "start": _iso_ms(m.start), "end": _iso_ms(m.end) if m.end else None}
             for m in result.marks
         ],
         "top_errors": [
@@ -100,9 +100,9 @@ def build_certificate(
             for entry, message, count in error_counts(result.timeline)
         ],
         "run": {
-            "started": _iso(result.started),
-            "ended": _iso(result.ended),
-            "load_span": [_iso(t) for t in result.span],
+            "started": _iso_ms(result.started),
+            "ended": _iso_ms(result.ended),
+            "load_span": [_iso_ms(t) for t in result.span],
             "locust_exit_code": result.returncode,
             "stopped_by_runner": result.stopped_by_runner,
             "out_dir": str(result.plan.out_dir),
@@ -303,7 +303,7 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _iso(t: float) -> str:
+def _iso_ms(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, tz=datetime.UTC).isoformat(timespec="milliseconds")
 
 

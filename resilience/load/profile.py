@@ -262,7 +262,7 @@ def parse_load(data: Any) -> LoadSpec:
         locustfiles=tuple(files),
         users=_integer(load.get("users", 10), "load.users", minimum=1),
         spawn_rate=_number(load.get("spawn_rate", 5.0), "load.spawn_rate", minimum=0.01),
-        run_time=parse_duration(load.get("run_time", 30), "load.run_time"),
+        run_time=profile_seconds(load.get("run_time", 30), "load.run_time"),
         shape=shape,
         shape_params={k: float(v) for k, v in params.items()},
         processes=_integer(load.get("processes", 1), "load.processes", minimum=1),
@@ -320,7 +320,7 @@ def parse_slo(data: Any, where: str) -> Slo:
     return Slo(name, kind, limit, window, selector, percentile, min_requests)
 
 
-def parse_duration(value: Any, where: str) -> float:
+def profile_seconds(value: Any, where: str) -> float:
     """30 / 30.5 / "30s" / "5m" / "1h" -> seconds (> 0)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)

@@ -83,13 +83,13 @@ def witness_budget(profile: Profile) -> ErrorBudget:
 # ---- verdicts (pure) ----
 
 
-def window_figures(windows: dict[Window, WindowStats]) -> dict[str, float | int | str]:
+def failure_lines_by_window(windows: dict[Window, WindowStats]) -> dict[str, float | int | str]:
     """Requests and failures per window, LEDGER checks apart: the figures of a report.
 
     >>> from resilience.slo.objectives import EndpointStats
     >>> endpoints = {("GET", "/s"): EndpointStats(ok=8, failed=2),
     ...              ("LEDGER", "read verified"): EndpointStats(ok=4)}
-    >>> figures = window_figures({Window.FAULT: WindowStats(5.0, endpoints)})
+    >>> figures = failure_lines_by_window({Window.FAULT: WindowStats(5.0, endpoints)})
     >>> figures["fault"]
     '2/10 failed in 5.0s'
     """
@@ -252,7 +252,7 @@ class LocustLoad:
         """Requests and failures per window, where the reports went; {} before the stop."""
         if self._result is None:
             return {}
-        figures = window_figures(self._result.windows())
+        figures = failure_lines_by_window(self._result.windows())
         figures["reports"] = str(self.out_dir)
         return figures
 
@@ -260,7 +260,7 @@ class LocustLoad:
         """Every SLO of the profile, per window; violations name SLO, window, value."""
         result = self.result
         windows = result.windows()
-        figures = window_figures(windows)
+        figures = failure_lines_by_window(windows)
         figures["profile"] = self.profile.name
         figures["locust"] = str(result.log.parent)
         return slo_check(

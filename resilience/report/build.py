@@ -232,7 +232,7 @@ def experiment_figures(journal: Mapping[str, Any]) -> dict[str, float]:
     return figures
 
 
-def _iso(t: float | None) -> str | None:
+def _iso_seconds(t: float | None) -> str | None:
     if t is None:
         return None
     return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
@@ -276,8 +276,8 @@ def analyse(data: RunData) -> dict[str, Any]:
         "description": record.plan_description,
         "verdict": "INTERRUPTED" if record.interrupted else ("PASS" if passed else "FAIL"),
         "started": record.started,
-        "started_at": _iso(record.started),
-        "ended_at": _iso(record.ended),
+        "started_at": _iso_seconds(record.started),
+        "ended_at": _iso_seconds(record.ended),
         "duration_s": round((record.ended or end) - record.started, 1),
         "target": dict(record.target),
         "interrupted": record.interrupted,
@@ -314,7 +314,7 @@ def _step(
         "experiment": step.experiment,
         "status": step.status,
         "note": step.note,
-        "started_at": _iso(step.started),
+        "started_at": _iso_seconds(step.started),
         "duration_s": round(step.ended - step.started, 1) if step.started and step.ended else None,
         "variables": dict(step.variables),
         "recovery_budget_s": step.recovery_budget,

@@ -7,7 +7,7 @@ numbers typed into a test.
     >>> rule = AlertRule("HighErrors", "ratio:rate1m > 0.05", 60.0, {"severity": "critical"})
     >>> rule.threshold()
     Threshold(query='ratio:rate1m', comparison='>', value=0.05)
-    >>> parse_duration("1m30s"), parse_duration("30s"), parse_duration("0s")
+    >>> prometheus_seconds("1m30s"), prometheus_seconds("30s"), prometheus_seconds("0s")
     (90.0, 30.0, 0.0)
 """
 
@@ -66,7 +66,7 @@ class AlertRule:
         return Threshold(match["query"], match["op"], float(match["value"]))
 
 
-def parse_duration(text: str) -> float:
+def prometheus_seconds(text: str) -> float:
     """Seconds of a Prometheus duration (`1m30s`); a malformed one is refused by name."""
     text = text.strip()
     parts = _DURATION.findall(text)
@@ -90,7 +90,7 @@ def parse_alert_rules(data: Any, where: str) -> dict[str, AlertRule]:
             rules[name] = AlertRule(
                 name,
                 str(rule["expr"]),
-                parse_duration(str(rule.get("for", "0s"))),
+                prometheus_seconds(str(rule.get("for", "0s"))),
                 {str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
             )
     return rules

@@ -317,7 +317,7 @@ def restore(target: LiveTarget, snapshot: TargetSnapshot, timeout: float) -> lis
         target.namespace, label_selector=CANARY_LABEL, _request_timeout=REQUEST_TIMEOUT
     )
     for canary in canaries.items or []:
-        delete_canary(target, canary.metadata.name)
+        delete_canary_and_wait(target, canary.metadata.name)
         restored.append(f"deleted canary {canary.metadata.name}")
     wait_healthy(target, timeout)
     return restored
@@ -370,7 +370,7 @@ def _restore_pdbs(target: LiveTarget, snapshot: TargetSnapshot) -> list[str]:
     return restored
 
 
-def delete_canary(target: LiveTarget, name: str, timeout: float = 60.0) -> None:
+def delete_canary_and_wait(target: LiveTarget, name: str, timeout: float = 60.0) -> None:
     """Delete a canary Deployment and wait (bounded) until no canary pod is left.
 
     No grace period: it is a test fixture, and its pods must not linger into the
