@@ -232,6 +232,14 @@ def experiment_figures(journal: Mapping[str, Any]) -> dict[str, float]:
     return figures
 
 
+def _span(step: StepRecord, start: float, end: float) -> dict[str, float]:
+    """Where a band lies in its step: seconds from the step's start, and its length."""
+    return {
+        "start_offset_s": round(start - (step.started or start), 1),
+        "seconds": round(end - start, 1),
+    }
+
+
 def _iso_seconds(t: float | None) -> str | None:
     if t is None:
         return None
@@ -327,8 +335,7 @@ def _step(
         "actions": [
             {
                 "name": n,
-                "start_offset_s": round(a - (step.started or a), 1),
-                "seconds": round(b - a, 1),
+                **_span(step, a, b),
             }
             for n, a, b in (step_faults(journal, _until(step)) if journal else [])
         ],
@@ -380,8 +387,7 @@ def _step(
             "action": action.name,
             "action_id": action.action_id,
             "status": action.status,
-            "start_offset_s": round(action.start - (step.started or action.start), 1),
-            "seconds": round(action.end - action.start, 1),
+            **_span(step, action.start, action.end),
         }
         for action in (fis_actions(journal, _until(step)) if journal else [])
     ]
@@ -425,8 +431,7 @@ def _network_fault(
         "object": fault.name,
         "action": fault.action,
         "label": fault.label,
-        "start_offset_s": round(fault.start - (step.started or fault.start), 1),
-        "seconds": round(fault.end - fault.start, 1),
+        **_span(step, fault.start, fault.end),
         "injected_latency_ms": fault.latency_ms,
         "injected_jitter_ms": fault.jitter_ms,
         "injected_loss_percent": fault.loss_percent,
