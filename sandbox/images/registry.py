@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.images import locust, suite
-from sandbox.images.session_state.faults import FAULT_TABLE, HEALTHY_TAGS
+from sandbox.images.session_state.faults import FAULT_TABLE, HEALTHY_TAGS, image_env
 
 SESSION_STATE = "ghcr.io/harmonyflow/session-state"
 SESSION_STATE_MODULE = "sandbox.images.session_state"
@@ -232,7 +232,7 @@ def _testapp(reference: str, variant: str, description: str) -> ImageSpec:
 
 def _session_state(tag: str, description: str, fault: str = "") -> ImageSpec:
     args = ("--fault", fault) if fault else ()
-    env = (("SERVICE_VERSION", tag),)
+    env = (("SERVICE_VERSION", tag), *image_env(tag))
     return ImageSpec(f"{SESSION_STATE}:{tag}", description, SESSION_STATE_MODULE, args, env=env)
 
 
@@ -240,6 +240,8 @@ _RELEASES = {
     "1.0.0": "the seed's image: the reference session-state service (PostgreSQL + Redis)",
     "1.0.1": "the reference service; a patch release to roll out",
     "1.1.0": "the reference service; a minor release to roll out",
+    "1.2.0": "the reference service with a max connection age: each WebSocket is closed with"
+    " 1012 after WS_MAX_AGE_SECONDS (60, +/-10 %), so sockets spread over new pods",
 }
 _TESTAPP_VARIANTS = (
     ("healthy", "the generic healthy test service, no databases"),

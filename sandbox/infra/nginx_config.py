@@ -21,6 +21,9 @@ What ingress-nginx did before its Lua balancer, kept to what the sandbox routes:
   ingress-nginx annotations `proxy-read-timeout`, `proxy-send-timeout`,
   `proxy-connect-timeout` (seconds) and `proxy-body-size`.
 - A JSON access-log line per request with the upstream address and status.
+- Workers, connections, descriptors and the listen backlog sized for the sandbox's
+  10,000 WebSocket sessions within 20,000 descriptors a process, and `reuseport` so the
+  kernel spreads connections over the workers (sandbox/infra/socket_capacity.py).
 - Connections to the pods leave from the ingress controller's pod address
   (`proxy_bind INGRESS_POD_ADDRESS`), not from the node's 127.0.0.1: NetworkPolicy
   then sees the ingress-nginx controller pod, as on EKS, where the node's traffic
@@ -39,6 +42,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from sandbox.infra.socket_capacity import IngressSizing, ingress_sizing
 from sandbox.kube.podutil import ip_order
 
 INGRESS_CLASS = "nginx"
@@ -63,6 +67,7 @@ UPSTREAM_KEEPALIVE_CONNECTIONS = 320
 UPSTREAM_KEEPALIVE_TIMEOUT = 60
 UPSTREAM_KEEPALIVE_REQUESTS = 10000
 WORKER_SHUTDOWN_TIMEOUT = 240
+SIZING: IngressSizing = ingress_sizing()  # the design load: see socket_capacity
 
 # Where nginx's connections to the pods come from: the ingress-nginx controller pod's
 # address, in the infrastructure range 127.0.3.0/24 and used by nothing else there
@@ -510,13 +515,14 @@ def render_plan(
         lines.append(f"user {worker_user};")
     lines += [
         "daemon off;",
-        "worker_processes 1;",
+        f"worker_processes {SIZING.worker_processes};",
+        f"worker_rlimit_nofile {SIZING.worker_rlimit_nofile};",
         f"worker_shutdown_timeout {WORKER_SHUTDOWN_TIMEOUT}s;",
         f"pid {paths.pid};",
         f"error_log {paths.error_log} notice;",
         "",
         "events {",
-        "    worker_connections 4096;",
+        f"    worker_connections {SIZING.worker_connections};",
         "}",
         "",
         "http {",
@@ -602,7 +608,9 @@ def _render_upstream(upstream: Upstream) -> list[str]:
 
 
 def _render_server(server: Server, listen_host: str, listen_port: int) -> list[str]:
-    listen = f"{listen_host}:{listen_port}" + (" default_server" if server.default else "")
+    # reuseport and backlog are options of the address, given once: on the default server
+    options = f" default_server reuseport backlog={SIZING.listen_backlog}"
+    listen = f"{listen_host}:{listen_port}" + (options if server.default else "")
     lines = [f"# {server.comment}"] if server.comment else []
     lines += [
         "server {",

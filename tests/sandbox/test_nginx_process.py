@@ -104,7 +104,7 @@ def test_reload_applies_a_good_config_and_keeps_the_old_one_when_nginx_rejects(
             assert (status, body.decode()) == (503, NO_ENDPOINTS_BODY)
             workers = nginx.worker_pids()
 
-            bad = good.replace("worker_processes 1;", "worker_processes 1;\nbogus on;")
+            bad = good.replace("daemon off;", "daemon off;\nbogus on;")
             assert not await nginx.reload(bad)
             assert nginx.config_text == good
             assert nginx.paths.conf.read_text() == good

@@ -5,6 +5,7 @@ faults that need real PostgreSQL and Redis to show: test_session_state_seeded_fa
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +23,7 @@ from sandbox.images.session_state.faults import (
     ERROR_EVERY,
     FAULTS,
     HEALTHY,
+    REBALANCING_MAX_AGE_SECONDS,
     SLOW_MS,
     Dependency,
     Fault,
@@ -35,6 +37,7 @@ from sandbox.images.session_state.faults import (
     readiness_verdict,
     resumes_from_head,
     seeded_error,
+    socket_max_age,
 )
 from sandbox.images.session_state.middleware import error_middleware, fault_middleware
 from sandbox.images.session_state.redisconn import client_options
@@ -275,3 +278,49 @@ def test_faults_docstring_examples() -> None:
 
     assert doctest.testmod(faults).failed == 0
     assert doctest.testmod(redisconn).failed == 0
+
+
+# ---- max connection age (rebalancing) ----
+
+
+@pytest.mark.parametrize(
+    ("tag", "configured", "ages"),
+    [
+        pytest.param("1.0.0", 0.0, False, id="reference-never"),
+        pytest.param("1.2.0", 60.0, True, id="rebalancing-release"),
+        pytest.param("never-rebalances", 60.0, False, id="seeded-ignores-it"),
+        pytest.param("1.0.0", 60.0, True, id="reference-when-configured"),
+    ],
+)
+def test_socket_max_age(tag: str, configured: float, ages: bool) -> None:
+    fault = FAULTS.get(tag, HEALTHY)
+    draws = [socket_max_age(fault, configured, random.Random(seed)) for seed in range(50)]
+    if not ages:
+        assert draws == [None] * 50
+        return
+    assert all(d is not None and 54.0 <= d <= 66.0 for d in draws)
+    assert len({round(d or 0, 3) for d in draws}) > 40  # jittered: not all closed together
+
+
+@pytest.mark.parametrize(
+    ("tag", "max_age"),
+    [
+        pytest.param("1.0.0", None, id="reference"),
+        pytest.param("1.1.0", None, id="minor"),
+        pytest.param("1.2.0", str(REBALANCING_MAX_AGE_SECONDS), id="rebalancing"),
+        pytest.param("never-rebalances", str(REBALANCING_MAX_AGE_SECONDS), id="seeded"),
+    ],
+)
+def test_which_images_set_a_max_connection_age(tag: str, max_age: str | None) -> None:
+    image = DEFAULT_REGISTRY.lookup(f"{SESSION_STATE}:{tag}")
+    assert dict(image.env).get("WS_MAX_AGE_SECONDS") == max_age
+    settings = parse_settings(
+        {
+            "DB_URL": "postgresql://a@127.0.0.1/a",
+            "REDIS_URL": "redis://127.0.0.1",
+            **dict(image.env),
+        },
+        list(image.args),
+    )
+    assert settings.timings.ws_max_age == float(max_age or 0)
+    assert settings.fault.ignores_max_age is (tag == "never-rebalances")

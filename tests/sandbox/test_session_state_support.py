@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import pwd
+import resource
 import shutil
 import signal
 import socket
@@ -535,14 +536,26 @@ def service_env(postgres: Postgres, redis_server: RedisServer, host: str) -> dic
 StartService = Callable[..., Service]
 
 
+def _soft_nofile(soft: int) -> Callable[[], None]:
+    """A preexec_fn: the child starts with this soft open-files limit (as a low default
+    of an init system would give it)."""
+
+    def limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return limit
+
+
 @pytest.fixture
 def start_service(
     postgres: Postgres, redis_server: RedisServer, tmp_path: Path
 ) -> Iterator[StartService]:
-    """`start_service(*args, wait=True, **env)`: a service process; all stopped at teardown."""
+    """`start_service(*args, wait=True, soft_nofile=None, **env)`: a service process (its
+    soft RLIMIT_NOFILE set to `soft_nofile` when given); all stopped at teardown."""
     started: list[tuple[Service, str]] = []
 
-    def start(*args: str, wait: bool = True, **env: str) -> Service:
+    def start(*args: str, wait: bool = True, soft_nofile: int | None = None, **env: str) -> Service:
         owner = f"session-state-test-{os.getpid()}-{len(started)}-{time.monotonic_ns()}"
         host = ADDRESSES.allocate(owner)
         log = tmp_path / f"service-{len(started)}.log"
@@ -553,6 +566,7 @@ def start_service(
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
+                preexec_fn=None if soft_nofile is None else _soft_nofile(soft_nofile),  # noqa: PLW1509
             )
         service = Service(host, process, log)
         started.append((service, owner))

@@ -482,6 +482,7 @@ def test_fault_table_behaviours() -> None:
         "readiness-ignores-redis": (False, False, False, False, False, "postgresql-only"),
         "slow-shutdown": (False, False, False, False, False, "checked"),
         "trusts-stale-cache": (False, False, False, False, False, "checked"),
+        "never-rebalances": (False, False, False, False, False, "checked"),
     }
     assert [name for name, f in FAULTS.items() if f.exits_abruptly] == ["abrupt-exit"]
     one_each = {
@@ -489,6 +490,7 @@ def test_fault_table_behaviours() -> None:
         "ws-resume-from-head": "resumes_from_head",
         "slow-shutdown": "drains_slowly",
         "trusts-stale-cache": "trusts_cache",
+        "never-rebalances": "ignores_max_age",
     }
     for name, field in one_each.items():
         assert [n for n, f in FAULTS.items() if getattr(f, field)] == [name]
@@ -529,6 +531,7 @@ def test_cache_entries() -> None:
         pytest.param("1.0.0", [], id="seed"),
         pytest.param("1.0.1", [], id="patch"),
         pytest.param("1.1.0", [], id="minor"),
+        pytest.param("1.2.0", [], id="rebalancing"),
         *(pytest.param(name, ["--fault", name], id=name) for name in FAULTS),
     ],
 )

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from sandbox.images.session_state import logs
+from sandbox.images.session_state import fdlimit, logs
 from sandbox.images.session_state.app import serve
 from sandbox.images.session_state.config import ConfigError, parse_settings, redact
 
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"session-state: {redact(str(error), secrets)}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.secrets)
+    fdlimit.raise_nofile()  # one descriptor per WebSocket: see fdlimit's arithmetic
     return asyncio.run(serve(settings))
 
 

@@ -110,6 +110,10 @@ class Timings:
     # slow-shutdown only: how long requests are held after SIGTERM. Above the 30 s
     # terminationGracePeriodSeconds of deploy/base, so the kubelet's SIGKILL comes first.
     slow_shutdown: float = 45.0
+    # Close each WebSocket with 1012 after about this many seconds so that its client
+    # reconnects and sockets spread over new pods (faults.socket_max_age). 0: never, the
+    # reference releases' behaviour (1.0.0, 1.0.1, 1.1.0); release 1.2.0's image sets it.
+    ws_max_age: float = 0.0
 
 
 TIMING_ENV = {
@@ -127,6 +131,7 @@ TIMING_ENV = {
     "db_timeout": "DB_TIMEOUT_SECONDS",
     "redis_timeout": "REDIS_TIMEOUT_SECONDS",
     "slow_shutdown": "SLOW_SHUTDOWN_SECONDS",
+    "ws_max_age": "WS_MAX_AGE_SECONDS",
 }
 
 

@@ -26,6 +26,7 @@ service takes from it is a pure function of plain data, so a table test covers t
 | `readiness-ignores-redis` | readiness checks PostgreSQL only: still Ready with Redis down        |
 | `slow-shutdown`           | holds requests SLOW_SHUTDOWN_SECONDS (45) after SIGTERM: SIGKILLed   |
 | `trusts-stale-cache`      | serves a cached session without asking the database for its version  |
+| `never-rebalances`        | WS_MAX_AGE_SECONDS read but never enforced: sockets never move       |
 
 The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry shows them).
 
@@ -39,6 +40,7 @@ The same lines, longer, are `Fault.description` in `FAULT_TABLE` (the registry s
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -47,12 +49,22 @@ Readiness = Literal["checked", "never", "delayed", "unchecked", "postgresql-only
 Dependency = Literal["postgresql", "redis"]
 Verdict = Literal["check", "ready", "not-ready"]
 SlotState = Literal["empty", "open", "closed"]  # a pool slot: never connected, or its connection
-HEALTHY_TAGS = ("1.0.0", "1.0.1", "1.1.0")
+HEALTHY_TAGS = ("1.0.0", "1.0.1", "1.1.0", "1.2.0")
+# Release 1.2.0 ages sockets out (`socket_max_age`): after 60 s +/-10 % a socket is closed
+# with 1012 and its client reconnects within its backoff, so a socket spends well over
+# 90 % of its life connected, and a minute after a scale-out the sockets are spread over
+# every pod. `never-rebalances` is built with the same setting and ignores it.
+REBALANCING_MAX_AGE_SECONDS = 60
+REBALANCING_TAGS = ("1.2.0", "never-rebalances")
 API_PREFIX = "/api/"
 HEALTH_PREFIX = "/health/"
 DEPENDENCIES: tuple[Dependency, ...] = ("postgresql", "redis")
 SLOW_MS = 300.0  # well above any latency SLO the certification profiles set
 ERROR_EVERY = 5  # 20 % of API requests: far over any error budget
+# gRPC's MAX_CONNECTION_AGE jitter (grpc-go internal/transport/http2_server.go,
+# `getJitter`: +/-10 %): sockets opened together are not all closed together, so an age
+# limit does not turn every reconnect storm into another one, max_age seconds later.
+MAX_AGE_JITTER = 0.1
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class Fault:
     unbounded: tuple[Dependency, ...] = ()
     drains_slowly: bool = False
     trusts_cache: bool = False  # a cached session is served as is, its version unchecked
+    ignores_max_age: bool = False  # WS_MAX_AGE_SECONDS is read but no socket is ever aged out
 
 
 HEALTHY = Fault("", "the reference service: no seeded fault")
@@ -188,6 +201,13 @@ FAULT_TABLE: tuple[Fault, ...] = (
         " PostgreSQL: a cache update lost to a Redis failover leaves an older entry, and"
         " other replicas read it (a stale read of an acknowledged write)",
         trusts_cache=True,
+    ),
+    Fault(
+        "never-rebalances",
+        "reads WS_MAX_AGE_SECONDS (its image sets it, as 1.2.0's does) but never closes a"
+        " socket for its age: sockets stay on the pod they first reached, so after a"
+        " scale-out the new pods stay nearly empty while the old ones stay hot",
+        ignores_max_age=True,
     ),
 )
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in FAULT_TABLE}
@@ -327,3 +347,37 @@ def held_until_drain(fault: Fault, stopping: bool, path: str) -> bool:
     wait until the SIGKILL cuts them.
     """
     return fault.drains_slowly and stopping and not path.startswith(HEALTH_PREFIX)
+
+
+def image_env(tag: str) -> tuple[tuple[str, str], ...]:
+    """The ENV a session-state image sets besides SERVICE_VERSION (the container's env wins).
+
+    >>> image_env("1.2.0"), image_env("1.0.0")
+    ((('WS_MAX_AGE_SECONDS', '60'),), ())
+    """
+    if tag in REBALANCING_TAGS:
+        return (("WS_MAX_AGE_SECONDS", str(REBALANCING_MAX_AGE_SECONDS)),)
+    return ()
+
+
+def socket_max_age(fault: Fault, configured: float, draw: random.Random) -> float | None:
+    """Seconds after which one WebSocket is closed with 1012 so that its client reconnects
+    through the ingress (and lands on any pod, new ones included), or None: never.
+
+    `configured` is WS_MAX_AGE_SECONDS; 0 means never, the behaviour of the reference
+    releases 1.0.0, 1.0.1 and 1.1.0, whose images do not set it: a socket then lives
+    until its client or its pod goes, and after an HPA scale-out the new pods get only
+    the sockets opened since. Release 1.2.0 sets it (sandbox/images/registry.py). Each
+    socket's age is jittered by +/-MAX_AGE_JITTER, drawn from `draw`, as gRPC's
+    MaxConnectionAge is. `never-rebalances` reads the setting and ignores it.
+
+        >>> socket_max_age(HEALTHY, 0.0, random.Random(1)) is None
+        True
+        >>> 54.0 <= socket_max_age(HEALTHY, 60.0, random.Random(1)) <= 66.0
+        True
+        >>> socket_max_age(FAULTS["never-rebalances"], 60.0, random.Random(1)) is None
+        True
+    """
+    if configured <= 0 or fault.ignores_max_age:
+        return None
+    return configured * (1 + draw.uniform(-MAX_AGE_JITTER, MAX_AGE_JITTER))

@@ -33,6 +33,11 @@ class Metrics:
         self.websockets = Gauge(
             "session_state_websocket_connections", "open WebSocket connections", registry=r
         )
+        self.aged_out = Counter(
+            "session_state_websocket_aged_out",
+            "WebSockets closed with 1012 at their max connection age (WS_MAX_AGE_SECONDS)",
+            registry=r,
+        )
         self.subscriptions = Gauge(
             "session_state_websocket_subscriptions", "active session subscriptions", registry=r
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ class Runtime:
     # ingress may still route new sockets here, and they are served like any other
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    draw: random.Random = field(default_factory=random.Random)  # each socket's max-age jitter
 
     def uptime(self) -> float:
         return time.monotonic() - self.started

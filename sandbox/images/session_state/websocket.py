@@ -7,7 +7,10 @@ Client frames (JSON text):
 Server frames: `subscribed`, `unsubscribed`, `event` (see `model.Event.to_message`),
 `ping` every WS_HEARTBEAT_SECONDS, `pong`, and `error` for a frame it cannot use
 (the connection stays open; more than FLOOD_LIMIT of them in FLOOD_WINDOW seconds
-closes it with 1008). At shutdown every socket is closed with 1001.
+closes it with 1008). At shutdown every socket is closed with 1001. With
+WS_MAX_AGE_SECONDS set (release 1.2.0), each socket is closed with 1012 (service
+restart) at about that age, so its client reconnects through the ingress and sockets
+spread over the pods there are now (`faults.socket_max_age`).
 
     >>> parse_client_message(
     ...     '{"type": "subscribe", "session": "6f1c0b5e-0d2c-4d7e-9f43-bd1e4f5a8c11"}'
@@ -29,7 +32,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from sandbox.images.session_state.errors import ServiceError, Unavailable
-from sandbox.images.session_state.faults import resumes_from_head
+from sandbox.images.session_state.faults import resumes_from_head, socket_max_age
 from sandbox.images.session_state.hub import Subscription
 from sandbox.images.session_state.model import Event, parse_session_id
 from sandbox.images.session_state.state import RUNTIME, Runtime
@@ -41,6 +44,7 @@ FLOOD_LIMIT = 20
 FLOOD_WINDOW = 10.0
 GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
+SERVICE_RESTART = 1012  # IANA: clients reconnect; what a socket at its max age is closed with
 
 
 class ProtocolError(ValueError):
@@ -214,10 +218,16 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     runtime.sockets.add(ws)
     runtime.metrics.websockets.set(len(runtime.sockets))
     beat = asyncio.create_task(connection.heartbeat(heartbeat))
+    max_age = socket_max_age(
+        runtime.settings.fault, runtime.settings.timings.ws_max_age, runtime.draw
+    )
+    aging = asyncio.create_task(age_out(ws, max_age, runtime)) if max_age else None
     try:
         await _serve(connection)
     finally:
         beat.cancel()
+        if aging is not None:
+            aging.cancel()
         await connection.close_all()
         runtime.sockets.discard(ws)
         runtime.metrics.websockets.set(len(runtime.sockets))
@@ -242,6 +252,17 @@ async def _serve(connection: Connection) -> None:
     if not ws.closed:
         code = WSCloseCode.MESSAGE_TOO_BIG if ws.exception() else WSCloseCode.OK
         await ws.close(code=code)
+
+
+async def age_out(ws: web.WebSocketResponse, seconds: float, runtime: Runtime) -> None:
+    """Close the socket with 1012 once it is `seconds` old: its client reconnects, and the
+    ingress may send it to a pod that joined since (a gRPC MaxConnectionAge for sockets)."""
+    await asyncio.sleep(seconds)
+    if ws.closed or runtime.closing.is_set():
+        return
+    runtime.metrics.aged_out.inc()
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.close(code=SERVICE_RESTART, message=b"max connection age")
 
 
 async def close_all_sockets(runtime: Runtime, timeout: float) -> None:
