@@ -20,6 +20,7 @@ from resilience.errors import InvalidInputError, ResilienceError
 from sandbox import cluster
 from sandbox.aws.inventory import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION
 from sandbox.infra.extras import EXTRAS, parse_extras
+from sandbox.infra.nginx_config import NginxPaths
 from sandbox.state import ENV_VAR, kubeconfig_path, state_dir
 
 NAMESPACE = "harmonyflow"
@@ -176,6 +177,8 @@ def _env(arguments: argparse.Namespace) -> int:
     print(f"export {ENV_VAR}={directory}")
     if state.ingress_url:
         print(f"export HARMONYFLOW_INGRESS_URL={state.ingress_url}")
+        # what `kubectl logs` of the ingress controller shows on staging (suites/test_ws_storm.py)
+        print(f"export HARMONYFLOW_INGRESS_ERROR_LOG={NginxPaths.under(directory).error_log}")
     if state.ingress_sources:
         print(f"export HARMONYFLOW_INGRESS_SOURCES={state.ingress_sources}")
     if state.aws_url:

@@ -20,15 +20,16 @@ descriptor limit to hold them. With the design load:
     worker_rlimit_nofile= 15,640 + 64                                        = 15,704  (<= 20,000)
 
 One worker could not hold them (24,000 > 20,000): the workers are what spreads the
-load over processes. They share it evenly only if the kernel deals the connections
-out: `listen ... reuseport` gives each worker a listening socket of its own and the
-kernel picks one per connection by a hash of its addresses (ingress-nginx's
-`reuse-port: true` default does the same); without it, the worker that wakes first
-takes whole bursts. The headroom covers the hash's unevenness (at 6,000 connections a
-worker, a standard deviation is about 55) with a wide margin, and REST connections
-that come and go. The listen backlog is `LISTEN_BACKLOG`, as ingress-nginx sets it
-(`backlog` = net.core.somaxconn), so that a reconnect storm queues instead of losing
-SYNs.
+load over processes, so they must share it. `listen ... reuseport` gives each worker
+a listening socket of its own and the kernel picks one per connection by a hash of its
+addresses, whatever each worker is busy with (ingress-nginx's `reuse-port: true`
+default). Measured (tests/sandbox/test_nginx_sockets.py): 3,000 sockets through two
+workers split 3,102 / 2,898 connections; nginx's EPOLLEXCLUSIVE accept split them
+evenly there too without reuseport, on idle workers. The headroom covers the hash's
+unevenness (12,000 clients over two workers: a standard deviation of about 55) with a
+wide margin, and REST connections that come and go. The listen backlog is
+`LISTEN_BACKLOG`, as ingress-nginx sets it (`backlog` = net.core.somaxconn), so that a
+reconnect storm queues instead of losing SYNs.
 
 The pods (`pod_sockets`): the worst moment for a pod is a pod kill, when the sockets of
 the killed one reconnect to the others before its replacement is Ready:

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import resource
 import time
 from pathlib import Path
@@ -56,13 +55,6 @@ def soft_limit(pid: int) -> int:
     raise AssertionError("no open-files line")
 
 
-def open_sockets(service: Service) -> int:
-    text = service.request("GET", "/metrics").body
-    match = re.search(r"^session_state_websocket_connections (\S+)$", str(text), re.MULTILINE)
-    assert match, "no socket gauge in /metrics"
-    return int(float(match.group(1)))
-
-
 async def hold_sockets(service: Service, count: int, check: float) -> int:
     """Open `count` sockets, read the gauge while they are open, close them."""
     connector = aiohttp.TCPConnector(limit=0)  # a socket holds its connection: no pool cap
@@ -73,7 +65,7 @@ async def hold_sockets(service: Service, count: int, check: float) -> int:
         )
         try:
             await asyncio.sleep(check)
-            return await asyncio.to_thread(open_sockets, service)
+            return await asyncio.to_thread(service.open_sockets)
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 

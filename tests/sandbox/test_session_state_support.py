@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import resource
 import shutil
 import signal
@@ -496,6 +497,13 @@ class Service:
         if self.process.poll() is not None:
             raise AssertionError(f"service exited {self.process.returncode}:\n{self.output()}")
         return True
+
+    def open_sockets(self) -> int:
+        """The service's own count of open WebSockets (its /metrics gauge)."""
+        text = str(self.request("GET", "/metrics").body)
+        match = re.search(r"^session_state_websocket_connections (\S+)$", text, re.MULTILINE)
+        assert match, "no socket gauge in /metrics"
+        return int(float(match.group(1)))
 
     def websocket(self, port: int = 8443, timeout: float = 10.0) -> websocket.WebSocket:
         return websocket.create_connection(self.ws_url(port), timeout=timeout)
