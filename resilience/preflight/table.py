@@ -391,6 +391,15 @@ SUITES: Mapping[str, tuple[SuiteRow, ...]] = {
         uses("list", "replicasets", APPS, where=CONFIGURED),
         *_ROLLOUT_STATUS,
     ),
+    # the storm: a pod kill; rebalancing: the HPA's minReplicas raised and put back, and
+    # optionally the release under test rolled out; sockets per pod come from Prometheus
+    "suites.test_ws_storm": (
+        calls("resilience.chaos.pods.kill_one_pod", namespace=_IN_TARGET),
+        uses("patch", "horizontalpodautoscalers", AUTOSCALING, where=CONFIGURED),
+        calls("resilience.chaos.deployments.set_image", namespace=_IN_TARGET),
+        calls("resilience.chaos.deployments.restore_image", namespace=_IN_TARGET),
+        calls("resilience.chaos.deployments.rollout_seconds", namespace=_IN_TARGET),
+    ),
 }
 
 # What asking needs: SelfSubjectAccessReview (system:basic-user grants it to everyone).

@@ -24,7 +24,12 @@ from resilience.paths import PROJECT_ROOT
 UP_TIMEOUT_SECONDS = 240.0
 DOWN_TIMEOUT_SECONDS = 90.0
 ENV_TIMEOUT_SECONDS = 30.0
-SERVICE_VARIABLES = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "HARMONYFLOW_AMQP_URLS")
+SERVICE_VARIABLES = (
+    "PROMETHEUS_URL",
+    "ALERTMANAGER_URL",
+    "HARMONYFLOW_AMQP_URLS",
+    "HARMONYFLOW_INGRESS_ERROR_LOG",  # what a suite reads of the ingress (test_ws_storm)
+)
 INGRESS_VARIABLE = "HARMONYFLOW_INGRESS_URL"
 SANDBOX_CONTEXT = "harmonyflow-sandbox"  # the context of the kubeconfig `sandbox up` writes
 
