@@ -150,8 +150,11 @@ def test_ws_storm_every_session_resumes_in_time_and_nothing_is_refused(
                 recovery_timeout=recovery_limit,
                 seed=SEED,
             )
-        # every socket back: the storm is over once the pods hold all the sessions again
-        after = wait_all_subscribed(target, sessions, bound.seconds + SCRAPE_TIMEOUT_SECONDS)
+            # The storm is the fault's effect: its window ends once the pods hold every
+            # session again. The recovery window after it also lets the Locust workers'
+            # last reports arrive: events of a run's last seconds are lost when Locust
+            # --processes stops (measured: tests/load/test_ws_storm_local.py).
+            after = wait_all_subscribed(target, sessions, bound.seconds + SCRAPE_TIMEOUT_SECONDS)
     fault = monitors.timeline.marks[mark.id]
     assert isinstance(background, LocustLoad)
     records = background.result.timeline.records
