@@ -95,6 +95,17 @@ def check_rebalanced(
     return CheckResult("rebalancing", violations, details)
 
 
+def connected_share(max_age: float, backoff: float) -> float:
+    """The least share of sessions connected at any moment when each socket lives
+    `max_age` seconds and its client waits up to `backoff` seconds to reconnect: what a
+    count of sockets may be compared with under a service that ages them out.
+
+    >>> connected_share(60, 20)
+    0.75
+    """
+    return max_age / (max_age + backoff) if max_age > 0 else 1.0
+
+
 # ---- reading them (thin I/O) ----
 
 

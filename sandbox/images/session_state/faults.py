@@ -51,9 +51,9 @@ Verdict = Literal["check", "ready", "not-ready"]
 SlotState = Literal["empty", "open", "closed"]  # a pool slot: never connected, or its connection
 HEALTHY_TAGS = ("1.0.0", "1.0.1", "1.1.0", "1.2.0")
 # Release 1.2.0 ages sockets out (`socket_max_age`): after 60 s +/-10 % a socket is closed
-# with 1012 and its client reconnects within its backoff, so a socket spends well over
-# 90 % of its life connected, and a minute after a scale-out the sockets are spread over
-# every pod. `never-rebalances` is built with the same setting and ignores it.
+# with 1012 and its client reconnects within its backoff (a browser's second or two: the
+# session is connected over 95 % of the time), and a minute after a scale-out the
+# sockets are spread over every pod. `never-rebalances` has the same setting, ignored.
 REBALANCING_MAX_AGE_SECONDS = 60
 REBALANCING_TAGS = ("1.2.0", "never-rebalances")
 API_PREFIX = "/api/"
