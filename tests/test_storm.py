@@ -16,7 +16,12 @@ from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
 from resilience.load.timeline import RequestRecord
 from resilience.observe.probes import PodHistory, ReadyTransition, Restart
-from resilience.podsockets import REBALANCE_LIMIT, check_rebalanced, sockets_by_pod
+from resilience.podsockets import (
+    REBALANCE_LIMIT,
+    check_rebalanced,
+    connected_share,
+    sockets_by_pod,
+)
 from resilience.storm import (
     INGRESS_LIMIT,
     RECONNECT,
@@ -234,3 +239,15 @@ def test_the_rebalance_profile_gives_the_check_its_limit() -> None:
     profile = load_profile(resolve_profile("ws-rebalance", PROFILES))
     assert 0 < profile.limit("rebalance_min_share") < 1
     assert profile.limit("socket_max_age_seconds") > 0
+
+
+@pytest.mark.parametrize(
+    ("max_age", "reconnect", "share"),
+    [
+        pytest.param(60.0, 30.0, 2 / 3, id="rebalance-profile"),
+        pytest.param(0.0, 30.0, 1.0, id="never-aged-out"),
+        pytest.param(3600.0, 1.0, 3600 / 3601, id="browser-like"),
+    ],
+)
+def test_connected_share(max_age: float, reconnect: float, share: float) -> None:
+    assert connected_share(max_age, reconnect) == pytest.approx(share)
