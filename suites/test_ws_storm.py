@@ -9,7 +9,7 @@ hold:
 - every session resumes with no gap or duplicate, and no write is lost (the profile's
   SLOs: the load's own sequence and ledger checks);
 - the p99 reconnect time is within HF_WAIT_MAX + HF_TIMEOUT of the profile, the
-  client's backoff plus one client timeout (resilience/storm.py `reconnect_bound`);
+  client's backoff plus one client timeout (resilience/suites/storm.py `reconnect_bound`);
 - the pods that stayed stay Ready and are never restarted (the watch monitors);
 - the ingress refuses nothing for want of connections: no connect fails, and, when
   its error log is at hand ($HARMONYFLOW_INGRESS_ERROR_LOG: `resilience sandbox env`
@@ -43,19 +43,20 @@ from kubernetes import client
 
 from resilience.chaos.deployments import restore_image, rollout_seconds, set_image
 from resilience.chaos.pods import kill_one_pod
-from resilience.interlocks import blast_radius_refusal, disruption_budget, enforce
 from resilience.load.certify import PROFILES
 from resilience.load.profile import Profile, load_profile, resolve_profile
+from resilience.load.session import LocustLoad
 from resilience.observe import Monitors
 from resilience.observe.probes import pod_histories
-from resilience.podsockets import (
+from resilience.policy import IntendedPolicy
+from resilience.safety.refusals import blast_radius_refusal, disruption_budget, enforce
+from resilience.suites.podsockets import (
     check_rebalanced,
     connected_share,
     describe_spread,
     read_sockets_by_pod,
 )
-from resilience.policy import IntendedPolicy
-from resilience.storm import (
+from resilience.suites.storm import (
     RECONNECT,
     Distribution,
     check_ingress_refused_nothing,
@@ -67,8 +68,7 @@ from resilience.storm import (
     reconnect_bound,
     refusals_by_mechanism,
 )
-from resilience.suite_load import LocustLoad
-from resilience.suite_target import REQUEST_TIMEOUT, LiveTarget
+from resilience.targets.live import REQUEST_TIMEOUT, LiveTarget
 from resilience.traffic import LoadSession
 
 pytestmark = [

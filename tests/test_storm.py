@@ -1,5 +1,6 @@
 """The reconnect storm's and the rebalancing check's decisions, table by table
-(resilience/storm.py, resilience/podsockets.py); each check also against a seeded fault.
+(resilience/suites/storm.py, resilience/suites/podsockets.py); each check also against a
+seeded fault.
 
 The rebalancing check's twin against the `never-rebalances` tag's measured numbers, on
 real processes, is tests/sandbox/test_rebalancing.py.
@@ -14,15 +15,15 @@ import pytest
 
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
-from resilience.load.timeline import RequestRecord
+from resilience.load.requests import RequestRecord
 from resilience.observe.probes import PodHistory, ReadyTransition, Restart
-from resilience.podsockets import (
+from resilience.suites.podsockets import (
     REBALANCE_LIMIT,
     check_rebalanced,
     connected_share,
     sockets_by_pod,
 )
-from resilience.storm import (
+from resilience.suites.storm import (
     INGRESS_LIMIT,
     RECONNECT,
     RECONNECT_LIMIT,

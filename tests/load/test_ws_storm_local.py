@@ -29,8 +29,9 @@ import pytest
 
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
-from resilience.podsockets import describe_spread
-from resilience.storm import (
+from resilience.load.session import LocustLoad
+from resilience.suites.podsockets import describe_spread
+from resilience.suites.storm import (
     RECONNECT,
     check_ingress_refused_nothing,
     check_reconnect_time,
@@ -40,7 +41,6 @@ from resilience.storm import (
     reconnect_bound,
     refusals_by_mechanism,
 )
-from resilience.suite_load import LocustLoad
 from sandbox.infra.nginx_config import render_config
 from sandbox.infra.nginx_process import NginxProcess
 from tests.sandbox.test_nginx_config import (

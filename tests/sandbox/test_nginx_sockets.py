@@ -25,7 +25,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from resilience.storm import (
+from resilience.suites.storm import (
     INGRESS_LIMIT,
     check_ingress_refused_nothing,
     exhaustion_in_log,
@@ -205,7 +205,9 @@ def test_twin_the_old_sizing_refuses_sockets_and_the_check_names_it(tmp_path: Pa
     result = check_ingress_refused_nothing(exhausted, refused, log_read=True)
     assert result.first is not None and result.first.limit == INGRESS_LIMIT
     assert re.search(r"ran short of worker_connections \d+ time", result.first.message)
-    assert refused == Counter({"closed unanswered": count - opened.held})
+    # nginx closes a connection it cannot take; a loaded machine may deliver that as a reset
+    assert sum(refused.values()) == count - opened.held
+    assert set(refused) <= {"closed unanswered", "reset"}, refused
     print(
         f"old sizing: {opened.held}/{count} held; refused {dict(refused)}; nginx {dict(exhausted)}"
     )

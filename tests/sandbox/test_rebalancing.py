@@ -5,7 +5,7 @@ server closes them (as the load's clients do, after a short backoff), and a scal
 the second pod joins the upstream while every socket sits on the first.
 
 One max connection age later, sockets per pod are read from each pod's own gauge and
-judged by the suite's pure decision (resilience/podsockets.py `check_rebalanced`) with
+judged by the suite's pure decision (resilience/suites/podsockets.py `check_rebalanced`) with
 the limit of loadtests/profiles/ws-rebalance.yaml:
 
 - the rebalancing release's behaviour (WS_MAX_AGE_SECONDS, 1012): the new pod holds
@@ -28,7 +28,7 @@ import pytest
 
 from resilience.load.certify import PROFILES
 from resilience.load.profile import load_profile, resolve_profile
-from resilience.podsockets import REBALANCE_LIMIT, check_rebalanced, describe_spread
+from resilience.suites.podsockets import REBALANCE_LIMIT, check_rebalanced, describe_spread
 from sandbox.infra.nginx_config import render_config
 from sandbox.infra.nginx_process import NginxProcess
 from tests.sandbox.test_nginx_config import (

@@ -27,10 +27,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from resilience.load.timeline import RequestRecord
+from resilience.load.requests import RequestRecord
 from resilience.observe.probes import PodHistory
-from resilience.observe.violations import CheckResult, Violation
-from resilience.slo import merge_histograms, percentile
+from resilience.slo.objectives import merge_histograms, percentile
+from resilience.slo.result import CheckResult, Violation
 
 # loadtests/harmonyflow/users.py defaults, for a profile that does not set them
 CLIENT_DEFAULTS = {"HF_WAIT_MIN": 0.5, "HF_WAIT_MAX": 1.5, "HF_TIMEOUT": 10.0}
@@ -119,7 +119,7 @@ def entry_distribution(
     """The successes of entry `key` that began in [since, until) as a distribution, and
     how many of them failed.
 
-    >>> from resilience.load.timeline import RequestRecord as R
+    >>> from resilience.load.requests import RequestRecord as R
     >>> rows = [R(9, "WSRECONN", "reconnect", 1, 0, {100.0: 1}),
     ...         R(10, "WSRECONN", "reconnect", 2, 1, {2000.0: 2})]
     >>> found, failed = entry_distribution(rows, RECONNECT, 10.0, 20.0)

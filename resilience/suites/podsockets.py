@@ -25,7 +25,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 
 from resilience.chaos.prometheus import instant_query, prometheus_url
-from resilience.observe.violations import CheckResult, Violation
+from resilience.slo.result import CheckResult, Violation
 
 GAUGE = "session_state_websocket_connections"
 QUERY_TIMEOUT = 10.0
