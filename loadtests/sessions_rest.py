@@ -7,12 +7,12 @@ ledger's `LEDGER read verified` / `LEDGER stale read` / `LEDGER lost write` /
 `LEDGER lost session` / `LEDGER deleted session readable`. Tuning: harmonyflow/users.py.
 """
 
-from harmonyflow.users import SessionRestUser
+from harmonyflow.users import REST_READ_WEIGHT, SessionRestUser
 from locust import task
 
 
 class RestSessions(SessionRestUser):
-    @task(6)
+    @task(REST_READ_WEIGHT)  # HF_REST_READ_WEIGHT, 6 by default: the write share
     def read(self) -> None:
         self.read_a_session()
 

@@ -7,6 +7,10 @@ CLI) tunes a run without editing a locustfile:
 | variable               | default | meaning                                             |
 |------------------------|---------|-----------------------------------------------------|
 | `HF_WAIT_MIN/MAX`      | 0.5/1.5 | seconds between two tasks of one user               |
+| `HF_WS_WAIT_MIN/MAX`   | as above| the same for the WebSocket users only               |
+| `HF_REST_USERS`        | none    | exactly so many REST users (Locust's `fixed_count`) |
+| `HF_WS_USERS`          | none    | exactly so many WebSocket users (`fixed_count`)     |
+| `HF_REST_READ_WEIGHT`  | 6       | the REST user's read task weight (its write share)  |
 | `HF_SESSIONS_PER_USER` | 3       | sessions a REST user keeps alive                    |
 | `HF_TIMEOUT`           | 10      | seconds before an HTTP or WebSocket wait gives up   |
 | `HF_WS_PATH`           | /ws     | the WebSocket path on the same host                 |
@@ -69,6 +73,13 @@ def _env_float(name: str, default: float) -> float:
 WAIT_MIN = _env_float("HF_WAIT_MIN", 0.5)
 WAIT_MAX = max(WAIT_MIN, _env_float("HF_WAIT_MAX", 1.5))
 TIMEOUT = _env_float("HF_TIMEOUT", 10.0)
+# The capacity model (resilience/load/capacity.py) sets these: idle-heavy sockets pace
+# apart from the REST users, an exact count of each kind, and the REST write share.
+WS_WAIT_MIN = _env_float("HF_WS_WAIT_MIN", WAIT_MIN)
+WS_WAIT_MAX = max(WS_WAIT_MIN, _env_float("HF_WS_WAIT_MAX", WAIT_MAX))
+REST_USERS = max(0, int(_env_float("HF_REST_USERS", 0)))
+WS_USERS = max(0, int(_env_float("HF_WS_USERS", 0)))
+REST_READ_WEIGHT = max(1, int(_env_float("HF_REST_READ_WEIGHT", 6)))
 SESSIONS_PER_USER = max(1, int(_env_float("HF_SESSIONS_PER_USER", 3)))
 # Sockets are cheap and a pod's loss is judged by how its sockets end: a profile that
 # must see every pod's shutdown asks for many of them without more REST traffic.
@@ -108,6 +119,7 @@ class SessionRestUser(FastHttpUser):
 
     abstract = True
     wait_time = between(WAIT_MIN, WAIT_MAX)
+    fixed_count = REST_USERS
     connection_timeout = TIMEOUT
     network_timeout = TIMEOUT
 
@@ -172,8 +184,9 @@ class SessionWsUser(User):
     """
 
     abstract = True
-    wait_time = between(WAIT_MIN, WAIT_MAX)
+    wait_time = between(WS_WAIT_MIN, WS_WAIT_MAX)
     weight = WS_WEIGHT
+    fixed_count = WS_USERS
 
     def on_start(self) -> None:
         events = self.environment.events.request

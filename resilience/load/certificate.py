@@ -60,9 +60,11 @@ def build_certificate(
     verdicts: Sequence[Verdict],
     environment: Mapping[str, Any],
     problems: Sequence[str] = (),
+    capacity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The certificate as plain JSON data. `problems` are run-level failures (e.g. no load
-    was recorded) that fail the certificate besides the SLO verdicts."""
+    was recorded, or a capacity figure fell short) that fail the certificate besides the
+    SLO verdicts; `capacity` is the figures certified (`capacity.certified_figures`)."""
     windows = result.windows()
     passed = all(v.passed for v in verdicts) and not problems
     return {
@@ -76,6 +78,7 @@ def build_certificate(
             "load": _plain(asdict(profile.load)),
         },
         "target": dict(target),
+        "capacity": None if capacity is None else _plain(capacity),
         "slos": [
             {
                 "name": v.slo.name,
@@ -190,6 +193,7 @@ def render_html(
         [[m["fault"], m["start"], m["end"]] for m in certificate["fault_marks"]],
     )
     run = {"load": profile["load"], "run": certificate["run"]}
+    capacity = _capacity_table(certificate.get("capacity"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Load certificate {e(profile["name"])}: {e(verdict)}</title><style>{_CSS}</style></head>
@@ -199,6 +203,7 @@ def render_html(
 <p>Target {e(str(target.get("host")))} ({e(str(target.get("source")))}),
 issued {e(certificate["issued_at"])}.</p>
 {f"<ul>{problems}</ul>" if problems else ""}
+{capacity}
 <h2>SLO verdicts</h2>
 {slos}
 <h2>Timeline</h2>
@@ -235,6 +240,15 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
         cells.append("<tr>" + "".join(line) + "</tr>")
     header = "".join(f"<th>{e(h)}</th>" for h in head)
     return f"<table><tr>{header}</tr>{''.join(cells)}</table>"
+
+
+def _capacity_table(capacity: Mapping[str, Any] | None) -> str:
+    """The certified figures: target beside what the hold achieved."""
+    if not capacity:
+        return ""
+    target, achieved = capacity["target"], capacity["achieved"]
+    rows = [[key, target[key], achieved[key]] for key in ("peak_rps", "sockets", "write_share")]
+    return "<h2>Capacity certified</h2>" + _table(["figure", "target", "achieved"], rows)
 
 
 def _window_table(name: str, figures: Mapping[str, Any]) -> str:

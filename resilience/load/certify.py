@@ -6,6 +6,14 @@ kubeconfig). The certificate (`certificate.json` + `certificate.html`) goes into
 timeline and the chaos marks. One line per SLO is printed; exit 0 when all pass,
 1 when any fails (its line names the SLO and the observed value), 2 on bad input.
 
+`--processes N` runs the load in Locust's own multi-process mode (`locust --processes
+N`: a master and N forked workers on this machine; the master merges their stats and
+the timeline plugin their records), instead of the profile's `processes`/`workers`.
+
+A profile with `capacity:` (resilience/load/capacity.py) is run as the ramp and hold
+its figures give; the certificate states the target and what the hold achieved, and
+fails naming each figure that fell short.
+
 `--chaos-timeline FILE` lets another process (a Chaos Toolkit activity, a test)
 mark fault windows while the load runs: it appends JSON lines
 `{"t": <unix time>, "fault": "pod-kill", "phase": "start" | "end"}`
@@ -23,6 +31,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from resilience.errors import InvalidInputError
+from resilience.load.capacity import (
+    achieved_load,
+    certified_figures,
+    hold_span,
+    plan_capacity,
+    shortfalls,
+)
 from resilience.load.certificate import (
     build_certificate,
     chart_seconds,
@@ -63,6 +78,11 @@ def add_command(commands: Any) -> None:
     certify.add_argument("--reports-dir", type=Path, default=Path("reports"))
     certify.add_argument("--profiles-dir", type=Path, default=PROFILES)
     certify.add_argument("--run-time", type=float, help="override the profile's run time (s)")
+    certify.add_argument(
+        "--processes",
+        type=int,
+        help="Locust processes on this machine (locust --processes N); default: the profile's",
+    )
     certify.add_argument("--chaos-timeline", type=Path, help="fault marks file (JSON lines)")
     certify.add_argument("--sandbox-dir", help="the sandbox's state dir (default as `sandbox`)")
     certify.set_defaults(run=run)
@@ -72,11 +92,13 @@ def run(arguments: argparse.Namespace) -> int:
     profile = load_profile(resolve_profile(arguments.profile, arguments.profiles_dir))
     if arguments.run_time is not None and not arguments.run_time > 0:
         raise InvalidInputError(f"--run-time must be positive, got {arguments.run_time}")
+    if arguments.processes is not None and arguments.processes < 1:
+        raise InvalidInputError(f"--processes must be at least 1, got {arguments.processes}")
     if arguments.chaos_timeline is not None:
         read_marks(arguments.chaos_timeline)  # a bad file is bad input, found before the load
     target = resolve_target(arguments)
     out_dir = arguments.reports_dir / f"certify-{profile.name}-{_stamp()}"
-    plan = plan_for(profile, target.host, out_dir, arguments.run_time)
+    plan = plan_for(profile, target.host, out_dir, arguments.run_time, arguments.processes)
     print(f"certify: profile {profile.name} against {target.host} ({target.source}), {out_dir}")
     with LoadRun(plan, chaos_file=arguments.chaos_timeline) as load:
         result = load.wait()
@@ -88,8 +110,13 @@ def run(arguments: argparse.Namespace) -> int:
     }
     verdicts = result.evaluate(profile.slos)
     problems = run_problems(result)
+    capacity = None
+    if profile.capacity is not None:
+        achieved = achieved_load(result.timeline, *hold_span(profile.capacity, result.span))
+        capacity = certified_figures(profile.capacity, plan_capacity(profile.capacity), achieved)
+        problems += shortfalls(profile.capacity, achieved)
     certificate = build_certificate(
-        profile, _target_json(target), result, verdicts, environment, problems
+        profile, _target_json(target), result, verdicts, environment, problems, capacity
     )
     json_path, html_path = write_certificate(
         out_dir, certificate, chart_seconds(result), fault_spans(result)
@@ -102,21 +129,37 @@ def run(arguments: argparse.Namespace) -> int:
     return 0 if certificate["verdict"] == "PASS" else EXIT_FAILED
 
 
-def plan_for(profile: Profile, host: str, out_dir: Path, run_time: float | None) -> LoadPlan:
-    """The Locust run a profile asks for (paths under loadtests/, shape params as env)."""
+def plan_for(
+    profile: Profile,
+    host: str,
+    out_dir: Path,
+    run_time: float | None,
+    processes: int | None = None,
+) -> LoadPlan:
+    """The Locust run a profile asks for (paths under loadtests/, shape params as env).
+
+    With `capacity:`, its plan replaces users, spawn rate, run time and shape: Locust
+    spawns the users at the plan's rate (the ramp) and holds them to the run's end.
+    `processes` (from `--processes`) replaces the profile's processes and workers."""
     load = profile.load
     env = dict(load.env)
     env.update({f"HF_SHAPE_{k.upper()}": f"{v:g}" for k, v in load.shape_params.items()})
+    users, spawn_rate, shape, own_run_time = load.users, load.spawn_rate, load.shape, load.run_time
+    if profile.capacity is not None:
+        capacity = plan_capacity(profile.capacity)
+        env.update(capacity.env())
+        users, spawn_rate, shape = capacity.users, capacity.spawn_rate, None
+        own_run_time = capacity.run_time
     return LoadPlan(
         host=host,
         locustfiles=tuple(LOADTESTS / name for name in load.locustfiles),
         out_dir=out_dir.resolve(),
-        users=load.users,
-        spawn_rate=load.spawn_rate,
-        run_time=run_time or load.run_time,
-        shape=load.shape,
-        processes=load.processes,
-        workers=load.workers,
+        users=users,
+        spawn_rate=spawn_rate,
+        run_time=run_time or own_run_time,
+        shape=shape,
+        processes=processes if processes is not None else load.processes,
+        workers=0 if processes is not None else load.workers,
         env=env,
         user_classes=load.user_classes,
     )

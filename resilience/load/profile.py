@@ -17,6 +17,10 @@ between 0 and 1, got 'low'`):
       workers: 0                # > 0: a master and N worker processes (--master/--worker)
       env: {HF_WAIT_MIN: "0.2"} # more environment for the locustfiles
       user_classes: []          # optional: run only these user classes
+    capacity:                   # optional: the target as production figures, not users
+      peak_rps: 1000            # (resilience/load/capacity.py): it replaces users,
+      sockets: 10000            # spawn_rate, run_time and shape by a ramp and a hold
+      write_share: 0.2
     slos:
       - name: rest-p95          # unique; the name printed on failure
         kind: latency           # latency | error_rate | failures | events | throughput
@@ -44,6 +48,7 @@ from typing import Any
 import yaml
 
 from resilience.errors import InvalidInputError
+from resilience.load.capacity import CAPACITY_KEYS, Capacity, capacity_from
 from resilience.slo.objectives import RequestSelector, Slo, SloKind, Window
 
 SHAPES = ("baseline", "step", "spike", "soak", "hpa")
@@ -126,6 +131,7 @@ class Profile:
     load: LoadSpec
     slos: tuple[Slo, ...]
     limits: Mapping[str, Limit] = field(default_factory=dict)
+    capacity: Capacity | None = None
 
     def limit(self, name: str) -> float:
         """The value of `limits.<name>`; a profile without it is bad input, named."""
@@ -198,7 +204,7 @@ def load_profile(path: Path) -> Profile:
 
 def parse_profile(name: str, path: Path, data: Any) -> Profile:
     document = _mapping(data, "(top level)")
-    _known_keys(document, frozenset({"description", "load", "slos", "limits"}), "")
+    _known_keys(document, frozenset({"description", "load", "slos", "limits", "capacity"}), "")
     description = document.get("description", "")
     if not isinstance(description, str):
         raise _Problem("description", f"expected text, got {_show(description)}")
@@ -214,7 +220,33 @@ def parse_profile(name: str, path: Path, data: Any) -> Profile:
         if slo.name in seen:
             raise _Problem(f"slos[{index}].name", f"duplicate name {slo.name!r}")
         seen.add(slo.name)
-    return Profile(name, path, description, load, slos, parse_limits(document.get("limits", {})))
+    limits = parse_limits(document.get("limits", {}))
+    capacity = parse_capacity(document["capacity"]) if "capacity" in document else None
+    return Profile(name, path, description, load, slos, limits, capacity)
+
+
+def parse_capacity(data: Any) -> Capacity:
+    """`capacity:`: every key optional (its default is the model's stated assumption)."""
+    entry = _mapping(data, "capacity")
+    _known_keys(entry, CAPACITY_KEYS, "capacity.")
+    values: dict[str, float] = {}
+    for key, value in entry.items():
+        where = f"capacity.{key}"
+        if key == "sockets":
+            values[key] = _integer(value, where, minimum=0)
+            continue
+        number = _number(value, where, minimum=0)
+        if key in ("write_share", "tolerance") and number > 1:
+            raise _Problem(where, f"expected a number between 0 and 1, got {_show(value)}")
+        if key in ("peak_rps", "ramp_seconds", "hold_seconds", "rest_wait_seconds") and not (
+            number > 0
+        ):
+            raise _Problem(where, f"expected a positive number, got {_show(value)}")
+        values[key] = number
+    capacity = capacity_from(values)
+    if capacity.sockets > 0 and capacity.socket_task_seconds <= 0:
+        raise _Problem("capacity.socket_task_seconds", "expected a positive number with sockets")
+    return capacity
 
 
 def parse_limits(data: Any) -> dict[str, Limit]:
