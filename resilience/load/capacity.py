@@ -203,11 +203,11 @@ def achieved_load(timeline: RequestTimeline, start: float, end: float) -> Achiev
             changes[record.t] = changes.get(record.t, 0) + record.ok
         elif (record.request_type, record.name) == ("WS", "disconnect"):
             changes[record.t] = changes.get(record.t, 0) - record.ok - record.failed
-    held = most = 0
-    for t in sorted(changes):
+    held = sum(change for t, change in changes.items() if t < first)  # what the ramp opened
+    most = held if first < last else 0
+    for t in sorted(t for t in changes if first <= t < last):
         held += changes[t]
-        if first <= t < last:
-            most = max(most, held)
+        most = max(most, held)
     seconds = max(0, last - first)
     return AchievedLoad(
         seconds=float(seconds),

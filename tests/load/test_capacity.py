@@ -116,6 +116,15 @@ def test_the_hold_is_what_is_read_back() -> None:
     assert hold_span(Capacity(ramp_seconds=10), (100.0, 120.0)) == (110.0, 120.0)
 
 
+def test_sockets_the_ramp_opened_are_held_in_a_hold_without_a_connect() -> None:
+    seen = timeline(
+        record(100, "WSCONN", "connect", 8),
+        record(112, "GET", "/api/v1/sessions/[id]", 10),
+    )
+    assert achieved_load(seen, 110.0, 120.0).sockets == 8
+    assert achieved_load(seen, 95.0, 99.0).sockets == 0
+
+
 TARGET = Capacity(peak_rps=80, sockets=10, write_share=0.2, tolerance=0.05)
 
 
