@@ -8,7 +8,7 @@ endpoint's current address, with 1 s connect and query timeouts, as the pods do.
 longest pause between acknowledged writes is the unavailability a client measured;
 the script prints it next to the configured duration, and the ratio. Then a Redis
 cluster fails over one shard's silenced primary and the script prints how long that
-took against `cluster-node-timeout`. It never asserts: tests/sandbox/test_infra_rds.py
+took against `cluster-node-timeout`. It never asserts: tests/sandbox/infra/test_infra_rds.py
 holds the RDS figure to +-20 %.
 
 Needs root, PostgreSQL 15, redis-server and nft (what `make setup` installs).

@@ -58,7 +58,7 @@ def test_a_fault_the_sandbox_cannot_deliver_yet_is_expected_missed_until_it_is_c
 
 
 def test_every_row_has_a_seeded_tag_of_the_registry() -> None:
-    golden = (REPO_ROOT / "tests" / "sandbox" / "golden" / "images.txt").read_text()
+    golden = (REPO_ROOT / "tests" / "sandbox" / "images" / "golden" / "images.txt").read_text()
     tags = {line.split()[0].rsplit(":", 1)[1] for line in golden.splitlines() if line.strip()}
     assert {row.tag for row in ROWS} <= tags
 

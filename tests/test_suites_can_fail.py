@@ -39,8 +39,8 @@ from resilience.targets.sandbox import (
     suite_command,
 )
 from tests.builders import REPO_ROOT
+from tests.live import only_pods_of
 from tests.sandbox.cluster_harness import wait_for
-from tests.sandbox.live import only_pods_of
 
 NAMESPACE = "harmonyflow"
 DEPLOYMENT = "session-state-service"
@@ -307,7 +307,7 @@ TWINS = [
         id="drops-writes",
         # Slow again: its 3 s load windows sometimes show the fault as stale 404s (the
         # error budget fails first) instead of a lost write. The ledger's own twins in CI:
-        # tests/sandbox/test_sandbox_service.py and test_session_state_lifecycle.py.
+        # tests/sandbox/live/test_sandbox_service.py and test_session_state_lifecycle.py.
         marks=pytest.mark.slow,
     ),
     pytest.param(

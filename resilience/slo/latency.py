@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PRECISION = 0.10  # the sandbox's delay is within 10 % (tests/sandbox/test_pod_network_live.py)
+PRECISION = 0.10  # the sandbox's delay is within 10 % (tests/sandbox/live/test_pod_network_live.py)
 
 
 @dataclass(frozen=True)

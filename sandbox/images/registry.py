@@ -301,7 +301,7 @@ LOCUST = ImageSpec(
     workdir=locust.WORKDIR,
 )
 
-PROJECT_VERSION = "0.1.0"  # pyproject.toml's; tests/sandbox/test_suite_image.py checks it
+PROJECT_VERSION = "0.1.0"  # pyproject.toml's; tests/sandbox/images/test_suite_image.py checks it
 RESILIENCE = ImageSpec(
     f"ghcr.io/harmonyflow/resilience:{PROJECT_VERSION}",
     "any tag: the suite itself, as its Dockerfile builds it (the project at /app)",

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from resilience.targets.sandbox import requested_extras, with_flags
-from tests.sandbox.live import LiveSandbox, started
+from tests.live import LiveSandbox, started
 
 # node lifecycle shortened as an operator would for a test cluster (see test_sandbox_aws)
 SANDBOX_FLAGS = [

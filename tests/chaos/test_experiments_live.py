@@ -24,8 +24,8 @@ from resilience.chaos.verdict import failures
 from resilience.safety import undo_journal
 from tests.aws.clients import boto
 from tests.builders import REPO_ROOT
+from tests.live import LiveSandbox
 from tests.sandbox.cluster_harness import wait_for
-from tests.sandbox.live import LiveSandbox
 
 pytestmark = pytest.mark.usefixtures("servers_installed")
 EXPERIMENTS = REPO_ROOT / "experiments"
@@ -118,7 +118,7 @@ def experiment_params(in_ci: frozenset[str] = frozenset()) -> list[Any]:
 
 
 # In CI: pod-kill here; elsewhere the drain by the interruption tests below and the
-# suites, the failovers by tests/sandbox/test_sandbox_aws.py and the short game day, the
+# suites, the failovers by tests/sandbox/live/test_sandbox_aws.py and the short game day, the
 # releases by the runner test below and suites/test_rolling_update.py, the broker faults
 # by suites/test_broker.py (one node lost, and the drops-events twin).
 @pytest.mark.parametrize("name", experiment_params(frozenset({"pod-kill"})))

@@ -26,8 +26,8 @@ from tests.chaos.test_experiments_live import (
     cluster_state,
     journal_of,
 )
+from tests.live import LiveSandbox
 from tests.sandbox.cluster_harness import wait_for
-from tests.sandbox.live import LiveSandbox
 
 pytestmark = [pytest.mark.usefixtures("servers_installed"), pytest.mark.slow]
 ZONE_LABEL = "topology.kubernetes.io/zone"

@@ -23,8 +23,8 @@ from kubernetes import client
 from sandbox.aws.inventory import ACCOUNT_ID
 from tests.builders import REPO_ROOT
 from tests.chaos.conftest import SANDBOX_FLAGS
+from tests.live import LiveSandbox, started
 from tests.sandbox.cluster_harness import wait_for
-from tests.sandbox.live import LiveSandbox, started
 
 pytestmark = [
     pytest.mark.gameday,

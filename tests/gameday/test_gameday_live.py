@@ -29,8 +29,8 @@ from resilience.targets.sandbox import requested_extras, with_flags
 from tests.builders import REPO_ROOT
 from tests.chaos.conftest import SANDBOX_FLAGS
 from tests.chaos.test_experiments_live import all_whole, cluster_state
+from tests.live import LiveSandbox, started
 from tests.sandbox.cluster_harness import wait_for
-from tests.sandbox.live import LiveSandbox, started
 
 pytestmark = [
     pytest.mark.gameday,

@@ -27,8 +27,8 @@ from resilience.chaos.probes import whole
 from resilience.load.requests import read_timeline
 from resilience.load.runner import append_mark
 from tests.builders import REPO_ROOT
+from tests.live import only_pods_of
 from tests.load.conftest import DEPLOYMENT, NAMESPACE, LiveSandbox, resilience
-from tests.sandbox.live import only_pods_of
 
 IMAGE = "ghcr.io/harmonyflow/session-state"
 SMOKE_SECONDS = "25"

@@ -28,9 +28,9 @@ from sandbox.infra.monitoring import CONTROL_PLANE_JOB, PROMETHEUS_JOB, Monitori
 from sandbox.infra.nginx_process import free_port
 from sandbox.infra.supervisor import Endpoint
 from tests.builders import REPO_ROOT
+from tests.live import NAMESPACE as LIVE_NAMESPACE
+from tests.live import LiveSandbox, started
 from tests.sandbox.cluster_harness import SandboxHarness, app_deployment, wait_for
-from tests.sandbox.live import NAMESPACE as LIVE_NAMESPACE
-from tests.sandbox.live import LiveSandbox, started
 
 DEPLOYMENT = "session-state-service"
 DASHBOARD = REPO_ROOT / "deploy" / "monitoring" / "grafana" / "session-state.json"

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sandbox.live import LiveSandbox, started
+from tests.live import LiveSandbox, started
 
 
 @pytest.fixture(scope="module")

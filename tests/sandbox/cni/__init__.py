@@ -1,0 +1,1 @@
+"""The pod network: CNI, kube-proxy rules, network policy and the network faults."""

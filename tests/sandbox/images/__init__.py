@@ -1,0 +1,1 @@
+"""The stand-in images the kubelet runs (registry table, test app, Locust, the suite's own)."""

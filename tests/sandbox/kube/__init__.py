@@ -1,0 +1,1 @@
+"""The Kubernetes side: API server, store, auth, controllers and their pure helpers."""

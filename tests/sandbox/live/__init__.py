@@ -1,0 +1,1 @@
+"""Whole sandboxes: a control plane with kubelets (SandboxHarness), or the full sandbox."""

@@ -1,0 +1,1 @@
+"""The session-state service the sandbox runs, against real PostgreSQL and Redis."""
