@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.load.locustrun import count, run_locustfile
-from tests.sandbox.session_state.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     StartService,
     needs_servers,
     postgres,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -31,7 +30,6 @@ from sandbox import processes
 from sandbox.infra.hostfaults import HostFaults
 from sandbox.infra.postgres import (
     PG_BIN,
-    PgNodeSpec,
     RdsInstance,
     is_postgres_user_available,
     read_db_password,
@@ -40,10 +38,9 @@ from sandbox.infra.rds_status import ConnectionFate, InvalidDBInstanceState, Rds
 from sandbox.infra.supervisor import (
     AddressInUseError,
     CommandError,
-    Endpoint,
     InfraError,
-    ensure_free,
 )
+from tests.sandbox.infra.builders import Records, free_subnet, make_instance, nft_table
 
 pytestmark = pytest.mark.skipif(
     not (PG_BIN / "postgres").exists()
@@ -59,56 +56,7 @@ FAILOVER_EVENTS = [
     "Multi-AZ instance failover completed.",
     "DB instance restarted",  # the failed host, back as the standby
 ]
-# Short, so that the tests take seconds; the sandbox's defaults are AWS's (RdsTimings).
-TIMINGS = RdsTimings(failover_seconds=3.0, reboot_seconds=1.0, stop_seconds=1.0, start_seconds=1.0)
 CLIENT_TIMEOUT = 1.0  # the writers' connect and query bound
-
-
-class Records:
-    """The endpoint's DNS record, as the cluster DNS would hold it."""
-
-    def __init__(self) -> None:
-        self.addresses: list[str] = []
-        self.flips: list[tuple[float, list[str]]] = []
-
-    def set(self, name: str, addresses: Sequence[str], ttl: int = 5) -> None:
-        self.addresses = list(addresses)
-        self.flips.append((time.monotonic(), list(addresses)))
-
-
-def free_subnet() -> str:
-    """`127.77.N` with nothing listening on N.10..12:5432."""
-    chooser = random.Random(os.getpid())
-    for _ in range(50):
-        prefix = f"127.77.{chooser.randrange(1, 255)}"
-        try:
-            ensure_free([Endpoint(f"{prefix}.{host}", 5432) for host in (10, 11, 12)], "test")
-        except AddressInUseError:
-            continue
-        return prefix
-    raise RuntimeError("no free 127.77.N.0/24")
-
-
-def make_instance(
-    state_dir: Path, prefix: str | None = None, timings: RdsTimings = TIMINGS
-) -> RdsInstance:
-    prefix = prefix or free_subnet()
-    return RdsInstance(
-        state_dir,
-        nodes=(
-            PgNodeSpec("a", Endpoint(f"{prefix}.11", 5432), "us-west-2a"),
-            PgNodeSpec("b", Endpoint(f"{prefix}.12", 5432), "us-west-2b"),
-        ),
-        timings=timings,
-        dns=Records(),
-        faults=HostFaults(table=nft_table(prefix)),
-        timeout=30.0,
-    )
-
-
-def nft_table(prefix: str) -> str:
-    """The test's own nft table, named after its subnet (a crashed run's is replaced)."""
-    return f"hf_test_{prefix.replace('.', '_')}"
 
 
 def nft_tables() -> str:
@@ -323,7 +271,7 @@ def test_a_killed_sandbox_leaves_no_server_and_its_data_is_removed_next_time(
         f"""
         import asyncio, os, sys
         from pathlib import Path
-        from tests.sandbox.infra.test_infra_rds import make_instance
+        from tests.sandbox.infra.builders import make_instance
         async def main():
             db = make_instance(Path({str(tmp_path)!r}), {prefix!r})
             await db.start()

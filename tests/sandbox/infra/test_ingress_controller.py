@@ -44,7 +44,7 @@ from sandbox.kube.kubelet.ipam import IpAllocator
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Change, Store
 from sandbox.state import pids_dir
-from tests.sandbox.infra.test_nginx_config import (
+from tests.sandbox.infra.builders import (
     NAMESPACE,
     NGINX,
     WS_HOST,
@@ -54,8 +54,8 @@ from tests.sandbox.infra.test_nginx_config import (
     make_ingress,
     make_service,
     make_slice,
+    our_children,
 )
-from tests.sandbox.infra.test_nginx_process import our_children
 
 SLICE_NAME = "session-state-service-x7k2p"
 WAIT_SECONDS = 10.0

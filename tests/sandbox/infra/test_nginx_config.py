@@ -10,10 +10,8 @@ import os
 import random
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from sandbox.infra import (
     clusterdns,
@@ -37,118 +35,21 @@ from sandbox.infra.nginx_config import (
     render_config,
 )
 from sandbox.kube.settings import ControlPlaneSettings
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-NAMESPACE = "harmonyflow"
-SERVICE = "session-state-service"
-API_HOST = "api.harmonyflow.io"
-WS_HOST = "ws.api.harmonyflow.io"
-KubeObject = dict[str, Any]
-
-
-def deploy_manifest(name: str, namespace: str = NAMESPACE) -> KubeObject:
-    """A manifest of deploy/base/ (`ingress`, `service`), placed in `namespace`."""
-    obj: KubeObject = yaml.safe_load((REPO_ROOT / "deploy" / "base" / f"{name}.yaml").read_text())
-    obj["metadata"]["namespace"] = namespace
-    return obj
-
-
-def make_endpoint(
-    ip: str, *, ready: bool = True, serving: bool | None = None, terminating: bool = False
-) -> KubeObject:
-    """An EndpointSlice endpoint; `serving` defaults to `ready` (the controller's rule)."""
-    return {
-        "addresses": [ip],
-        "conditions": {
-            "ready": ready,
-            "serving": ready if serving is None else serving,
-            "terminating": terminating,
-        },
-    }
-
-
-def make_slice(
-    endpoints: list[KubeObject],
-    *,
-    service: str = SERVICE,
-    namespace: str = NAMESPACE,
-    name: str | None = None,
-    ports: list[KubeObject] | None = None,
-) -> KubeObject:
-    return {
-        "metadata": {
-            "name": name or f"{service}-x7k2p",
-            "namespace": namespace,
-            "labels": {"kubernetes.io/service-name": service},
-        },
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": ports
-        if ports is not None
-        else [
-            {"name": "http", "port": 8080, "protocol": "TCP"},
-            {"name": "ws", "port": 8443, "protocol": "TCP"},
-        ],
-    }
-
-
-def make_service(
-    name: str = SERVICE, *, namespace: str = NAMESPACE, ports: list[KubeObject] | None = None
-) -> KubeObject:
-    return {
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "selector": {"app": name},
-            "ports": ports
-            if ports is not None
-            else [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
-        },
-    }
-
-
-def make_path(
-    path: str, service: str = SERVICE, port: int | str = 80, path_type: str = "Prefix"
-) -> KubeObject:
-    port_ref = {"number": port} if isinstance(port, int) else {"name": port}
-    return {
-        "path": path,
-        "pathType": path_type,
-        "backend": {"service": {"name": service, "port": port_ref}},
-    }
-
-
-def make_ingress(
-    name: str = "web",
-    rules: dict[str, list[KubeObject]] | None = None,
-    *,
-    namespace: str = NAMESPACE,
-    annotations: dict[str, str] | None = None,
-    created: str = "2026-01-01T00:00:00Z",
-    ingress_class: str | None = "nginx",
-) -> KubeObject:
-    """`rules` maps host ('' for none) to paths."""
-    spec: KubeObject = {
-        "rules": [
-            {"host": host, "http": {"paths": paths}} if host else {"http": {"paths": paths}}
-            for host, paths in (rules or {API_HOST: [make_path("/api")]}).items()
-        ]
-    }
-    if ingress_class is not None:
-        spec["ingressClassName"] = ingress_class
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "creationTimestamp": created,
-            "annotations": annotations or {},
-        },
-        "spec": spec,
-    }
-
+from tests.sandbox.infra.builders import (
+    API_HOST,
+    NGINX,
+    WS_HOST,
+    KubeObject,
+    deploy_manifest,
+    make_endpoint,
+    make_ingress,
+    make_path,
+    make_service,
+    make_slice,
+)
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 GOLDEN_PATHS = NginxPaths(Path("/sandbox-state/nginx"))
-NGINX = Path("/usr/sbin/nginx")
 A, B, C, D = "127.0.2.10", "127.0.2.11", "127.0.2.12", "127.0.2.9"
 
 

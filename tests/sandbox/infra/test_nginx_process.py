@@ -16,30 +16,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from sandbox.infra.nginx_config import NO_ENDPOINTS_BODY, NginxPaths, render_config
 from sandbox.infra.nginx_process import NginxError, NginxProcess
 from sandbox.state import pids_dir
-from tests.sandbox.infra.test_nginx_config import NGINX, make_ingress, make_service
+from tests.sandbox.infra.builders import NGINX, living, make_ingress, make_service, our_children
 
 pytestmark = pytest.mark.skipif(not NGINX.exists(), reason="nginx is not installed")
-
-
-def living(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
-def our_children() -> set[int]:
-    return living({child.pid for child in psutil.Process().children(recursive=True)})
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from sandbox.kube.controllers.endpoints import (
 )
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Store
-from tests.sandbox.kube.test_scheduler import (
+from tests.sandbox.kube.builders import (
     add_node,
     add_pod,
     changes_of,

@@ -18,7 +18,7 @@ from sandbox.kube.controllers.garbagecollector import (
 )
 from sandbox.kube.settings import ControlPlaneSettings
 from sandbox.kube.store import Change, Store
-from tests.sandbox.kube.test_scheduler import (
+from tests.sandbox.kube.builders import (
     add_node,
     add_pod,
     changes_of,

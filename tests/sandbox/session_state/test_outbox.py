@@ -53,7 +53,7 @@ from sandbox.images.session_state.relay import (
     next_backoff,
     transition_message,
 )
-from tests.sandbox.session_state.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     DB_PASSWORD,
     Postgres,
     Service,

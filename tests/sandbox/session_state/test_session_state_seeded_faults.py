@@ -19,7 +19,7 @@ from sandbox.images.session_state.config import parse_db_url
 from sandbox.images.session_state.db import ConnectionPool, Database, PinnedPool
 from sandbox.images.session_state.errors import DB_UNAVAILABLE
 from sandbox.images.session_state.faults import FAULTS, HEALTHY
-from tests.sandbox.session_state.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     DB_PASSWORD,
     BlackHole,
     Postgres,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.sandbox.session_state.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     RedisServer,
     Service,
     StartService,

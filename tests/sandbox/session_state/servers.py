@@ -1,7 +1,7 @@
 """Real PostgreSQL and Redis on loopback, and session-state processes on 127.0.2.x.
 
-Not a test module of its own (it holds no test): the fixtures the session-state
-integration tests import. PostgreSQL refuses to run as root, so initdb and postgres
+The servers and fixtures the session-state integration tests import (and the
+load tests of idle WebSockets). PostgreSQL refuses to run as root, so initdb and postgres
 run as the `postgres` user, in a data directory under /tmp chowned to it. Every
 process started here is stopped at teardown, and the teardown checks it.
 """
@@ -47,7 +47,7 @@ LOOPBACK = "127.0.0.1"
 ADDRESSES = IpAllocator()
 
 # `make setup` installs both; on a machine without them the fixture in
-# tests/sandbox/conftest.py fails loudly rather than skipping.
+# tests/conftest.py fails loudly rather than skipping.
 needs_servers = pytest.mark.usefixtures("servers_installed")
 
 
