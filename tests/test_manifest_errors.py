@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from resilience.errors import ManifestError
 from resilience.manifests import render
-from tests.builders import REPO_ROOT, copy_deploy_tree, replace_in_file
+from tests.builders import copy_deploy_tree, replace_in_file
+from tests.cli import run_resilience
 
 
 @pytest.fixture
@@ -64,14 +63,7 @@ def test_missing_resource_file(deploy: Path) -> None:
 
 def test_cli_answers_bad_manifest_in_one_line_with_exit_2(deploy: Path) -> None:
     (deploy / "base" / "service.yaml").write_text("kind: [\n")
-    completed = subprocess.run(
-        [sys.executable, "-m", "resilience.cli", "check-manifests", str(deploy)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-    )
+    completed = run_resilience("check-manifests", str(deploy))
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1, completed.stderr

@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 from kubernetes import client, config
 
-from tests.builders import REPO_ROOT
+from tests.cli import run_resilience
 
 # `sandbox up` here starts whole sandboxes on the fixed addresses: one at a time.
 pytestmark = pytest.mark.full_sandbox
@@ -21,15 +20,7 @@ pytestmark = pytest.mark.full_sandbox
 
 def resilience(state: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARMONYFLOW_SANDBOX_DIR": str(state)}
-    return subprocess.run(
-        [sys.executable, "-m", "resilience.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=timeout,
-        check=False,
-    )
+    return run_resilience(*args, env=env, timeout=timeout)
 
 
 def started_processes(state: Path) -> list[psutil.Process]:

@@ -34,12 +34,10 @@ from resilience.targets.live import terminating_pods
 from resilience.targets.sandbox import (
     SANDBOX_CONTEXT,
     SandboxSession,
-    sandbox_down,
-    sandbox_up,
     suite_command,
 )
 from tests.builders import REPO_ROOT
-from tests.live import only_pods_of
+from tests.live import only_pods_of, started
 from tests.sandbox.cluster_harness import wait_for
 
 NAMESPACE = "harmonyflow"
@@ -53,11 +51,8 @@ TWIN_LOAD_WINDOW = "3"
 
 @pytest.fixture(scope="module")
 def twin_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxSession]:
-    state = tmp_path_factory.mktemp("twins") / "sandbox"
-    try:
-        yield sandbox_up(state)
-    finally:
-        sandbox_down(state)
+    """A whole sandbox (tests/live.py); the twins need only its session, as the suites do."""
+    yield from (live.session for live in started(tmp_path_factory.mktemp("twins") / "sandbox"))
 
 
 @pytest.fixture

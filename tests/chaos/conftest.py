@@ -5,15 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from resilience.targets.sandbox import requested_extras, with_flags
-from tests.live import LiveSandbox, started
-
-# node lifecycle shortened as an operator would for a test cluster (see test_sandbox_aws)
-SANDBOX_FLAGS = [
-    "--node-monitor-grace-period",
-    "20",
-    "--default-unreachable-toleration-seconds",
-    "10",
-]
+from tests.live import FAST_NODE_LIFECYCLE_FLAGS, LiveSandbox, started
 
 
 @pytest.fixture(scope="module")
@@ -23,5 +15,5 @@ def chaos_sandbox(
     """One sandbox for a module of experiments (`resilience sandbox up`, then `down`), with
     the optional parts its selected tests ask for (`sandbox_with`)."""
     selected = (i for i in request.session.items if getattr(i, "module", None) is request.module)
-    flags = SANDBOX_FLAGS + with_flags(requested_extras(selected))
+    flags = [*FAST_NODE_LIFECYCLE_FLAGS, *with_flags(requested_extras(selected))]
     yield from started(tmp_path_factory.mktemp("chaos") / "sandbox", flags)

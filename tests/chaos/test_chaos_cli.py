@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.builders import REPO_ROOT
+from tests.cli import run_resilience
 
 POD_KILL = REPO_ROOT / "experiments" / "pod-kill.yaml"
 
@@ -57,15 +58,7 @@ def chaos(
         "HARMONYFLOW_RECOVERY_JOURNAL": str(tmp_path / "recovery.jsonl"),
         "HARMONYFLOW_REPORTS_DIR": str(tmp_path / "reports"),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "resilience.cli", "chaos", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_resilience("chaos", *args, env={**base, **(env or {})})
 
 
 def one_line_exit_2(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -94,14 +87,8 @@ def test_not_yaml_and_no_file(tmp_path: Path) -> None:
 
 def test_a_missing_variable_is_named(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HARMONYFLOW_INGRESS_URL"}
-    done = subprocess.run(
-        [sys.executable, "-m", "resilience.cli", "chaos", "run", str(POD_KILL)],
-        capture_output=True,
-        text=True,
-        env={**env, "KUBECONFIG": str(tmp_path / "none")},
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
+    done = run_resilience(
+        "chaos", "run", str(POD_KILL), env={**env, "KUBECONFIG": str(tmp_path / "none")}
     )
     one_line_exit_2(
         done, "missing variable: base_url (environment variable HARMONYFLOW_INGRESS_URL)"

@@ -4,7 +4,6 @@ is lenient, and interruptions in the middle of an AZ drain."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,58 +16,20 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from kubernetes import client
 
-from resilience.chaos.probes import whole
 from resilience.chaos.verdict import failures
 from resilience.safety import undo_journal
-from tests.aws.clients import boto
 from tests.builders import REPO_ROOT
-from tests.live import LiveSandbox
+from tests.chaos.runs import EXPERIMENTS, journal_of, run_env
+from tests.cli import resilience_command
+from tests.live import LiveSandbox, all_whole, cluster_state, zone_cordoned
 from tests.sandbox.cluster_harness import wait_for
 
 pytestmark = pytest.mark.usefixtures("servers_installed")
-EXPERIMENTS = REPO_ROOT / "experiments"
 CHAOS = Path(sys.executable).with_name("chaos")
 # experiments that fail on the seed's settings: a finding, asserted as such below
 FINDINGS = {"liveness-hang": "service-answers = False"}
 BROKER_PARTS = pytest.mark.sandbox_with("rabbitmq", "monitoring")
-
-
-def env(live: LiveSandbox, tmp_path: Path) -> dict[str, str]:
-    return {
-        **live.env(),
-        **live.exports,
-        "HARMONYFLOW_RECOVERY_JOURNAL": str(tmp_path / "recovery.jsonl"),
-        "HARMONYFLOW_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-
-
-def cluster_state(live: LiveSandbox) -> dict[str, Any]:
-    """What "as it started" means: nodes, deployments, replicas, the DB, the instances."""
-    core, apps = client.CoreV1Api(live.api), client.AppsV1Api(live.api)
-    nodes = core.list_node().items
-    deployments = apps.list_namespaced_deployment("harmonyflow").items
-    [db] = boto(live.exports, "rds").describe_db_instances()["DBInstances"]
-    reservations = boto(live.exports, "ec2").describe_instances()["Reservations"]
-    return {
-        "cordoned": sorted(n.metadata.name for n in nodes if n.spec.unschedulable),
-        "nodes_ready": sum(
-            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
-            for n in nodes
-        ),
-        "deployments": {
-            d.metadata.name: (d.spec.replicas, d.spec.template.spec.containers[0].image)
-            for d in deployments
-        },
-        "db": db["DBInstanceStatus"],
-        "instances": sorted({i["State"]["Name"] for r in reservations for i in r["Instances"]}),
-    }
-
-
-def all_whole(live: LiveSandbox) -> bool:
-    deployments = client.AppsV1Api(live.api).list_namespaced_deployment("harmonyflow").items
-    return all(whole(d) for d in deployments)
 
 
 def run_stock_chaos(
@@ -82,25 +43,8 @@ def run_stock_chaos(
 def run_with_the_runner(live: LiveSandbox, tmp_path: Path, experiment: Path) -> dict[str, Any]:
     """`resilience chaos run`: the hypothesis is also checked during the method."""
     journal = tmp_path / "journal.json"
-    runner = [sys.executable, "-m", "resilience.cli", "chaos", "run", "--journal"]
+    runner = resilience_command("chaos", "run", "--journal")
     return journal_of(live, tmp_path, [*runner, str(journal), str(experiment)], journal)
-
-
-def journal_of(
-    live: LiveSandbox, tmp_path: Path, command: list[str], journal: Path
-) -> dict[str, Any]:
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=env(live, tmp_path),
-        cwd=tmp_path,
-        timeout=600,
-        check=False,
-    )
-    assert journal.exists(), done.stderr[-2000:]
-    result: dict[str, Any] = json.loads(journal.read_text())
-    return result
 
 
 def experiment_params(in_ci: frozenset[str] = frozenset()) -> list[Any]:
@@ -164,11 +108,11 @@ def passes_and_leaves_the_cluster_as_it_was(
 
 def resilience(live: LiveSandbox, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "resilience.cli", *args],
+        resilience_command(*args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env(live, tmp_path),
+        env=run_env(live, tmp_path),
         cwd=REPO_ROOT,
         start_new_session=True,
     )
@@ -201,15 +145,6 @@ def test_runner_fails_a_bad_release_left_without_its_rollback(
     wait_for(
         lambda: cluster_state(chaos_sandbox) == before, 180, "the rollback restored the release"
     )
-
-
-def zone_cordoned(live: LiveSandbox, zone: str) -> bool:
-    nodes = (
-        client.CoreV1Api(live.api)
-        .list_node(label_selector=f"topology.kubernetes.io/zone={zone}")
-        .items
-    )
-    return bool(nodes) and all(n.spec.unschedulable for n in nodes)
 
 
 @pytest.mark.parametrize(

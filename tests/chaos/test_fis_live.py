@@ -10,7 +10,6 @@ minutes), and everything is back as it started.
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,9 @@ from kubernetes import client
 
 from resilience.chaos.verdict import failures
 from tests.aws.clients import boto
-from tests.chaos.test_experiments_live import (
-    EXPERIMENTS,
-    all_whole,
-    cluster_state,
-    journal_of,
-)
-from tests.live import LiveSandbox
+from tests.chaos.runs import EXPERIMENTS, journal_of
+from tests.cli import resilience_command
+from tests.live import LiveSandbox, all_whole, cluster_state
 from tests.sandbox.cluster_harness import wait_for
 
 pytestmark = [pytest.mark.usefixtures("servers_installed"), pytest.mark.slow]
@@ -72,7 +67,7 @@ def test_the_az_power_interruption_runs_through_fis_on_the_writers_zone(
     watcher = threading.Thread(target=watch, args=(live, zone, seen), daemon=True)
     watcher.start()
     try:
-        runner = [sys.executable, "-m", "resilience.cli", "chaos", "run", "--var", f"zone={zone}"]
+        runner = resilience_command("chaos", "run", "--var", f"zone={zone}")
         journal_path = tmp_path / "journal.json"
         experiment = EXPERIMENTS / "az-power-interruption.yaml"
         journal = journal_of(

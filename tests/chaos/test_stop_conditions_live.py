@@ -24,6 +24,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.builders import REPO_ROOT
+from tests.cli import resilience_command
 from tests.prometheus_fake import FakePrometheus
 from tests.sandbox.cluster_harness import private_cluster_dns
 
@@ -150,17 +151,9 @@ def start_run(
     base.pop("PROMETHEUS_URL", None)
     base.pop("AWS_ENDPOINT_URL", None)
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resilience.cli",
-            "chaos",
-            "run",
-            str(experiment),
-            "--journal",
-            str(tmp_path / "journal.json"),
-            *args,
-        ],
+        resilience_command(
+            "chaos", "run", str(experiment), "--journal", str(tmp_path / "journal.json"), *args
+        ),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -22,8 +22,7 @@ from kubernetes import client
 
 from sandbox.aws.inventory import ACCOUNT_ID
 from tests.builders import REPO_ROOT
-from tests.chaos.conftest import SANDBOX_FLAGS
-from tests.live import LiveSandbox, started
+from tests.live import FAST_NODE_LIFECYCLE_FLAGS, LiveSandbox, started
 from tests.sandbox.cluster_harness import wait_for
 
 pytestmark = [
@@ -40,7 +39,7 @@ JOB_TIMEOUT_SECONDS = 900
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
-    yield from started(tmp_path_factory.mktemp("in-cluster") / "sandbox", SANDBOX_FLAGS)
+    yield from started(tmp_path_factory.mktemp("in-cluster") / "sandbox", FAST_NODE_LIFECYCLE_FLAGS)
 
 
 def for_this_cluster(documents: list[dict[str, Any]], ingress: str) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +20,20 @@ from xml.etree import ElementTree
 
 import psutil
 import pytest
-from kubernetes import client
 
 from resilience.report.alerts import read_alerts
 from resilience.safety import undo_journal
 from resilience.targets.sandbox import requested_extras, with_flags
 from tests.builders import REPO_ROOT
-from tests.chaos.conftest import SANDBOX_FLAGS
-from tests.chaos.test_experiments_live import all_whole, cluster_state
-from tests.live import LiveSandbox, started
+from tests.cli import resilience_command
+from tests.live import (
+    FAST_NODE_LIFECYCLE_FLAGS,
+    LiveSandbox,
+    all_whole,
+    cluster_state,
+    started,
+    zone_cordoned,
+)
 from tests.sandbox.cluster_harness import wait_for
 
 pytestmark = [
@@ -49,7 +53,7 @@ def sandbox(
     lists, and RabbitMQ when a selected test asks for it (the standard day's broker step)."""
     selected = (i for i in request.session.items if getattr(i, "module", None) is request.module)
     extras = sorted({"monitoring", *requested_extras(selected)})
-    flags = SANDBOX_FLAGS + with_flags(extras)
+    flags = [*FAST_NODE_LIFECYCLE_FLAGS, *with_flags(extras)]
     yield from started(tmp_path_factory.mktemp("gameday") / "sandbox", flags)
 
 
@@ -61,16 +65,7 @@ def gameday(live: LiveSandbox, tmp_path: Path, *args: str) -> subprocess.Popen[s
         "HARMONYFLOW_TEST_API_TOKEN": PLANTED,
     }
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resilience.cli",
-            "gameday",
-            "--plain",
-            "--reports-dir",
-            str(tmp_path / "reports"),
-            *args,
-        ],
+        resilience_command("gameday", "--plain", "--reports-dir", str(tmp_path / "reports"), *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -154,15 +149,6 @@ def test_a_short_game_day_writes_a_full_report(sandbox: LiveSandbox, tmp_path: P
     no_leaks(run_dir)
     wait_for(lambda: cluster_state(sandbox) == before, 120, "the cluster as it started")
     assert undo_journal.pending(undo_journal.read(tmp_path / "recovery.jsonl")) == []
-
-
-def zone_cordoned(live: LiveSandbox, zone: str) -> bool:
-    nodes = (
-        client.CoreV1Api(live.api)
-        .list_node(label_selector=f"topology.kubernetes.io/zone={zone}")
-        .items
-    )
-    return bool(nodes) and all(n.spec.unschedulable for n in nodes)
 
 
 def test_ctrl_c_in_a_step_rolls_back_and_still_writes_the_report(

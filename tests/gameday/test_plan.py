@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from resilience.errors import InvalidInputError
 from resilience.gameday.plan import DEFAULT_PLAN, EXPERIMENTS_DIR, Experiment, load_plan, parse_plan
 from tests.builders import REPO_ROOT
+from tests.cli import run_resilience
 
 KNOWN = {
     "pod-kill": Experiment(
@@ -154,16 +154,7 @@ def test_an_experiment_given_as_a_path(tmp_path: Path) -> None:
 
 def gameday(*args: str, cwd: Path = REPO_ROOT, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HARMONYFLOW_SANDBOX_DIR": "/nonexistent-sandbox", **extra}
-    return subprocess.run(
-        [sys.executable, "-m", "resilience.cli", "gameday", "--plain", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_resilience("gameday", "--plain", *args, env=env, cwd=cwd)
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -215,25 +206,10 @@ def test_a_production_context_is_refused_before_anything_runs(tmp_path: Path) ->
 def test_a_context_needs_the_ingress_url(tmp_path: Path) -> None:
     config = kubeconfig(tmp_path / "kubeconfig", "staging")
     env = {k: v for k, v in os.environ.items() if k != "HARMONYFLOW_INGRESS_URL"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "resilience.cli",
-            "gameday",
-            "--plain",
-            "--kube-context",
-            "staging",
-            "--reports-dir",
-            str(tmp_path / "reports"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
+    done = run_resilience(
+        *("gameday", "--plain", "--kube-context", "staging"),
+        *("--reports-dir", str(tmp_path / "reports")),
         env={**env, "KUBECONFIG": str(config)},
-        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2, done.stderr
     assert "set HARMONYFLOW_INGRESS_URL" in done.stderr

@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from tests.builders import REPO_ROOT
 
-WS_LOCUSTFILE = REPO_ROOT / "loadtests" / "sessions_ws.py"
+LOADTESTS = REPO_ROOT / "loadtests"
+WS_LOCUSTFILE = LOADTESTS / "sessions_ws.py"
 Stats = dict[str, dict[str, int]]
 
 
@@ -57,3 +60,15 @@ def run_locustfile(
 def count(stats: Stats, entry: str, what: str = "requests") -> int:
     """`what` of `entry`, 0 when the entry never fired."""
     return stats.get(entry, {}).get(what, 0)
+
+
+def locust_processes() -> list[psutil.Process]:
+    """The test process's descendants that run Locust (zombies have exited already)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "locust" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found

@@ -4,11 +4,12 @@ load; a run against `--host` (the seeded loopback server) issues a certificate."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.load.conftest import resilience
+from tests.cli import run_resilience
 from tests.load.seeded import serving
 
 WS_ONLY = """
@@ -34,7 +35,7 @@ slos:
 @pytest.fixture
 def no_sandbox(tmp_path: Path) -> dict[str, str]:
     """An environment in which no sandbox runs and no kubeconfig is set."""
-    return {"HARMONYFLOW_SANDBOX_DIR": str(tmp_path / "no-sandbox"), "KUBECONFIG": ""}
+    return {**os.environ, "HARMONYFLOW_SANDBOX_DIR": str(tmp_path / "no-sandbox"), "KUBECONFIG": ""}
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -96,7 +97,7 @@ def test_bad_input_is_one_line_and_exit_2(
     write(tmp_path, "type.yaml", WS_ONLY.replace("users: 2", "users: many"))
     write(tmp_path, "marks.jsonl", '{"t": 1, "fault": "x", "phase": "middle"}\n')
     args = [str(tmp_path / a) if a.endswith((".yaml", ".jsonl")) else a for a in args]
-    done = resilience(
+    done = run_resilience(
         "certify", "--reports-dir", str(tmp_path / "reports"), *args, env=no_sandbox, timeout=60
     )
     assert done.returncode == 2, done.stdout + done.stderr
@@ -109,7 +110,7 @@ def test_certify_against_a_host_issues_a_certificate(
 ) -> None:
     profile = write(tmp_path, "ws.yaml", WS_ONLY)
     with serving("healthy") as url:
-        done = resilience(
+        done = run_resilience(
             "certify", "--profile", str(profile), "--host", url,
             "--reports-dir", str(tmp_path / "reports"), env=no_sandbox, timeout=120,
         )  # fmt: skip
@@ -134,7 +135,7 @@ def test_a_failed_slo_exits_1_naming_it_and_the_observed_value(
 ) -> None:
     profile = write(tmp_path, "gaps.yaml", WS_ONLY)
     with serving("skip") as url:
-        done = resilience(
+        done = run_resilience(
             "certify", "--profile", str(profile), "--host", url,
             "--reports-dir", str(tmp_path / "reports"), env=no_sandbox, timeout=120,
         )  # fmt: skip

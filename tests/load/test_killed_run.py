@@ -22,7 +22,8 @@ import pytest
 
 from resilience import processes as procs
 from resilience.safety import undo_journal
-from tests.load.conftest import LOADTESTS, resilience
+from tests.cli import run_resilience
+from tests.load.locustrun import LOADTESTS
 from tests.load.seeded import serving
 
 RUNNER = """
@@ -142,7 +143,7 @@ def test_locust_dies_with_its_killed_runner(killed_run: KilledRun) -> None:
     left = wait_no_locust(killed_run.out_dir, GONE_WITHIN)
     assert not left, f"Locust outlived its killed runner: {[p.pid for p in left]}"
     [undo] = killed_run.undos()  # the runner never got to mark it done
-    done = resilience("recover", "--journal", str(killed_run.journal), timeout=60)
+    done = run_resilience("recover", "--journal", str(killed_run.journal), timeout=60)
     assert done.returncode == 0, done.stderr
     started = procs.StartedProcess.from_json(undo.target)
     expected = f"recover: Locust pid {started.pid} ({started.short()}): already gone"
@@ -155,11 +156,11 @@ def test_recover_stops_the_locust_of_a_killed_run(killed_run: KilledRun) -> None
     time.sleep(2.0)
     assert locust_of(killed_run.out_dir), "the death signal reached it: nothing left to recover"
     [undo] = killed_run.undos()
-    done = resilience("recover", "--journal", str(killed_run.journal), timeout=60)
+    done = run_resilience("recover", "--journal", str(killed_run.journal), timeout=60)
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     assert line.startswith(f"recover: stopped Locust pid {undo.target['pid']} (locust -f ")
     assert not locust_of(killed_run.out_dir), "Locust survived recover"
     assert killed_run.undos() == []
-    again = resilience("recover", "--journal", str(killed_run.journal), timeout=60)
+    again = run_resilience("recover", "--journal", str(killed_run.journal), timeout=60)
     assert again.stdout.splitlines() == ["recover: nothing to recover"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,8 +26,8 @@ from resilience.chaos.probes import whole
 from resilience.load.requests import read_timeline
 from resilience.load.runner import append_mark
 from tests.builders import REPO_ROOT
-from tests.live import only_pods_of
-from tests.load.conftest import DEPLOYMENT, NAMESPACE, LiveSandbox, resilience
+from tests.cli import resilience_command, run_resilience
+from tests.live import DEPLOYMENT, NAMESPACE, LiveSandbox, only_pods_of
 
 IMAGE = "ghcr.io/harmonyflow/session-state"
 SMOKE_SECONDS = "25"
@@ -51,7 +50,7 @@ def rolled_out(api: client.ApiClient, image: str) -> bool:
 
 def set_image(live: LiveSandbox, tag: str, timeout: float = 180) -> None:
     """Patch the Deployment's image through the Python client; wait for the rollout."""
-    api = live.api()
+    api = live.api
     image = f"{IMAGE}:{tag}"
     patch = {"spec": {"template": {"spec": {"containers": [{"name": DEPLOYMENT, "image": image}]}}}}
     client.AppsV1Api(api).patch_namespaced_deployment(
@@ -66,7 +65,9 @@ def set_image(live: LiveSandbox, tag: str, timeout: float = 180) -> None:
 def certify(
     live: LiveSandbox, reports: Path, *args: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    done = resilience("certify", "--reports-dir", str(reports), *args, env=live.env(), timeout=240)
+    done = run_resilience(
+        "certify", "--reports-dir", str(reports), *args, env=live.env(), timeout=240
+    )
     certificates = sorted(reports.glob("certify-*/certificate.json"))
     assert certificates, done.stderr + done.stdout
     return done, json.loads(certificates[-1].read_text())
@@ -184,17 +185,17 @@ def test_certify_zero_fault_budget_fails_when_a_pod_is_killed(
 ) -> None:
     marks = tmp_path / "chaos.jsonl"
     reports = tmp_path / "reports"
-    command = [
-        sys.executable, "-m", "resilience.cli", "certify", "--profile", "zero-fault-budget",
-        "--run-time", "35", "--reports-dir", str(reports), "--chaos-timeline", str(marks),
-    ]  # fmt: skip
-    env = {**os.environ, **live_sandbox.env()}
+    command = resilience_command(
+        "certify", "--profile", "zero-fault-budget", "--run-time", "35",
+        "--reports-dir", str(reports), "--chaos-timeline", str(marks),
+    )  # fmt: skip
+    env = live_sandbox.env()
     with subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as certifying:
         try:
             wait_for_load(reports, requests=100, timeout=60)
-            core = client.CoreV1Api(live_sandbox.api())
+            core = client.CoreV1Api(live_sandbox.api)
             pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"app={DEPLOYMENT}").items
             victim = pod_serving_websockets(pods)
             sockets = sum(websocket_connections().values())
@@ -248,7 +249,7 @@ def wait_replaced(live: LiveSandbox, victim: Any, sockets: int, timeout: float) 
     """The fault is over: the deleted pod's process stopped listening (its drain is done),
     the pod is gone, three pods are Ready, and the WebSocket users are back (`sockets`
     open again: they noticed the loss, so its failures fall inside the fault window)."""
-    core = client.CoreV1Api(live.api())
+    core = client.CoreV1Api(live.api)
     name, ip = victim.metadata.name, victim.status.pod_ip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,7 +23,7 @@ from harmonyflow.recorder import TimelineRecorder
 from harmonyflow.sequence import SequenceTracker, Step, classify
 from harmonyflow.stages import SHAPES, ShapeParams, Stage, build_stages, stage_at
 
-from tests.load.conftest import LOADTESTS
+from tests.load.locustrun import LOADTESTS
 
 V3 = Expected(3, {"n": 3})
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from tests.builders import REPO_ROOT
-from tests.load.conftest import LOADTESTS
+from tests.load.locustrun import LOADTESTS
 
 # Rendering must never contact a cluster: the kubectl dispatcher asks for /version.
 ISOLATED = """\

@@ -14,7 +14,7 @@ import pytest
 from resilience.load.runner import KILL_AFTER, LoadPlan, LoadRun, locust_commands
 from resilience.safety import undo_journal
 from resilience.slo.objectives import Slo, SloKind, Status, Window
-from tests.load.conftest import LOADTESTS, locust_processes
+from tests.load.locustrun import LOADTESTS, locust_processes
 from tests.load.seeded import serving
 
 WS_FILE = LOADTESTS / "sessions_ws.py"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.builders import REPO_ROOT
+from tests.cli import run_resilience
 from tests.preflight.fake_authorization import FakeAuthorization, write_kubeconfig
 
 
@@ -32,16 +32,7 @@ def resilience(
         "HARMONYFLOW_RECOVERY_JOURNAL": str(tmp_path / "recovery.jsonl"),
         "HARMONYFLOW_REPORTS_DIR": str(tmp_path / "reports"),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "resilience.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_resilience(*args, env=env)
 
 
 def test_chaos_run_refuses_in_one_line_with_exit_2(tmp_path: Path, fake: FakeAuthorization) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -13,6 +12,7 @@ import yaml
 
 from resilience.report.build import build_report
 from tests.builders import REPO_ROOT
+from tests.cli import run_resilience
 from tests.report.builders import T0, write_run
 
 TOKEN = "hf-planted-token-5e4d3c2b1a09"
@@ -189,14 +189,7 @@ def test_trend_against_the_previous_run_of_the_same_plan(tmp_path: Path) -> None
 
 
 def resilience(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resilience.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    return run_resilience(*args, cwd=cwd)
 
 
 def test_resilience_report_rebuilds_from_the_stored_data(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from kubernetes import client
 
 from sandbox.kube.kubelet.cgroups import sandbox_id
 from tests.builders import REPO_ROOT
+from tests.cli import run_resilience
 from tests.sandbox.cluster_harness import SandboxHarness, app_deployment, wait_for
 from tests.sandbox.live.pod_probe import probe
 
@@ -235,15 +236,7 @@ def test_a_run_killed_with_its_fault_in_force_is_recovered_by_resilience_recover
     finally:
         run.kill()
         run.wait(10)
-    recovered = subprocess.run(
-        [sys.executable, "-m", "resilience.cli", "recover"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=REPO_ROOT,
-    )
+    recovered = run_resilience("recover", env=env)
     assert recovered.returncode == 0, recovered.stderr
     assert "NetworkChaos default/killed deleted" in recovered.stdout + recovered.stderr
     table = subprocess.run(

@@ -24,23 +24,26 @@ from sandbox.infra.redis_cluster import NODE_TIMEOUT_MS
 from tests.aws.clients import aws_cli as run_aws_cli
 from tests.aws.clients import boto as boto_client
 from tests.aws.clients import cli_env
-from tests.live import DEPLOYMENT, NAMESPACE, LiveSandbox, create_sessions
+from tests.live import (
+    DEPLOYMENT,
+    FAST_NODE_LIFECYCLE_FLAGS,
+    NAMESPACE,
+    LiveSandbox,
+    create_sessions,
+)
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live.traffic import Writer, lost_writes, write_gap
 
 pytestmark = pytest.mark.usefixtures("servers_installed")
 
-# node lifecycle shortened the way an operator would, so a zone outage plays out in a
-# minute: NotReady after 20 s without a heartbeat, eviction 10 s after the taint
 SANDBOX_UP_FLAGS = [
-    "--node-monitor-grace-period",
-    "20",
-    "--default-unreachable-toleration-seconds",
-    "10",
+    # a zone outage plays out in a minute: NotReady after 20 s without a heartbeat,
+    # eviction 10 s after the taint
+    *FAST_NODE_LIFECYCLE_FLAGS,
     # These tests check that each client's call does what AWS does, not how long it
-    # takes (the RDS suite and the game days keep AWS's 60 s, tests/sandbox/
-    # test_infra_rds.py holds the duration to its flag): a shorter failover, and a failed
-    # host back soon, for two failovers in a row.
+    # takes (the RDS suite and the game days keep AWS's 60 s,
+    # tests/sandbox/infra/test_infra_rds.py holds the duration to its flag): a shorter
+    # failover, and a failed host back soon, for two failovers in a row.
     "--rds-failover-seconds",
     "20",
     "--rds-reboot-seconds",

@@ -1,3 +1,5 @@
+"""The `live` fixture: a whole sandbox (tests/live.py) for a module of tests/sandbox/live."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
