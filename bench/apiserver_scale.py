@@ -23,8 +23,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions, default_nodes
+from sandbox.kube.embedding import LoopThread, https_connection
 from sandbox.kube.kubeconfig import ApiAccess
-from tests.sandbox.harness import LoopThread, https_connection
 
 NAMESPACE = "bench"
 

@@ -19,10 +19,10 @@ from sandbox.daemon import Sandbox, SandboxOptions
 from sandbox.infra.clusterdns import DNS_PORT
 from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
+from sandbox.kube.embedding import LoopThread
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.settings import ControlPlaneSettings
-from tests.sandbox.harness import LoopThread
 
 T = TypeVar("T")
 
