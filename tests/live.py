@@ -12,7 +12,6 @@ endpoint.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from resilience.chaos.probes import whole
 from resilience.targets.live import terminating_pods
 from resilience.targets.sandbox import SandboxSession, sandbox_down, sandbox_up
 from tests.aws.clients import boto
+from tests.cli import run_kubectl
 from tests.sandbox.cluster_harness import wait_for
 from tests.sandbox.live.traffic import request
 
@@ -80,16 +80,7 @@ class LiveSandbox:
         }
 
     def kubectl(self, *args: str, timeout: float = 180) -> str:
-        done = subprocess.run(
-            ["kubectl", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=timeout,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr + done.stdout
-        return done.stdout
+        return run_kubectl(*args, env=self.env(), timeout=timeout).stdout
 
     def set_image(self, tag: str) -> None:
         self.kubectl(

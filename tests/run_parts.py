@@ -22,7 +22,8 @@ from pathlib import Path
 from types import FrameType
 
 # Fixtures that stand for a whole sandbox on its fixed loopback addresses (127.0.3.x), of
-# which a machine runs one at a time: the suites' target and the live tests' sandboxes.
+# which a machine runs one at a time: the suites' target and the live tests' sandboxes
+# (each started by tests/live.py's `started`).
 FULL_SANDBOX_FIXTURES = frozenset(
     {"target", "live", "live_sandbox", "full_sandbox", "chaos_sandbox", "twin_sandbox"}
 )

@@ -37,6 +37,7 @@ from resilience.targets.sandbox import (
     suite_command,
 )
 from tests.builders import REPO_ROOT
+from tests.cli import run_kubectl
 from tests.live import only_pods_of, started
 from tests.sandbox.cluster_harness import wait_for
 
@@ -62,16 +63,10 @@ def api(twin_sandbox: SandboxSession) -> client.ApiClient:
 
 
 def kubectl(session: SandboxSession, *args: str, timeout: float = 240) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(session.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "KUBECACHEDIR": str(session.state_dir / "kubecache")},
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done.stdout
+    env = {**os.environ, "KUBECACHEDIR": str(session.state_dir / "kubecache")}
+    return run_kubectl(
+        "--kubeconfig", str(session.kubeconfig), *args, env=env, timeout=timeout
+    ).stdout
 
 
 @pytest.fixture

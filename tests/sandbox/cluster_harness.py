@@ -23,6 +23,7 @@ from sandbox.kube.embedding import LoopThread
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.settings import ControlPlaneSettings
+from tests.cli import run_kubectl
 
 T = TypeVar("T")
 
@@ -94,20 +95,7 @@ class SandboxHarness:
     def kubectl(
         self, *args: str, timeout: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        completed = subprocess.run(
-            ["kubectl", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=timeout,
-            check=False,
-        )
-        if check and completed.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({completed.returncode}): "
-                f"{completed.stderr}{completed.stdout}"
-            )
-        return completed
+        return run_kubectl(*args, env=self.env(), timeout=timeout, check=check)
 
     def new_namespace(self) -> str:
         name = f"t-{uuid.uuid4().hex[:8]}"

@@ -17,6 +17,7 @@ from sandbox.kube.embedding import LoopThread, https_connection
 from sandbox.kube.kubeconfig import write_kubeconfig
 from sandbox.kube.metrics import MetricsStore
 from sandbox.kube.store import Store
+from tests.cli import run_kubectl
 
 T = TypeVar("T")
 
@@ -64,17 +65,7 @@ class ApiHarness:
             "KUBECONFIG": str(self.kubeconfig),
             "KUBECACHEDIR": str(self.directory / "kubecache"),
         }
-        completed = subprocess.run(
-            ["kubectl", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        if check and completed.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {completed.stderr}")
-        return completed
+        return run_kubectl(*args, env=env, timeout=timeout, check=check)
 
     def close(self) -> None:
         self.thread.run(self.server.stop())
