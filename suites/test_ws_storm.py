@@ -28,7 +28,7 @@ share of the sockets. A release without a max age (the reference 1.0.0) leaves t
 nearly empty: recorded as a finding, the fix being the service's. Run it on another
 release with HARMONYFLOW_REBALANCE_IMAGE (e.g. ghcr.io/harmonyflow/session-state:1.2.0,
 which rebalances). The check's can-fail twin, on the `never-rebalances` tag's measured
-numbers: tests/sandbox/test_rebalancing.py.
+numbers: tests/sandbox/session_state/test_rebalancing.py.
 """
 
 from __future__ import annotations

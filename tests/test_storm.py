@@ -3,7 +3,7 @@
 seeded fault.
 
 The rebalancing check's twin against the `never-rebalances` tag's measured numbers, on
-real processes, is tests/sandbox/test_rebalancing.py.
+real processes, is tests/sandbox/session_state/test_rebalancing.py.
 """
 
 from __future__ import annotations

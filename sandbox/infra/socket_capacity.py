@@ -23,7 +23,7 @@ One worker could not hold them (24,000 > 20,000): the workers are what spreads t
 load over processes, so they must share it. `listen ... reuseport` gives each worker
 a listening socket of its own and the kernel picks one per connection by a hash of its
 addresses, whatever each worker is busy with (ingress-nginx's `reuse-port: true`
-default). Measured (tests/sandbox/test_nginx_sockets.py): 3,000 sockets through two
+default). Measured (tests/sandbox/infra/test_nginx_sockets.py): 3,000 sockets through two
 workers split 3,102 / 2,898 connections; nginx's EPOLLEXCLUSIVE accept split them
 evenly there too without reuseport, on idle workers. The headroom covers the hash's
 unevenness (12,000 clients over two workers: a standard deviation of about 55) with a

@@ -20,7 +20,7 @@ from resilience.load.capacity import (
 from resilience.load.certify import plan_for
 from resilience.load.profile import load_profile, parse_capacity
 from resilience.load.requests import RequestRecord, RequestTimeline
-from tests.load.conftest import LOADTESTS
+from tests.load.locustrun import LOADTESTS
 
 
 @pytest.mark.parametrize(

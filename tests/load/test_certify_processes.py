@@ -24,7 +24,8 @@ from bench.loadgen_target import Target
 from resilience.load.capacity import REST_TYPES, Capacity, plan_capacity
 from resilience.load.requests import read_timeline
 from tests.builders import REPO_ROOT
-from tests.load.conftest import locust_processes, resilience
+from tests.cli import run_resilience
+from tests.load.locustrun import locust_processes
 from tests.load.seeded import serving_app
 
 # Small enough for two cores: 4 s ramp, 14 s hold; 5 % short fails (as the release's).
@@ -135,7 +136,7 @@ def test_two_processes_drive_the_capacity_and_their_totals_are_what_the_target_s
     ],
 )
 def test_a_bad_processes_count_is_one_line_and_exit_2(value: str, message: str) -> None:
-    done = resilience(
+    done = run_resilience(
         "certify", "--profile", "smoke", "--host", "http://127.0.0.1:9", "--processes", value
     )
     assert done.returncode == 2, done.stderr

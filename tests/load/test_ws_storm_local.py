@@ -43,7 +43,7 @@ from resilience.suites.storm import (
 )
 from sandbox.infra.nginx_config import render_config
 from sandbox.infra.nginx_process import NginxProcess
-from tests.sandbox.test_nginx_config import (
+from tests.sandbox.infra.builders import (
     NGINX,
     make_endpoint,
     make_ingress,
@@ -51,7 +51,7 @@ from tests.sandbox.test_nginx_config import (
     make_service,
     make_slice,
 )
-from tests.sandbox.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     Service,
     StartService,
     needs_servers,

@@ -32,7 +32,7 @@ from resilience.load.profile import load_profile, resolve_profile
 from sandbox.images.registry import REPO_ROOT
 from sandbox.images.session_state.fdlimit import NR_OPEN_DEFAULT, nofile_target
 from sandbox.infra.socket_capacity import DESIGN_SESSIONS, pod_sockets
-from tests.sandbox.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     Service,
     StartService,
     needs_servers,

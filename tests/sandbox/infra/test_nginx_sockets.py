@@ -33,7 +33,7 @@ from resilience.suites.storm import (
 )
 from sandbox.infra.nginx_config import SIZING, render_config
 from sandbox.infra.nginx_process import NginxProcess, free_port
-from tests.sandbox.test_nginx_config import (
+from tests.sandbox.infra.builders import (
     NGINX,
     make_endpoint,
     make_ingress,

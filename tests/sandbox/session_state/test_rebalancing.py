@@ -31,7 +31,7 @@ from resilience.load.profile import load_profile, resolve_profile
 from resilience.suites.podsockets import REBALANCE_LIMIT, check_rebalanced, describe_spread
 from sandbox.infra.nginx_config import render_config
 from sandbox.infra.nginx_process import NginxProcess
-from tests.sandbox.test_nginx_config import (
+from tests.sandbox.infra.builders import (
     NGINX,
     make_endpoint,
     make_ingress,
@@ -39,7 +39,7 @@ from tests.sandbox.test_nginx_config import (
     make_service,
     make_slice,
 )
-from tests.sandbox.test_session_state_support import (
+from tests.sandbox.session_state.servers import (
     Service,
     StartService,
     needs_servers,
