@@ -9,7 +9,7 @@ What suites/test_ws_storm.py asserts on the sandbox is asserted here, at a small
 scale: the profile's SLOs (every session resumed, no gap, duplicate or lost write), the
 p99 reconnect time within the bound derived from the profile, and nothing refused by
 the ingress; and exactly one graceful disconnect and one reconnect per socket the pod
-held. About a minute: the profile's clients reconnect within their 10-20 s backoff.
+held. About two minutes: the profile's clients reconnect within their 20-40 s backoff.
 
 The fault window lasts until every socket is back, so that the recovery window follows
 the storm: with Locust's --processes, the events of a run's last seconds never reach

@@ -39,7 +39,7 @@ from sandbox.images.session_state.config import Settings
 from sandbox.images.session_state.db import Database
 from sandbox.images.session_state.errors import DB_UNAVAILABLE
 from sandbox.images.session_state.faults import dependency_timeout, should_crash
-from sandbox.images.session_state.hub import Hub
+from sandbox.images.session_state.hub import Hub, ReplayGate, replay_slots
 from sandbox.images.session_state.metrics import Metrics
 from sandbox.images.session_state.middleware import MIDDLEWARES
 from sandbox.images.session_state.model import MAX_BODY_BYTES
@@ -68,7 +68,7 @@ def build_runtime(settings: Settings) -> tuple[Runtime, WriteBehind | None]:
     redis_timeout = dependency_timeout(fault, "redis", timings.redis_timeout)
     db = Database(settings.db, db_timeout, settings.db_pool_size, bool(settings.amqp), fault)
     redis = RedisConnector(settings.redis, redis_timeout)
-    hub = Hub(db, metrics)
+    hub = Hub(ReplayGate(db, replay_slots(settings.db_pool_size)), metrics)
     cache = SessionCache(redis, timings.cache_ttl, metrics)
     after_commit = AfterCommit(hub, cache, Publisher(redis, metrics, redis_timeout))
     write_behind = (

@@ -10,6 +10,15 @@ seq of every subscribed session, so that an event whose pub/sub message was lost
 (Redis down, a publisher that failed after COMMIT) still arrives: every
 `poll_interval` while pub/sub is down, every `resync_interval` while it is up.
 
+Every read of the event log on behalf of subscribers goes through a `ReplayGate`, which
+lets at most half the pool's connections serve them (`replay_slots`). A reconnect storm
+resumes thousands of subscriptions at once (a third of all sockets when a pod goes);
+unbounded, their replays queue ahead of the request path on the pool and requests wait
+out DB_TIMEOUT_SECONDS to a 503. Measured before the gate: `suites/test_ws_storm.py`,
+1,217 PUTs answered 503 in the storm's first 16 s, with
+`session_state_db_errors{operation="request"}` on both pods that stayed. A replay waits
+at the gate instead, without a timeout: it is late, never lost.
+
 The `ws-resume-from-head` fault only moves where a resumed subscription starts (its
 newest event instead of `since`); everything after that is the healthy delivery.
 """
@@ -39,6 +48,33 @@ class EventSource(Protocol):
 
 
 Sender = Callable[[Event], Awaitable[None]]
+
+
+def replay_slots(pool_size: int) -> int:
+    """Connections the subscribers' reads may hold at once: half the pool, at least one,
+    so the request path always has the other half.
+
+    >>> [replay_slots(n) for n in (1, 2, 3, 10)]
+    [1, 1, 1, 5]
+    """
+    return max(1, pool_size // 2)
+
+
+class ReplayGate:
+    """The event log as subscribers read it: at most `slots` reads at a time."""
+
+    def __init__(self, source: EventSource, slots: int) -> None:
+        self.source = source
+        self.slots = slots
+        self._gate = asyncio.Semaphore(slots)
+
+    async def events_after(self, session_id: str, after: int, limit: int) -> list[Event]:
+        async with self._gate:
+            return await self.source.events_after(session_id, after, limit)
+
+    async def heads(self, session_ids: Sequence[str]) -> dict[str, int]:
+        async with self._gate:
+            return await self.source.heads(session_ids)
 
 
 class Subscription:

@@ -168,7 +168,7 @@ class Connection:
             message.session,
             message.since,
             self.send_event,
-            runtime.db,
+            runtime.hub.source,  # the gated event log (hub.ReplayGate)
             runtime.metrics,
             retry_delay=runtime.settings.timings.poll_interval,
             from_head=resumes_from_head(runtime.settings.fault, message.since),

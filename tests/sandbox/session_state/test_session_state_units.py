@@ -29,6 +29,7 @@ from sandbox.images.session_state.errors import (
 )
 from sandbox.images.session_state.faults import FAULTS, HEALTHY, readiness_verdict
 from sandbox.images.session_state.health import readiness_answer
+from sandbox.images.session_state.hub import ReplayGate, replay_slots
 from sandbox.images.session_state.middleware import error_middleware
 from sandbox.images.session_state.model import (
     Event,
@@ -582,3 +583,41 @@ def test_unexpected_errors_are_json_and_the_server_keeps_serving(
     assert [a[0] for a in answers] == [status, 200, status, 404]
     assert answers[0][1]["error"]["code"] == code
     assert answers[3][1]["error"]["code"] == "not_found"
+
+
+class _CountingLog:
+    """An event log that records how many reads it serves at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    async def _read(self) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.01)
+        self.now -= 1
+
+    async def events_after(self, session_id: str, after: int, limit: int) -> list[Any]:
+        await self._read()
+        return []
+
+    async def heads(self, session_ids: Any) -> dict[str, int]:
+        await self._read()
+        return {}
+
+
+@pytest.mark.parametrize("pool_size", [1, 2, 10])
+def test_replays_of_a_reconnect_storm_hold_at_most_half_the_pool(pool_size: int) -> None:
+    """Thousands of resumed subscriptions read the log at once; the gate lets only
+    `replay_slots` of them hold a connection, and every read is still served."""
+    log = _CountingLog()
+    gate = ReplayGate(log, replay_slots(pool_size))
+
+    async def storm() -> int:
+        reads = [gate.events_after(f"s{i}", 0, 500) for i in range(200)]
+        reads += [gate.heads([f"s{i}"]) for i in range(200)]
+        return len(await asyncio.gather(*reads))
+
+    assert asyncio.run(storm()) == 400
+    assert log.most == max(1, pool_size // 2)
