@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -207,8 +208,8 @@ def target(
             yield live
             return
         with _terminate_as_interrupt():
-            state = tmp_path_factory.mktemp("sandbox")
             keep = bool(pytestconfig.getoption("--keep-sandbox"))
+            state = _sandbox_state_dir(tmp_path_factory, keep)
             try:
                 extras: tuple[str, ...] = pytestconfig.stash.get(SANDBOX_EXTRAS, ())
                 session = _start_sandbox(state, extras)
@@ -260,6 +261,16 @@ def _point_clients_at(env: pytest.MonkeyPatch, live: LiveTarget) -> None:
     for name, value in live.client_env().items():
         env.setenv(name, value)
     env.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(live.kubeconfig))
+
+
+def _sandbox_state_dir(factory: pytest.TempPathFactory, keep: bool) -> Path:
+    """Where the session's sandbox keeps its state. A kept sandbox outlives the session,
+    so not under pytest's base temp: the next pytest runs delete all but the newest three
+    of those (once this session's lock is gone), and a running sandbox would lose its
+    kubeconfig and logs, unreachable and unstoppable by `sandbox down`."""
+    if keep:
+        return Path(tempfile.mkdtemp(prefix="harmonyflow-kept-sandbox-"))
+    return factory.mktemp("sandbox")
 
 
 def _start_sandbox(state: Path, extras: Sequence[str]) -> SandboxSession:
