@@ -33,6 +33,7 @@ from resilience.load.session import LocustLoad
 from resilience.suites.podsockets import describe_spread
 from resilience.suites.storm import (
     RECONNECT,
+    Bound,
     check_ingress_refused_nothing,
     check_reconnect_time,
     connect_errors,
@@ -101,21 +102,39 @@ def wait_sockets(pods: list[Service], count: int, timeout: float) -> dict[str, i
     return found
 
 
-def test_a_small_storm_through_nginx_meets_the_storm_checks(
-    start_service: StartService, tmp_path: Path
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class SmallStorm:
+    """What one small storm left: the load, the victim's sockets, the ingress's log."""
+
+    load: LocustLoad
+    began: float
+    before: dict[str, int]
+    victim: Service
+    bound: Bound
+    error_log: list[str]
+
+
+def run_small_storm(
+    start_service: StartService,
+    tmp_path: Path,
+    victim_args: tuple[str, ...] = (),
+    stayed_args: tuple[str, ...] = (),
+) -> SmallStorm:
+    """SESSIONS ws-storm sessions over PODS pods behind nginx, then the victim terminated
+    as the kubelet does; `*_args` seed a fault into the victim or the pods that stay."""
     storm = load_profile(resolve_profile("ws-storm", PROFILES))
     profile = dataclasses.replace(
         storm, load=dataclasses.replace(storm.load, users=SESSIONS, spawn_rate=150)
     )
     bound = reconnect_bound(profile.load.env)
-    pods = [start_service(DRAIN_DELAY_SECONDS=DRAIN_DELAY) for _ in range(PODS)]
+    victim = start_service(*victim_args, DRAIN_DELAY_SECONDS=DRAIN_DELAY)
+    stayed = [start_service(*stayed_args, DRAIN_DELAY_SECONDS=DRAIN_DELAY) for _ in range(PODS - 1)]
+    pods = [victim, *stayed]
     for pod in pods:
         pod.wait_ready()
     nginx = NginxProcess(tmp_path / "ingress", upstream_bind=None)
     loop = asyncio.new_event_loop()  # nginx's: its process belongs to one loop
     loop.run_until_complete(nginx.start(ingress_config(nginx, pods)))
-    victim, stayed = pods[0], pods[1:]
     try:
         load = LocustLoad(profile, nginx.url, tmp_path / "load", baseline_seconds=3.0)
         with load as background:
@@ -131,15 +150,57 @@ def test_a_small_storm_through_nginx_meets_the_storm_checks(
     finally:
         loop.run_until_complete(nginx.stop())
         loop.close()
-    records = load.result.timeline.records
-    reconnects, failed = entry_distribution(records, RECONNECT, began - 1, time.time() + 1)
     print(f"before {describe_spread(before)}; after {describe_spread(after)}")
-    print(f"reconnects {reconnects.describe()}, {failed} failed; bound {bound.seconds:g}s")
-    load.check("local storm").raise_if_violated()
-    # every socket of the pod was closed gracefully (1001) and its user saw it
-    lost, _ = entry_distribution(records, ("WS", "disconnect"), began - 1, time.time() + 1)
-    assert lost.count == reconnects.count == before[victim.host]
-    check_reconnect_time(reconnects, bound, "local storm").raise_if_violated()
     log = nginx.paths.error_log.read_text(errors="replace").splitlines()
+    return SmallStorm(load, began, before, victim, bound, log)
+
+
+def test_a_small_storm_through_nginx_meets_the_storm_checks(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    storm = run_small_storm(start_service, tmp_path)
+    records = storm.load.result.timeline.records
+    window = (storm.began - 1, time.time() + 1)
+    reconnects, failed = entry_distribution(records, RECONNECT, *window)
+    print(f"reconnects {reconnects.describe()}, {failed} failed; bound {storm.bound.seconds:g}s")
+    storm.load.check("local storm").raise_if_violated()
+    # every socket of the pod was closed gracefully (1001) and its user saw it
+    lost, _ = entry_distribution(records, ("WS", "disconnect"), *window)
+    assert lost.count == reconnects.count == storm.before[storm.victim.host]
+    check_reconnect_time(reconnects, storm.bound, "local storm").raise_if_violated()
     refused = refusals_by_mechanism(connect_errors(records, 0.0))
-    check_ingress_refused_nothing(exhaustion_in_log(log), refused, True).raise_if_violated()
+    exhausted = exhaustion_in_log(storm.error_log)
+    check_ingress_refused_nothing(exhausted, refused, True).raise_if_violated()
+
+
+@pytest.mark.parametrize(
+    ("victim_args", "stayed_args", "violated"),
+    [
+        # the pod that goes resets its sockets instead of closing them with 1001
+        pytest.param(
+            ("--fault", "abrupt-exit"), (), "load.slo.websocket-closes-graceful", id="abrupt-exit"
+        ),
+        # the pods that stay resume each socket from the session's newest event, so the
+        # change made while it was away is never pushed
+        pytest.param(
+            (),
+            ("--fault", "ws-resume-from-head"),
+            "load.slo.no-sequence-gaps-or-duplicates",
+            id="ws-resume-from-head",
+        ),
+    ],
+)
+def test_the_storm_checks_fail_on_a_seeded_release(
+    start_service: StartService,
+    tmp_path: Path,
+    victim_args: tuple[str, ...],
+    stayed_args: tuple[str, ...],
+    violated: str,
+) -> None:
+    """The twin: the same storm on a seeded release fails, naming the profile's SLO and
+    what it observed."""
+    storm = run_small_storm(start_service, tmp_path, victim_args, stayed_args)
+    result = storm.load.check("local storm on a seeded release")
+    by_limit = {v.limit: v for v in result.violations}
+    assert violated in by_limit, result.summary()
+    assert by_limit[violated].observed > 0, by_limit[violated]
