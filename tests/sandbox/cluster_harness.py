@@ -21,7 +21,6 @@ from sandbox.infra.supervisor import AddressInUseError, Endpoint, ensure_free
 from sandbox.kube.controlplane import ControlPlane, ControlPlaneOptions
 from sandbox.kube.embedding import LoopThread
 from sandbox.kube.kubeconfig import write_kubeconfig
-from sandbox.kube.kubelet.serviceaccount import TokenIssuer
 from sandbox.kube.settings import ControlPlaneSettings
 from tests.cli import run_kubectl
 
@@ -57,7 +56,6 @@ class SandboxHarness:
         self,
         directory: Path,
         settings: ControlPlaneSettings = FAST,
-        token_issuer: TokenIssuer | None = None,
     ) -> None:
         self.directory = directory
         self.thread = LoopThread()
@@ -65,9 +63,7 @@ class SandboxHarness:
         options = SandboxOptions(
             ControlPlaneOptions(state_dir=directory, settings=settings, seed=7)
         )
-        self.sandbox: Sandbox = self.thread.on_loop(
-            lambda: Sandbox(options, token_issuer=token_issuer)
-        )
+        self.sandbox: Sandbox = self.thread.on_loop(lambda: Sandbox(options))
         self.plane: ControlPlane = self.sandbox.plane
         self.url = self.thread.run(self.sandbox.start())
         self.kubeconfig = write_kubeconfig(

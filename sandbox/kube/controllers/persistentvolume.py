@@ -108,7 +108,7 @@ class ClaimPlan:
 
 
 @dataclass(frozen=True)
-class VolumePlan:
+class PersistentVolumeAction:
     action: Literal["none", "phase", "delete", "release-finalizer"]
     phase: str = ""
     delete_directory: bool = False
@@ -401,35 +401,47 @@ def _plan_provision(
 # ---- the volume's plan ----
 
 
-def plan_volume(volume: Mapping[str, Any], claim: Mapping[str, Any] | None) -> VolumePlan:
+def plan_persistent_volume(
+    volume: Mapping[str, Any], claim: Mapping[str, Any] | None
+) -> PersistentVolumeAction:
     """`syncVolume` and pvprotection for one volume, given the claim its claimRef names
     (None when that claim does not exist or has another uid).
 
     >>> pv = {"metadata": {"name": "pvc-1"}, "status": {"phase": "Bound"},
     ...       "spec": {"persistentVolumeReclaimPolicy": "Delete",
     ...                "claimRef": {"namespace": "ns", "name": "c", "uid": "1"}}}
-    >>> plan_volume(pv, None)
-    VolumePlan(action='delete', phase='Released', delete_directory=True)
+    >>> plan_persistent_volume(pv, None)
+    PersistentVolumeAction(action='delete', phase='Released', delete_directory=True)
     """
     metadata, spec = _meta(volume), _spec(volume)
     phase = (volume.get("status") or {}).get("phase")
     if metadata.get("deletionTimestamp"):
         protected = PV_PROTECTION in (metadata.get("finalizers") or [])
-        return VolumePlan("release-finalizer" if protected and phase != "Bound" else "none")
+        return PersistentVolumeAction(
+            "release-finalizer" if protected and phase != "Bound" else "none"
+        )
     ref = spec.get("claimRef")
     if not ref:
-        return VolumePlan("none") if phase == "Available" else VolumePlan("phase", "Available")
+        return (
+            PersistentVolumeAction("none")
+            if phase == "Available"
+            else PersistentVolumeAction("phase", "Available")
+        )
     if claim is not None:
         bound = str(_spec(claim).get("volumeName") or "") == metadata.get("name")
         if bound and phase != "Bound":
-            return VolumePlan("phase", "Bound")
-        return VolumePlan("none")
+            return PersistentVolumeAction("phase", "Bound")
+        return PersistentVolumeAction("none")
     if not ref.get("uid"):
-        return VolumePlan("none")  # pre-bound by a user to a claim not created yet
+        return PersistentVolumeAction("none")  # pre-bound by a user to a claim not created yet
     policy = spec.get("persistentVolumeReclaimPolicy") or "Retain"
     if policy == "Delete":
-        return VolumePlan("delete", "Released", delete_directory=True)
-    return VolumePlan("none") if phase == "Released" else VolumePlan("phase", "Released")
+        return PersistentVolumeAction("delete", "Released", delete_directory=True)
+    return (
+        PersistentVolumeAction("none")
+        if phase == "Released"
+        else PersistentVolumeAction("phase", "Released")
+    )
 
 
 # ---- the controller ----
@@ -593,7 +605,7 @@ class PersistentVolumeController:
         )
         if claim is not None and ref.get("uid") and _meta(claim).get("uid") != ref.get("uid"):
             claim = None
-        plan = plan_volume(volume, claim)
+        plan = plan_persistent_volume(volume, claim)
         if plan.action == "phase":
             self._set_volume_phase(name, plan.phase)
         elif plan.action == "release-finalizer":

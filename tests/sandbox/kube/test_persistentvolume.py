@@ -19,7 +19,7 @@ from sandbox.kube.controllers.persistentvolume import (
     PersistentVolumeController,
     World,
     plan_claim,
-    plan_volume,
+    plan_persistent_volume,
 )
 from sandbox.kube.controllers.scheduler import Scheduler, schedule
 from sandbox.kube.controllers.volumebinding import (
@@ -349,7 +349,7 @@ def test_the_provisioned_volume_is_the_request_in_the_selected_nodes_zone() -> N
 def test_plan_volume(
     volume: KubeObject, claim: KubeObject | None, expected: tuple[str, str, bool]
 ) -> None:
-    plan = plan_volume(volume, claim)
+    plan = plan_persistent_volume(volume, claim)
     assert (plan.action, plan.phase, plan.delete_directory) == expected
 
 
