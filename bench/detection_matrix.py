@@ -111,6 +111,9 @@ ROWS: tuple[Row, ...] = (
     # hangs. The short day has no Redis fault; the standard day's redis-failover (its primary
     # silenced until the election) should show it too.
     Row("no-redis-timeout", DEPENDENCY_PARTITION, False, "requests hang on a partitioned Redis"),
+    # Readiness that ignores Redis keeps every pod a ready endpoint through the partition;
+    # the partition's pods-leave-endpoints probe judges the endpoints themselves.
+    Row("readiness-ignores-redis", DEPENDENCY_PARTITION, False, "ready without its Redis"),
     # The short day's failover judges readiness directly: the pods must leave the endpoints.
     Row("ready-before-db", DB_OUTAGE, True, "ready without its database"),
     # A cache update lost to a Redis failover leaves an older entry on the promoted

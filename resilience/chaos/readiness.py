@@ -1,7 +1,8 @@
-"""Readiness follows the database: every pod leaves the endpoints while it is away.
+"""Readiness follows the dependencies: every pod leaves the endpoints while one is away.
 
 The seed's readiness probe checks the service's dependencies, so a failover or a
-stop of the session database must take every pod out of the Service's endpoints
+stop of the session database, or a partition from Redis (experiments/
+dependency-partition.yaml), must take every pod out of the Service's endpoints
 within readiness's detection window, and the ingress then answers at once instead
 of handing requests to pods that cannot serve them. Error ratios do not show a
 build whose readiness ignores the database: its requests fail during the outage
