@@ -90,11 +90,15 @@ class RenderedManifests:
         return tuple(obj for obj in self.objects if obj.kind == kind)
 
 
-def render(directory: Path | str) -> RenderedManifests:
-    """Check the sources, render with kubectl kustomize, validate every object."""
+def render(directory: Path | str, files_outside: bool = False) -> RenderedManifests:
+    """Check the sources, render with kubectl kustomize, validate every object.
+
+    `files_outside`: the kustomization reads files from outside its directory
+    (deploy/locust's configMapGenerator takes loadtests/), which kustomize allows only
+    with `--load-restrictor LoadRestrictionsNone`."""
     root = Path(directory)
     check_sources(root)
-    documents = _kustomize(root)
+    documents = _kustomize(root, files_outside)
     objects = tuple(_attribute(doc, root) for doc in documents)
     for obj in objects:
         validate_object(obj)
@@ -152,7 +156,7 @@ def validate_object(obj: ManifestObject) -> None:
         ) from None
 
 
-def _kustomize(directory: Path) -> list[Mapping[str, Any]]:
+def _kustomize(directory: Path, files_outside: bool = False) -> list[Mapping[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise ManifestError("kubectl not found on PATH: it renders deploy/ (kubectl kustomize)")
@@ -162,7 +166,12 @@ def _kustomize(directory: Path) -> list[Mapping[str, Any]]:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": scratch}
         try:
             completed = subprocess.run(
-                [kubectl, "kustomize", str(directory)],
+                [
+                    kubectl,
+                    "kustomize",
+                    *(["--load-restrictor", "LoadRestrictionsNone"] if files_outside else []),
+                    str(directory),
+                ],
                 capture_output=True,
                 text=True,
                 env=env,

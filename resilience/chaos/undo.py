@@ -21,8 +21,9 @@ from resilience import processes as procs
 from resilience.chaos.chaosmesh import custom, delete_journaled
 from resilience.chaos.deployments import delete_canary
 from resilience.chaos.fis import stop_journaled
-from resilience.chaos.kube import REQUEST_TIMEOUT, apps, core
+from resilience.chaos.kube import REQUEST_TIMEOUT, api_client, apps, core
 from resilience.errors import ResilienceError
+from resilience.load.cluster_run import TEARDOWN_TIMEOUT, delete_run
 from resilience.load.runner import KILL_AFTER
 from resilience.safety import undo_journal
 
@@ -102,6 +103,13 @@ def _stop_load(target: dict[str, Any]) -> str:
     return f"stopped {what}"
 
 
+def _delete_load(target: dict[str, Any]) -> str:
+    """Delete an on-cluster Locust run's objects (deploy/locust, labelled with its run id)."""
+    namespace, run_id = target["namespace"], target["run_id"]
+    deleted = delete_run(api_client(), namespace, run_id, TEARDOWN_TIMEOUT)
+    return f"load run {namespace}/{run_id}: deleted {', '.join(deleted) or 'nothing (gone)'}"
+
+
 def _stop_fis_experiment(target: dict[str, Any]) -> str:
     stopped = stop_journaled(aws_client("fis", {}, None), target, FIS_STOP_TIMEOUT_SECONDS)
     return f"FIS experiments stopped: {', '.join(stopped) or 'none was running'}"
@@ -119,6 +127,7 @@ UNDOERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "start-db": _start_db,
     "scale": _scale,
     "stop-load": _stop_load,
+    "delete-load": _delete_load,
     "stop-fis-experiment": _stop_fis_experiment,
     "delete-chaos-mesh-object": _delete_chaos_mesh_object,
 }

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from resilience.errors import ResilienceError
+from resilience.errors import InvalidInputError, ResilienceError
 from resilience.gameday.plan import DEFAULT_PLAN, load_plan
 from resilience.gameday.progress import Progress
 from resilience.gameday.run import GamedayOptions, check_writable, exit_code, run_gameday
 from resilience.load.certify import PROFILES
+from resilience.load.cluster import LOAD_NAMESPACE
 from resilience.load.profile import load_profile, resolve_profile
 from resilience.paths import PROJECT_ROOT as REPO_ROOT
 
@@ -52,6 +53,17 @@ def add_command(commands: Any) -> None:
     gameday.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )
+    gameday.add_argument(
+        "--load-on-cluster",
+        action="store_true",
+        help="run the day's load as deploy/locust's master and workers in pods",
+    )
+    gameday.add_argument(
+        "--load-workers", type=int, help="with --load-on-cluster: worker pods (default 1)"
+    )
+    gameday.add_argument(
+        "--load-namespace", default=LOAD_NAMESPACE, help="with --load-on-cluster: their namespace"
+    )
     gameday.set_defaults(run=_run)
 
 
@@ -63,6 +75,10 @@ def _run(arguments: argparse.Namespace) -> int:
     from resilience.report.build import build_report  # noqa: PLC0415
     from resilience.report.notify import notifiers, notify_all  # noqa: PLC0415
 
+    if arguments.load_workers is not None and not arguments.load_on_cluster:
+        raise InvalidInputError("--load-workers needs --load-on-cluster (worker pods)")
+    if arguments.load_workers is not None and arguments.load_workers < 1:
+        raise InvalidInputError(f"--load-workers must be at least 1, got {arguments.load_workers}")
     plan = load_plan(arguments.plan)
     load_profile(resolve_profile(plan.load_profile, PROFILES))
     notifiers(os.environ, tuple(arguments.notify))  # a bad address is bad input, found now
@@ -77,6 +93,9 @@ def _run(arguments: argparse.Namespace) -> int:
         kube_context=arguments.kube_context,
         allow_production=arguments.allow_production,
         run_id=arguments.run_id,
+        load_on_cluster=arguments.load_on_cluster,
+        load_workers=arguments.load_workers or 1,
+        load_namespace=arguments.load_namespace,
     )
     progress = Progress(live=False if arguments.plain else None)
     record, run_dir = run_gameday(options, progress, _log)

@@ -33,8 +33,10 @@ from resilience.gameday.progress import Progress, Snapshot, recent_rates
 from resilience.gameday.steady import steady_problems
 from resilience.gameday.steps import StepProcess, chaos_command, run_recover
 from resilience.load.certify import PROFILES, plan_for
+from resilience.load.cluster import LOAD_NAMESPACE
+from resilience.load.cluster_run import ClusterLoadRun
 from resilience.load.profile import load_profile, resolve_profile
-from resilience.load.runner import LoadRun
+from resilience.load.runner import LoadRun, LoadRunBase
 from resilience.observe.codec import to_jsonable
 from resilience.observe.monitors import Monitors, MonitorScope
 from resilience.observe.recovery import ready_spread
@@ -63,6 +65,9 @@ class GamedayOptions:
     kube_context: str | None = None
     allow_production: str | None = None
     run_id: str | None = None
+    load_on_cluster: bool = False  # the day's load from deploy/locust's pods
+    load_workers: int = 1
+    load_namespace: str = LOAD_NAMESPACE
 
 
 def new_run_id(plan: str, now: float | None = None) -> str:
@@ -136,7 +141,7 @@ class Gameday:
         self.progress = progress
         self.interrupts = interrupts
         self.began = time.monotonic()
-        self.load: LoadRun | None = None
+        self.load: LoadRunBase | None = None
         self.monitors: Monitors | None = None
         self.recovery_journal = undo_journal.journal_path().resolve()
         self.record = RunRecord(
@@ -204,7 +209,19 @@ class Gameday:
             self.run_dir / files.LOAD_DIR,
             run_time=self.plan.bound_seconds() + 120.0,
         )
-        self.load = LoadRun(plan, recovery_journal=self.recovery_journal).start()
+        options = self.options
+        load: LoadRunBase
+        if options.load_on_cluster:
+            load = ClusterLoadRun(
+                plan,
+                self.target.api_client(),
+                options.load_workers,
+                options.load_namespace,
+                recovery_journal=self.recovery_journal,
+            )
+        else:
+            load = LoadRun(plan, recovery_journal=self.recovery_journal)
+        self.load = load.start()
         self.record = replace(self.record, load_started=time.time())
         if not self.load.wait_for_requests(FLOWING_REQUESTS, FLOWING_TIMEOUT):
             raise ResilienceError(

@@ -14,6 +14,12 @@ A profile with `capacity:` (resilience/load/capacity.py) is run as the ramp and 
 its figures give; the certificate states the target and what the hold achieved, and
 fails naming each figure that fell short.
 
+`--on-cluster [--workers N] [--load-namespace NS]` runs the load from pods instead:
+deploy/locust's master and N workers (default: the profile's workers or processes,
+at least 1) in `harmonyflow-load`, created through the kubeconfig's API and deleted
+after the run, also on Ctrl-C or SIGTERM (resilience/load/cluster_run.py). The pods
+target the same URL a local run would, so the certificates compare.
+
 `--chaos-timeline FILE` lets another process (a Chaos Toolkit activity, a test)
 mark fault windows while the load runs: it appends JSON lines
 `{"t": <unix time>, "fault": "pod-kill", "phase": "start" | "end"}`
@@ -30,6 +36,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kubernetes import config
+from kubernetes.client import ApiClient
+from kubernetes.config.config_exception import ConfigException
+
 from resilience.errors import InvalidInputError
 from resilience.load.capacity import (
     achieved_load,
@@ -44,9 +54,11 @@ from resilience.load.certificate import (
     fault_spans,
     write_certificate,
 )
+from resilience.load.cluster import LOAD_NAMESPACE
+from resilience.load.cluster_run import ClusterLoadRun, sigterm_interrupts
 from resilience.load.environment import describe_cluster, tool_versions
 from resilience.load.profile import Profile, load_profile, resolve_profile
-from resilience.load.runner import LoadPlan, LoadResult, LoadRun, read_marks
+from resilience.load.runner import LoadPlan, LoadResult, LoadRun, LoadRunBase, read_marks
 from resilience.paths import PROJECT_ROOT as REPO_ROOT
 
 LOADTESTS = REPO_ROOT / "loadtests"
@@ -83,6 +95,17 @@ def add_command(commands: Any) -> None:
         type=int,
         help="Locust processes on this machine (locust --processes N); default: the profile's",
     )
+    certify.add_argument(
+        "--on-cluster",
+        action="store_true",
+        help="run Locust as deploy/locust's master and workers in pods (through the kubeconfig)",
+    )
+    certify.add_argument(
+        "--workers", type=int, help="with --on-cluster: worker pods (default: the profile's)"
+    )
+    certify.add_argument(
+        "--load-namespace", default=LOAD_NAMESPACE, help="with --on-cluster: where the pods run"
+    )
     certify.add_argument("--chaos-timeline", type=Path, help="fault marks file (JSON lines)")
     certify.add_argument("--sandbox-dir", help="the sandbox's state dir (default as `sandbox`)")
     certify.set_defaults(run=run)
@@ -94,13 +117,27 @@ def run(arguments: argparse.Namespace) -> int:
         raise InvalidInputError(f"--run-time must be positive, got {arguments.run_time}")
     if arguments.processes is not None and arguments.processes < 1:
         raise InvalidInputError(f"--processes must be at least 1, got {arguments.processes}")
+    check_on_cluster(arguments.on_cluster, arguments.workers, arguments.processes)
     if arguments.chaos_timeline is not None:
         read_marks(arguments.chaos_timeline)  # a bad file is bad input, found before the load
     target = resolve_target(arguments)
     out_dir = arguments.reports_dir / f"certify-{profile.name}-{_stamp()}"
     plan = plan_for(profile, target.host, out_dir, arguments.run_time, arguments.processes)
     print(f"certify: profile {profile.name} against {target.host} ({target.source}), {out_dir}")
-    with LoadRun(plan, chaos_file=arguments.chaos_timeline) as load:
+    load: LoadRunBase
+    if arguments.on_cluster:
+        workers = arguments.workers or default_workers(profile)
+        load = ClusterLoadRun(
+            plan,
+            cluster_api(target),
+            workers,
+            arguments.load_namespace,
+            chaos_file=arguments.chaos_timeline,
+        )
+        print(f"certify: on the cluster, {workers} worker pods in {arguments.load_namespace}")
+    else:
+        load = LoadRun(plan, chaos_file=arguments.chaos_timeline)
+    with sigterm_interrupts(), load:
         result = load.wait()
     environment = {
         "cluster": describe_cluster(
@@ -127,6 +164,36 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"FAIL run: {problem}")
     print(f"certify: {certificate['verdict']}; certificate {json_path} and {html_path}")
     return 0 if certificate["verdict"] == "PASS" else EXIT_FAILED
+
+
+def check_on_cluster(on_cluster: bool, workers: int | None, processes: int | None) -> None:
+    """The flags that go with `--on-cluster`, and those that do not (exit 2)."""
+    if workers is not None and not on_cluster:
+        raise InvalidInputError("--workers needs --on-cluster (worker pods)")
+    if workers is not None and workers < 1:
+        raise InvalidInputError(f"--workers must be at least 1, got {workers}")
+    if on_cluster and processes is not None:
+        raise InvalidInputError("--on-cluster runs worker pods: use --workers, not --processes")
+
+
+def default_workers(profile: Profile) -> int:
+    """Worker pods for a profile: as many as its local workers or processes, at least 1."""
+    return max(profile.load.workers, profile.load.processes, 1)
+
+
+def cluster_api(target: Target) -> ApiClient:
+    """A client for the target's kubeconfig: where the load pods are created."""
+    if target.kubeconfig is None:
+        raise InvalidInputError(
+            "--on-cluster needs a kubeconfig: pass --kubeconfig or set KUBECONFIG"
+        )
+    try:
+        api: ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(target.kubeconfig), context=target.context
+        )
+    except (ConfigException, OSError, ValueError) as error:
+        raise InvalidInputError(f"kubeconfig {target.kubeconfig}: {error}") from None
+    return api
 
 
 def plan_for(

@@ -28,6 +28,7 @@ Marks can also come from another process: it appends `MarkEvent` lines to
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import math
@@ -90,37 +91,38 @@ class LoadPlan:
         return self.locustfiles[0].parent / f"shape_{self.shape}.py"
 
 
+def locust_files(plan: LoadPlan) -> list[Path]:
+    """The locustfiles Locust loads: the plan's, then its shape's."""
+    shape = plan.shape_file()
+    return [*plan.locustfiles, *([shape] if shape is not None else [])]
+
+
+def run_options(plan: LoadPlan, out_dir: str, files: Sequence[str]) -> list[str]:
+    """Locust's options for the run itself, wherever it runs (here, or in a pod whose
+    `out_dir` and `files` are the pod's paths): what it loads and targets, the timeline
+    for the runner, CSV with full history and HTML for people, `--exit-code-on-error 0`
+    (the SLOs, not "any failure", decide), and the users, spawn rate and run time
+    unless a shape decides them. Pure, so the flags are table-tested."""
+    options = ["-f", ",".join(files), "--host", plan.host]
+    options += ["--timeline-file", f"{out_dir}/{TIMELINE}"]
+    options += ["--csv", f"{out_dir}/locust", "--csv-full-history"]
+    options += ["--html", f"{out_dir}/locust.html", "--exit-code-on-error", "0"]
+    options += ["--stop-timeout", f"{plan.stop_timeout:g}", "--only-summary"]
+    if plan.shape is None:
+        options += ["--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}"]
+        options += ["--run-time", f"{math.ceil(plan.run_time)}s"]
+    return options
+
+
 def locust_commands(plan: LoadPlan, master_port: int) -> list[list[str]]:
     """The command lines to start: Locust alone, or a master then its workers.
 
-    Pure, so the flags are table-tested: headless, `--exit-code-on-error 0` (the SLOs,
-    not "any failure", decide), CSV with full history and HTML for people, the
-    timeline for the runner, and every listener bound to 127.0.0.1.
+    Pure, so the flags are table-tested: headless, `run_options`, and every listener
+    bound to 127.0.0.1.
     """
-    files = [*plan.locustfiles, *([plan.shape_file()] if plan.shape else [])]
-    locust = [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files)]
-    out = plan.out_dir
-    main = [
-        *locust,
-        "--headless",
-        "--host",
-        plan.host,
-        "--timeline-file",
-        str(out / TIMELINE),
-        "--csv",
-        str(out / "locust"),
-        "--csv-full-history",
-        "--html",
-        str(out / "locust.html"),
-        "--exit-code-on-error",
-        "0",
-        "--stop-timeout",
-        f"{plan.stop_timeout:g}",
-        "--only-summary",
-    ]
-    if plan.shape is None:
-        main += ["--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}"]
-        main += ["--run-time", f"{math.ceil(plan.run_time)}s"]
+    files = [str(f) for f in locust_files(plan)]
+    locust = [sys.executable, "-m", "locust"]
+    main = [*locust, *run_options(plan, str(plan.out_dir), files), "--headless"]
     if plan.processes > 1 or plan.workers > 0:
         main += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]
     if plan.processes > 1:
@@ -130,7 +132,7 @@ def locust_commands(plan: LoadPlan, master_port: int) -> list[list[str]]:
     if plan.workers > 0:
         main += ["--master", "--expect-workers", str(plan.workers)]
         main += ["--expect-workers-max-wait", f"{STARTUP_GRACE:g}"]
-        worker = [*locust, "--worker", "--master-host", "127.0.0.1"]
+        worker = [*locust, "-f", ",".join(files), "--worker", "--master-host", "127.0.0.1"]
         worker += ["--master-port", str(master_port)]
         workers = [worker + list(plan.user_classes) for _ in range(plan.workers)]
     return [main + list(plan.user_classes), *workers]
@@ -197,7 +199,89 @@ class LoadResult:
         return self.plan.out_dir / LOCUST_LOG
 
 
-class LoadRun:
+class LoadRunBase(abc.ABC):
+    """What every load run offers besides its life cycle: fault marks and the timeline.
+
+    `LoadRun` (Locust here) and `resilience.load.cluster_run.ClusterLoadRun` (Locust in
+    pods) subclass it, so certify and the game day take either."""
+
+    plan: LoadPlan
+    chaos_file: Path
+    clock: Callable[[], float]
+
+    @property
+    @abc.abstractmethod
+    def running(self) -> bool:
+        """Whether Locust still runs."""
+
+    @abc.abstractmethod
+    def start(self) -> LoadRunBase:
+        """Start Locust; the run is then stopped by `stop`, `wait` or leaving `with`."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> LoadResult:
+        """Until the run ends, bounded by the plan's deadline; then it is stopped."""
+
+    @abc.abstractmethod
+    def stop(self) -> LoadResult:
+        """Stop whatever still runs and return what the run left."""
+
+    @abc.abstractmethod
+    def result(self) -> LoadResult:
+        """What the run left so far."""
+
+    def __enter__(self) -> LoadRunBase:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- chaos marks and the live timeline ----
+
+    def mark_fault_start(self, fault: str, t: float | None = None) -> None:
+        append_mark(self.chaos_file, fault, "start", self.clock() if t is None else t)
+
+    def mark_fault_end(self, fault: str, t: float | None = None) -> None:
+        append_mark(self.chaos_file, fault, "end", self.clock() if t is None else t)
+
+    @contextlib.contextmanager
+    def fault(self, name: str) -> Iterator[None]:
+        """Marks the block as a fault window; the end is marked even if the block raises."""
+        self.mark_fault_start(name)
+        try:
+            yield
+        finally:
+            self.mark_fault_end(name)
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Until `count` requests succeeded (load is flowing), at most `timeout` s.
+
+        Failures do not count: against a target that refuses everything this is False.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.running:
+            if self._successes() >= count:
+                return True
+            time.sleep(0.5)
+        return self._successes() >= count
+
+    def _successes(self) -> int:
+        return sum(r.ok for r in self.timeline().records)
+
+    def marks(self) -> list[FaultMark]:
+        return read_marks(self.chaos_file)
+
+    def timeline(self) -> RequestTimeline:
+        """What Locust recorded so far (complete lines only)."""
+        return read_timeline(self.plan.out_dir / TIMELINE)
+
+
+class LoadRun(LoadRunBase):
     """A Locust run in the background; a context manager that always stops it."""
 
     def __init__(
@@ -261,14 +345,6 @@ class LoadRun:
     def __enter__(self) -> LoadRun:
         return self.start() if not self._processes else self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     @property
     def running(self) -> bool:
         return any(process.poll() is None for process in self._processes)
@@ -320,45 +396,6 @@ class LoadRun:
             timeline=self.timeline(),
             marks=tuple(self.marks()),
         )
-
-    # ---- chaos marks and the live timeline ----
-
-    def mark_fault_start(self, fault: str, t: float | None = None) -> None:
-        append_mark(self.chaos_file, fault, "start", self.clock() if t is None else t)
-
-    def mark_fault_end(self, fault: str, t: float | None = None) -> None:
-        append_mark(self.chaos_file, fault, "end", self.clock() if t is None else t)
-
-    @contextlib.contextmanager
-    def fault(self, name: str) -> Iterator[None]:
-        """Marks the block as a fault window; the end is marked even if the block raises."""
-        self.mark_fault_start(name)
-        try:
-            yield
-        finally:
-            self.mark_fault_end(name)
-
-    def wait_for_requests(self, count: int, timeout: float) -> bool:
-        """Until `count` requests succeeded (load is flowing), at most `timeout` s.
-
-        Failures do not count: against a target that refuses everything this is False.
-        """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.running:
-            if self._successes() >= count:
-                return True
-            time.sleep(0.5)
-        return self._successes() >= count
-
-    def _successes(self) -> int:
-        return sum(r.ok for r in self.timeline().records)
-
-    def marks(self) -> list[FaultMark]:
-        return read_marks(self.chaos_file)
-
-    def timeline(self) -> RequestTimeline:
-        """What Locust recorded so far (complete lines only)."""
-        return read_timeline(self.plan.out_dir / TIMELINE)
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:

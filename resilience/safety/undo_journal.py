@@ -29,6 +29,7 @@ UndoKind = Literal[
     "start-db",
     "scale",
     "stop-load",  # a Locust process group (resilience.processes.StartedProcess)
+    "delete-load",  # an on-cluster Locust run's objects (resilience.load.cluster_run)
     "stop-fis-experiment",
     "delete-chaos-mesh-object",  # a NetworkChaos or DNSChaos (resilience.chaos.chaosmesh)
 ]

@@ -87,6 +87,26 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
             "marks.jsonl:1: phase must be start or end",
             id="bad-marks",
         ),
+        pytest.param(
+            ["--profile", "smoke", "--on-cluster", "--processes", "2"],
+            "--on-cluster runs worker pods: use --workers, not --processes",
+            id="on-cluster-processes",
+        ),
+        pytest.param(
+            ["--profile", "smoke", "--workers", "2"],
+            "--workers needs --on-cluster",
+            id="workers-without-on-cluster",
+        ),
+        pytest.param(
+            ["--profile", "smoke", "--on-cluster", "--workers", "0"],
+            "--workers must be at least 1, got 0",
+            id="no-workers",
+        ),
+        pytest.param(
+            ["--profile", "smoke", "--on-cluster", "--host", "http://127.0.0.1:9"],
+            "--on-cluster needs a kubeconfig: pass --kubeconfig or set KUBECONFIG",
+            id="on-cluster-without-kubeconfig",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
