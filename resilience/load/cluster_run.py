@@ -9,7 +9,8 @@ undo: `resilience recover` deletes them after a `kill -9`) and creates them. `wa
 reads the master's log until its run is over (`cluster.master_finished`), lets the
 workers' last reports arrive (`SETTLE`), and calls `stop`, which collects the
 master's timeline and CSVs (by exec of `cat` in its container, as `kubectl cp`
-does with `tar`) and the pods' logs into `plan.out_dir`, then deletes every object of
+does with `tar`), its HTML report (from its web UI, through a port-forward) and the
+pods' logs into `plan.out_dir`, then deletes every object of
 the run and waits for its pods to be gone. Leaving the `with` block, on an exception
 or Ctrl-C, does the same; `sigterm_interrupts` makes SIGTERM a Ctrl-C for the CLIs.
 Every wait is bounded: the run by `deadline(plan)`, each request by
@@ -32,7 +33,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 from urllib3.exceptions import HTTPError
 
 from resilience.errors import InvalidInputError, ResilienceError
@@ -77,6 +78,10 @@ REQUEST_TIMEOUT = 15.0
 EXEC_TIMEOUT = 60.0
 TEARDOWN_TIMEOUT = 120.0
 API_ERRORS = (ApiException, HTTPError, OSError)
+WEB_PORT = 8089  # the master's web UI (deploy/locust/master.yaml `web`)
+# What `--html` writes at exit, served by the web UI (locust/web.py `stats_report`).
+HTML_REPORT = b"GET /stats/report?download=1 HTTP/1.0\r\nHost: localhost\r\n\r\n"
+HTML_FILE = "locust.html"
 
 
 def deadline(plan: LoadPlan) -> float:
@@ -283,6 +288,10 @@ class ClusterLoadRun(LoadRunBase):
                     notes.append(f"{name} not collected from {pod}: {error}")
                     continue
                 (out / name).write_bytes(data)
+            try:
+                (out / HTML_FILE).write_bytes(html_report(self._core(), self.namespace, pod))
+            except (*API_ERRORS, ResilienceError) as error:
+                notes.append(f"{HTML_FILE} not fetched from {pod}'s web UI: {error}")
         elif not notes:
             notes.append("no running master pod to collect the results from")
         with (out / LOCUST_LOG).open("a", encoding="utf-8") as log:
@@ -345,6 +354,34 @@ def exec_output(
         message = bytes(err).decode("utf-8", "replace").strip()
         raise ResilienceError(f"{' '.join(command)} in {pod}: exit code {code}: {message}")
     return bytes(out)
+
+
+def html_report(
+    core: client.CoreV1Api, namespace: str, pod: str, timeout: float = EXEC_TIMEOUT
+) -> bytes:
+    """The master's HTML report, from its web UI through a port-forward: what `--html`
+    writes when Locust exits, which the master in a pod must not do."""
+    forward = portforward(
+        core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(WEB_PORT)
+    )
+    answer = bytearray()
+    try:
+        connection = forward.socket(WEB_PORT)
+        connection.settimeout(timeout)
+        connection.sendall(HTML_REPORT)
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        forward.close()
+    head, _, body = bytes(answer).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    if status.split(" ")[1:2] != ["200"]:
+        raise ResilienceError(f"GET /stats/report answered {status or 'nothing'!r}")
+    return body
 
 
 def delete_run(api: client.ApiClient, namespace: str, run_id: str, timeout: float) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from resilience.chaos.undo import recover
 from resilience.load.cluster import LOAD_NAMESPACE, RUN_LABEL
 from resilience.load.cluster_run import ClusterLoadRun
 from resilience.load.runner import LoadPlan
@@ -89,6 +90,7 @@ def test_a_run_on_worker_pods_collects_the_masters_results_and_leaves_nothing(
     ok = sum(r.ok for r in result.timeline.records)
     assert ok > 0 and not sum(r.failed for r in result.timeline.records)
     assert (plan.out_dir / "locust_stats.csv").read_text().startswith("Type,Name")
+    assert "<html" in (plan.out_dir / "locust.html").read_text()[:500].lower()
     assert "==> pod locust-worker-" in (plan.out_dir / "locust.log").read_text()
     assert run_pods(harness) == []
     assert undo_journal.pending(undo_journal.read(journal)) == []
@@ -127,3 +129,27 @@ def test_sigint_to_certify_on_cluster_deletes_its_pods(
     assert run_pods(harness) == [], output
     pending = undo_journal.pending(undo_journal.read(tmp_path / "recovery.jsonl"))
     assert pending == [], output
+
+
+def test_recover_deletes_what_a_killed_run_left(
+    harness: SandboxHarness, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose runner died (no `stop`) leaves its `delete-load` undo pending;
+    `resilience recover` deletes the objects and marks it done."""
+    plan = LoadPlan(
+        host=target,
+        locustfiles=(LOADTESTS / "sessions_ws.py",),
+        out_dir=tmp_path / "out",
+        run_time=300.0,
+        env=FAST,
+    )
+    journal = tmp_path / "recovery.jsonl"
+    ClusterLoadRun(plan, harness.api_client(), 1, recovery_journal=journal).start()
+    wait_for(lambda: len(run_pods(harness)) == 2, 120, "the master and one worker pod")
+    [undo] = undo_journal.pending(undo_journal.read(journal))
+    assert undo.kind == "delete-load"
+    monkeypatch.setenv("KUBECONFIG", str(harness.kubeconfig))
+    [line] = recover(journal)
+    assert "deleted Deployment/locust-master" in line, line
+    assert run_pods(harness) == []
+    assert undo_journal.pending(undo_journal.read(journal)) == []
