@@ -17,17 +17,30 @@ from resilience.gameday.plan import Plan, experiment_document
 from resilience.observe.monitors import MonitorScope, watched_kinds
 from resilience.policy import IntendedPolicy
 from resilience.preflight import review
-from resilience.preflight.needs import Needs, explain, union, watch_needs
+from resilience.preflight.needs import (
+    Needs,
+    explain,
+    on_cluster_load_needs,
+    union,
+    watch_needs,
+)
 from resilience.targets.gameday import GamedayTarget
 
 
 def check_permissions(
-    plan: Plan, policy: IntendedPolicy, target: GamedayTarget, log: Callable[[str], None]
+    plan: Plan,
+    policy: IntendedPolicy,
+    target: GamedayTarget,
+    log: Callable[[str], None],
+    load_namespace: str | None = None,
 ) -> None:
     """Refuse the day (exit 2, one line) when the target's credentials lack a permission
-    any step or watch needs; on an API server with no authorization API, warn and go on."""
+    any step or watch needs, or the load's pods in `load_namespace` (`--load-on-cluster`)
+    do; on an API server with no authorization API, warn and go on."""
     scope = MonitorScope.for_policy(policy, target.target.namespace)
     needs = plan_needs(plan, scope, {**os.environ, **target.exports})
+    if load_namespace is not None:
+        needs = needs | on_cluster_load_needs(load_namespace)
     api = target.api_client()
     try:
         review.check(api, needs, lambda line: log(f"gameday: preflight: {line}"))

@@ -487,7 +487,9 @@ def run_gameday(
         Interrupts() as interrupts,
         gameday_target(options.kube_context, options.allow_production, log) as target,
     ):
-        check_permissions(options.plan, options.policy, target, log)  # before anything starts
+        load_namespace = options.load_namespace if options.load_on_cluster else None
+        # before anything starts
+        check_permissions(options.plan, options.policy, target, log, load_namespace)
         run_dir = prepare_run_dir(options.reports_dir, run_id)
         shutil.copyfile(options.plan_file, run_dir / files.PLAN_COPY)
         policy = json.dumps(to_jsonable(options.policy), indent=2)

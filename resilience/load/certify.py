@@ -60,6 +60,8 @@ from resilience.load.environment import describe_cluster, tool_versions
 from resilience.load.profile import Profile, load_profile, resolve_profile
 from resilience.load.runner import LoadPlan, LoadResult, LoadRun, LoadRunBase, read_marks
 from resilience.paths import PROJECT_ROOT as REPO_ROOT
+from resilience.preflight import review
+from resilience.preflight.needs import on_cluster_load_needs
 
 LOADTESTS = REPO_ROOT / "loadtests"
 PROFILES = LOADTESTS / "profiles"
@@ -127,9 +129,12 @@ def run(arguments: argparse.Namespace) -> int:
     load: LoadRunBase
     if arguments.on_cluster:
         workers = arguments.workers or default_workers(profile)
+        api = cluster_api(target)
+        needs = on_cluster_load_needs(arguments.load_namespace)
+        review.check(api, needs, lambda line: print(f"certify: preflight: {line}"))
         load = ClusterLoadRun(
             plan,
-            cluster_api(target),
+            api,
             workers,
             arguments.load_namespace,
             chaos_file=arguments.chaos_timeline,

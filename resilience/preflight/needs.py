@@ -29,6 +29,7 @@ from resilience.preflight.table import (
     ACTIVITIES,
     AWS_ONLY_PREFIXES,
     CONTROLS,
+    ON_CLUSTER_LOAD,
     SUITE_FIXTURES,
     SUITES,
     WATCHES,
@@ -228,6 +229,13 @@ def watch_needs(kinds: Iterable[ResourceKind], namespace: str) -> Needs:
     return union(
         of(resolve(WATCHES[kind], call), f"watch of {kind.value} objects") for kind in kinds
     )
+
+
+def on_cluster_load_needs(namespace: str) -> Needs:
+    """What a load run in pods asks in its namespace (`table.ON_CLUSTER_LOAD`); asked only
+    when `--on-cluster` or `--load-on-cluster` is given."""
+    call = Call({}, {"namespace": namespace})
+    return union(of(resolve(row, call), "on-cluster load") for row in ON_CLUSTER_LOAD)
 
 
 @dataclass(frozen=True)

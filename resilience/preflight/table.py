@@ -312,6 +312,23 @@ WATCHES: Mapping[ResourceKind, Uses] = {
 }
 
 
+# resilience.load.cluster_run (certify --on-cluster, gameday --load-on-cluster), in the
+# load's namespace: the namespace created if missing; deploy/locust's objects created,
+# listed by their run label and deleted; the master's log read, `cat` exec'd in it and
+# its web UI port-forwarded; the pods listed until they are gone. exec and port-forward
+# are websocket GETs, and need create too since Kubernetes 1.35 (as exec_in_pods above).
+ON_CLUSTER_LOAD: tuple[Uses, ...] = (
+    uses("create", "namespaces", where=CLUSTER),
+    uses("create list delete", "configmaps", where=CONFIGURED),
+    uses("create list delete", "services", where=CONFIGURED),
+    uses("create list delete", "deployments", APPS, where=CONFIGURED),
+    uses("list", "pods", where=CONFIGURED),
+    uses("get", "pods/log", where=CONFIGURED),
+    uses("get create", "pods/exec", where=CONFIGURED),
+    uses("get create", "pods/portforward", where=CONFIGURED),
+)
+
+
 @dataclass(frozen=True)
 class Calls:
     """A suite calling one of the activities above, with these arguments

@@ -170,6 +170,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         (["--plan", str(tmp_path / "profile.yaml")], "no profile 'nope'"),
         (["--reports-dir", str(blocked / "reports")], "cannot write there"),
         (["--notify", "slack:ftp://x"], "expected an http(s) URL"),
+        (["--load-workers", "2"], "--load-workers needs --load-on-cluster"),
+        (["--load-on-cluster", "--load-workers", "0"], "--load-workers must be at least 1"),
     ]
     for args, message in cases:
         done = gameday(*args)

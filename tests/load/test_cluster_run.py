@@ -7,12 +7,15 @@ real Locust (sandbox/images/locust.py), reaching `locust-master` through its Ser
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -21,6 +24,8 @@ from resilience.chaos.undo import recover
 from resilience.load.cluster import LOAD_NAMESPACE, RUN_LABEL
 from resilience.load.cluster_run import ClusterLoadRun
 from resilience.load.runner import LoadPlan
+from resilience.preflight import review
+from resilience.preflight.needs import Needs, on_cluster_load_needs
 from resilience.safety import undo_journal
 from tests.builders import REPO_ROOT
 from tests.cli import resilience_command
@@ -61,6 +66,13 @@ def target() -> Iterator[str]:
         yield url
 
 
+def ws_plan(target: str, tmp_path: Path, **changes: Any) -> LoadPlan:
+    """WebSocket users with short waits against `target`, results in tmp_path/out."""
+    fields: dict[str, Any] = {"locustfiles": (LOADTESTS / "sessions_ws.py",), "env": FAST}
+    fields.update(stop_timeout=1.0, **changes)
+    return LoadPlan(host=target, out_dir=tmp_path / "out", **fields)
+
+
 def run_pods(harness: SandboxHarness) -> list[str]:
     pods = client.CoreV1Api(harness.api_client()).list_namespaced_pod(
         LOAD_NAMESPACE, label_selector=RUN_LABEL
@@ -71,16 +83,7 @@ def run_pods(harness: SandboxHarness) -> list[str]:
 def test_a_run_on_worker_pods_collects_the_masters_results_and_leaves_nothing(
     harness: SandboxHarness, target: str, tmp_path: Path
 ) -> None:
-    plan = LoadPlan(
-        host=target,
-        locustfiles=(LOADTESTS / "sessions_ws.py",),
-        out_dir=tmp_path / "out",
-        users=2,
-        spawn_rate=2.0,
-        run_time=6.0,
-        env=FAST,
-        stop_timeout=1.0,
-    )
+    plan = ws_plan(target, tmp_path, users=2, spawn_rate=2.0, run_time=6.0)
     journal = tmp_path / "recovery.jsonl"
     with ClusterLoadRun(plan, harness.api_client(), 2, recovery_journal=journal) as run:
         assert run.wait_for_requests(5, timeout=120), tmp_path / "out" / "locust.log"
@@ -136,13 +139,7 @@ def test_recover_deletes_what_a_killed_run_left(
 ) -> None:
     """A run whose runner died (no `stop`) leaves its `delete-load` undo pending;
     `resilience recover` deletes the objects and marks it done."""
-    plan = LoadPlan(
-        host=target,
-        locustfiles=(LOADTESTS / "sessions_ws.py",),
-        out_dir=tmp_path / "out",
-        run_time=300.0,
-        env=FAST,
-    )
+    plan = ws_plan(target, tmp_path, run_time=300.0)
     journal = tmp_path / "recovery.jsonl"
     ClusterLoadRun(plan, harness.api_client(), 1, recovery_journal=journal).start()
     wait_for(lambda: len(run_pods(harness)) == 2, 120, "the master and one worker pod")
@@ -153,3 +150,60 @@ def test_recover_deletes_what_a_killed_run_left(
     assert "deleted Deployment/locust-master" in line, line
     assert run_pods(harness) == []
     assert undo_journal.pending(undo_journal.read(journal)) == []
+
+
+def grant_exactly(admin: client.ApiClient, needs: Needs, account: str, namespace: str) -> None:
+    """A Role in the load's namespace and a ClusterRole, one rule per permission needed,
+    bound to the ServiceAccount: what a cluster admin would grant from the preflight."""
+    rules: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for p in sorted(needs.permissions, key=str):
+        resource = f"{p.resource}/{p.subresource}" if p.subresource else p.resource
+        rule = {"verbs": [p.verb], "apiGroups": [p.group], "resources": [resource]}
+        rules[p.namespace is None].append(rule)
+    rbac = client.RbacAuthorizationV1Api(admin)
+    subject = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+    role = {"metadata": {"name": "load"}, "rules": rules[False]}
+    rbac.create_namespaced_role(namespace, role)
+    rbac.create_cluster_role({"metadata": {"name": "load"}, "rules": rules[True]})
+    for kind in ("Role", "ClusterRole"):
+        binding: dict[str, Any] = {
+            "metadata": {"name": "load"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": "load"},
+            "subjects": subject,
+        }
+        if kind == "Role":
+            rbac.create_namespaced_role_binding(namespace, binding)
+        else:
+            rbac.create_cluster_role_binding(binding)
+
+
+def test_the_preflights_permissions_are_all_a_run_needs(
+    harness: SandboxHarness, target: str, tmp_path: Path
+) -> None:
+    """Run as a ServiceAccount granted exactly `on_cluster_load_needs`: the preflight passes
+    and so does the whole run (create, log, exec, port-forward, delete)."""
+    admin = harness.api_client()
+    core = client.CoreV1Api(admin)
+    with contextlib.suppress(client.ApiException):
+        core.create_namespace({"metadata": {"name": LOAD_NAMESPACE}})
+    core.create_namespaced_service_account(LOAD_NAMESPACE, {"metadata": {"name": "loader"}})
+    needs = on_cluster_load_needs(LOAD_NAMESPACE)
+    token = core.create_namespaced_service_account_token(
+        "loader", LOAD_NAMESPACE, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    configuration = copy.deepcopy(admin.configuration)
+    configuration.refresh_api_key_hook = None
+    configuration.api_key = {"BearerToken": f"Bearer {token}"}
+    as_loader = client.ApiClient(configuration)
+    with pytest.raises(review.PermissionsMissingError, match="cannot create pods/exec"):
+        review.check(as_loader, needs, lambda line: None)  # the API server does authorize
+    grant_exactly(admin, needs, "loader", LOAD_NAMESPACE)
+    review.check(as_loader, needs, lambda line: None)
+    plan = ws_plan(target, tmp_path, users=1, spawn_rate=1.0, run_time=3.0)
+    with ClusterLoadRun(plan, as_loader, 1, recovery_journal=tmp_path / "j.jsonl") as run:
+        result = run.wait()
+    log = (plan.out_dir / "locust.log").read_text()
+    assert not result.stopped_by_runner and "not collected" not in log, log
+    assert "not fetched" not in log and (plan.out_dir / "locust.html").is_file(), log
+    assert sum(r.ok for r in result.timeline.records) > 0
+    assert run_pods(harness) == []
