@@ -34,7 +34,7 @@ from resilience.gameday.steady import steady_problems
 from resilience.gameday.steps import StepProcess, chaos_command, run_recover
 from resilience.load.certify import PROFILES, plan_for
 from resilience.load.cluster import LOAD_NAMESPACE
-from resilience.load.cluster_run import ClusterLoadRun
+from resilience.load.cluster_run import STARTUP_TIMEOUT, ClusterLoadRun
 from resilience.load.profile import load_profile, resolve_profile
 from resilience.load.runner import LoadRun, LoadRunBase
 from resilience.observe.codec import to_jsonable
@@ -223,10 +223,12 @@ class Gameday:
             load = LoadRun(plan, recovery_journal=self.recovery_journal)
         self.load = load.start()
         self.record = replace(self.record, load_started=time.time())
-        if not self.load.wait_for_requests(FLOWING_REQUESTS, FLOWING_TIMEOUT):
+        # pods first start (and pull the image, and connect the workers) on the cluster
+        flowing = FLOWING_TIMEOUT + (STARTUP_TIMEOUT if options.load_on_cluster else 0.0)
+        if not self.load.wait_for_requests(FLOWING_REQUESTS, flowing):
             raise ResilienceError(
                 f"no load request got through to {self.target.ingress_url} within "
-                f"{FLOWING_TIMEOUT:g}s (see {self.load.result().log})"
+                f"{flowing:g}s (see {self.load.result().log})"
             )
 
     def _run_step(self, index: int, step: Step) -> bool:
