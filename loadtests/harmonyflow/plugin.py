@@ -108,8 +108,15 @@ def _on_init(environment: Environment, **_: Any) -> None:
     def on_test_start(**_: Any) -> None:
         writer.write([{"kind": "run", "event": "start", "t": time.time()}])
 
-    def on_test_stop(**_: Any) -> None:
+    def on_test_stopping(**_: Any) -> None:
+        # The load ends when the runner starts stopping its users, not when the last of
+        # them (on a worker: its report) has stopped: a master's test_stop fires after its
+        # workers reported stopped, seconds later, which stretched an on-cluster hold by
+        # 9 s of no load. Requests still finishing are records, which widen the span.
         writer.write([*_recorder.drain(), {"kind": "run", "event": "stop", "t": time.time()}])
+
+    def on_test_stop(**_: Any) -> None:
+        writer.write(_recorder.drain())
 
     def on_worker_report(client_id: str, data: dict[str, Any]) -> None:
         writer.write(list(data.get(REPORT_KEY) or []))
@@ -119,6 +126,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         writer.close()
 
     _listen(environment.events.test_start, on_test_start)
+    _listen(environment.events.test_stopping, on_test_stopping)
     _listen(environment.events.test_stop, on_test_stop)
     _listen(environment.events.quitting, on_quitting)
     if isinstance(runner, MasterRunner):
