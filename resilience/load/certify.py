@@ -151,7 +151,7 @@ def run(arguments: argparse.Namespace) -> int:
         "tools": tool_versions(),
     }
     verdicts = result.evaluate(profile.slos)
-    problems = run_problems(result)
+    problems = run_problems(result, load.deadline())
     capacity = None
     if profile.capacity is not None:
         achieved = achieved_load(result.timeline, *hold_span(profile.capacity, result.span))
@@ -265,8 +265,9 @@ def check_host(host: str) -> None:
         raise InvalidInputError(f"--host: expected a base URL without a path, got {host!r}")
 
 
-def run_problems(result: LoadResult) -> list[str]:
-    """Failures of the run itself, which no SLO would name."""
+def run_problems(result: LoadResult, deadline: float) -> list[str]:
+    """Failures of the run itself, which no SLO would name; `deadline` is the run's bound
+    (`LoadRunBase.deadline`: a local run's or an on-cluster one's)."""
     problems = []
     recorded = sum(r.ok + r.failed for r in result.timeline.records)
     if recorded == 0:
@@ -277,8 +278,7 @@ def run_problems(result: LoadResult) -> list[str]:
         problems.append(f"locust exited with code {result.returncode} (see {result.log})")
     if result.stopped_by_runner:
         problems.append(
-            f"locust did not finish within {result.plan.deadline():.0f}s and was stopped "
-            f"(see {result.log})"
+            f"locust did not finish within {deadline:.0f}s and was stopped (see {result.log})"
         )
     return problems
 

@@ -164,10 +164,13 @@ class ClusterLoadRun(LoadRunBase):
     def running(self) -> bool:
         return self.load is not None and not self._finished and not self._torn_down
 
+    def deadline(self) -> float:
+        return deadline(self.plan)
+
     def wait(self, timeout: float | None = None) -> LoadResult:
         """Until the master's run is over (then `SETTLE` seconds for the last reports),
         at most `timeout` (default: what is left of `deadline(plan)`); then `stop`."""
-        end = self._started + deadline(self.plan)
+        end = self._started + self.deadline()
         if timeout is not None:
             end = min(end, self.clock() + timeout)
         while self.running and self.clock() < end:

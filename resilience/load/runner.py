@@ -230,6 +230,10 @@ class LoadRunBase(abc.ABC):
     def result(self) -> LoadResult:
         """What the run left so far."""
 
+    @abc.abstractmethod
+    def deadline(self) -> float:
+        """Seconds after start when `wait` stops the run, whatever Locust is doing."""
+
     def __enter__(self) -> LoadRunBase:
         return self.start()
 
@@ -349,10 +353,13 @@ class LoadRun(LoadRunBase):
     def running(self) -> bool:
         return any(process.poll() is None for process in self._processes)
 
+    def deadline(self) -> float:
+        return self.plan.deadline()
+
     def wait(self, timeout: float | None = None) -> LoadResult:
         """Until Locust exits, at most `timeout` (default: what is left of the deadline);
         then it is stopped. Always returns a result."""
-        deadline = self._started + self.plan.deadline()
+        deadline = self._started + self.deadline()
         if timeout is not None:
             deadline = min(deadline, self.clock() + timeout)
         while self.running and self.clock() < deadline:
