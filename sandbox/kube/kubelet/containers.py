@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from sandbox.images.registry import ImageNotFoundError, ImageSpec, normalize
+from sandbox.images.registry import REPO_ROOT, ImageNotFoundError, ImageSpec, normalize
 from sandbox.kube.goduration import format_go_duration
 from sandbox.kube.kubelet import backoff, probes
 from sandbox.kube.kubelet.context import NodeContext
@@ -106,6 +107,11 @@ def remove_new_roots(state_dir: Path, namespace: str, pod: str, uid: str) -> Non
             pod_roots.rmdir()
 
 
+# What a real-process image runs from: the sandbox's interpreter (its venv and the Python
+# it was made from) and the project whose packages the images import.
+RUNTIME = (Path(sys.prefix), Path(sys.base_prefix), REPO_ROOT)
+
+
 def working_dir(spec: Mapping[str, Any], image: ImageSpec) -> str | None:
     """Where the process starts, in its own root: the container's `workingDir`, else the
     image's WORKDIR, else `/` (runc's default), made there when missing; None for a
@@ -127,6 +133,7 @@ def container_root(
         tuple(ImageBind(path, Path(source)) for path, source in image.content),
         workdir,
         bool(security.get("readOnlyRootFilesystem")),
+        RUNTIME,
     )
 
 

@@ -231,6 +231,11 @@ class ContainerRoot:
     binds: tuple[ImageBind, ...] = ()
     workdir: str = "/"  # made in the root when missing
     read_only: bool = False  # securityContext.readOnlyRootFilesystem
+    # Host directories the image's process runs from (the sandbox's interpreter and
+    # project): an image's own files on a node, which no volume hides. A volume whose
+    # mountPath holds one (an emptyDir at /tmp over a project cloned under /tmp) gets it
+    # bound back, read-only, at the same path inside.
+    runtime: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -285,6 +290,16 @@ class _Planner:
         self.steps.append(Bind(source, at, mount.read_only or volume.read_only))
         self.placed.append((target, source, at))
         self.writable.append(at)
+
+    def keep_runtime(self, paths: Iterable[Path]) -> None:
+        """Bind back each runtime directory a volume's mountPath holds (see ContainerRoot)."""
+        for path in sorted({self.host.realpath(p) for p in paths}, key=lambda p: len(p.parts)):
+            owner = self._owner(path)
+            if owner is None or owner[0] == path:
+                continue  # in no volume (the host's, bound back with /), or a volume itself
+            where = f'error keeping the image\'s runtime "{path}" under the volume at "{owner[0]}"'
+            at = self._inside(owner, path, "dir", where)
+            self.steps.append(Bind(path, at, True))
 
     def add_workdir(self, workdir: str) -> None:
         """runc makes the process's cwd in the rootfs when it is missing: here, in a volume
@@ -420,6 +435,7 @@ def plan_mounts(
     for mount in ordered:
         planner.add(mount)
     if isinstance(root, ContainerRoot):
+        planner.keep_runtime(root.runtime)
         planner.add_workdir(root.workdir)
     return planner.plan()
 

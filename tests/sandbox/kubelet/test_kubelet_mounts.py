@@ -267,6 +267,23 @@ def new_root(*steps: MountStep, replaced: tuple[str, ...] = ()) -> MountPlan:
             id="a-working-dir-in-a-volume-made-in-the-volume",
         ),
         pytest.param(
+            [mount("scratch", "/tmp")],
+            ContainerRoot(AT, runtime=(P("/tmp/ci/.venv"), P("/usr/lib/python3"))),
+            dataclasses.replace(
+                new_root(
+                    MakeMountPoint(AT / "tmp", "dir"),
+                    Bind(SCRATCH.path, AT / "tmp", False),
+                    Bind(P("/tmp/ci/.venv"), AT / "tmp/ci/.venv", True),
+                    replaced=("tmp",),
+                ),
+                prepare=(
+                    Create(SCRATCH.path / "ci", "dir", SCRATCH.path),
+                    Create(SCRATCH.path / "ci/.venv", "dir", SCRATCH.path),
+                ),
+            ),
+            id="the-images-runtime-under-a-volume-bound-back-inside-it",
+        ),
+        pytest.param(
             [mount("cfg", "/mnt/cfg")],
             P("/state/rootfs/pod"),
             MountPlan(
@@ -495,6 +512,22 @@ def test_the_container_sees_its_volumes_and_the_host_does_not(tmp_path: Path) ->
     assert (scene.scratch.path / "out").read_text() == "written\n"  # the emptyDir is the pod's
     assert str(scene.mnt) not in Path("/proc/self/mounts").read_text()
     assert not any(scene.tmp.joinpath("roots", "app").iterdir())  # the root: empty on the host
+
+
+@needs_root
+def test_a_volume_over_the_images_runtime_leaves_the_runtime_visible(tmp_path: Path) -> None:
+    """An emptyDir at a directory that holds the sandbox's interpreter (a clone under /tmp,
+    the Locust master's emptyDir at /tmp): the runtime stays, read-only, and the rest of
+    the directory is the volume's."""
+    scene = Scene.make(tmp_path)
+    plan = scene.plan(mount("scratch", str(scene.mnt)), runtime=(scene.mnt / "kept",))
+    script = (
+        f"cat {scene.mnt}/kept/file; ls {scene.mnt}/link 2>/dev/null || echo hidden; "
+        f"touch {scene.mnt}/kept/new 2>/dev/null || echo read-only"
+    )
+    assert scene.run(script, plan) == (0, "host content\nhidden\nread-only\n")
+    assert sorted(p.name for p in scene.mnt.iterdir()) == ["kept", "link"]  # the host's, as was
+    assert sorted(p.name for p in scene.scratch.path.iterdir()) == ["kept"]  # the mount point
 
 
 HOST_PATHS = (P("/reports"), P("/run/secrets"), P("/run/secrets/kubernetes.io"))
